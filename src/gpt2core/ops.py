@@ -1,0 +1,68 @@
+"""GPT-2's building blocks as pure NumPy functions, named after the paper's notation.
+
+Shapes: B batch, T query positions, S key positions (cache + new), C width (n_embd),
+H heads, D head size (C // H). Every function keeps the dtype of its input.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """GELU in the tanh form GPT-2 was trained with (`gelu_new`), elementwise."""
+    return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi).astype(x.dtype) * (x + 0.044715 * x**3)))
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Numerically stable softmax along `axis` (the row maximum is subtracted first)."""
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def layer_norm(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
+    """LayerNorm over the last axis with the biased variance: [..., C] -> [..., C]."""
+    mean = x.mean(axis=-1, keepdims=True)
+    centred = x - mean
+    var = np.mean(centred * centred, axis=-1, keepdims=True)
+    return centred / np.sqrt(var + eps) * g + b
+
+
+def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """GPT-2's Conv1D: weight stored [in, out], so [..., in] @ [in, out] + [out] -> [..., out]."""
+    return x @ w + b
+
+
+def split_heads(x: np.ndarray, n_head: int) -> np.ndarray:
+    """[B, T, C] -> [B, H, T, D]: head h takes the columns h*D .. (h+1)*D of C."""
+    B, T, C = x.shape
+    return x.reshape(B, T, n_head, C // n_head).transpose(0, 2, 1, 3)
+
+
+def merge_heads(x: np.ndarray) -> np.ndarray:
+    """[B, H, T, D] -> [B, T, H*D], the inverse of `split_heads`."""
+    B, H, T, D = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(B, T, H * D)
+
+
+def causal_mask(n_query: int, n_key: int) -> np.ndarray:
+    """[T, S] booleans, True where query t (at absolute position S-T+t) may attend to key s (s <= S-T+t)."""
+    return np.tri(n_query, n_key, k=n_key - n_query, dtype=bool)
+
+
+def attention_scores(q: np.ndarray, k: np.ndarray, allowed: np.ndarray | None) -> np.ndarray:
+    """Scaled, masked scores q k^T / sqrt(D): [B, H, T, D], [B, H, S, D], [B|1, 1, T, S] -> [B, H, T, S].
+
+    `allowed` is True where a query may attend to a key; None allows every pair (one query, no padding).
+    Disallowed entries get the dtype's most negative finite value (as transformers' eager attention
+    does), so a row with no allowed key (a padding query) gets uniform weights instead of NaN.
+    """
+    scores = (q @ k.swapaxes(-1, -2)) * q.shape[-1] ** -0.5  # a Python float keeps q's dtype
+    if allowed is None:
+        return scores
+    return np.where(allowed, scores, np.finfo(scores.dtype).min)
+
+
+def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, allowed: np.ndarray | None) -> np.ndarray:
+    """softmax(q k^T / sqrt(D), masked) v: -> [B, H, T, D]."""
+    return softmax(attention_scores(q, k, allowed)) @ v
