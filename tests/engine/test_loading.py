@@ -1,0 +1,121 @@
+"""Loading Hugging Face GPT-2 directories: key layouts, tied head, the hub cache layout, init-model output."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+
+import gpt2core
+from gpt2core.init_model import init_model
+
+
+def copy_dir(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+def rewrite_weights(model_dir, change):
+    path = model_dir / "model.safetensors"
+    tensors = load_file(str(path))
+    save_file(change(tensors), str(path), metadata={"format": "pt"})
+
+
+def test_keys_without_transformer_prefix_and_with_explicit_head(tiny_dir, tmp_path):
+    """The trained `gpt2` checkpoint stores keys without the prefix and mask buffers `h.N.attn.bias`."""
+    d = copy_dir(tiny_dir, tmp_path / "m")
+
+    def strip(t):
+        out = {k.removeprefix("transformer."): v for k, v in t.items()}
+        out["h.0.attn.bias"] = np.tril(np.ones((1, 1, 128, 128), np.float32))
+        out["lm_head.weight"] = out["wte.weight"].copy()
+        return out
+
+    rewrite_weights(d, strip)
+    ids = np.array([[15496, 13, 8]])
+    np.testing.assert_array_equal(gpt2core.load(d)(ids), gpt2core.load(tiny_dir)(ids))
+
+
+def test_tied_head_is_the_embedding_array(tiny_dir):
+    model = gpt2core.load(tiny_dir)
+    assert model.params.lm_head is model.params.wte
+
+
+def test_untied_head_when_config_unties(tiny_dir, tmp_path):
+    d = copy_dir(tiny_dir, tmp_path / "m")
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["tie_word_embeddings"] = False
+    (d / "config.json").write_text(json.dumps(cfg))
+    head = np.random.default_rng(0).standard_normal((50257, 64)).astype(np.float32)
+    rewrite_weights(d, lambda t: {**t, "lm_head.weight": head})
+    model = gpt2core.load(d)
+    np.testing.assert_array_equal(model.params.lm_head, head)
+
+
+def test_float64_weights_are_float64_copies(tiny_dir):
+    model = gpt2core.load(tiny_dir, dtype=np.float64)
+    assert all(a.dtype == np.float64 for a in model.params.arrays())
+    assert model(np.array([1, 2, 3])).dtype == np.float64
+
+
+def test_hub_cache_layout_by_model_name(tiny_dir, tmp_path, monkeypatch):
+    repo = tmp_path / "hub" / "models--openai-community--gpt2"
+    snap = repo / "snapshots" / "abc123"
+    shutil.copytree(tiny_dir, snap)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.chdir(tmp_path)  # "gpt2" must not resolve as a relative directory
+    for name in ("gpt2", "openai-community/gpt2"):
+        assert gpt2core.load(name).path == snap
+
+
+def test_unknown_model_name_is_not_downloaded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(gpt2core.CheckpointError, match="never downloads"):
+        gpt2core.load("some-org/some-model")
+
+
+def test_init_model_directory_loads_in_transformers_unchanged(tmp_path):
+    """`gpt2core init-model` writes what transformers reads: same logits, same tokenizer ids."""
+    import torch
+    from transformers import GPT2LMHeadModel, GPT2TokenizerFast
+
+    d = init_model(tmp_path / "tiny", shape="tiny", seed=3)
+    hf = GPT2LMHeadModel.from_pretrained(d).eval()
+    tok = GPT2TokenizerFast.from_pretrained(d)
+    model = gpt2core.load(d)
+    text = "Hello world! Numbers 12345, émojis 🙂 and  double  spaces.<|endoftext|>"
+    assert model.tokenizer.encode(text) == tok.encode(text)
+    assert model.tokenizer.decode(tok.encode(text)) == text
+    ids = np.array([tok.encode("Hello.")])
+    with torch.no_grad():
+        ref = hf(torch.tensor(ids)).logits.numpy()
+    np.testing.assert_allclose(model(ids), ref, rtol=0, atol=2e-5)  # float32, see support/tolerances.py
+    # GPT-2's initialisation: the residual projections are scaled by 1/sqrt(2 n_layer)
+    w = load_file(str(d / "model.safetensors"))
+    assert abs(w["transformer.h.0.attn.c_attn.weight"].std() - 0.02) < 1e-3
+    assert abs(w["transformer.h.0.mlp.c_proj.weight"].std() - 0.02 / 2) < 1e-3
+
+
+def test_init_model_is_deterministic_per_seed(tmp_path):
+    a = load_file(str(init_model(tmp_path / "a", "tiny", seed=1) / "model.safetensors"))
+    b = load_file(str(init_model(tmp_path / "b", "tiny", seed=1) / "model.safetensors"))
+    c = load_file(str(init_model(tmp_path / "c", "tiny", seed=2) / "model.safetensors"))
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["transformer.wte.weight"], c["transformer.wte.weight"])
+
+
+def test_tokenizer_matches_transformers_on_varied_text(tiny_dir):
+    from transformers import GPT2TokenizerFast
+
+    tok = GPT2TokenizerFast.from_pretrained(tiny_dir)
+    ours = gpt2core.load(tiny_dir).tokenizer
+    for text in ["", " ", "Hello.", "  leading spaces", "tabs\tand\nnewlines\n\n", "Ünïcödé 日本語", "'s 're 've 'll",
+                 "<|endoftext|>a<|endoftext|>", "x" * 300]:  # fmt: skip
+        assert ours.encode(text) == tok.encode(text), text
+        assert ours.decode(ours.encode(text)) == text

@@ -1,0 +1,252 @@
+"""Bad input gets an exception of gpt2core's own type whose message names the problem."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+
+import gpt2core
+from gpt2core import CheckpointError, ConfigError, InputError, TokenizerError
+
+
+@pytest.fixture(scope="module")
+def model(tiny_dir):
+    return gpt2core.load(tiny_dir)
+
+
+@pytest.fixture
+def model_copy(tiny_dir, tmp_path):
+    return shutil.copytree(tiny_dir, tmp_path / "m")
+
+
+def edit_config(d, **changes):
+    cfg = json.loads((d / "config.json").read_text())
+    cfg.update(changes)
+    (d / "config.json").write_text(json.dumps(cfg))
+
+
+def edit_weights(d, change):
+    path = d / "model.safetensors"
+    save_file(change(load_file(str(path))), str(path), metadata={"format": "pt"})
+
+
+# --- input ids, masks, lengths -------------------------------------------------------------------
+
+@pytest.mark.parametrize("ids, message", [
+    (np.array([[1, 50257]]), r"token id 50257 at \[0, 1\] is outside the vocabulary \[0, 50257\)"),
+    (np.array([[-1, 2]]), r"token id -1 at \[0, 0\] is outside the vocabulary"),
+    (np.array([[1.0, 2.0]]), r"input_ids must be integers, got dtype float64"),
+    (np.array([True, False]), r"input_ids must be integers, got dtype bool"),
+    (np.zeros((1, 0), np.int64), r"input_ids is empty"),
+    (np.zeros((1, 2, 3), np.int64), r"input_ids must have shape \[T\] or \[B, T\], got shape \[1, 2, 3\]"),
+    (np.array(["a"]), r"input_ids must be integers"),
+])  # fmt: skip
+def test_bad_token_ids(model, ids, message):
+    with pytest.raises(InputError, match=message):
+        model(ids)
+
+
+def test_sequence_longer_than_n_positions(model):
+    with pytest.raises(InputError, match=r"sequence length 129 \(cached 0 \+ new 129\) exceeds n_positions=128"):
+        model(np.zeros((1, 129), np.int64))
+
+
+def test_cache_overflow_past_n_positions(model):
+    cache = model.new_cache()
+    model(np.zeros((1, 127), np.int64), cache=cache)
+    model(np.zeros((1, 1), np.int64), cache=cache)
+    with pytest.raises(InputError, match="KV cache holds 128 of 128 positions; 1 more do not fit"):
+        model(np.zeros((1, 1), np.int64), cache=cache)
+
+
+def test_generation_that_would_exceed_n_positions(model):
+    with pytest.raises(InputError, match=r"prompt of 100 tokens \+ max_new_tokens=29 exceeds n_positions=128"):
+        model.generate(np.zeros(100, np.int64), 29)
+
+
+@pytest.mark.parametrize("mask, message", [
+    (np.ones((1, 3)), r"attention_mask has shape \[1, 3\], expected \[1, 4\]"),
+    (np.array([[0, 1, 2, 1]]), r"only 0 \(padding\) and 1 \(token\)"),
+    (np.array([[0.0, 0.5, 1.0, 1.0]]), r"only 0 \(padding\) and 1 \(token\)"),
+    (np.array([[0, 0, 0, 0]]), r"row 0 has no token \(all padding\)"),
+])  # fmt: skip
+def test_bad_attention_mask(model, mask, message):
+    with pytest.raises(InputError, match=message):
+        model(np.array([[1, 2, 3, 4]]), mask)
+
+
+def test_generate_refuses_right_padding(model):
+    with pytest.raises(InputError, match="generate needs left padding"):
+        model.generate(np.array([[1, 2, 3]]), 2, attention_mask=np.array([[1, 1, 0]]))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(max_new_tokens=-1), "max_new_tokens must be a non-negative integer, got -1"),
+    (dict(max_new_tokens=2.5), "max_new_tokens must be a non-negative integer, got 2.5"),
+    (dict(temperature=0.0, do_sample=True), r"temperature must be a finite number > 0, got 0.0"),
+    (dict(temperature=float("nan"), do_sample=True), r"temperature must be a finite number > 0, got nan"),
+    (dict(top_k=-1, do_sample=True), r"top_k must be an integer >= 0"),
+    (dict(top_p=0.0, do_sample=True), r"top_p must lie in \(0, 1\], got 0.0"),
+    (dict(top_p=1.5, do_sample=True), r"top_p must lie in \(0, 1\], got 1.5"),
+])  # fmt: skip
+def test_bad_generation_arguments(model, kwargs, message):
+    kwargs = {"max_new_tokens": 3, **kwargs}
+    with pytest.raises(InputError, match=message):
+        model.generate(np.array([1, 2]), kwargs.pop("max_new_tokens"), **kwargs)
+
+
+def test_cache_of_other_batch_size(model):
+    with pytest.raises(InputError, match="cache is for batch size 2, input_ids has 1 rows"):
+        model(np.array([[1]]), cache=model.new_cache(batch_size=2))
+
+
+# --- model directory and config ------------------------------------------------------------------
+
+def test_missing_model_directory(tmp_path):
+    with pytest.raises(CheckpointError, match="model directory not found"):
+        gpt2core.load(tmp_path / "absent")
+
+
+def test_empty_model_directory(tmp_path):
+    with pytest.raises(CheckpointError, match="is empty"):
+        gpt2core.load(tmp_path)
+
+
+def test_missing_config(model_copy):
+    (model_copy / "config.json").unlink()
+    with pytest.raises(ConfigError, match="config.json not found"):
+        gpt2core.load(model_copy)
+
+
+def test_config_not_json(model_copy):
+    (model_copy / "config.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="config.json: not valid JSON"):
+        gpt2core.load(model_copy)
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(activation_function="relu"), "unsupported activation_function 'relu'"),
+    (dict(scale_attn_by_inverse_layer_idx=True), "unsupported setting scale_attn_by_inverse_layer_idx=True"),
+    (dict(scale_attn_weights=False), "unsupported setting scale_attn_weights=False"),
+    (dict(add_cross_attention=True), "unsupported setting add_cross_attention=True"),
+    (dict(model_type="llama"), "model_type is 'llama'"),
+    (dict(n_head=5), r"'n_embd' \(64\) must be divisible by 'n_head' \(5\)"),
+    (dict(n_embd="64"), "'n_embd' must be a positive integer, got '64'"),
+    (dict(n_layer=0), "'n_layer' must be a positive integer, got 0"),
+    (dict(layer_norm_epsilon=-1.0), "'layer_norm_epsilon' must be a positive finite number"),
+])  # fmt: skip
+def test_unsupported_or_invalid_config(model_copy, changes, message):
+    edit_config(model_copy, **changes)
+    with pytest.raises(ConfigError, match=message):
+        gpt2core.load(model_copy)
+
+
+def test_config_missing_field(model_copy):
+    cfg = json.loads((model_copy / "config.json").read_text())
+    del cfg["n_layer"]
+    (model_copy / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ConfigError, match="missing required field"):
+        gpt2core.load(model_copy)
+
+
+# --- weights -------------------------------------------------------------------------------------
+
+def test_missing_weights_file(model_copy):
+    (model_copy / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="weights file model.safetensors not found"):
+        gpt2core.load(model_copy)
+
+
+def test_pickle_checkpoint_is_refused_never_unpickled(model_copy):
+    (model_copy / "model.safetensors").unlink()
+    # a pickle that would run code if loaded
+    (model_copy / "pytorch_model.bin").write_bytes(b"cos\nsystem\n(S'touch /tmp/gpt2core-pwned'\ntR.")
+    with pytest.raises(CheckpointError, match=r"only pytorch_model.bin, which gpt2core never loads.*save_pretrained"):
+        gpt2core.load(model_copy)
+
+
+@pytest.mark.parametrize("corrupt, message", [
+    (lambda b: b[:4], "truncated safetensors file"),
+    (lambda b: b[: len(b) // 2], "not a valid safetensors file"),
+    (lambda b: (10**12).to_bytes(8, "little") + b[8:], "not a valid safetensors file"),
+    (lambda b: b[:8] + b"\xff" * 40 + b[48:], "not a valid safetensors file"),
+])  # fmt: skip
+def test_corrupt_weights_file(model_copy, corrupt, message):
+    path = model_copy / "model.safetensors"
+    path.write_bytes(corrupt(path.read_bytes()))
+    with pytest.raises(CheckpointError, match=message):
+        gpt2core.load(model_copy)
+
+
+def test_missing_tensor(model_copy):
+    edit_weights(model_copy, lambda t: {k: v for k, v in t.items() if k != "transformer.h.1.mlp.c_fc.bias"})
+    with pytest.raises(CheckpointError, match=r"missing tensor\(s\) h.1.mlp.c_fc.bias"):
+        gpt2core.load(model_copy)
+
+
+def test_unexpected_tensor(model_copy):
+    edit_weights(model_copy, lambda t: {**t, "transformer.h.2.ln_1.weight": np.ones(64, np.float32)})
+    with pytest.raises(CheckpointError, match=r"unexpected tensor\(s\) h.2.ln_1.weight"):
+        gpt2core.load(model_copy)
+
+
+def test_wrong_shape(model_copy):
+    edit_weights(model_copy, lambda t: {**t, "transformer.h.0.attn.c_proj.weight": np.zeros((64, 65), np.float32)})
+    with pytest.raises(CheckpointError, match=r"'h.0.attn.c_proj.weight' has shape \[64, 65\], config.json implies \[64, 64\]"):
+        gpt2core.load(model_copy)
+
+
+def test_integer_weights(model_copy):
+    edit_weights(model_copy, lambda t: {**t, "transformer.ln_f.bias": np.zeros(64, np.int32)})
+    with pytest.raises(CheckpointError, match="'transformer.ln_f.bias' has dtype I32; expected a float type"):
+        gpt2core.load(model_copy)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_weights(model_copy, bad):
+    def poison(t):
+        w = t["transformer.h.1.attn.c_attn.weight"].copy()
+        w[3, 5] = bad
+        return {**t, "transformer.h.1.attn.c_attn.weight": w}
+
+    edit_weights(model_copy, poison)
+    with pytest.raises(CheckpointError, match=r"'h.1.attn.c_attn.weight' contains 1 NaN or Inf value"):
+        gpt2core.load(model_copy)
+
+
+def test_tied_head_that_differs_from_embedding(model_copy):
+    edit_weights(model_copy, lambda t: {**t, "lm_head.weight": t["transformer.wte.weight"] + 1})
+    with pytest.raises(CheckpointError, match="lm_head.weight differs from wte.weight"):
+        gpt2core.load(model_copy)
+
+
+# --- tokenizer -----------------------------------------------------------------------------------
+
+def test_missing_tokenizer_file(model_copy):
+    (model_copy / "merges.txt").unlink()
+    with pytest.raises(TokenizerError, match="tokenizer file not found: .*merges.txt"):
+        gpt2core.load(model_copy)
+
+
+def test_malformed_vocab(model_copy):
+    (model_copy / "vocab.json").write_text("[1, 2]")
+    with pytest.raises(TokenizerError, match="vocab.json: expected a non-empty JSON object"):
+        gpt2core.load(model_copy)
+
+
+def test_no_tokenizer_files_fails_only_when_tokenizer_is_used(model_copy):
+    (model_copy / "merges.txt").unlink()
+    (model_copy / "vocab.json").unlink()
+    model = gpt2core.load(model_copy)
+    assert model(np.array([1, 2])).shape == (1, 2, 50257)
+    with pytest.raises(TokenizerError, match="no tokenizer"):
+        model.tokenizer.encode("x")
+
+
+def test_unsupported_dtype(tiny_dir):
+    with pytest.raises(ValueError, match="dtype must be float32 or float64, got float16"):
+        gpt2core.load(tiny_dir, dtype=np.float16)

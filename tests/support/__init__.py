@@ -1,0 +1,1 @@
+"""Helpers shared by every suite: reference models, comparisons, tolerances, hypothesis strategies."""
