@@ -14,6 +14,17 @@ if os.environ.get("MUTANT_UNDER_TEST"):  # forked mutmut children hang on multit
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+def pytest_configure(config):
+    from support.faults import inject_from_environment
+
+    config._gpt2core_fault = inject_from_environment()
+
+
+def pytest_report_header(config):
+    name = config._gpt2core_fault
+    return f"gpt2core: FAULT INJECTED: {name} (this run must fail)" if name else None
+
+
 def pytest_addoption(parser):
     parser.addoption(
         "--gpt2core-model",
@@ -34,3 +45,20 @@ def gpt2_124m_dir():
     from support.models import hf_model_dir
 
     return hf_model_dir("124M")
+
+
+def _register_hypothesis_profiles():
+    """dev (default), ci, audit and mutmut profiles; choose with GPT2CORE_HYPOTHESIS_PROFILE."""
+    from hypothesis import HealthCheck, settings
+
+    common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    settings.register_profile("dev", max_examples=20, **common)
+    settings.register_profile("ci", max_examples=100, database=None, print_blob=True, **common)
+    settings.register_profile("audit", max_examples=500, database=None, print_blob=True, **common)
+    # mutmut runs each mutant in a forked child: no shared database, same examples every time
+    settings.register_profile("mutmut", max_examples=15, database=None, derandomize=True, **common)
+    default = "mutmut" if os.environ.get("MUTANT_UNDER_TEST") else "dev"
+    settings.load_profile(os.environ.get("GPT2CORE_HYPOTHESIS_PROFILE", default))
+
+
+_register_hypothesis_profiles()

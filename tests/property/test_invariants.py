@@ -1,0 +1,91 @@
+"""Invariants that need no reference: causality, KV cache, batch and padding independence, op identities."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+from support.compare import assert_close
+from support.random_models import engine_from_hf, hf_random_model
+from support.strategies import DTYPES, INIT_STDS, SEEDS, float_arrays, gpt2_configs, token_ids
+from support.tolerances import OP_TOL, scaled_atol
+
+from gpt2core import ops
+
+
+def random_engine(cfg, seed, std, dtype):
+    return engine_from_hf(hf_random_model(cfg, seed % 2**31, std, dtype), dtype)
+
+
+def check(name, got, ref):
+    assert_close(name, got, ref, atol=scaled_atol(OP_TOL, ref))
+
+
+models = st.tuples(gpt2_configs(), DTYPES, SEEDS, INIT_STDS)
+
+
+@given(m=models, data=st.data())
+def test_changing_future_tokens_never_changes_earlier_outputs(m, data):
+    cfg, dtype, seed, std = m
+    model = random_engine(cfg, seed, std, dtype)
+    T = data.draw(st.integers(2, min(12, cfg["n_positions"])))
+    t = data.draw(st.integers(1, T - 1), label="first changed position")
+    ids = data.draw(token_ids(cfg["vocab_size"], 1, T), label="ids")
+    other = ids.copy()
+    other[:, t:] = (ids[:, t:] + 1 + data.draw(st.integers(0, cfg["vocab_size"] - 2))) % cfg["vocab_size"]
+    a, b = model(ids), model(other)
+    np.testing.assert_array_equal(a[:, :t], b[:, :t], err_msg=f"positions < {t} changed")
+
+
+@given(m=models, data=st.data())
+def test_kv_cache_decoding_equals_full_forward_at_any_split(m, data):
+    cfg, dtype, seed, std = m
+    model = random_engine(cfg, seed, std, dtype)
+    T = data.draw(st.integers(2, min(12, cfg["n_positions"])))
+    B = data.draw(st.integers(1, 2))
+    ids = data.draw(token_ids(cfg["vocab_size"], B, T), label="ids")
+    cuts = sorted(data.draw(st.sets(st.integers(1, T - 1), min_size=1, max_size=3), label="split points"))
+    cache = model.new_cache(B)
+    pieces = [model(ids[:, a:b], cache=cache) for a, b in zip([0] + cuts, cuts + [T])]
+    check(f"cached logits, splits {cuts}", np.concatenate(pieces, axis=1), model(ids))
+
+
+@given(m=models, data=st.data())
+def test_a_sequence_does_not_depend_on_its_batch_neighbours(m, data):
+    cfg, dtype, seed, std = m
+    model = random_engine(cfg, seed, std, dtype)
+    T = data.draw(st.integers(1, min(10, cfg["n_positions"])))
+    ids = data.draw(token_ids(cfg["vocab_size"], 3, T), label="ids")
+    batched = model(ids)
+    for b in range(3):
+        check(f"row {b} of a batch vs alone", batched[b : b + 1], model(ids[b : b + 1]))
+
+
+@given(m=models, data=st.data())
+def test_left_padding_with_mask_gives_the_unpadded_result(m, data):
+    cfg, dtype, seed, std = m
+    model = random_engine(cfg, seed, std, dtype)
+    n = data.draw(st.integers(1, min(8, cfg["n_positions"] - 1)))
+    pad = data.draw(st.integers(1, cfg["n_positions"] - n))
+    ids = data.draw(token_ids(cfg["vocab_size"], 1, n), label="ids")
+    filler = data.draw(token_ids(cfg["vocab_size"], 1, pad), label="padding ids")
+    padded = model(np.concatenate([filler, ids], 1), np.array([[0] * pad + [1] * n]))
+    check(f"{pad} padding + {n} tokens", padded[:, pad:], model(ids))
+
+
+@given(dtype=DTYPES, rows=st.integers(1, 5), width=st.integers(1, 50), shift=st.floats(-50, 50), data=st.data())
+def test_softmax_rows_sum_to_one_and_are_shift_invariant(dtype, rows, width, shift, data):
+    x = data.draw(float_arrays((rows, width), dtype), label="x")
+    p = ops.softmax(x)
+    check("softmax row sums", p.sum(-1), np.ones(rows, dtype))
+    check(f"softmax(x + {shift})", ops.softmax(x + np.asarray(shift, dtype)), p)
+
+
+@given(dtype=DTYPES, rows=st.integers(1, 5), width=st.integers(2, 80), data=st.data())
+def test_layer_norm_rows_have_zero_mean_and_unit_variance(dtype, rows, width, data):
+    x = data.draw(float_arrays((rows, width), dtype, 1.0), label="x")
+    eps = 1e-5
+    y = ops.layer_norm(x, np.ones(width, dtype), np.zeros(width, dtype), eps)
+    var = x.var(-1)
+    check("layer_norm row means", y.mean(-1), np.zeros(rows, dtype))
+    check("layer_norm row variances", y.var(-1), var / (var + np.asarray(eps, dtype)))  # exactly 1 only at eps=0

@@ -1,0 +1,113 @@
+"""Each NumPy op of the engine against the matching torch op on hypothesis-drawn shapes and values."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+from support.compare import assert_close
+from support.strategies import DTYPES, float_arrays, head_shapes, near_constant_rows
+from support.tolerances import OP_TOL, scaled_atol
+
+from gpt2core import ops
+
+
+def check(name, got, ref):
+    ref = ref.numpy() if isinstance(ref, torch.Tensor) else ref
+    assert_close(name, got, ref, atol=scaled_atol(OP_TOL, ref))
+
+
+def T(a):
+    return torch.from_numpy(np.ascontiguousarray(a))
+
+
+shapes_2d_3d = st.lists(st.integers(1, 8), min_size=1, max_size=2).map(tuple)
+
+
+@given(dtype=DTYPES, lead=shapes_2d_3d, width=st.integers(1, 96), data=st.data())
+def test_layer_norm_matches_torch(dtype, lead, width, data):
+    shape = lead + (width,)
+    x = data.draw(st.one_of(float_arrays(shape, dtype), near_constant_rows(shape, dtype)), label="x")
+    g, b = data.draw(float_arrays((width,), dtype, 1.0)), data.draw(float_arrays((width,), dtype, 1.0))
+    eps = data.draw(st.sampled_from([1e-5, 1e-3, 1e-12]))
+    ref = F.layer_norm(T(x), (width,), T(g), T(b), eps).numpy()
+    # rounding of x - mean is amplified by 1/sqrt(var + eps): scale the tolerance by that condition number
+    cond = max(1.0, float(np.abs(x).max() / np.sqrt(x.astype(np.float64).var(-1) + eps).min()))
+    atol = scaled_atol(OP_TOL, ref) * cond
+    assert_close(f"layer_norm{list(shape)} eps={eps} cond={cond:.1e}", ops.layer_norm(x, g, b, eps), ref, atol=atol)
+
+
+@given(dtype=DTYPES, lead=shapes_2d_3d, width=st.integers(1, 64), data=st.data())
+def test_gelu_matches_torch_tanh_gelu(dtype, lead, width, data):
+    x = data.draw(float_arrays(lead + (width,), dtype), label="x")
+    check(f"gelu{list(x.shape)}", ops.gelu(x), F.gelu(T(x), approximate="tanh"))
+
+
+@given(dtype=DTYPES, lead=shapes_2d_3d, width=st.integers(1, 64), data=st.data())
+def test_softmax_matches_torch(dtype, lead, width, data):
+    x = data.draw(float_arrays(lead + (width,), dtype), label="x")
+    check(f"softmax{list(x.shape)}", ops.softmax(x), torch.softmax(T(x), dim=-1))
+
+
+@given(dtype=DTYPES, rows=st.integers(1, 6), width=st.integers(2, 40), data=st.data())
+def test_softmax_with_masked_entries_matches_torch(dtype, rows, width, data):
+    x = data.draw(float_arrays((rows, width), dtype), label="x")
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    masked = rng.random((rows, width)) < 0.5
+    masked[np.arange(rows), rng.integers(0, width, rows)] = False  # every row keeps one entry
+    x = np.where(masked, -np.inf, x).astype(dtype)
+    got = ops.softmax(x)
+    check(f"softmax masked {[rows, width]}", got, torch.softmax(T(x), dim=-1))
+    assert (got[masked] == 0).all()
+
+
+@given(dtype=DTYPES, lead=shapes_2d_3d, n_in=st.integers(1, 64), n_out=st.integers(1, 64), data=st.data())
+def test_linear_matches_torch_conv1d_layout(dtype, lead, n_in, n_out, data):
+    x = data.draw(float_arrays(lead + (n_in,), dtype), label="x")
+    w = data.draw(float_arrays((n_in, n_out), dtype, 0.5), label="w")  # Conv1D stores [in, out]
+    b = data.draw(float_arrays((n_out,), dtype, 1.0), label="b")
+    check(f"linear{list(x.shape)}x{[n_in, n_out]}", ops.linear(x, w, b), F.linear(T(x), T(w).T, T(b)))
+
+
+@given(dtype=DTYPES, bhtd=head_shapes(), data=st.data())
+def test_split_and_merge_heads_match_torch_view_transpose(dtype, bhtd, data):
+    B, H, T_, D = bhtd
+    x = data.draw(float_arrays((B, T_, H * D), dtype), label="x")
+    ref = T(x).view(B, T_, H, D).transpose(1, 2)  # as GPT2Attention splits heads
+    split = ops.split_heads(x, H)
+    check(f"split_heads{[B, T_, H * D]}", split, ref)
+    np.testing.assert_array_equal(ops.merge_heads(split), x)
+
+
+@given(dtype=DTYPES, bhtd=head_shapes(), extra_keys=st.integers(0, 5), data=st.data())
+def test_attention_is_causal_sdpa(dtype, bhtd, extra_keys, data):
+    """Causal attention vs F.scaled_dot_product_attention; with extra_keys the queries are the last T of S
+    positions (the cache case), compared with an explicit boolean mask."""
+    B, H, T_, D = bhtd
+    S = T_ + extra_keys
+    q = data.draw(float_arrays((B, H, T_, D), dtype, 1.0), label="q")
+    k = data.draw(float_arrays((B, H, S, D), dtype, 1.0), label="k")
+    v = data.draw(float_arrays((B, H, S, D), dtype, 1.0), label="v")
+    allowed = ops.causal_mask(T_, S)
+    if extra_keys == 0:
+        ref = F.scaled_dot_product_attention(T(q), T(k), T(v), is_causal=True)
+    else:
+        torch_mask = torch.ones(S, S, dtype=torch.bool).tril()[-T_:]
+        ref = F.scaled_dot_product_attention(T(q), T(k), T(v), attn_mask=torch_mask)
+    check(f"attention B,H,T,S,D={[B, H, T_, S, D]}", ops.attention(q, k, v, allowed[None, None]), ref)
+
+
+@given(dtype=DTYPES, bhtd=head_shapes(), data=st.data())
+def test_attention_with_padding_mask_matches_sdpa(dtype, bhtd, data):
+    from support.strategies import left_padding_masks
+
+    B, H, T_, D = bhtd
+    q, k, v = (data.draw(float_arrays((B, H, T_, D), dtype, 1.0), label=n) for n in "qkv")
+    pad = data.draw(left_padding_masks(B, T_), label="mask").astype(bool)
+    allowed = ops.causal_mask(T_, T_)[None, None] & pad[:, None, None, :]
+    ref = F.scaled_dot_product_attention(T(q), T(k), T(v), attn_mask=torch.from_numpy(allowed))
+    rows = np.broadcast_to(allowed.any(-1, keepdims=True), (B, H, T_, D))  # torch gives NaN for empty rows
+    got = ops.attention(q, k, v, allowed)
+    check(f"attention padded B,H,T,D={[B, H, T_, D]}", got[rows], ref.numpy()[rows])
