@@ -24,7 +24,7 @@ import numpy as np
 from . import ops
 from .cache import KVCache
 from .config import GPT2Config
-from .errors import InputError
+from .errors import InputError, TokenizerError
 from .params import BlockParams, GPT2Params
 
 CHECKPOINTS_PER_LAYER = (
@@ -127,8 +127,6 @@ class GPT2:
     @property
     def tokenizer(self):
         if self._tokenizer is None:
-            from .errors import TokenizerError
-
             raise TokenizerError(f"no tokenizer: {self.path} has no vocab.json/merges.txt")
         return self._tokenizer
 
