@@ -25,10 +25,10 @@ TESTS = Path(__file__).resolve().parents[1]
 def test_property_suite_alone_fails_on_fault(fault):
     env = {**os.environ, "GPT2CORE_FAULT": fault, "GPT2CORE_HYPOTHESIS_PROFILE": "ci"}
     r = subprocess.run(
-        [sys.executable, "-m", "pytest", str(TESTS / "property"), "-x", "-q", "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", str(TESTS / "property"), "-x", "-p", "no:cacheprovider"],
         capture_output=True, text=True, env=env, cwd=TESTS.parent,
     )  # fmt: skip
-    assert f"FAULT INJECTED: {fault}" in r.stdout or r.returncode == 1, r.stdout[-2000:]
+    assert f"FAULT INJECTED: {fault}" in r.stdout, f"fault not injected:\n{r.stdout[:2000]}"  # header line
     assert r.returncode == 1, f"property suite did not fail under {fault}:\n{r.stdout[-3000:]}"
     assert "1 failed" in r.stdout and "AssertionError" in r.stdout, r.stdout[-3000:]
 
