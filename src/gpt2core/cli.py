@@ -51,6 +51,76 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def reference_cases(model_dir, prompts, full_length):
+    from .config import GPT2Config
+    from .references import default_cases, text_case, tokenizer_for
+
+    config = GPT2Config.from_json_file(model_dir / "config.json")
+    tokenizer = tokenizer_for(model_dir)
+    if not prompts:
+        return default_cases(config, tokenizer, full_length=full_length)
+    cases = [text_case(f"prompt{i}", tokenizer, [text]) for i, text in enumerate(prompts)]
+    if len(prompts) > 1:
+        cases.append(text_case("batch", tokenizer, list(prompts)))  # left-padded when lengths differ
+    return cases
+
+
+def cmd_references(args) -> int:
+    from .hub import resolve_model_dir
+    from .references import write_references
+
+    model_dir = resolve_model_dir(model_path(args))
+    cases = reference_cases(model_dir, args.prompt, args.full_length)
+    out = write_references(model_dir, args.out, cases, np.dtype(args.dtype), command=shell_command(args))
+    print(f"wrote {len(cases)} reference case(s) ({', '.join(c.name for c in cases)}) in {args.dtype} to {out}")
+    return 0
+
+
+def shell_command(args) -> str:
+    """The command line that ran, for a manifest's record."""
+    import shlex
+
+    return " ".join(shlex.quote(a) for a in ["gpt2core", *args.argv])
+
+
+def cmd_verify(args) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from .hub import resolve_model_dir
+    from .loading import load
+    from .references import _versions, load_references, weights_sha256, write_references
+    from .verify import format_run, verify_references
+
+    model_dir = resolve_model_dir(model_path(args))
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="gpt2core-references-") as tmp:
+        if args.references:
+            ref_dirs = [Path(d) for d in args.references]
+        else:
+            dtypes = [args.dtype] if args.dtype else ["float32", "float64"]
+            cases = reference_cases(model_dir, args.prompt, args.full_length)
+            ref_dirs = [write_references(model_dir, Path(tmp) / dt, cases, dt, command=shell_command(args)) for dt in dtypes]
+        for ref_dir in ref_dirs:
+            refs = load_references(ref_dir, model_dir)
+            if args.dtype and refs.dtype.name != args.dtype:
+                continue
+            run = verify_references(load(model_dir, dtype=refs.dtype), refs)
+            run["references"] = str(ref_dir) if args.references else "(temporary, built by this run)"
+            runs.append(run)
+            if not args.json:
+                print(format_run(run), end="\n\n")
+    if not runs:
+        raise ValueError(f"no reference set in {args.references} has dtype {args.dtype}")
+    report = {"ok": all(r["ok"] for r in runs), "model": str(model_dir), "weights_sha256": weights_sha256(model_dir),
+              "versions": _versions(), "runs": runs}  # fmt: skip
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print("verify:", "PASS" if report["ok"] else "FAIL", "-", ", ".join(f"{r['dtype']} max abs {r['max_abs']:.3e}" for r in runs))
+    return 0 if report["ok"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gpt2core", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
@@ -74,11 +144,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of the sampler (same seed, same tokens)")
     p.add_argument("--json", action="store_true", help="print prompt ids, new ids and text as JSON")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("references", help="write transformers' checkpoints of every layer as .npy + manifest.json")
+    p.add_argument("--model", help="model directory or cached model name (default: the built-in 124M-shape model)")
+    p.add_argument("--out", required=True, help="an empty or new directory")
+    p.add_argument("--prompt", action="append", help="a prompt (repeat for several; default: the built-in cases)")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    p.add_argument("--full-length", action="store_true", help="add a case of all n_positions positions (large files)")
+    p.set_defaults(func=cmd_references)
+
+    p = sub.add_parser("verify", help="compare every checkpoint of every layer with transformers; exit 1 on failure")
+    p.add_argument("--model", help="model directory or cached model name (default: the built-in 124M-shape model)")
+    p.add_argument("--dtype", choices=["float32", "float64"], help="only this dtype (default: both)")
+    p.add_argument("--references", nargs="+", metavar="DIR", help="use these reference sets instead of building them")
+    p.add_argument("--prompt", action="append", help="verify on these prompts instead of the built-in cases")
+    p.add_argument("--full-length", action="store_true", help="add a case of all n_positions positions")
+    p.add_argument("--json", action="store_true", help="print the whole report as one JSON object")
+    p.set_defaults(func=cmd_verify)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
     except (GPT2CoreError, ValueError, OSError) as e:

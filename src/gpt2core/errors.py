@@ -19,3 +19,7 @@ class TokenizerError(GPT2CoreError, ValueError):
 
 class InputError(GPT2CoreError, ValueError):
     """Arguments of a forward or generate call are out of range, of the wrong type or the wrong shape."""
+
+
+class ReferencesError(GPT2CoreError, ValueError):
+    """A reference set is missing, altered, malformed, or was made for other weights."""

@@ -40,15 +40,30 @@ def checkpoint_names(n_layer: int) -> list[str]:
     return names + ["ln_f", "logits"]
 
 
+def embed(ids, pos, p: GPT2Params):
+    """Token plus position embeddings: ids [B, T], pos [B, T] -> [B, T, C]."""
+    return p.wte[ids] + p.wpe[pos]
+
+
+def qkv_heads(x, p: BlockParams, n_head):
+    """The attention's input projection split into queries, keys and values: [B, T, C] -> 3 x [B, H, T, D]."""
+    q, k, v = np.split(ops.linear(x, p.c_attn.w, p.c_attn.b), 3, axis=-1)
+    return tuple(ops.split_heads(t, n_head) for t in (q, k, v))
+
+
+def attention_output(probs, v, p: BlockParams):
+    """Attention weights applied to the values, heads merged, then c_proj: [B, H, T, S], [B, H, S, D] -> [B, T, C]."""
+    return ops.linear(ops.merge_heads(probs @ v), p.attn_proj.w, p.attn_proj.b)
+
+
 def mha(x, p: BlockParams, n_head, allowed, cache, layer, rec, name):
     """Causal multi-head self-attention: [B, T, C] -> [B, T, C]."""
-    q, k, v = np.split(ops.linear(x, p.c_attn.w, p.c_attn.b), 3, axis=-1)
-    q, k, v = (ops.split_heads(t, n_head) for t in (q, k, v))
+    q, k, v = qkv_heads(x, p, n_head)
     if cache is not None:
         k, v = cache.append(layer, k, v)
     scores = ops.attention_scores(q, k, allowed)
     probs = ops.softmax(scores)
-    out = ops.linear(ops.merge_heads(probs @ v), p.attn_proj.w, p.attn_proj.b)
+    out = attention_output(probs, v, p)
     if rec is not None:
         rec.update({name + ".q": q, name + ".k": k, name + ".v": v, name + ".attn_scores": scores,
                     name + ".attn_probs": probs, name + ".attn_out": out})  # fmt: skip
@@ -71,6 +86,26 @@ def transformer_block(x, p: BlockParams, n_head, eps, allowed, cache, layer, rec
     if rec is not None:
         rec.update({name + ".ln_1": h1, name + ".ln_2": h2, name + ".mlp_out": m, name + ".out": x})
     return x
+
+
+def lm_head(x, p: GPT2Params):
+    """Logits from the final LayerNorm's output: [B, T, C] -> [B, T, V]."""
+    return x @ p.lm_head.T
+
+
+def attention_allowed(n_new: int, n_keys: int, mask: np.ndarray | None):
+    """allowed[b, 0, t, s]: query t may attend to key s (causal, and s is not padding); [B|1, 1, T, S] or None.
+
+    The T = n_new queries are the last of the S = n_keys positions. mask is the [B, S] 0/1 mask over
+    cached and new positions, or None when every position is a token. None means every pair is allowed.
+    """
+    allowed = None
+    if n_new > 1:
+        allowed = ops.causal_mask(n_new, n_keys)[None, None]
+    if mask is not None and not mask.all():
+        pad_ok = mask.astype(bool)[:, None, None, :]
+        allowed = pad_ok if allowed is None else allowed & pad_ok
+    return allowed
 
 
 def as_token_ids(input_ids, vocab_size: int) -> np.ndarray:
@@ -192,16 +227,10 @@ class GPT2:
             if ((pos < 0) | (pos >= cfg.n_positions)).any():
                 raise InputError(f"position_ids must lie in [0, n_positions={cfg.n_positions})")
 
-        # allowed[b, 0, t, s]: query t may attend to key s (causal, and s is not padding)
-        allowed = None
-        if T > 1:
-            allowed = ops.causal_mask(T, S)[None, None]
-        if mask is not None and not mask.all():
-            pad_ok = mask.astype(bool)[:, None, None, :]
-            allowed = pad_ok if allowed is None else allowed & pad_ok
+        allowed = attention_allowed(T, S, mask)
 
         rec = checkpoints
-        x = p.wte[ids] + p.wpe[pos]
+        x = embed(ids, pos, p)
         if rec is not None:
             rec["embeddings"] = x
         for layer, block in enumerate(p.blocks):
@@ -211,7 +240,7 @@ class GPT2:
         if last_only:
             x = x[:, -1:]
         x = ops.layer_norm(x, p.ln_f.g, p.ln_f.b, cfg.layer_norm_epsilon)
-        logits = x @ p.lm_head.T
+        logits = lm_head(x, p)
         if rec is not None:
             rec.update(ln_f=x, logits=logits)
         return logits

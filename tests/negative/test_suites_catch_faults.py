@@ -16,7 +16,7 @@ import pytest
 from support.compare import assert_close
 from support.faults import FAULTS, inject
 from support.models import engine_model, hf_logits
-from support.tolerances import LOGITS_TOL, scaled_atol
+from gpt2core.tolerances import LOGITS_TOL, scaled_atol
 
 TESTS = Path(__file__).resolve().parents[1]
 

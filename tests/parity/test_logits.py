@@ -7,7 +7,7 @@ import pytest
 import torch
 from support.compare import assert_close
 from support.models import engine_model, hf_logits, hf_model, hf_positions
-from support.tolerances import LOGITS_TOL, scaled_atol
+from gpt2core.tolerances import LOGITS_TOL, scaled_atol
 
 SENTENCE = "The quick brown fox jumps over the lazy dog, and then it sleeps under the old oak tree."
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from support.compare import assert_close
 from support.random_models import engine_from_hf, hf_random_model
 from support.strategies import DTYPES, INIT_STDS, SEEDS, float_arrays, gpt2_configs, token_ids
-from support.tolerances import OP_TOL, scaled_atol
+from gpt2core.tolerances import OP_TOL, scaled_atol
 
 from gpt2core import ops
 

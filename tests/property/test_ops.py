@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from support.compare import assert_close
 from support.strategies import DTYPES, float_arrays, head_shapes, near_constant_rows
-from support.tolerances import OP_TOL, scaled_atol
+from gpt2core.tolerances import OP_TOL, scaled_atol
 
 from gpt2core import ops
 

@@ -1,0 +1,130 @@
+"""Comparing one engine checkpoint with its reference: shape and dtype first, then values.
+
+`compare` never broadcasts and never passes on a fallback: a wrong shape, a wrong dtype, a non-finite
+value or a masked attention score that is not exactly the mask value is a failure of its own. Entries the
+reference holds at the dtype's most negative value (masked attention scores) must match exactly and are
+left out of the value scale, so 3.4e38 never becomes the tolerance's scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# What each axis of a checkpoint means, to name the worst element (layer, head, position) in a report.
+AXES = {
+    "q": ("batch", "head", "position", "dim"),
+    "k": ("batch", "head", "key", "dim"),
+    "v": ("batch", "head", "key", "dim"),
+    "attn_scores": ("batch", "head", "query", "key"),
+    "attn_probs": ("batch", "head", "query", "key"),
+    "logits": ("batch", "position", "token"),
+}
+DEFAULT_AXES = ("batch", "position", "channel")
+
+
+def axes_of(name: str) -> tuple[str, ...]:
+    """Axis names of checkpoint `name` (e.g. 'h3.attn_scores' -> batch, head, query, key)."""
+    return AXES.get(name.rsplit(".", 1)[-1], DEFAULT_AXES)
+
+
+@dataclass
+class Comparison:
+    """The outcome of comparing checkpoint `name` with its reference (see `compare`)."""
+
+    name: str
+    shape: list[int]
+    dtype: str
+    max_abs: float  # max |got - ref| over the compared entries
+    max_rel: float  # max_abs / max|ref|: the difference relative to the reference's scale
+    atol: float  # the tolerance max_abs is held to
+    worst: dict  # axis name -> index of the largest difference
+    got_value: float = float("nan")
+    ref_value: float = float("nan")
+    problem: str | None = None  # a failure other than a value difference (shape, dtype, non-finite, mask)
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None and self.max_abs <= self.atol
+
+    @property
+    def margin(self) -> float:
+        """max_abs / atol: below 1 passes; how far below says how much room the tolerance leaves."""
+        return self.max_abs / self.atol if self.problem is None else float("inf")
+
+    @property
+    def layer(self) -> int | None:
+        head = self.name.split(".", 1)[0]
+        return int(head[1:]) if head.startswith("h") and head[1:].isdigit() else None
+
+    def message(self) -> str:
+        if self.problem is not None:
+            return f"{self.name}: {self.problem}"
+        where = ", ".join(f"{k} {v}" for k, v in self.worst.items())
+        layer = "" if self.layer is None else f"layer {self.layer}, "
+        verdict = "ok" if self.ok else "EXCEEDS TOLERANCE"
+        return (
+            f"{self.name}: {verdict}: shape {self.shape} {self.dtype}; max abs diff {self.max_abs:.3e} "
+            f"(tolerance {self.atol:.3e}, margin {self.margin:.3g}), max rel diff {self.max_rel:.3e}; "
+            f"worst at {layer}{where}: got {self.got_value!r}, reference {self.ref_value!r}"
+        )
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name, "ok": self.ok, "shape": self.shape, "dtype": self.dtype,
+            "max_abs": self.max_abs, "max_rel": self.max_rel, "tolerance": self.atol,
+            "margin": self.margin if np.isfinite(self.margin) else None, "layer": self.layer,
+            "worst": self.worst, "problem": self.problem,
+        }  # fmt: skip
+
+
+def _problem(name, got, ref, problem) -> Comparison:
+    shape = list(np.shape(got))
+    dtype = str(getattr(got, "dtype", type(got).__name__))
+    return Comparison(name, shape, dtype, float("inf"), float("inf"), 0.0, {}, problem=problem)
+
+
+def _index(mask: np.ndarray, axes) -> dict:
+    return dict(zip(axes, (int(i) for i in np.argwhere(mask)[0])))
+
+
+def compare(name: str, got, ref: np.ndarray, tol: dict) -> Comparison:
+    """Compare `got` with `ref`: |got - ref| <= tol[dtype] * max|ref| over the unmasked entries.
+
+    The tolerance is relative to the reference's largest magnitude (1 when the reference is all zeros):
+    no floor of 1, so a checkpoint whose values are all small (attention output of random weights,
+    ~0.03) is held to the same relative precision as the logits.
+    """
+    ref = np.asarray(ref)
+    if not isinstance(got, np.ndarray):
+        return _problem(name, got, ref, f"expected a NumPy array, got {type(got).__name__}")
+    if got.shape != ref.shape:
+        return _problem(name, got, ref, f"shape {list(got.shape)} != reference shape {list(ref.shape)}")
+    if got.dtype != ref.dtype:
+        return _problem(name, got, ref, f"dtype {got.dtype} != reference dtype {ref.dtype}")
+    if ref.dtype not in tol:
+        return _problem(name, got, ref, f"no tolerance for dtype {ref.dtype}")
+    axes = axes_of(name)
+    if len(axes) != ref.ndim:
+        axes = tuple(f"axis{i}" for i in range(ref.ndim))
+    if not np.isfinite(ref).all():
+        return _problem(name, got, ref, f"the reference has non-finite values, first at {_index(~np.isfinite(ref), axes)}")
+    masked = ref == np.finfo(ref.dtype).min
+    if (got[masked] != ref[masked]).any():
+        at = _index(masked & (got != ref), axes)
+        return _problem(name, got, ref, f"a masked entry is not the mask value {np.finfo(ref.dtype).min!r} at {at}")
+    if not np.isfinite(got).all():
+        return _problem(name, got, ref, f"non-finite value at {_index(~np.isfinite(got), axes)}")
+    diff = np.where(masked, 0.0, np.abs(got.astype(np.float64) - ref.astype(np.float64)))
+    ref_max = float(np.abs(np.where(masked, 0.0, ref)).max()) if ref.size else 0.0
+    atol = tol[ref.dtype] * (ref_max if ref_max > 0 else 1.0)
+    if not ref.size:
+        return Comparison(name, list(ref.shape), str(ref.dtype), 0.0, 0.0, atol, {})
+    flat = int(np.argmax(diff))
+    idx = np.unravel_index(flat, diff.shape)
+    max_abs = float(diff[idx])
+    return Comparison(
+        name, list(ref.shape), str(ref.dtype), max_abs, max_abs / ref_max if ref_max else max_abs, atol,
+        dict(zip(axes, (int(i) for i in idx))), float(got[idx]), float(ref[idx]),
+    )  # fmt: skip

@@ -1,0 +1,144 @@
+"""Checkpoint-by-checkpoint verification of the engine against a reference set (see gpt2core.references).
+
+Two modes per case:
+  chained   the whole engine runs from the token ids; every checkpoint it records is compared. The first
+            checkpoint (in the order the forward pass computes them) that exceeds its tolerance is where
+            the engine diverged; everything after it inherits the error.
+  isolated  each stage is fed the reference's own input for that stage (e.g. h3.attn_probs is the engine's
+            softmax of the reference's h3.attn_scores), so a failure points at that one stage.
+The stage functions are the engine's own (gpt2core.model, gpt2core.ops), not copies.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import ops
+from .compare import Comparison, compare
+from .model import GPT2, attention_allowed, attention_output, checkpoint_names, embed, ffn, lm_head, qkv_heads
+from .tolerances import CHECKPOINT_TOL
+
+QKV = ("q", "k", "v")
+
+
+def chained(model: GPT2, case) -> dict[str, np.ndarray]:
+    """Every checkpoint of the engine's forward pass on the case's ids and mask (positions its own)."""
+    rec: dict[str, np.ndarray] = {}
+    model.forward(case.input_ids, case.attention_mask, checkpoints=rec)
+    return rec
+
+
+def isolated(model: GPT2, case, name: str, ref) -> np.ndarray:
+    """Checkpoint `name` computed by the engine's stage from the reference's inputs; `ref(name)` gives those."""
+    p, cfg = model.params, model.config
+    eps = cfg.layer_norm_epsilon
+    if name == "embeddings":
+        return embed(case.input_ids, case.position_ids, p)
+    if name == "ln_f":
+        return ops.layer_norm(ref(f"h{cfg.n_layer - 1}.out"), p.ln_f.g, p.ln_f.b, eps)
+    if name == "logits":
+        return lm_head(ref("ln_f"), p)
+    head, kind = name.split(".")
+    layer = int(head[1:])
+    block = p.blocks[layer]
+
+    def block_input():
+        return ref("embeddings") if layer == 0 else ref(f"h{layer - 1}.out")
+
+    if kind == "ln_1":
+        return ops.layer_norm(block_input(), block.ln_1.g, block.ln_1.b, eps)
+    if kind in QKV:
+        return qkv_heads(ref(f"{head}.ln_1"), block, cfg.n_head)[QKV.index(kind)]
+    if kind == "attn_scores":
+        T = case.input_ids.shape[1]  # references are full forward passes: queries = keys = T
+        allowed = attention_allowed(T, T, case.attention_mask)
+        return ops.attention_scores(ref(f"{head}.q"), ref(f"{head}.k"), allowed)
+    if kind == "attn_probs":
+        return ops.softmax(ref(f"{head}.attn_scores"))
+    if kind == "attn_out":
+        return attention_output(ref(f"{head}.attn_probs"), ref(f"{head}.v"), block)
+    if kind == "ln_2":
+        return ops.layer_norm(block_input() + ref(f"{head}.attn_out"), block.ln_2.g, block.ln_2.b, eps)
+    if kind == "mlp_out":
+        return ffn(ref(f"{head}.ln_2"), block)
+    if kind == "out":
+        return block_input() + ref(f"{head}.attn_out") + ref(f"{head}.mlp_out")
+    raise KeyError(f"unknown checkpoint {name!r}")
+
+
+def first_divergence(comparisons: list[Comparison]) -> Comparison | None:
+    """The first failing comparison in forward-pass order (comparisons are given in that order)."""
+    return next((c for c in comparisons if not c.ok), None)
+
+
+def compare_case(model: GPT2, case, mode: str, tol: dict = CHECKPOINT_TOL) -> list[Comparison]:
+    """Comparisons of every checkpoint of `case` (a references.ReferenceCase) in forward-pass order."""
+    names = checkpoint_names(model.config.n_layer)
+    if mode == "chained":
+        got = chained(model, case)
+        return [compare(n, got[n], case.array(n), tol) for n in names]
+    if mode == "isolated":
+        return [compare(n, isolated(model, case, n, case.array), case.array(n), tol) for n in names]
+    raise ValueError(f"mode must be 'chained' or 'isolated', got {mode!r}")
+
+
+def worst(comparisons: list[Comparison]) -> Comparison:
+    """The comparison with the largest margin (a problem counts as infinite)."""
+    return max(comparisons, key=lambda c: c.margin)
+
+
+def verify_references(model: GPT2, refs) -> dict:
+    """Chained and isolated comparisons of every case of a loaded reference set, summarised per checkpoint."""
+    names = checkpoint_names(model.config.n_layer)
+    per_name = {n: {"chained": [], "isolated": []} for n in names}
+    first = None
+    for case in refs.cases:
+        for mode in ("chained", "isolated"):
+            comparisons = compare_case(model, case, mode)
+            for c in comparisons:
+                per_name[c.name][mode].append((case.name, c))
+            bad = first_divergence(comparisons)
+            if mode == "chained" and bad is not None and first is None:
+                first = {"case": case.name, "name": bad.name, "message": bad.message()}
+    rows = []
+    for n in names:
+        row = {"name": n}
+        for mode, pairs in per_name[n].items():
+            case_name, c = max(pairs, key=lambda pc: pc[1].margin)
+            row[mode] = dict(c.as_dict(), case=case_name, message=c.message())
+        row["ok"] = row["chained"]["ok"] and row["isolated"]["ok"]
+        rows.append(row)
+    chained_all = [c for n in names for _, c in per_name[n]["chained"]]
+    return {
+        "dtype": model.dtype.name,
+        "cases": [c.name for c in refs.cases],
+        "ok": all(r["ok"] for r in rows),
+        "max_abs": max(c.max_abs for c in chained_all),
+        "max_rel": max(c.max_rel for c in chained_all),
+        "worst_margin": worst(chained_all).margin,
+        "first_divergence": first,
+        "checkpoints": rows,
+    }
+
+
+def format_run(run: dict) -> str:
+    """A table of every checkpoint: chained max abs/rel difference, tolerance, margin; isolated margin."""
+    lines = [
+        f"{run['dtype']}: {'PASS' if run['ok'] else 'FAIL'} over cases {', '.join(run['cases'])}; "
+        f"max abs diff {run['max_abs']:.3e}, max rel diff {run['max_rel']:.3e}, worst margin {run['worst_margin']:.3g}",
+        f"{'checkpoint':<16} {'max abs':>10} {'max rel':>10} {'tolerance':>10} {'margin':>8} {'isolated':>8}  case",
+    ]
+    for row in run["checkpoints"]:
+        ch, iso = row["chained"], row["isolated"]
+        if ch["problem"] or iso["problem"]:
+            lines.append(f"{row['name']:<16} FAIL {ch['problem'] or iso['problem']}")
+            continue
+        flag = "" if row["ok"] else "  <-- FAIL"
+        lines.append(
+            f"{row['name']:<16} {ch['max_abs']:>10.3e} {ch['max_rel']:>10.3e} {ch['tolerance']:>10.3e} "
+            f"{ch['margin']:>8.3g} {iso['margin']:>8.3g}  {ch['case']}{flag}"
+        )
+    if run["first_divergence"]:
+        fd = run["first_divergence"]
+        lines.append(f"first diverging checkpoint: {fd['name']} (case {fd['case']}): {fd['message']}")
+    return "\n".join(lines)

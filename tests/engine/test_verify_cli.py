@@ -1,0 +1,84 @@
+"""`gpt2core references` and `gpt2core verify`: files written, reports read back, faults reported."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from support.faults import inject
+
+from gpt2core import checkpoint_names
+from gpt2core.cli import main
+from gpt2core.references import MANIFEST, load_references
+
+
+def verify_json(capsys, *args) -> tuple[int, dict]:
+    rc = main(["verify", *args, "--json"])
+    return rc, json.loads(capsys.readouterr().out)
+
+
+def test_references_command_writes_npy_and_manifest(tiny_dir, tmp_path, capsys):
+    out = tmp_path / "refs"
+    rc = main(["references", "--model", str(tiny_dir), "--out", str(out), "--prompt", "Hello.", "--prompt", "Hi there you"])
+    assert rc == 0, capsys.readouterr().err
+    refs = load_references(out, tiny_dir)
+    assert [c.name for c in refs.cases] == ["prompt0", "prompt1", "batch"]
+    assert refs.case("prompt0").input_ids.tolist() == [[15496, 13]]
+    assert refs.case("batch").attention_mask.tolist()[0][0] == 0  # "Hello." is left-padded in the batch
+    assert refs.dtype == np.float64
+    names = checkpoint_names(2)
+    assert sorted(p.stem for p in (out / "prompt0").glob("*.npy")) == sorted(names)
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["command"].startswith("gpt2core references --model")
+    assert main(["references", "--model", str(tiny_dir), "--out", str(out)]) == 2  # never overwrites a set
+    assert "already holds references" in capsys.readouterr().err
+
+
+def test_verify_json_passes_with_both_dtypes(tiny_dir, capsys):
+    rc, report = verify_json(capsys, "--model", str(tiny_dir))
+    assert rc == 0 and report["ok"]
+    assert [r["dtype"] for r in report["runs"]] == ["float32", "float64"]
+    f32, f64 = report["runs"]
+    assert 0 < f64["max_abs"] < 1e-12 < f32["max_abs"] < 2e-5
+    assert [row["name"] for row in f32["checkpoints"]] == checkpoint_names(2)
+    assert all(row["chained"]["ok"] and row["isolated"]["ok"] for row in f64["checkpoints"])
+    assert f32["first_divergence"] is None
+
+
+def test_verify_table_lists_every_checkpoint(tiny_dir, capsys):
+    assert main(["verify", "--model", str(tiny_dir), "--dtype", "float64"]) == 0
+    out = capsys.readouterr().out
+    for name in checkpoint_names(2):
+        assert f"\n{name} " in out
+    assert "verify: PASS - float64 max abs" in out
+
+
+@pytest.mark.parametrize(("fault", "first"), [("no_causal_mask", "h0.attn_scores"), ("exact_gelu", "h0.mlp_out")])
+def test_verify_reports_a_fault_at_its_checkpoint(tiny_dir, capsys, fault, first):
+    with inject(fault):
+        rc, report = verify_json(capsys, "--model", str(tiny_dir), "--dtype", "float64")
+    assert rc == 1 and not report["ok"]
+    run = report["runs"][0]
+    assert run["first_divergence"]["name"] == first, run["first_divergence"]
+    (row,) = [r for r in run["checkpoints"] if r["name"] == first]
+    assert not row["isolated"]["ok"], "the isolated comparison must blame the same stage"
+
+
+def test_verify_with_reference_directories(tiny_dir, tmp_path, capsys):
+    out = tmp_path / "refs32"
+    assert main(["references", "--model", str(tiny_dir), "--out", str(out), "--dtype", "float32"]) == 0
+    capsys.readouterr()
+    rc, report = verify_json(capsys, "--model", str(tiny_dir), "--references", str(out))
+    assert rc == 0 and [r["dtype"] for r in report["runs"]] == ["float32"]
+    assert report["runs"][0]["references"] == str(out)
+
+
+def test_verify_refuses_references_of_other_weights(tiny_dir, tmp_path, capsys):
+    from support.models import hf_model_dir
+
+    out = tmp_path / "refs"
+    assert main(["references", "--model", str(hf_model_dir("tiny", seed=1)), "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["verify", "--model", str(tiny_dir), "--references", str(out)]) == 2
+    assert "made for other weights" in capsys.readouterr().err
