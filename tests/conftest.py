@@ -15,7 +15,7 @@ if os.environ.get("MUTANT_UNDER_TEST"):  # forked mutmut children hang on multit
 
 
 def pytest_configure(config):
-    from support.faults import inject_from_environment
+    from gpt2core.faults import inject_from_environment
 
     config._gpt2core_fault = inject_from_environment()
 

@@ -121,6 +121,46 @@ def cmd_verify(args) -> int:
     return 0 if report["ok"] else 1
 
 
+def cmd_faults(args) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from .faults import FAULTS, run_catalogue
+    from .hub import resolve_model_dir
+    from .references import load_references, write_references
+
+    unknown = [n for n in args.fault or [] if n not in FAULTS]
+    if unknown:
+        raise ValueError(f"unknown fault(s) {unknown}; known: {', '.join(FAULTS)}")
+    if args.model:
+        model_dir = resolve_model_dir(args.model)
+    else:
+        from .stress import stress_model_dir
+
+        model_dir = stress_model_dir()
+    cases = reference_cases(model_dir, None, False)
+    with tempfile.TemporaryDirectory(prefix="gpt2core-faults-") as tmp:
+        refs = {}
+        for dtype in ("float64", "float32"):
+            write_references(model_dir, Path(tmp) / dtype, cases, dtype, command=shell_command(args))
+            refs[dtype] = load_references(Path(tmp) / dtype, model_dir)
+        report = run_catalogue(model_dir, refs, names=args.fault, with_sensitivity=not args.no_sensitivity)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"fault catalogue on {model_dir}: {report['caught']} of {report['total']} caught")
+        print(f"{'fault':<30} {'caught':<7} {'first diverging':<16} {'margin':>9}  caught by")
+        for f in report["faults"]:
+            margin = "-" if f["margin"] is None else f"{f['margin']:.3g}"
+            why = f" ({f['problem']})" if f["problem"] else ""
+            print(f"{f['name']:<30} {'yes' if f['caught'] else 'NO':<7} {f['checkpoint'] or '-':<16} {margin:>9}  "
+                  f"{', '.join(f['caught_by']) or '-'}{why}")  # fmt: skip
+        for dtype, tensors in report.get("sensitivity", {}).items():
+            print(f"smallest detected relative weight perturbation, {dtype}: "
+                  + ", ".join(f"{t} {d:.0e}" if d else f"{t} none" for t, d in tensors.items()))  # fmt: skip
+    return 0 if report["caught"] == report["total"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gpt2core", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
@@ -161,6 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full-length", action="store_true", help="add a case of all n_positions positions")
     p.add_argument("--json", action="store_true", help="print the whole report as one JSON object")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("faults", help="inject every catalogued fault and show where the comparison catches it")
+    p.add_argument("--model", help="model directory (default: the stress model: sharp attention, random biases, outliers)")
+    p.add_argument("--fault", action="append", help="only this fault (repeatable)")
+    p.add_argument("--no-sensitivity", action="store_true", help="skip the weight-perturbation sensitivity scan")
+    p.add_argument("--json", action="store_true", help='print {"faults": [{"name", "caught", "checkpoint", "margin", ...}]}')
+    p.set_defaults(func=cmd_faults)
     return parser
 
 

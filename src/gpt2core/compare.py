@@ -25,8 +25,8 @@ DEFAULT_AXES = ("batch", "position", "channel")
 
 
 def axes_of(name: str) -> tuple[str, ...]:
-    """Axis names of checkpoint `name` (e.g. 'h3.attn_scores' -> batch, head, query, key)."""
-    return AXES.get(name.rsplit(".", 1)[-1], DEFAULT_AXES)
+    """Axis names of checkpoint `name` (e.g. 'h3.attn_scores' or 'h3.attn_scores@t=5,b=0' -> batch, head, query, key)."""
+    return AXES.get(name.split("@")[0].rsplit(".", 1)[-1], DEFAULT_AXES)
 
 
 @dataclass
@@ -113,7 +113,7 @@ def compare(name: str, got, ref: np.ndarray, tol: dict) -> Comparison:
     masked = ref == np.finfo(ref.dtype).min
     if (got[masked] != ref[masked]).any():
         at = _index(masked & (got != ref), axes)
-        return _problem(name, got, ref, f"a masked entry is not the mask value {np.finfo(ref.dtype).min!r} at {at}")
+        return _problem(name, got, ref, f"a masked entry is not the mask value {float(np.finfo(ref.dtype).min)!r} at {at}")
     if not np.isfinite(got).all():
         return _problem(name, got, ref, f"non-finite value at {_index(~np.isfinite(got), axes)}")
     diff = np.where(masked, 0.0, np.abs(got.astype(np.float64) - ref.astype(np.float64)))

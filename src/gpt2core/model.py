@@ -88,6 +88,11 @@ def transformer_block(x, p: BlockParams, n_head, eps, allowed, cache, layer, rec
     return x
 
 
+def final_layer_norm(x, p: GPT2Params, eps: float):
+    """ln_f, applied to the last block's output: [B, T, C] -> [B, T, C]."""
+    return ops.layer_norm(x, p.ln_f.g, p.ln_f.b, eps)
+
+
 def lm_head(x, p: GPT2Params):
     """Logits from the final LayerNorm's output: [B, T, C] -> [B, T, V]."""
     return x @ p.lm_head.T
@@ -219,7 +224,7 @@ class GPT2:
             if not mask.any(axis=1).all():
                 raise InputError(f"attention_mask row {int(np.argmin(mask.any(axis=1)))} has no token (all padding)")
         if position_ids is None:
-            pos = np.broadcast_to(np.arange(past, S), (B, T)) if mask is None else positions_from_mask(mask, T)
+            pos = positions_from_mask(np.ones((B, S), np.int64) if mask is None else mask, T)
         else:
             pos = np.asarray(position_ids)
             if pos.shape != (B, T) or not np.issubdtype(pos.dtype, np.integer):
@@ -239,7 +244,7 @@ class GPT2:
             cache.advance(np.ones((B, T), np.int64) if mask is None else mask[:, past:])
         if last_only:
             x = x[:, -1:]
-        x = ops.layer_norm(x, p.ln_f.g, p.ln_f.b, cfg.layer_norm_epsilon)
+        x = final_layer_norm(x, p, cfg.layer_norm_epsilon)
         logits = lm_head(x, p)
         if rec is not None:
             rec.update(ln_f=x, logits=logits)

@@ -83,13 +83,13 @@ def random_case(name: str, length: int, vocab_size: int, seed: int) -> Case:
 
 
 def default_cases(config: GPT2Config, tokenizer, full_length: bool = False) -> list[Case]:
-    """1 token, 2 tokens ("Hello." = [15496, 13]), a sentence, 128 random tokens, a left-padded batch of three
+    """1 token, 2 tokens ("Hello." = [15496, 13]), a sentence, 128 random tokens (fewer if n_positions is smaller), a left-padded batch of three
     prompts, and with full_length a sequence of all n_positions positions."""
     cases = [
         text_case("one_token", tokenizer, ["Hello"]),
         text_case("hello", tokenizer, ["Hello."]),
         text_case("sentence", tokenizer, [SENTENCE]),
-        random_case("random_128", min(128, config.n_positions), config.vocab_size, seed=128),
+        random_case("random_tokens", min(128, config.n_positions), config.vocab_size, seed=128),
         text_case("padded_batch", tokenizer, [SENTENCE, "Hello.", "Attention is all you need"]),
     ]
     if full_length:

@@ -6,16 +6,20 @@ Two modes per case:
             the engine diverged; everything after it inherits the error.
   isolated  each stage is fed the reference's own input for that stage (e.g. h3.attn_probs is the engine's
             softmax of the reference's h3.attn_scores), so a failure points at that one stage.
-The stage functions are the engine's own (gpt2core.model, gpt2core.ops), not copies.
+  cached    prefill, then decode one token at a time with the KV cache (after an unrelated request, so
+            state leaking between requests shows); each step must equal the full pass at its position.
+The stage functions are the engine's own (gpt2core.model, gpt2core.ops), looked up at call time, so a
+fault injected into one of them (gpt2core.faults) shows in every mode.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from . import model as m
 from . import ops
 from .compare import Comparison, compare
-from .model import GPT2, attention_allowed, attention_output, checkpoint_names, embed, ffn, lm_head, qkv_heads
+from .model import GPT2, checkpoint_names
 from .tolerances import CHECKPOINT_TOL
 
 QKV = ("q", "k", "v")
@@ -33,11 +37,11 @@ def isolated(model: GPT2, case, name: str, ref) -> np.ndarray:
     p, cfg = model.params, model.config
     eps = cfg.layer_norm_epsilon
     if name == "embeddings":
-        return embed(case.input_ids, case.position_ids, p)
+        return m.embed(case.input_ids, case.position_ids, p)
     if name == "ln_f":
-        return ops.layer_norm(ref(f"h{cfg.n_layer - 1}.out"), p.ln_f.g, p.ln_f.b, eps)
+        return m.final_layer_norm(ref(f"h{cfg.n_layer - 1}.out"), p, eps)
     if name == "logits":
-        return lm_head(ref("ln_f"), p)
+        return m.lm_head(ref("ln_f"), p)
     head, kind = name.split(".")
     layer = int(head[1:])
     block = p.blocks[layer]
@@ -48,22 +52,66 @@ def isolated(model: GPT2, case, name: str, ref) -> np.ndarray:
     if kind == "ln_1":
         return ops.layer_norm(block_input(), block.ln_1.g, block.ln_1.b, eps)
     if kind in QKV:
-        return qkv_heads(ref(f"{head}.ln_1"), block, cfg.n_head)[QKV.index(kind)]
+        return m.qkv_heads(ref(f"{head}.ln_1"), block, cfg.n_head)[QKV.index(kind)]
     if kind == "attn_scores":
         T = case.input_ids.shape[1]  # references are full forward passes: queries = keys = T
-        allowed = attention_allowed(T, T, case.attention_mask)
+        allowed = m.attention_allowed(T, T, case.attention_mask)
         return ops.attention_scores(ref(f"{head}.q"), ref(f"{head}.k"), allowed)
     if kind == "attn_probs":
         return ops.softmax(ref(f"{head}.attn_scores"))
     if kind == "attn_out":
-        return attention_output(ref(f"{head}.attn_probs"), ref(f"{head}.v"), block)
+        return m.attention_output(ref(f"{head}.attn_probs"), ref(f"{head}.v"), block)
     if kind == "ln_2":
         return ops.layer_norm(block_input() + ref(f"{head}.attn_out"), block.ln_2.g, block.ln_2.b, eps)
     if kind == "mlp_out":
-        return ffn(ref(f"{head}.ln_2"), block)
+        return m.ffn(ref(f"{head}.ln_2"), block)
     if kind == "out":
         return block_input() + ref(f"{head}.attn_out") + ref(f"{head}.mlp_out")
     raise KeyError(f"unknown checkpoint {name!r}")
+
+
+def reference_slice(name: str, ref: np.ndarray, b: int, t: int, key_tokens: np.ndarray) -> np.ndarray:
+    """The part of a full-pass reference that one decoding step at position t of row b must reproduce."""
+    kind = name.rsplit(".", 1)[-1]
+    if kind in ("k", "v"):
+        return ref[b : b + 1, :, : t + 1][:, :, key_tokens]
+    if kind == "q":
+        return ref[b : b + 1, :, t : t + 1]
+    if kind in ("attn_scores", "attn_probs"):
+        return ref[b : b + 1, :, t : t + 1, : t + 1]
+    return ref[b : b + 1, t : t + 1]
+
+
+def compare_cached(model: GPT2, case, split: int | None = None, tol: dict = CHECKPOINT_TOL) -> list[Comparison]:
+    """Prefill `split` positions, then decode the rest one at a time with the KV cache; compare every checkpoint
+    of every step with the full pass at that position. Named `<checkpoint>@t=<step>,b=<row>`.
+
+    An unrelated request runs first on a cache of its own, so state kept between requests shows. Keys and
+    values are compared at token positions only: padding keys are masked, and a padding query attends
+    uniformly to however many keys its call has, so they legitimately differ from the full pass.
+    """
+    ids, mask = case.input_ids, case.attention_mask
+    B, T = ids.shape
+    if split is None:  # every row needs a token in the prefill
+        split = max(1, T // 2) if mask is None else int(np.argmax(mask.all(axis=0))) + 1
+        split = min(split, T - 1) if T > 1 else T
+    model((ids + 1) % model.config.vocab_size, mask, cache=model.new_cache(batch_size=B))  # an unrelated request
+    cache = model.new_cache(batch_size=B)
+    model(ids[:, :split], None if mask is None else mask[:, :split], cache=cache)
+    names = checkpoint_names(model.config.n_layer)
+    refs = {n: case.array(n) for n in names}
+    out = []
+    for t in range(split, T):
+        rec: dict[str, np.ndarray] = {}
+        model(ids[:, t : t + 1], None if mask is None else mask[:, : t + 1], cache=cache, checkpoints=rec)
+        for b in range(B):
+            key_tokens = np.ones(t + 1, bool) if mask is None else mask[b, : t + 1].astype(bool)
+            for n in names:
+                got = rec[n][b : b + 1]
+                if n.endswith((".k", ".v")) and got.ndim == 4 and got.shape[2] == t + 1:
+                    got = got[:, :, key_tokens]
+                out.append(compare(f"{n}@t={t},b={b}", got, reference_slice(n, refs[n], b, t, key_tokens), tol))
+    return out
 
 
 def first_divergence(comparisons: list[Comparison]) -> Comparison | None:

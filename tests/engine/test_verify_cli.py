@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from support.faults import inject
+from gpt2core.faults import inject
 
 from gpt2core import checkpoint_names
 from gpt2core.cli import main
@@ -82,3 +82,13 @@ def test_verify_refuses_references_of_other_weights(tiny_dir, tmp_path, capsys):
     capsys.readouterr()
     assert main(["verify", "--model", str(tiny_dir), "--references", str(out)]) == 2
     assert "made for other weights" in capsys.readouterr().err
+
+
+def test_faults_command_json(capsys):
+    rc = main(["faults", "--fault", "no_causal_mask", "--fault", "qkv_wrong_order", "--no-sensitivity", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert rc == 0 and report["caught"] == report["total"] == 2
+    by_name = {f["name"]: f for f in report["faults"]}
+    assert by_name["no_causal_mask"]["checkpoint"] == "h0.attn_scores"
+    assert by_name["qkv_wrong_order"]["checkpoint"] == "h0.q" and by_name["qkv_wrong_order"]["margin"] > 1
+    assert main(["faults", "--fault", "no_such_fault"]) == 2

@@ -51,6 +51,21 @@ def test_kv_cache_decoding_equals_full_forward_at_any_split(m, data):
 
 
 @given(m=models, data=st.data())
+def test_a_request_never_sees_a_previous_requests_cache(m, data):
+    """Two requests in a row, each with a new cache: the second gives what it gives on a fresh model."""
+    cfg, dtype, seed, std = m
+    model = random_engine(cfg, seed, std, dtype)
+    T1 = data.draw(st.integers(1, cfg["n_positions"] // 2))
+    T2 = data.draw(st.integers(2, cfg["n_positions"] // 2))
+    first = data.draw(token_ids(cfg["vocab_size"], 1, T1), label="first request")
+    second = data.draw(token_ids(cfg["vocab_size"], 1, T2), label="second request")
+    model(first, cache=model.new_cache())
+    cache = model.new_cache()
+    got = np.concatenate([model(second[:, :-1], cache=cache), model(second[:, -1:], cache=cache)], axis=1)
+    check(f"second request ({T2} tokens) after a first ({T1})", got, model(second))
+
+
+@given(m=models, data=st.data())
 def test_a_sequence_does_not_depend_on_its_batch_neighbours(m, data):
     cfg, dtype, seed, std = m
     model = random_engine(cfg, seed, std, dtype)

@@ -111,3 +111,23 @@ def test_attention_with_padding_mask_matches_sdpa(dtype, bhtd, data):
     rows = np.broadcast_to(allowed.any(-1, keepdims=True), (B, H, T_, D))  # torch gives NaN for empty rows
     got = ops.attention(q, k, v, allowed)
     check(f"attention padded B,H,T,D={[B, H, T_, D]}", got[rows], ref.numpy()[rows])
+
+
+@given(dtype=DTYPES, bhtd=head_shapes(), extra_keys=st.integers(0, 4), data=st.data())
+def test_attention_scores_match_transformers_eager_masking(dtype, bhtd, extra_keys, data):
+    """Scores as transformers' eager attention makes them: q k^T * D**-0.5 plus an additive mask holding the
+    dtype's minimum where a key is not allowed. Masked entries must equal that minimum exactly."""
+    from support.strategies import left_padding_masks
+
+    from gpt2core.compare import compare
+
+    B, H, T_, D = bhtd
+    S = T_ + extra_keys
+    q = data.draw(float_arrays((B, H, T_, D), dtype, 1.0), label="q")
+    k = data.draw(float_arrays((B, H, S, D), dtype, 1.0), label="k")
+    pad = data.draw(left_padding_masks(B, S), label="mask").astype(bool)
+    allowed = ops.causal_mask(T_, S)[None, None] & pad[:, None, None, :]
+    additive = torch.zeros(allowed.shape, dtype=T(q).dtype).masked_fill(~torch.from_numpy(allowed), torch.finfo(T(q).dtype).min)
+    ref = (torch.matmul(T(q), T(k).transpose(-1, -2)) * D**-0.5 + additive).numpy()
+    c = compare(f"attention_scores B,H,T,S,D={[B, H, T_, S, D]}", ops.attention_scores(q, k, allowed), ref, OP_TOL)
+    assert c.ok, c.message()

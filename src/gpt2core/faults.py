@@ -1,0 +1,356 @@
+"""A catalogue of named, realistic bugs, injected into the engine without editing its source, and the
+runner that proves the parity comparison catches each one at the checkpoint where it lives.
+
+`inject(name)` swaps one function (or method) of gpt2core.ops, gpt2core.model or gpt2core.cache for a
+broken copy and restores it on exit; GPT2CORE_FAULT=<name> does it for a whole pytest run
+(tests/conftest.py). `run_catalogue` runs every fault against a reference set: float64 (and float32)
+chained comparisons, the isolated comparison where the fault lives in one stage, and the cached-decoding
+scenario for KV-cache faults. A fault counts as caught only if a comparison fails (a crash does not count)
+and the first diverging checkpoint is the one the catalogue names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import cache as cache_module
+from . import model as model_module
+from . import ops
+
+_OPS = {n: getattr(ops, n) for n in ("attention_scores", "causal_mask", "softmax", "layer_norm", "gelu", "linear", "split_heads", "merge_heads")}  # fmt: skip
+_MODEL = {n: getattr(model_module, n) for n in ("qkv_heads", "attention_output", "embed", "positions_from_mask", "transformer_block", "final_layer_norm", "lm_head", "mha", "ffn")}  # fmt: skip
+_ADVANCE = cache_module.KVCache.advance
+_NEW_CACHE = model_module.GPT2.new_cache
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    description: str
+    target: tuple  # (module or class, attribute name)
+    replacement: object
+    checkpoint: str  # the first checkpoint that must diverge
+    scenario: str = "forward"  # "forward": full passes over every case; "cache": incremental decoding
+    isolated: bool = True  # the isolated comparison must blame the same checkpoint
+    property_modules: tuple[str, ...] = ()  # tests/property modules that must fail on their own
+    notes: str = ""
+
+
+def _scores(scale_of_d, fill=None):
+    """attention_scores with another scale (a function of the head size D) or another masked value."""
+
+    def attention_scores(q, k, allowed):
+        scores = (q @ k.swapaxes(-1, -2)) * scale_of_d(q.shape[-1])
+        if allowed is None:
+            return scores
+        return np.where(allowed, scores, np.finfo(scores.dtype).min if fill is None else scores.dtype.type(fill))
+
+    return attention_scores
+
+
+def _layer_norm(eps=None, ddof=0, swap=False):
+    def layer_norm(x, g, b, e):
+        mean = x.mean(axis=-1, keepdims=True)
+        var = x.var(axis=-1, keepdims=True, ddof=ddof)
+        g, b = (b, g) if swap else (g, b)
+        return (x - mean) / np.sqrt(var + (e if eps is None else x.dtype.type(eps))) * g + b
+
+    return layer_norm
+
+
+def _gelu(c):
+    def gelu(x):
+        return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi).astype(x.dtype) * (x + c * x * x * x)))
+
+    return gelu
+
+
+def _exact_gelu(x):
+    erf = np.vectorize(math.erf, otypes=[x.dtype])
+    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0).astype(x.dtype)))
+
+
+def _softmax_no_max(x, axis=-1):
+    e = np.exp(x)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _split_heads_wrong(x, n_head):
+    B, T, C = x.shape
+    return x.reshape(B, T, C // n_head, n_head).transpose(0, 3, 1, 2)  # head h takes every H-th column
+
+
+def _merge_heads_wrong(x):
+    B, H, T, D = x.shape
+    return x.transpose(0, 2, 3, 1).reshape(B, T, H * D)  # columns ordered (d, h) instead of (h, d)
+
+
+def _qkv_wrong_order(x, p, n_head):
+    q, k, v = _MODEL["qkv_heads"](x, p, n_head)
+    return k, q, v
+
+
+def _attention_output_transposed(probs, v, p):
+    return ops.linear(ops.merge_heads(probs @ v), p.attn_proj.w.T, p.attn_proj.b)
+
+
+def _positions_off_by_one(mask, n_new):
+    return np.cumsum(mask, axis=1)[:, -n_new:]  # forgot the -1: positions start at 1
+
+
+def _positions_ignore_padding(mask, n_new):
+    S = mask.shape[1]
+    return np.broadcast_to(np.arange(S - n_new, S), (mask.shape[0], n_new))
+
+
+def _embed_no_positions(ids, pos, p):
+    return p.wte[ids]
+
+
+def _block(variant):
+    """transformer_block with its residual wiring changed; records the same checkpoints."""
+
+    def transformer_block(x, p, n_head, eps, allowed, cache, layer, rec):
+        name = f"h{layer}"
+        mha, ffn, ln = model_module.mha, model_module.ffn, ops.layer_norm
+        if variant == "post_norm":  # x = LN(x + attn(x)); x = LN(x + mlp(x))
+            h1 = ln(x + mha(x, p, n_head, allowed, cache, layer, rec, name), p.ln_1.g, p.ln_1.b, eps)
+            m = ffn(h1, p)
+            h2 = x = ln(h1 + m, p.ln_2.g, p.ln_2.b, eps)
+        else:
+            h1 = ln(x, p.ln_1.g, p.ln_1.b, eps)
+            a = mha(h1, p, n_head, allowed, cache, layer, rec, name)
+            x = a if variant == "no_attn_residual" else x + a
+            h2 = ln(x, p.ln_2.g, p.ln_2.b, eps)
+            m = ffn(h2, p)
+            x = m if variant == "no_mlp_residual" else x + m
+        if rec is not None:
+            rec.update({name + ".ln_1": h1, name + ".ln_2": h2, name + ".mlp_out": m, name + ".out": x})
+        return x
+
+    return transformer_block
+
+
+def _untied_head(x, p):
+    rng = np.random.default_rng(0)  # a freshly initialised head, as if the tie to wte were lost
+    return x @ (0.02 * rng.standard_normal(p.lm_head.shape)).astype(x.dtype).T
+
+
+def _append_without_storing(self, layer, k, v):
+    return k, v
+
+
+def _advance_twice(self, new_mask):
+    _ADVANCE(self, new_mask)
+    _ADVANCE(self, new_mask)  # committed twice: a gap of unwritten positions follows every step
+
+
+_shared_caches: dict = {}
+
+
+def _new_cache_reused(self, batch_size=1, capacity=None):
+    key = (id(self), batch_size, capacity)
+    if key not in _shared_caches:  # one cache per model, never reset: the next request sees the last one's keys
+        _shared_caches[key] = _NEW_CACHE(self, batch_size, capacity)
+    return _shared_caches[key]
+
+
+O, M = ops, model_module
+FAULTS = {f.name: f for f in [
+    Fault("no_scale", "attention scores not scaled by 1/sqrt(D)", (O, "attention_scores"), _scores(lambda d: 1.0), "h0.attn_scores", property_modules=("test_ops.py",)),
+    Fault("scale_1_over_d", "scores scaled by 1/D instead of 1/sqrt(D) (or the scale applied twice)", (O, "attention_scores"), _scores(lambda d: 1.0 / d), "h0.attn_scores", property_modules=("test_ops.py",)),
+    Fault("scale_1_over_sqrt_d_plus_1", "scores scaled by 1/sqrt(D+1)", (O, "attention_scores"), _scores(lambda d: (d + 1) ** -0.5), "h0.attn_scores", property_modules=("test_ops.py",)),
+    Fault("scale_times_sqrt_d", "scores multiplied by sqrt(D) instead of divided", (O, "attention_scores"), _scores(lambda d: d**0.5), "h0.attn_scores", property_modules=("test_ops.py",)),
+    Fault("no_causal_mask", "no causal mask: every query sees future keys", (O, "causal_mask"), lambda t, s: np.ones((t, s), dtype=bool), "h0.attn_scores", property_modules=("test_ops.py",)),
+    Fault("mask_diagonal_hidden", "causal mask off by one: a query cannot see its own key", (O, "causal_mask"), lambda t, s: np.tri(t, s, k=s - t - 1, dtype=bool), "h0.attn_scores", property_modules=("test_ops.py",)),
+    Fault("mask_future_visible", "causal mask off by one: one future key visible", (O, "causal_mask"), lambda t, s: np.tri(t, s, k=s - t + 1, dtype=bool), "h0.attn_scores", property_modules=("test_ops.py",)),
+    Fault("mask_fill_zero", "masked scores set to 0 instead of the dtype's minimum", (O, "attention_scores"), _scores(lambda d: d**-0.5, fill=0.0), "h0.attn_scores", property_modules=("test_ops.py",)),
+    Fault("mask_fill_minus_100", "masked scores set to -100 instead of the dtype's minimum", (O, "attention_scores"), _scores(lambda d: d**-0.5, fill=-100.0), "h0.attn_scores", property_modules=("test_ops.py",)),
+    Fault("softmax_wrong_axis", "softmax over the query axis instead of the key axis", (O, "softmax"), lambda x, axis=-1: _OPS["softmax"](x, axis=-2), "h0.attn_probs", property_modules=("test_ops.py",)),
+    Fault("softmax_no_max_subtraction", "softmax without subtracting the row maximum (overflows on large scores)", (O, "softmax"), _softmax_no_max, "h0.attn_probs", property_modules=("test_ops.py",),
+          notes="the same in exact arithmetic: only overflow shows it, so it needs scores beyond exp's range (the stress model's sharp head)"),
+    Fault("ln_eps_1e-3", "LayerNorm epsilon 1e-3 instead of the config's 1e-5", (O, "layer_norm"), _layer_norm(eps=1e-3), "h0.ln_1", property_modules=("test_ops.py",)),
+    Fault("ln_eps_1e-12", "LayerNorm epsilon 1e-12 instead of the config's 1e-5", (O, "layer_norm"), _layer_norm(eps=1e-12), "h0.ln_1", property_modules=("test_ops.py",)),
+    Fault("ln_unbiased_variance", "LayerNorm with the unbiased (n-1) variance", (O, "layer_norm"), _layer_norm(ddof=1), "h0.ln_1", property_modules=("test_ops.py",)),
+    Fault("ln_weight_bias_swapped", "LayerNorm gain and bias swapped", (O, "layer_norm"), _layer_norm(swap=True), "h0.ln_1", property_modules=("test_ops.py",)),
+    Fault("exact_gelu", "exact erf GELU instead of GPT-2's tanh form", (O, "gelu"), _exact_gelu, "h0.mlp_out", property_modules=("test_ops.py",),
+          notes="the two GELUs differ by ~1e-5 relative: float32 comparisons see it only downstream"),
+    Fault("gelu_wrong_constant", "tanh GELU with 0.04715 instead of 0.044715", (O, "gelu"), _gelu(0.04715), "h0.mlp_out", property_modules=("test_ops.py",)),
+    Fault("linear_missing_bias", "Conv1D without its bias", (O, "linear"), lambda x, w, b: x @ w, "h0.q", property_modules=("test_ops.py",)),
+    Fault("split_heads_wrong_reshape", "heads split with the wrong reshape order (strided columns)", (O, "split_heads"), _split_heads_wrong, "h0.q", property_modules=("test_ops.py",)),
+    Fault("merge_heads_wrong_order", "heads merged with the wrong transpose (columns ordered d-major)", (O, "merge_heads"), _merge_heads_wrong, "h0.attn_out", property_modules=("test_ops.py",)),
+    Fault("attn_proj_transposed", "attention c_proj weight used transposed (square, so no shape error)", (M, "attention_output"), _attention_output_transposed, "h0.attn_out", property_modules=("test_models.py",)),
+    Fault("qkv_wrong_order", "c_attn output split as k, q, v instead of q, k, v", (M, "qkv_heads"), _qkv_wrong_order, "h0.q", property_modules=("test_models.py",)),
+    Fault("no_position_embeddings", "position embeddings left out", (M, "embed"), _embed_no_positions, "embeddings", property_modules=("test_models.py",)),
+    Fault("positions_off_by_one", "positions start at 1 instead of 0", (M, "positions_from_mask"), _positions_off_by_one, "embeddings", isolated=False, property_modules=("test_models.py",)),
+    Fault("positions_ignore_padding", "positions not shifted for left padding", (M, "positions_from_mask"), _positions_ignore_padding, "embeddings", isolated=False, property_modules=("test_models.py",)),
+    Fault("no_attn_residual", "attention residual dropped (x = attn(ln_1(x)))", (M, "transformer_block"), _block("no_attn_residual"), "h0.ln_2", isolated=False, property_modules=("test_models.py",)),
+    Fault("no_mlp_residual", "MLP residual dropped (x = mlp(ln_2(x)))", (M, "transformer_block"), _block("no_mlp_residual"), "h0.out", isolated=False, property_modules=("test_models.py",)),
+    Fault("post_norm", "pre-norm block made post-norm", (M, "transformer_block"), _block("post_norm"), "h0.ln_1", isolated=False, property_modules=("test_models.py",)),
+    Fault("final_ln_skipped", "final LayerNorm ln_f skipped", (M, "final_layer_norm"), lambda x, p, eps: x, "ln_f", property_modules=("test_models.py",)),
+    Fault("untied_head", "output head untied: a fresh random matrix instead of wte", (M, "lm_head"), _untied_head, "logits", property_modules=("test_models.py",)),
+    Fault("cache_not_appended", "KV cache returns the new keys without the cached ones", (cache_module.KVCache, "append"), _append_without_storing, "h0.k", scenario="cache", isolated=False, property_modules=("test_invariants.py",)),
+    Fault("cache_advanced_twice", "KV cache length advanced twice per call (positions and keys shift)", (cache_module.KVCache, "advance"), _advance_twice, "embeddings", scenario="cache", isolated=False, property_modules=("test_invariants.py",)),
+    Fault("cache_reused_across_requests", "a new request gets the previous request's cache", (model_module.GPT2, "new_cache"), _new_cache_reused, "embeddings", scenario="cache", isolated=False, property_modules=("test_invariants.py",),
+          notes="the stale length shifts the new request's positions, so the embeddings diverge first"),
+]}  # fmt: skip
+
+
+@contextlib.contextmanager
+def inject(name: str):
+    """Run the body with fault `name` in place of the engine's function; always restored."""
+    if name not in FAULTS:
+        raise KeyError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
+    owner, attr = FAULTS[name].target
+    original = owner.__dict__[attr]
+    setattr(owner, attr, FAULTS[name].replacement)
+    _shared_caches.clear()
+    try:
+        yield FAULTS[name]
+    finally:
+        setattr(owner, attr, original)
+
+
+def inject_from_environment() -> str | None:
+    """Inject the fault GPT2CORE_FAULT names for the rest of the process; return its name."""
+    name = os.environ.get("GPT2CORE_FAULT")
+    if name:
+        if name not in FAULTS:
+            raise KeyError(f"GPT2CORE_FAULT={name!r} is not a known fault: {', '.join(FAULTS)}")
+        owner, attr = FAULTS[name].target
+        setattr(owner, attr, FAULTS[name].replacement)
+    return name
+
+
+# --- running the catalogue -------------------------------------------------------------------------------
+
+
+@dataclass
+class Detection:
+    """Where one comparison run (a dtype, a mode) first saw the fault."""
+
+    checkpoint: str | None = None  # the earliest failing checkpoint in forward-pass order, over all cases
+    case: str | None = None
+    margin: float | None = None  # max abs diff / tolerance there (None: a shape/dtype/non-finite problem)
+    problem: str | None = None
+    message: str | None = None
+    crashes: list[str] = field(default_factory=list)
+
+
+def _detect(model, refs, mode: str) -> Detection:
+    from .verify import compare_cached, compare_case
+
+    order = {n: i for i, n in enumerate(model_module.checkpoint_names(model.config.n_layer))}
+    found = Detection()
+    best = None
+    for case in refs.cases:
+        try:
+            comps = compare_cached(model, case) if mode == "cached" else compare_case(model, case, mode)
+        except Exception as e:  # noqa: BLE001 - a crash is recorded, and never counts as caught
+            found.crashes.append(f"{case.name}: {type(e).__name__}: {e}")
+            continue
+        for c in comps:
+            if not c.ok:
+                rank = order[c.name.split("@")[0]]
+                if best is None or rank < best[0]:
+                    best = (rank, case.name, c)
+    if best is not None:
+        _, found.case, c = best
+        found.checkpoint = c.name.split("@")[0]
+        found.margin = c.margin if c.problem is None else None
+        found.problem, found.message = c.problem, c.message()
+    return found
+
+
+def run_fault(fault: Fault, models: dict, refs: dict) -> dict:
+    """Run one fault against {dtype: model} and {dtype: References}; report where each run caught it."""
+    runs = {}
+    with inject(fault.name):
+        for dtype, model in models.items():
+            modes = ["cached"] if fault.scenario == "cache" else ["chained"] + (["isolated"] if fault.isolated else [])
+            runs[dtype] = {mode: _detect(model, refs[dtype], mode).__dict__ for mode in modes}
+    main_mode = "cached" if fault.scenario == "cache" else "chained"
+    caught_by = [
+        f"{dtype} {mode}" for dtype, by_mode in runs.items() for mode, d in by_mode.items() if d["checkpoint"] == fault.checkpoint
+    ]
+    expected = list(runs)
+    caught = bool(expected) and all(
+        all(runs[d][mode]["checkpoint"] == fault.checkpoint for mode in runs[d]) for d in expected
+    )
+    margins = [runs[d][main_mode]["margin"] for d in expected if runs[d][main_mode]["checkpoint"] == fault.checkpoint]
+    problems = [runs[d][main_mode]["problem"] for d in expected if runs[d][main_mode]["problem"]]
+    return {
+        "name": fault.name,
+        "description": fault.description,
+        "caught": caught,
+        "checkpoint": runs[expected[0]][main_mode]["checkpoint"] if expected else None,
+        "expected_checkpoint": fault.checkpoint,
+        "margin": min((m for m in margins if m is not None), default=None),
+        "problem": problems[0] if problems else None,
+        "caught_by": caught_by,
+        "dtypes": expected,
+        "scenario": fault.scenario,
+        "property_modules": list(fault.property_modules),
+        "notes": fault.notes,
+        "runs": runs,
+    }
+
+
+def sensitivity(model, refs, tensors=("wte", "h0.c_attn.w", "h_last.mlp_proj.w", "ln_f.g"), seed: int = 0) -> dict:
+    """The smallest relative perturbation w * (1 + delta * s), s = +-1 at random, of one weight tensor that
+    the chained comparison detects, per tensor (delta from 1e-2 down to 1e-15)."""
+    from .verify import compare_case
+
+    p = model.params
+    arrays = {
+        "wte": p.wte, "h0.c_attn.w": p.blocks[0].c_attn.w, "h_last.mlp_proj.w": p.blocks[-1].mlp_proj.w,
+        "ln_f.g": p.ln_f.g,
+    }  # fmt: skip
+    rng = np.random.default_rng(seed)
+    result = {}
+    for name in tensors:
+        w = arrays[name]
+        original = w.copy()
+        signs = rng.choice(np.array([-1.0, 1.0], dtype=w.dtype), size=w.shape)
+        smallest = None
+        for k in range(2, 16):
+            delta = 10.0**-k
+            w[...] = original * (1 + w.dtype.type(delta) * signs)
+            try:
+                detected = any(not c.ok for case in refs.cases for c in compare_case(model, case, "chained"))
+            finally:
+                w[...] = original
+            if not detected:
+                break
+            smallest = delta
+        result[name] = smallest
+    return result
+
+
+def run_catalogue(model_dir, refs: dict, names=None, with_sensitivity: bool = True) -> dict:
+    """Every fault (or those named) against refs["float64"] for model_dir; the sensitivity scan uses every
+    reference set given ({dtype name: References})."""
+    from .loading import load
+
+    models = {}
+    for dtype, r in refs.items():
+        models[dtype] = load(model_dir, dtype=np.dtype(dtype))
+        baseline = _detect(models[dtype], r, "chained")
+        if baseline.checkpoint is not None or baseline.crashes:
+            raise AssertionError(f"the engine without a fault already fails ({dtype}): {baseline.message or baseline.crashes}")
+    faults = [run_fault(FAULTS[n], {"float64": models["float64"]}, {"float64": refs["float64"]}) for n in (names or FAULTS)]
+    report = {
+        "model": str(model_dir),
+        "dtypes": list(refs),
+        "caught": sum(f["caught"] for f in faults),
+        "total": len(faults),
+        "faults": faults,
+    }
+    if with_sensitivity:
+        report["sensitivity"] = {dtype: sensitivity(models[dtype], refs[dtype]) for dtype in refs}
+    return report

@@ -1,0 +1,76 @@
+"""Test weights that make faults visible: a GPT-2 built by transformers, then sharpened in torch.
+
+With transformers' random initialisation attention is nearly uniform, biases are zero and LayerNorm is the
+identity, so a wrong attention scale, a missing bias or swapped LayerNorm parameters barely move the output.
+This model keeps transformers' architecture and loading path (GPT2LMHeadModel + save_pretrained) and only
+changes weight values, the way trained GPT-2's differ from initialisation:
+  - queries and keys scaled so attention is sharp (head 0 of every layer very sharp: scores of hundreds);
+  - every bias random, LayerNorm gains in [0.5, 1.5] and biases random (so each parameter matters);
+  - a few residual channels with large embeddings (activation outliers, as trained GPT-2 has).
+References for it still come from transformers' forward pass (gpt2core.references).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from .init_model import gpt2_vocab_files
+
+SHAPE = dict(n_embd=64, n_layer=2, n_head=4, n_positions=64)
+QK_SCALE = 8.0  # every head: scores ~ 64x transformers' init (std ~2)
+SHARP_HEAD_QK_SCALE = 80.0  # head 0: scores of several hundred, one-hot attention (softmax overflow without max)
+OUTLIER_CHANNELS = (3, 17, 40)
+OUTLIER_SCALE = 200.0
+
+
+def build_stress_model(out_dir, seed: int = 0) -> Path:
+    """Write the stress model (config.json, model.safetensors, vocab.json, merges.txt) to out_dir."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    out_dir = Path(out_dir)
+    torch.manual_seed(seed)
+    model = GPT2LMHeadModel(GPT2Config(**SHAPE))
+    C, D = SHAPE["n_embd"], SHAPE["n_embd"] // SHAPE["n_head"]
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for block in model.transformer.h:
+            w = block.attn.c_attn.weight  # [C, 3C]: q | k | v
+            w[:, : 2 * C] *= QK_SCALE
+            w[:, :D] *= SHARP_HEAD_QK_SCALE / QK_SCALE
+            w[:, C : C + D] *= SHARP_HEAD_QK_SCALE / QK_SCALE
+            for lin in (block.attn.c_attn, block.attn.c_proj, block.mlp.c_fc, block.mlp.c_proj):
+                lin.bias.copy_(0.1 * torch.randn(lin.bias.shape, generator=gen))
+            for ln in (block.ln_1, block.ln_2):
+                ln.weight.copy_(0.5 + torch.rand(ln.weight.shape, generator=gen))
+                ln.bias.copy_(0.2 * torch.randn(ln.bias.shape, generator=gen))
+        ln_f = model.transformer.ln_f
+        ln_f.weight.copy_(0.5 + torch.rand(ln_f.weight.shape, generator=gen))
+        ln_f.bias.copy_(0.2 * torch.randn(ln_f.bias.shape, generator=gen))
+        for c in OUTLIER_CHANNELS:
+            model.transformer.wte.weight[:, c] *= OUTLIER_SCALE
+            model.transformer.wpe.weight[:, c] *= OUTLIER_SCALE
+    tmp = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
+    model.save_pretrained(tmp)
+    encoder, bpe = gpt2_vocab_files()
+    shutil.copyfile(encoder, tmp / "vocab.json")
+    shutil.copyfile(bpe, tmp / "merges.txt")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+    return out_dir
+
+
+def stress_model_dir(cache_dir=None) -> Path:
+    """The stress model, built once in cache_dir (default $GPT2CORE_HOME or ~/.cache/gpt2core)."""
+    import transformers
+
+    home = cache_dir or os.environ.get("GPT2CORE_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "gpt2core"
+    )
+    path = Path(home) / f"stress-seed0-tf{transformers.__version__}"
+    if not (path / "model.safetensors").is_file():
+        build_stress_model(path)
+    return path

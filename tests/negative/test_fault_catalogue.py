@@ -1,0 +1,120 @@
+"""Every fault of the catalogue (gpt2core.faults) is caught, at the checkpoint where it lives.
+
+The parity comparison runs on the stress model (gpt2core.stress: a transformers-built GPT-2 with sharp
+attention, random biases and LayerNorm parameters, and outlier channels) against references captured from
+transformers in float64 (float32 rounding on attention this sharp is as large as float32's tolerance; float32
+appears only in the sensitivity scan). A fault counts only when a comparison fails at the expected checkpoint;
+a crash never counts. Faults in one op must also make the property suite fail on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from support.models import CACHE
+
+from gpt2core import checkpoint_names
+from gpt2core.faults import FAULTS, run_fault, sensitivity
+from gpt2core.references import default_cases, load_references, tokenizer_for, write_references
+from gpt2core.stress import SHAPE, stress_model_dir
+
+TESTS = Path(__file__).resolve().parents[1]
+DTYPES = ("float64", "float32")
+_state: dict = {}
+
+
+@pytest.fixture(scope="module")
+def stress(tmp_path_factory):
+    """(model dir, {dtype: engine model}, {dtype: references}) for the stress model, built once."""
+    if not _state:
+        import gpt2core
+        from gpt2core.config import GPT2Config
+
+        model_dir = stress_model_dir(CACHE)
+        cases = default_cases(GPT2Config.from_json_file(model_dir / "config.json"), tokenizer_for(model_dir))
+        refs, models = {}, {}
+        for dtype in DTYPES:
+            out = tmp_path_factory.mktemp(f"stress-{dtype}")
+            write_references(model_dir, out, cases, dtype, command="pytest")
+            refs[dtype] = load_references(out, model_dir)
+            models[dtype] = gpt2core.load(model_dir, dtype=np.dtype(dtype))
+        _state.update(model_dir=model_dir, models=models, refs=refs)
+    return _state
+
+
+def test_the_catalogue_has_at_least_20_distinct_faults():
+    assert len(FAULTS) >= 20
+    names = checkpoint_names(SHAPE["n_layer"])
+    for f in FAULTS.values():
+        assert f.checkpoint in names, f"{f.name}: {f.checkpoint} is not a checkpoint"
+        assert f.scenario in ("forward", "cache")
+    assert len({f.replacement for f in FAULTS.values()}) == len(FAULTS), "two faults share one replacement"
+
+
+def test_the_clean_engine_passes_on_the_stress_model(stress):
+    from gpt2core.verify import compare_cached, compare_case
+
+    model = stress["models"]["float64"]
+    for case in stress["refs"]["float64"].cases:
+        comps = compare_case(model, case, "chained") + compare_case(model, case, "isolated") + compare_cached(model, case)
+        bad = [c.message() for c in comps if not c.ok]
+        assert not bad, f"float64 {case.name}: " + "\n".join(bad[:5])
+    for case in stress["refs"]["float32"].cases:  # the sensitivity scan's float32 baseline
+        bad = [c.message() for c in compare_case(stress["models"]["float32"], case, "chained") if not c.ok]
+        assert not bad, f"float32 {case.name}: " + "\n".join(bad[:5])
+
+
+@pytest.mark.parametrize("name", list(FAULTS))
+def test_fault_is_caught_at_its_checkpoint(stress, name):
+    fault = FAULTS[name]
+    result = run_fault(fault, {"float64": stress["models"]["float64"]}, {"float64": stress["refs"]["float64"]})
+    detail = "\n".join(
+        f"  {dtype} {mode}: first diverging {d['checkpoint']} (case {d['case']}); crashes {d['crashes']}; {d['message']}"
+        for dtype, by_mode in result["runs"].items() for mode, d in by_mode.items()
+    )  # fmt: skip
+    assert result["caught"], f"{name} ({fault.description}) not caught at {fault.checkpoint}:\n{detail}"
+    for mode, d in result["runs"]["float64"].items():
+        assert d["checkpoint"] == fault.checkpoint, f"{name}: {mode} diverged first at {d['checkpoint']}\n{detail}"
+        margin_or_problem = d["problem"] if d["margin"] is None else d["margin"] > 1
+        assert margin_or_problem, f"{name}: {mode}: caught without a margin or a named problem\n{detail}"
+
+
+def test_injection_is_undone(stress):
+    from gpt2core.faults import inject
+    from gpt2core.verify import compare_case
+
+    model, refs = stress["models"]["float64"], stress["refs"]["float64"]
+    for name in FAULTS:
+        with inject(name):
+            pass
+    assert all(c.ok for case in refs.cases for c in compare_case(model, case, "chained"))
+
+
+def test_float64_detects_a_1e_10_relative_weight_perturbation(stress):
+    """Sensitivity: the smallest relative perturbation of one weight tensor each comparison detects."""
+    found = {dtype: sensitivity(stress["models"][dtype], stress["refs"][dtype]) for dtype in DTYPES}
+    assert all(d is not None and d <= 1e-10 for d in found["float64"].values()), found
+    assert all(d is not None and d <= 1e-3 for d in found["float32"].values()), found
+
+
+PROPERTY_CASES = [(name, m) for name, f in FAULTS.items() for m in f.property_modules]
+
+
+@pytest.mark.parametrize(("name", "module"), PROPERTY_CASES, ids=[f"{n}-{m}" for n, m in PROPERTY_CASES])
+def test_property_suite_alone_fails_on_fault(name, module):
+    """The property module, run by itself with the fault injected (GPT2CORE_FAULT), fails on an assertion."""
+    profile = "ci" if module == "test_ops.py" else "dev"  # model-level modules build a torch model per example
+    env = {**os.environ, "GPT2CORE_FAULT": name, "GPT2CORE_HYPOTHESIS_PROFILE": profile}
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", str(TESTS / "property" / module), "-x", "-p", "no:cacheprovider"],
+        capture_output=True, text=True, env=env, cwd=TESTS.parent,
+    )  # fmt: skip
+    assert f"FAULT INJECTED: {name}" in r.stdout, f"fault not injected:\n{r.stdout[:2000]}"
+    assert r.returncode == 1, f"tests/property/{module} did not fail under {name}:\n{r.stdout[-3000:]}"
+    assert "1 failed" in r.stdout and " error" not in r.stdout.splitlines()[-1], r.stdout[-3000:]
+    assert "AssertionError" in r.stdout or "Falsifying example" in r.stdout, r.stdout[-3000:]
