@@ -352,23 +352,39 @@ def load_references(ref_dir, model_dir=None) -> References:
         raise ReferencesError(f"no references in {root} ({MANIFEST} not found); {how_to_create(model_dir or '<model dir>', root)}")
     try:
         manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
-        if manifest.get("format") != FORMAT:
-            raise ReferencesError(f"{manifest_file}: format {manifest.get('format')!r}, expected {FORMAT!r}")
-        np.dtype(manifest["dtype"])
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+            raise ReferencesError(f"{manifest_file}: format {found!r}, expected {FORMAT!r}")
+        if manifest["dtype"] not in ("float32", "float64"):
+            raise ReferencesError(f"{manifest_file}: dtype {manifest['dtype']!r}, expected float32 or float64")
+        theirs = manifest["model"]["weights_sha256"]
+        if not isinstance(theirs, dict):
+            raise TypeError("model.weights_sha256 must be an object")
         for case in manifest["cases"]:
             for c in case["checkpoints"]:
-                if not isinstance(c["file"], str) or ".." in Path(c["file"]).parts or Path(c["file"]).is_absolute():
-                    raise ReferencesError(f"{manifest_file}: checkpoint file {c['file']!r} lies outside {root}")
-                c["name"], c["shape"], c["dtype"], c["sha256"]  # noqa: B018 (every field must be there)
-    except (ValueError, KeyError, TypeError) as e:
-        if isinstance(e, ReferencesError):
-            raise
+                file = c["file"]
+                if not isinstance(file, str) or ".." in Path(file).parts or Path(file).is_absolute():
+                    raise ReferencesError(f"{manifest_file}: checkpoint file {file!r} lies outside {root}")
+                if not (isinstance(c["name"], str) and isinstance(c["dtype"], str) and isinstance(c["sha256"], str)
+                        and isinstance(c["shape"], list) and all(type(n) is int and n >= 0 for n in c["shape"])):  # fmt: skip
+                    raise TypeError(f"checkpoint entry {c!r} needs name, file, shape (non-negative ints), dtype, sha256")
+        refs = References(root, manifest, model_dir)  # converts ids, masks and positions to arrays
+        for case in refs.cases:
+            shapes = {case.input_ids.shape, case.position_ids.shape}
+            if case.attention_mask is not None:
+                shapes.add(case.attention_mask.shape)
+            if len(shapes) != 1 or case.input_ids.ndim != 2:
+                raise ValueError(f"case {case.name}: input_ids, attention_mask and position_ids must share one [B, T] shape")
+    except ReferencesError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as e:
         raise ReferencesError(f"{manifest_file}: malformed manifest ({type(e).__name__}: {e})") from None
     if model_dir is not None:
-        ours, theirs = weights_sha256(Path(model_dir)), manifest["model"]["weights_sha256"]
+        ours = weights_sha256(Path(model_dir))
         if ours != theirs:
             raise ReferencesError(
                 f"references in {root} were made for other weights (sha256 {theirs}), not for the model in "
                 f"{model_dir} ({ours}); make new ones with: gpt2core references --model {model_dir} --out NEW_DIR"
             )
-    return References(root, manifest, model_dir)
+    return refs
+

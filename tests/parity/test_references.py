@@ -153,7 +153,7 @@ def test_pickled_reference_file_is_never_unpickled(tiny_dir, tiny_refs):
 
 def test_malformed_manifest_fails(tiny_dir, tiny_refs):
     (tiny_refs / MANIFEST).write_text('{"format": "gpt2core-references/1", "dtype": "float64"}')
-    with pytest.raises(ReferencesError, match=r"malformed manifest \(KeyError: 'cases'\)"):
+    with pytest.raises(ReferencesError, match=r"malformed manifest \(KeyError: 'model'\)"):
         run_chain(tiny_dir, tiny_refs)
 
 
