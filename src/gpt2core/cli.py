@@ -161,6 +161,25 @@ def cmd_faults(args) -> int:
     return 0 if report["caught"] == report["total"] else 1
 
 
+def cmd_mutation_score(args) -> int:
+    from .mutation import EQUIVALENTS_FILE, merge, read_equivalents, read_run, score
+
+    results = merge([read_run(d) for d in (args.merge or ["."])])
+    result = score(results, read_equivalents(args.equivalents or EQUIVALENTS_FILE))
+    report = result.as_dict(args.min)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"mutation score {result.score:.2%} ({report['killed']} killed of {result.total}; "
+              f"{report['survived']} survived, {report['timeout']} timed out, {report['not_checked']} not checked, "
+              f"{report['other']} other); minimum {args.min:.0%}: {'PASS' if report['passes'] else 'FAIL'}")  # fmt: skip
+        for sv in result.survivors:
+            print(f"  survived {sv['name']}: {sv['reason'] or 'NO REASON GIVEN'}")
+        for problem in result.problems:
+            print(f"  problem: {problem}")
+    return 0 if report["passes"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gpt2core", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
@@ -208,6 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-sensitivity", action="store_true", help="skip the weight-perturbation sensitivity scan")
     p.add_argument("--json", action="store_true", help='print {"faults": [{"name", "caught", "checkpoint", "margin", ...}]}')
     p.set_defaults(func=cmd_faults)
+
+    p = sub.add_parser("mutation-score", help="score mutmut's results (timeouts are not kills); exit 1 below --min")
+    p.add_argument("--min", type=float, default=0.95, help="the minimum score (default 0.95)")
+    p.add_argument("--merge", nargs="+", metavar="DIR", help="merge the results of these run directories (shards)")
+    p.add_argument("--equivalents", help="survivor triage file (default: mutmut-equivalents.txt)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_mutation_score)
     return parser
 
 
