@@ -89,7 +89,7 @@ def cmd_verify(args) -> int:
 
     from .hub import resolve_model_dir
     from .loading import load
-    from .references import _versions, load_references, weights_sha256, write_references
+    from .references import load_references, versions, weights_sha256, write_references
     from .verify import format_run, verify_references
 
     model_dir = resolve_model_dir(model_path(args))
@@ -113,7 +113,7 @@ def cmd_verify(args) -> int:
     if not runs:
         raise ValueError(f"no reference set in {args.references} has dtype {args.dtype}")
     report = {"ok": all(r["ok"] for r in runs), "model": str(model_dir), "weights_sha256": weights_sha256(model_dir),
-              "versions": _versions(), "runs": runs}  # fmt: skip
+              "versions": versions(), "runs": runs}  # fmt: skip
     if args.json:
         print(json.dumps(report))
     else:

@@ -79,7 +79,7 @@ class Comparison:
         }  # fmt: skip
 
 
-def _problem(name, got, ref, problem) -> Comparison:
+def _problem(name, got, problem) -> Comparison:
     shape = list(np.shape(got))
     dtype = str(getattr(got, "dtype", type(got).__name__))
     return Comparison(name, shape, dtype, float("inf"), float("inf"), 0.0, {}, problem=problem)
@@ -98,24 +98,24 @@ def compare(name: str, got, ref: np.ndarray, tol: dict) -> Comparison:
     """
     ref = np.asarray(ref)
     if not isinstance(got, np.ndarray):
-        return _problem(name, got, ref, f"expected a NumPy array, got {type(got).__name__}")
+        return _problem(name, got, f"expected a NumPy array, got {type(got).__name__}")
     if got.shape != ref.shape:
-        return _problem(name, got, ref, f"shape {list(got.shape)} != reference shape {list(ref.shape)}")
+        return _problem(name, got, f"shape {list(got.shape)} != reference shape {list(ref.shape)}")
     if got.dtype != ref.dtype:
-        return _problem(name, got, ref, f"dtype {got.dtype} != reference dtype {ref.dtype}")
+        return _problem(name, got, f"dtype {got.dtype} != reference dtype {ref.dtype}")
     if ref.dtype not in tol:
-        return _problem(name, got, ref, f"no tolerance for dtype {ref.dtype}")
+        return _problem(name, got, f"no tolerance for dtype {ref.dtype}")
     axes = axes_of(name)
     if len(axes) != ref.ndim:
         axes = tuple(f"axis{i}" for i in range(ref.ndim))
     if not np.isfinite(ref).all():
-        return _problem(name, got, ref, f"the reference has non-finite values, first at {_index(~np.isfinite(ref), axes)}")
+        return _problem(name, got, f"the reference has non-finite values, first at {_index(~np.isfinite(ref), axes)}")
     masked = ref == np.finfo(ref.dtype).min
     if (got[masked] != ref[masked]).any():
         at = _index(masked & (got != ref), axes)
-        return _problem(name, got, ref, f"a masked entry is not the mask value {float(np.finfo(ref.dtype).min)!r} at {at}")
+        return _problem(name, got, f"a masked entry is not the mask value {float(np.finfo(ref.dtype).min)!r} at {at}")
     if not np.isfinite(got).all():
-        return _problem(name, got, ref, f"non-finite value at {_index(~np.isfinite(got), axes)}")
+        return _problem(name, got, f"non-finite value at {_index(~np.isfinite(got), axes)}")
     diff = np.where(masked, 0.0, np.abs(got.astype(np.float64) - ref.astype(np.float64)))
     ref_max = float(np.abs(np.where(masked, 0.0, ref)).max()) if ref.size else 0.0
     atol = tol[ref.dtype] * (ref_max if ref_max > 0 else 1.0)

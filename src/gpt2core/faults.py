@@ -201,14 +201,20 @@ FAULTS = {f.name: f for f in [
 ]}  # fmt: skip
 
 
-@contextlib.contextmanager
-def inject(name: str):
-    """Run the body with fault `name` in place of the engine's function; always restored."""
+def _apply(name: str, source: str = "fault "):
+    """Put fault `name` in place; return (owner, attribute, original) to restore it."""
     if name not in FAULTS:
-        raise KeyError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}")
+        raise KeyError(f"{source}{name!r} is not a known fault: {', '.join(FAULTS)}")
     owner, attr = FAULTS[name].target
     original = owner.__dict__[attr]
     setattr(owner, attr, FAULTS[name].replacement)
+    return owner, attr, original
+
+
+@contextlib.contextmanager
+def inject(name: str):
+    """Run the body with fault `name` in place of the engine's function; always restored."""
+    owner, attr, original = _apply(name)
     _shared_caches.clear()
     try:
         yield FAULTS[name]
@@ -220,10 +226,7 @@ def inject_from_environment() -> str | None:
     """Inject the fault GPT2CORE_FAULT names for the rest of the process; return its name."""
     name = os.environ.get("GPT2CORE_FAULT")
     if name:
-        if name not in FAULTS:
-            raise KeyError(f"GPT2CORE_FAULT={name!r} is not a known fault: {', '.join(FAULTS)}")
-        owner, attr = FAULTS[name].target
-        setattr(owner, attr, FAULTS[name].replacement)
+        _apply(name, source="GPT2CORE_FAULT=")
     return name
 
 

@@ -82,12 +82,31 @@ def init_model(out_dir: str | os.PathLike, shape: str = "124M", seed: int = 0) -
     return write_model_dir(out_dir, config, init_tensors(config, seed))
 
 
-def builtin_model_dir() -> Path:
-    """The built-in 124M-shape model (seed 0), created on first use in the user cache directory."""
+def gpt2core_home() -> Path:
+    """Where gpt2core keeps the models it builds: $GPT2CORE_HOME, else $XDG_CACHE_HOME/gpt2core or ~/.cache/gpt2core."""
     home = os.environ.get("GPT2CORE_HOME") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "gpt2core"
     )
-    path = Path(home) / "gpt2-124M-seed0"
+    return Path(home)
+
+
+def save_transformers_model(model, out_dir) -> Path:
+    """`model.save_pretrained` plus GPT-2's real vocabulary, written beside out_dir and moved into place last."""
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
+    model.save_pretrained(tmp)
+    encoder, bpe = gpt2_vocab_files()
+    shutil.copyfile(encoder, tmp / VOCAB_FILE)
+    shutil.copyfile(bpe, tmp / MERGES_FILE)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+    return out_dir
+
+
+def builtin_model_dir() -> Path:
+    """The built-in 124M-shape model (seed 0), created on first use in gpt2core_home()."""
+    path = gpt2core_home() / "gpt2-124M-seed0"
     if not (path / "model.safetensors").is_file():
         init_model(path, "124M", seed=0)
     return path

@@ -49,11 +49,19 @@ class Case:
     @property
     def position_ids(self) -> np.ndarray:
         """Positions as transformers' generate makes them: padding does not advance (cumsum - 1, 1 at padding)."""
-        if self.attention_mask is None:
-            return np.broadcast_to(np.arange(self.input_ids.shape[1]), self.input_ids.shape).copy()
-        pos = np.cumsum(self.attention_mask, axis=1) - 1
-        pos[self.attention_mask == 0] = 1
-        return pos
+        mask = np.ones_like(self.input_ids) if self.attention_mask is None else self.attention_mask
+        return transformers_positions(mask)
+
+
+def transformers_positions(mask: np.ndarray) -> np.ndarray:
+    """Position ids for a [B, T] 0/1 mask as transformers' generate makes them: cumsum - 1, and 1 at padding.
+
+    Written here, apart from the engine's own (gpt2core.model.positions_from_mask), so a reference never
+    takes its positions from the code under test.
+    """
+    pos = np.cumsum(mask, axis=1) - 1
+    pos[mask == 0] = 1
+    return pos
 
 
 def tokenizer_for(model_dir: Path):
@@ -134,18 +142,23 @@ def _require_transformers():
         ) from None
 
 
+def torch_dtype(dtype):
+    """The torch dtype of numpy float32 or float64."""
+    import torch
+
+    return {"float32": torch.float32, "float64": torch.float64}[np.dtype(dtype).name]
+
+
 def hf_model(model_dir: Path, dtype):
     """transformers' GPT2LMHeadModel for model_dir in eval mode with eager attention, loaded once per process."""
     _require_transformers()
-    import torch
     from transformers import GPT2LMHeadModel
     from transformers.utils import logging
 
     logging.disable_progress_bar()  # no "Loading weights" bar in reports
     key = (str(Path(model_dir).resolve()), np.dtype(dtype).name)
     if key not in _hf_models:
-        torch_dtype = {"float32": torch.float32, "float64": torch.float64}[np.dtype(dtype).name]
-        model = GPT2LMHeadModel.from_pretrained(model_dir, attn_implementation="eager", dtype=torch_dtype)
+        model = GPT2LMHeadModel.from_pretrained(model_dir, attn_implementation="eager", dtype=torch_dtype(dtype))
         _hf_models[key] = model.eval()
     return _hf_models[key]
 
@@ -225,7 +238,8 @@ def capture(model_dir: Path, case: Case, dtype) -> dict[str, np.ndarray]:
 # --- writing and reading reference sets ------------------------------------------------------------------
 
 
-def _versions() -> dict[str, str]:
+def versions() -> dict[str, str]:
+    """Versions of gpt2core, numpy, python and (when installed) torch and transformers."""
     import platform
 
     from . import __version__
@@ -254,7 +268,7 @@ def write_references(model_dir, out_dir, cases: list[Case], dtype=np.float32, co
         "format": FORMAT,
         "dtype": dtype.name,
         "model": {"path": str(model_dir.resolve()), "weights_sha256": weights_sha256(model_dir), "config": config.to_dict()},
-        "versions": _versions(),
+        "versions": versions(),
         "command": command if command is not None else " ".join(sys.argv),
         "checkpoint_order": checkpoint_names(config.n_layer),
         "cases": [],

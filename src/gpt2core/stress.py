@@ -12,11 +12,9 @@ References for it still come from transformers' forward pass (gpt2core.reference
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
-from .init_model import gpt2_vocab_files
+from .init_model import gpt2core_home, save_transformers_model
 
 SHAPE = dict(n_embd=64, n_layer=2, n_head=4, n_positions=64)
 QK_SCALE = 8.0  # every head: scores ~ 64x transformers' init (std ~2)
@@ -30,7 +28,6 @@ def build_stress_model(out_dir, seed: int = 0) -> Path:
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    out_dir = Path(out_dir)
     torch.manual_seed(seed)
     model = GPT2LMHeadModel(GPT2Config(**SHAPE))
     C, D = SHAPE["n_embd"], SHAPE["n_embd"] // SHAPE["n_head"]
@@ -52,25 +49,14 @@ def build_stress_model(out_dir, seed: int = 0) -> Path:
         for c in OUTLIER_CHANNELS:
             model.transformer.wte.weight[:, c] *= OUTLIER_SCALE
             model.transformer.wpe.weight[:, c] *= OUTLIER_SCALE
-    tmp = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
-    model.save_pretrained(tmp)
-    encoder, bpe = gpt2_vocab_files()
-    shutil.copyfile(encoder, tmp / "vocab.json")
-    shutil.copyfile(bpe, tmp / "merges.txt")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
-    return out_dir
+    return save_transformers_model(model, out_dir)
 
 
 def stress_model_dir(cache_dir=None) -> Path:
-    """The stress model, built once in cache_dir (default $GPT2CORE_HOME or ~/.cache/gpt2core)."""
+    """The stress model, built once in cache_dir (default: gpt2core_home())."""
     import transformers
 
-    home = cache_dir or os.environ.get("GPT2CORE_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "gpt2core"
-    )
-    path = Path(home) / f"stress-seed0-tf{transformers.__version__}"
+    path = Path(cache_dir or gpt2core_home()) / f"stress-seed0-tf{transformers.__version__}"
     if not (path / "model.safetensors").is_file():
         build_stress_model(path)
     return path

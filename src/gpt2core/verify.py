@@ -126,7 +126,8 @@ def compare_case(model: GPT2, case, mode: str, tol: dict = CHECKPOINT_TOL) -> li
         got = chained(model, case)
         return [compare(n, got[n], case.array(n), tol) for n in names]
     if mode == "isolated":
-        return [compare(n, isolated(model, case, n, case.array), case.array(n), tol) for n in names]
+        refs = {n: case.array(n) for n in names}  # each file read once: stages read their inputs from here
+        return [compare(n, isolated(model, case, n, refs.__getitem__), refs[n], tol) for n in names]
     raise ValueError(f"mode must be 'chained' or 'isolated', got {mode!r}")
 
 

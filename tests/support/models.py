@@ -3,22 +3,21 @@
 A model directory is what `GPT2LMHeadModel(GPT2Config(...))` with `torch.manual_seed(seed)` writes with
 `save_pretrained`, plus GPT-2's real vocabulary, so gpt2core's loader reads exactly what transformers writes.
 Directories live in $GPT2CORE_TEST_CACHE (default: <repo>/.cache/test-models); loaded torch models are
-kept in a module-level dict so forked test processes (mutmut) reuse them.
+kept in gpt2core.references' module-level dict so forked test processes (mutmut) reuse them.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 
-from gpt2core.init_model import SHAPES, gpt2_vocab_files
+from gpt2core import references
+from gpt2core.init_model import SHAPES, save_transformers_model
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("GPT2CORE_TEST_CACHE", REPO / ".cache" / "test-models"))
-_torch_models: dict = {}
 
 
 def hf_model_dir(shape: str = "tiny", seed: int = 0) -> Path:
@@ -35,39 +34,14 @@ def hf_model_dir(shape: str = "tiny", seed: int = 0) -> Path:
     model = GPT2LMHeadModel(
         GPT2Config(n_embd=cfg.n_embd, n_layer=cfg.n_layer, n_head=cfg.n_head, n_positions=cfg.n_positions)
     )
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    model.save_pretrained(tmp)
-    encoder, bpe = gpt2_vocab_files()
-    shutil.copyfile(encoder, tmp / "vocab.json")
-    shutil.copyfile(bpe, tmp / "merges.txt")
-    if path.exists():
-        shutil.rmtree(path)
-    tmp.rename(path)
-    return path
+    return save_transformers_model(model, path)
 
 
-def torch_dtype(dtype):
-    import torch
-
-    return {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[np.dtype(dtype)]
-
-
-def hf_model(model_dir: Path, dtype=np.float32):
-    """transformers' GPT2LMHeadModel for `model_dir` in eval mode, eager attention, in `dtype`."""
-    from transformers import GPT2LMHeadModel
-
-    key = (str(model_dir), np.dtype(dtype).name)
-    if key not in _torch_models:
-        model = GPT2LMHeadModel.from_pretrained(model_dir, attn_implementation="eager", dtype=torch_dtype(dtype))
-        _torch_models[key] = model.eval()
-    return _torch_models[key]
-
-
-def hf_positions(mask: np.ndarray) -> np.ndarray:
-    """Position ids for a left-padded batch as transformers' generate makes them (cumsum - 1, 1 at padding)."""
-    pos = np.cumsum(mask, axis=1) - 1
-    pos[mask == 0] = 1
-    return pos
+# transformers' model and positions come from the package's reference code, so tests and
+# `gpt2core references` load each model once per process and agree on the convention.
+hf_model = references.hf_model
+torch_dtype = references.torch_dtype
+hf_positions = references.transformers_positions
 
 
 def hf_logits(model_dir: Path, ids: np.ndarray, dtype=np.float32, attention_mask=None) -> np.ndarray:
