@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from pathlib import Path
@@ -17,6 +18,11 @@ if os.environ.get("MUTANT_UNDER_TEST"):  # forked mutmut children hang on multit
 def pytest_configure(config):
     from gpt2core.faults import inject_from_environment
 
+    if os.environ.get("MUTANT_UNDER_TEST"):
+        # mutmut forks one pytest session per mutant from a process holding torch and transformers; pytest
+        # and hypothesis each run gc.collect() per session, which walks that whole heap (~0.5 s a mutant).
+        # Freezing what is already there makes those collections walk only the session's own objects.
+        gc.freeze()
     config._gpt2core_fault = inject_from_environment()
 
 

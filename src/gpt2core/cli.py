@@ -51,26 +51,12 @@ def cmd_generate(args) -> int:
     return 0
 
 
-def reference_cases(model_dir, prompts, full_length):
-    from .config import GPT2Config
-    from .references import default_cases, text_case, tokenizer_for
-
-    config = GPT2Config.from_json_file(model_dir / "config.json")
-    tokenizer = tokenizer_for(model_dir)
-    if not prompts:
-        return default_cases(config, tokenizer, full_length=full_length)
-    cases = [text_case(f"prompt{i}", tokenizer, [text]) for i, text in enumerate(prompts)]
-    if len(prompts) > 1:
-        cases.append(text_case("batch", tokenizer, list(prompts)))  # left-padded when lengths differ
-    return cases
-
-
 def cmd_references(args) -> int:
     from .hub import resolve_model_dir
-    from .references import write_references
+    from .references import cases_for, write_references
 
     model_dir = resolve_model_dir(model_path(args))
-    cases = reference_cases(model_dir, args.prompt, args.full_length)
+    cases = cases_for(model_dir, args.prompt, args.full_length)
     out = write_references(model_dir, args.out, cases, np.dtype(args.dtype), command=shell_command(args))
     print(f"wrote {len(cases)} reference case(s) ({', '.join(c.name for c in cases)}) in {args.dtype} to {out}")
     return 0
@@ -84,100 +70,58 @@ def shell_command(args) -> str:
 
 
 def cmd_verify(args) -> int:
-    import tempfile
-    from pathlib import Path
-
     from .hub import resolve_model_dir
-    from .loading import load
-    from .references import load_references, versions, weights_sha256, write_references
-    from .verify import format_run, verify_references
+    from .report import format_verify
+    from .verify import verify_model
 
-    model_dir = resolve_model_dir(model_path(args))
-    runs = []
-    with tempfile.TemporaryDirectory(prefix="gpt2core-references-") as tmp:
-        if args.references:
-            ref_dirs = [Path(d) for d in args.references]
-        else:
-            dtypes = [args.dtype] if args.dtype else ["float32", "float64"]
-            cases = reference_cases(model_dir, args.prompt, args.full_length)
-            ref_dirs = [write_references(model_dir, Path(tmp) / dt, cases, dt, command=shell_command(args)) for dt in dtypes]
-        for ref_dir in ref_dirs:
-            refs = load_references(ref_dir, model_dir)
-            if args.dtype and refs.dtype.name != args.dtype:
-                continue
-            run = verify_references(load(model_dir, dtype=refs.dtype), refs)
-            run["references"] = str(ref_dir) if args.references else "(temporary, built by this run)"
-            runs.append(run)
-            if not args.json:
-                print(format_run(run), end="\n\n")
-    if not runs:
-        raise ValueError(f"no reference set in {args.references} has dtype {args.dtype}")
-    report = {"ok": all(r["ok"] for r in runs), "model": str(model_dir), "weights_sha256": weights_sha256(model_dir),
-              "versions": versions(), "runs": runs}  # fmt: skip
-    if args.json:
-        print(json.dumps(report))
-    else:
-        print("verify:", "PASS" if report["ok"] else "FAIL", "-", ", ".join(f"{r['dtype']} max abs {r['max_abs']:.3e}" for r in runs))
+    report = verify_model(
+        resolve_model_dir(model_path(args)),
+        dtypes=[args.dtype] if args.dtype else ["float32", "float64"],
+        reference_dirs=args.references,
+        prompts=args.prompt,
+        full_length=args.full_length,
+        command=shell_command(args),
+    )
+    print(json.dumps(report) if args.json else format_verify(report))
     return 0 if report["ok"] else 1
 
 
-def cmd_faults(args) -> int:
-    import tempfile
-    from pathlib import Path
-
-    from .faults import FAULTS, run_catalogue
+def fault_model_dir(args):
+    """--model, or the stress model (sharp attention, random biases, outliers) that the catalogue is tuned on."""
     from .hub import resolve_model_dir
-    from .references import load_references, write_references
+    from .stress import stress_model_dir
 
-    unknown = [n for n in args.fault or [] if n not in FAULTS]
-    if unknown:
-        raise ValueError(f"unknown fault(s) {unknown}; known: {', '.join(FAULTS)}")
-    if args.model:
-        model_dir = resolve_model_dir(args.model)
-    else:
-        from .stress import stress_model_dir
+    return resolve_model_dir(args.model) if args.model else stress_model_dir()
 
-        model_dir = stress_model_dir()
-    cases = reference_cases(model_dir, None, False)
-    with tempfile.TemporaryDirectory(prefix="gpt2core-faults-") as tmp:
-        refs = {}
-        for dtype in ("float64", "float32"):
-            write_references(model_dir, Path(tmp) / dtype, cases, dtype, command=shell_command(args))
-            refs[dtype] = load_references(Path(tmp) / dtype, model_dir)
-        report = run_catalogue(model_dir, refs, names=args.fault, with_sensitivity=not args.no_sensitivity)
-    if args.json:
-        print(json.dumps(report))
-    else:
-        print(f"fault catalogue on {model_dir}: {report['caught']} of {report['total']} caught")
-        print(f"{'fault':<30} {'caught':<7} {'first diverging':<16} {'margin':>9}  caught by")
-        for f in report["faults"]:
-            margin = "-" if f["margin"] is None else f"{f['margin']:.3g}"
-            why = f" ({f['problem']})" if f["problem"] else ""
-            print(f"{f['name']:<30} {'yes' if f['caught'] else 'NO':<7} {f['checkpoint'] or '-':<16} {margin:>9}  "
-                  f"{', '.join(f['caught_by']) or '-'}{why}")  # fmt: skip
-        for dtype, tensors in report.get("sensitivity", {}).items():
-            print(f"smallest detected relative weight perturbation, {dtype}: "
-                  + ", ".join(f"{t} {d:.0e}" if d else f"{t} none" for t, d in tensors.items()))  # fmt: skip
+
+def cmd_faults(args) -> int:
+    from .faults import catalogue_on
+    from .report import format_faults
+
+    report = catalogue_on(fault_model_dir(args), names=args.fault, with_sensitivity=not args.no_sensitivity,
+                          command=shell_command(args))  # fmt: skip
+    print(json.dumps(report) if args.json else format_faults(report))
     return 0 if report["caught"] == report["total"] else 1
 
 
 def cmd_mutation_score(args) -> int:
     from .mutation import EQUIVALENTS_FILE, merge, read_equivalents, read_run, score
+    from .report import format_mutation_score
 
     results = merge([read_run(d) for d in (args.merge or ["."])])
-    result = score(results, read_equivalents(args.equivalents or EQUIVALENTS_FILE))
-    report = result.as_dict(args.min)
-    if args.json:
-        print(json.dumps(report))
-    else:
-        print(f"mutation score {result.score:.2%} ({report['killed']} killed of {result.total}; "
-              f"{report['survived']} survived, {report['timeout']} timed out, {report['not_checked']} not checked, "
-              f"{report['other']} other); minimum {args.min:.0%}: {'PASS' if report['passes'] else 'FAIL'}")  # fmt: skip
-        for sv in result.survivors:
-            print(f"  survived {sv['name']}: {sv['reason'] or 'NO REASON GIVEN'}")
-        for problem in result.problems:
-            print(f"  problem: {problem}")
+    report = score(results, read_equivalents(args.equivalents or EQUIVALENTS_FILE)).as_dict(args.min)
+    print(json.dumps(report) if args.json else format_mutation_score(report))
     return 0 if report["passes"] else 1
+
+
+def cmd_bench(args) -> int:
+    from .bench import run_bench
+    from .report import format_bench
+
+    report = run_bench(model_path(args), dtype=np.dtype(args.dtype), threads=args.threads,
+                       new_tokens=args.new_tokens, repeats=args.repeats)  # fmt: skip
+    print(json.dumps(report) if args.json else format_bench(report))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -234,6 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--equivalents", help="survivor triage file (default: mutmut-equivalents.txt)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_mutation_score)
+
+    p = sub.add_parser("bench", help="time gpt2core and transformers on the same weights, with bandwidth and matmul yardsticks")
+    p.add_argument("--model", help="model directory or cached model name (default: the built-in 124M-shape model)")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--threads", type=int, help="BLAS and torch threads (default: the CPUs this process may use)")
+    p.add_argument("--new-tokens", type=int, default=128, help="greedy tokens to decode (default 128)")
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per figure; the median is reported")
+    p.add_argument("--json", action="store_true", help="print every figure and ratio as one JSON object")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

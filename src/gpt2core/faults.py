@@ -12,7 +12,6 @@ and the first diverging checkpoint is the one the catalogue names.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 from dataclasses import dataclass, field
 
@@ -21,11 +20,7 @@ import numpy as np
 from . import cache as cache_module
 from . import model as model_module
 from . import ops
-
-_OPS = {n: getattr(ops, n) for n in ("attention_scores", "causal_mask", "softmax", "layer_norm", "gelu", "linear", "split_heads", "merge_heads")}  # fmt: skip
-_MODEL = {n: getattr(model_module, n) for n in ("qkv_heads", "attention_output", "embed", "positions_from_mask", "transformer_block", "final_layer_norm", "lm_head", "mha", "ffn")}  # fmt: skip
-_ADVANCE = cache_module.KVCache.advance
-_NEW_CACHE = model_module.GPT2.new_cache
+from . import fault_variants as V
 
 
 @dataclass(frozen=True)
@@ -41,162 +36,43 @@ class Fault:
     notes: str = ""
 
 
-def _scores(scale_of_d, fill=None):
-    """attention_scores with another scale (a function of the head size D) or another masked value."""
-
-    def attention_scores(q, k, allowed):
-        scores = (q @ k.swapaxes(-1, -2)) * scale_of_d(q.shape[-1])
-        if allowed is None:
-            return scores
-        return np.where(allowed, scores, np.finfo(scores.dtype).min if fill is None else scores.dtype.type(fill))
-
-    return attention_scores
-
-
-def _layer_norm(eps=None, ddof=0, swap=False):
-    def layer_norm(x, g, b, e):
-        mean = x.mean(axis=-1, keepdims=True)
-        var = x.var(axis=-1, keepdims=True, ddof=ddof)
-        g, b = (b, g) if swap else (g, b)
-        return (x - mean) / np.sqrt(var + (e if eps is None else x.dtype.type(eps))) * g + b
-
-    return layer_norm
-
-
-def _gelu(c):
-    def gelu(x):
-        return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi).astype(x.dtype) * (x + c * x * x * x)))
-
-    return gelu
-
-
-def _exact_gelu(x):
-    erf = np.vectorize(math.erf, otypes=[x.dtype])
-    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0).astype(x.dtype)))
-
-
-def _softmax_no_max(x, axis=-1):
-    e = np.exp(x)
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-def _split_heads_wrong(x, n_head):
-    B, T, C = x.shape
-    return x.reshape(B, T, C // n_head, n_head).transpose(0, 3, 1, 2)  # head h takes every H-th column
-
-
-def _merge_heads_wrong(x):
-    B, H, T, D = x.shape
-    return x.transpose(0, 2, 3, 1).reshape(B, T, H * D)  # columns ordered (d, h) instead of (h, d)
-
-
-def _qkv_wrong_order(x, p, n_head):
-    q, k, v = _MODEL["qkv_heads"](x, p, n_head)
-    return k, q, v
-
-
-def _attention_output_transposed(probs, v, p):
-    return ops.linear(ops.merge_heads(probs @ v), p.attn_proj.w.T, p.attn_proj.b)
-
-
-def _positions_off_by_one(mask, n_new):
-    return np.cumsum(mask, axis=1)[:, -n_new:]  # forgot the -1: positions start at 1
-
-
-def _positions_ignore_padding(mask, n_new):
-    S = mask.shape[1]
-    return np.broadcast_to(np.arange(S - n_new, S), (mask.shape[0], n_new))
-
-
-def _embed_no_positions(ids, pos, p):
-    return p.wte[ids]
-
-
-def _block(variant):
-    """transformer_block with its residual wiring changed; records the same checkpoints."""
-
-    def transformer_block(x, p, n_head, eps, allowed, cache, layer, rec):
-        name = f"h{layer}"
-        mha, ffn, ln = model_module.mha, model_module.ffn, ops.layer_norm
-        if variant == "post_norm":  # x = LN(x + attn(x)); x = LN(x + mlp(x))
-            h1 = ln(x + mha(x, p, n_head, allowed, cache, layer, rec, name), p.ln_1.g, p.ln_1.b, eps)
-            m = ffn(h1, p)
-            h2 = x = ln(h1 + m, p.ln_2.g, p.ln_2.b, eps)
-        else:
-            h1 = ln(x, p.ln_1.g, p.ln_1.b, eps)
-            a = mha(h1, p, n_head, allowed, cache, layer, rec, name)
-            x = a if variant == "no_attn_residual" else x + a
-            h2 = ln(x, p.ln_2.g, p.ln_2.b, eps)
-            m = ffn(h2, p)
-            x = m if variant == "no_mlp_residual" else x + m
-        if rec is not None:
-            rec.update({name + ".ln_1": h1, name + ".ln_2": h2, name + ".mlp_out": m, name + ".out": x})
-        return x
-
-    return transformer_block
-
-
-def _untied_head(x, p):
-    rng = np.random.default_rng(0)  # a freshly initialised head, as if the tie to wte were lost
-    return x @ (0.02 * rng.standard_normal(p.lm_head.shape)).astype(x.dtype).T
-
-
-def _append_without_storing(self, layer, k, v):
-    return k, v
-
-
-def _advance_twice(self, new_mask):
-    _ADVANCE(self, new_mask)
-    _ADVANCE(self, new_mask)  # committed twice: a gap of unwritten positions follows every step
-
-
-_shared_caches: dict = {}
-
-
-def _new_cache_reused(self, batch_size=1, capacity=None):
-    key = (id(self), batch_size, capacity)
-    if key not in _shared_caches:  # one cache per model, never reset: the next request sees the last one's keys
-        _shared_caches[key] = _NEW_CACHE(self, batch_size, capacity)
-    return _shared_caches[key]
-
-
 O, M = ops, model_module
 FAULTS = {f.name: f for f in [
-    Fault("no_scale", "attention scores not scaled by 1/sqrt(D)", (O, "attention_scores"), _scores(lambda d: 1.0), "h0.attn_scores", property_modules=("test_ops.py",)),
-    Fault("scale_1_over_d", "scores scaled by 1/D instead of 1/sqrt(D) (or the scale applied twice)", (O, "attention_scores"), _scores(lambda d: 1.0 / d), "h0.attn_scores", property_modules=("test_ops.py",)),
-    Fault("scale_1_over_sqrt_d_plus_1", "scores scaled by 1/sqrt(D+1)", (O, "attention_scores"), _scores(lambda d: (d + 1) ** -0.5), "h0.attn_scores", property_modules=("test_ops.py",)),
-    Fault("scale_times_sqrt_d", "scores multiplied by sqrt(D) instead of divided", (O, "attention_scores"), _scores(lambda d: d**0.5), "h0.attn_scores", property_modules=("test_ops.py",)),
+    Fault("no_scale", "attention scores not scaled by 1/sqrt(D)", (O, "attention_scores"), V.scores_variant(lambda d: 1.0), "h0.attn_scores", property_modules=("test_ops.py",)),
+    Fault("scale_1_over_d", "scores scaled by 1/D instead of 1/sqrt(D) (or the scale applied twice)", (O, "attention_scores"), V.scores_variant(lambda d: 1.0 / d), "h0.attn_scores", property_modules=("test_ops.py",)),
+    Fault("scale_1_over_sqrt_d_plus_1", "scores scaled by 1/sqrt(D+1)", (O, "attention_scores"), V.scores_variant(lambda d: (d + 1) ** -0.5), "h0.attn_scores", property_modules=("test_ops.py",)),
+    Fault("scale_times_sqrt_d", "scores multiplied by sqrt(D) instead of divided", (O, "attention_scores"), V.scores_variant(lambda d: d**0.5), "h0.attn_scores", property_modules=("test_ops.py",)),
     Fault("no_causal_mask", "no causal mask: every query sees future keys", (O, "causal_mask"), lambda t, s: np.ones((t, s), dtype=bool), "h0.attn_scores", property_modules=("test_ops.py",)),
     Fault("mask_diagonal_hidden", "causal mask off by one: a query cannot see its own key", (O, "causal_mask"), lambda t, s: np.tri(t, s, k=s - t - 1, dtype=bool), "h0.attn_scores", property_modules=("test_ops.py",)),
     Fault("mask_future_visible", "causal mask off by one: one future key visible", (O, "causal_mask"), lambda t, s: np.tri(t, s, k=s - t + 1, dtype=bool), "h0.attn_scores", property_modules=("test_ops.py",)),
-    Fault("mask_fill_zero", "masked scores set to 0 instead of the dtype's minimum", (O, "attention_scores"), _scores(lambda d: d**-0.5, fill=0.0), "h0.attn_scores", property_modules=("test_ops.py",)),
-    Fault("mask_fill_minus_100", "masked scores set to -100 instead of the dtype's minimum", (O, "attention_scores"), _scores(lambda d: d**-0.5, fill=-100.0), "h0.attn_scores", property_modules=("test_ops.py",)),
-    Fault("softmax_wrong_axis", "softmax over the query axis instead of the key axis", (O, "softmax"), lambda x, axis=-1: _OPS["softmax"](x, axis=-2), "h0.attn_probs", property_modules=("test_ops.py",)),
-    Fault("softmax_no_max_subtraction", "softmax without subtracting the row maximum (overflows on large scores)", (O, "softmax"), _softmax_no_max, "h0.attn_probs", property_modules=("test_ops.py",),
+    Fault("mask_fill_zero", "masked scores set to 0 instead of the dtype's minimum", (O, "attention_scores"), V.scores_variant(lambda d: d**-0.5, fill=0.0), "h0.attn_scores", property_modules=("test_ops.py",)),
+    Fault("mask_fill_minus_100", "masked scores set to -100 instead of the dtype's minimum", (O, "attention_scores"), V.scores_variant(lambda d: d**-0.5, fill=-100.0), "h0.attn_scores", property_modules=("test_ops.py",)),
+    Fault("softmax_wrong_axis", "softmax over the query axis instead of the key axis", (O, "softmax"), lambda x, axis=-1: V.OPS["softmax"](x, axis=-2), "h0.attn_probs", property_modules=("test_ops.py",)),
+    Fault("softmax_no_max_subtraction", "softmax without subtracting the row maximum (overflows on large scores)", (O, "softmax"), V.softmax_no_max, "h0.attn_probs", property_modules=("test_ops.py",),
           notes="the same in exact arithmetic: only overflow shows it, so it needs scores beyond exp's range (the stress model's sharp head)"),
-    Fault("ln_eps_1e-3", "LayerNorm epsilon 1e-3 instead of the config's 1e-5", (O, "layer_norm"), _layer_norm(eps=1e-3), "h0.ln_1", property_modules=("test_ops.py",)),
-    Fault("ln_eps_1e-12", "LayerNorm epsilon 1e-12 instead of the config's 1e-5", (O, "layer_norm"), _layer_norm(eps=1e-12), "h0.ln_1", property_modules=("test_ops.py",)),
-    Fault("ln_unbiased_variance", "LayerNorm with the unbiased (n-1) variance", (O, "layer_norm"), _layer_norm(ddof=1), "h0.ln_1", property_modules=("test_ops.py",)),
-    Fault("ln_weight_bias_swapped", "LayerNorm gain and bias swapped", (O, "layer_norm"), _layer_norm(swap=True), "h0.ln_1", property_modules=("test_ops.py",)),
-    Fault("exact_gelu", "exact erf GELU instead of GPT-2's tanh form", (O, "gelu"), _exact_gelu, "h0.mlp_out", property_modules=("test_ops.py",),
+    Fault("ln_eps_1e-3", "LayerNorm epsilon 1e-3 instead of the config's 1e-5", (O, "layer_norm"), V.layer_norm_variant(eps=1e-3), "h0.ln_1", property_modules=("test_ops.py",)),
+    Fault("ln_eps_1e-12", "LayerNorm epsilon 1e-12 instead of the config's 1e-5", (O, "layer_norm"), V.layer_norm_variant(eps=1e-12), "h0.ln_1", property_modules=("test_ops.py",)),
+    Fault("ln_unbiased_variance", "LayerNorm with the unbiased (n-1) variance", (O, "layer_norm"), V.layer_norm_variant(ddof=1), "h0.ln_1", property_modules=("test_ops.py",)),
+    Fault("ln_weight_bias_swapped", "LayerNorm gain and bias swapped", (O, "layer_norm"), V.layer_norm_variant(swap=True), "h0.ln_1", property_modules=("test_ops.py",)),
+    Fault("exact_gelu", "exact erf GELU instead of GPT-2's tanh form", (O, "gelu"), V.exact_gelu, "h0.mlp_out", property_modules=("test_ops.py",),
           notes="the two GELUs differ by ~1e-5 relative: float32 comparisons see it only downstream"),
-    Fault("gelu_wrong_constant", "tanh GELU with 0.04715 instead of 0.044715", (O, "gelu"), _gelu(0.04715), "h0.mlp_out", property_modules=("test_ops.py",)),
+    Fault("gelu_wrong_constant", "tanh GELU with 0.04715 instead of 0.044715", (O, "gelu"), V.gelu_variant(0.04715), "h0.mlp_out", property_modules=("test_ops.py",)),
     Fault("linear_missing_bias", "Conv1D without its bias", (O, "linear"), lambda x, w, b: x @ w, "h0.q", property_modules=("test_ops.py",)),
-    Fault("split_heads_wrong_reshape", "heads split with the wrong reshape order (strided columns)", (O, "split_heads"), _split_heads_wrong, "h0.q", property_modules=("test_ops.py",)),
-    Fault("merge_heads_wrong_order", "heads merged with the wrong transpose (columns ordered d-major)", (O, "merge_heads"), _merge_heads_wrong, "h0.attn_out", property_modules=("test_ops.py",)),
-    Fault("attn_proj_transposed", "attention c_proj weight used transposed (square, so no shape error)", (M, "attention_output"), _attention_output_transposed, "h0.attn_out", property_modules=("test_models.py",)),
-    Fault("qkv_wrong_order", "c_attn output split as k, q, v instead of q, k, v", (M, "qkv_heads"), _qkv_wrong_order, "h0.q", property_modules=("test_models.py",)),
-    Fault("no_position_embeddings", "position embeddings left out", (M, "embed"), _embed_no_positions, "embeddings", property_modules=("test_models.py",)),
-    Fault("positions_off_by_one", "positions start at 1 instead of 0", (M, "positions_from_mask"), _positions_off_by_one, "embeddings", isolated=False, property_modules=("test_models.py",)),
-    Fault("positions_ignore_padding", "positions not shifted for left padding", (M, "positions_from_mask"), _positions_ignore_padding, "embeddings", isolated=False, property_modules=("test_models.py",)),
-    Fault("no_attn_residual", "attention residual dropped (x = attn(ln_1(x)))", (M, "transformer_block"), _block("no_attn_residual"), "h0.ln_2", isolated=False, property_modules=("test_models.py",)),
-    Fault("no_mlp_residual", "MLP residual dropped (x = mlp(ln_2(x)))", (M, "transformer_block"), _block("no_mlp_residual"), "h0.out", isolated=False, property_modules=("test_models.py",)),
-    Fault("post_norm", "pre-norm block made post-norm", (M, "transformer_block"), _block("post_norm"), "h0.ln_1", isolated=False, property_modules=("test_models.py",)),
+    Fault("split_heads_wrong_reshape", "heads split with the wrong reshape order (strided columns)", (O, "split_heads"), V.split_heads_wrong, "h0.q", property_modules=("test_ops.py",)),
+    Fault("merge_heads_wrong_order", "heads merged with the wrong transpose (columns ordered d-major)", (O, "merge_heads"), V.merge_heads_wrong, "h0.attn_out", property_modules=("test_ops.py",)),
+    Fault("attn_proj_transposed", "attention c_proj weight used transposed (square, so no shape error)", (M, "attention_output"), V.attention_output_transposed, "h0.attn_out", property_modules=("test_models.py",)),
+    Fault("qkv_wrong_order", "c_attn output split as k, q, v instead of q, k, v", (M, "qkv_heads"), V.qkv_wrong_order, "h0.q", property_modules=("test_models.py",)),
+    Fault("no_position_embeddings", "position embeddings left out", (M, "embed"), V.embed_no_positions, "embeddings", property_modules=("test_models.py",)),
+    Fault("positions_off_by_one", "positions start at 1 instead of 0", (M, "positions_from_mask"), V.positions_off_by_one, "embeddings", isolated=False, property_modules=("test_models.py",)),
+    Fault("positions_ignore_padding", "positions not shifted for left padding", (M, "positions_from_mask"), V.positions_ignore_padding, "embeddings", isolated=False, property_modules=("test_models.py",)),
+    Fault("no_attn_residual", "attention residual dropped (x = attn(ln_1(x)))", (M, "transformer_block"), V.block_variant("no_attn_residual"), "h0.ln_2", isolated=False, property_modules=("test_models.py",)),
+    Fault("no_mlp_residual", "MLP residual dropped (x = mlp(ln_2(x)))", (M, "transformer_block"), V.block_variant("no_mlp_residual"), "h0.out", isolated=False, property_modules=("test_models.py",)),
+    Fault("post_norm", "pre-norm block made post-norm", (M, "transformer_block"), V.block_variant("post_norm"), "h0.ln_1", isolated=False, property_modules=("test_models.py",)),
     Fault("final_ln_skipped", "final LayerNorm ln_f skipped", (M, "final_layer_norm"), lambda x, p, eps: x, "ln_f", property_modules=("test_models.py",)),
-    Fault("untied_head", "output head untied: a fresh random matrix instead of wte", (M, "lm_head"), _untied_head, "logits", property_modules=("test_models.py",)),
-    Fault("cache_not_appended", "KV cache returns the new keys without the cached ones", (cache_module.KVCache, "append"), _append_without_storing, "h0.k", scenario="cache", isolated=False, property_modules=("test_invariants.py",)),
-    Fault("cache_advanced_twice", "KV cache length advanced twice per call (positions and keys shift)", (cache_module.KVCache, "advance"), _advance_twice, "embeddings", scenario="cache", isolated=False, property_modules=("test_invariants.py",)),
-    Fault("cache_reused_across_requests", "a new request gets the previous request's cache", (model_module.GPT2, "new_cache"), _new_cache_reused, "embeddings", scenario="cache", isolated=False, property_modules=("test_invariants.py",),
+    Fault("untied_head", "output head untied: a fresh random matrix instead of wte", (M, "lm_head"), V.untied_head, "logits", property_modules=("test_models.py",)),
+    Fault("cache_not_appended", "KV cache returns the new keys without the cached ones", (cache_module.KVCache, "append"), V.append_without_storing, "h0.k", scenario="cache", isolated=False, property_modules=("test_invariants.py",)),
+    Fault("cache_advanced_twice", "KV cache length advanced twice per call (positions and keys shift)", (cache_module.KVCache, "advance"), V.advance_twice, "embeddings", scenario="cache", isolated=False, property_modules=("test_invariants.py",)),
+    Fault("cache_reused_across_requests", "a new request gets the previous request's cache", (model_module.GPT2, "new_cache"), V.new_cache_reused, "embeddings", scenario="cache", isolated=False, property_modules=("test_invariants.py",),
           notes="the stale length shifts the new request's positions, so the embeddings diverge first"),
 ]}  # fmt: skip
 
@@ -215,7 +91,7 @@ def _apply(name: str, source: str = "fault "):
 def inject(name: str):
     """Run the body with fault `name` in place of the engine's function; always restored."""
     owner, attr, original = _apply(name)
-    _shared_caches.clear()
+    V.shared_caches.clear()
     try:
         yield FAULTS[name]
     finally:
@@ -356,4 +232,27 @@ def run_catalogue(model_dir, refs: dict, names=None, with_sensitivity: bool = Tr
     }
     if with_sensitivity:
         report["sensitivity"] = {dtype: sensitivity(models[dtype], refs[dtype]) for dtype in refs}
+    return report
+
+
+def catalogue_on(model_dir, names=None, with_sensitivity: bool = True, command: str | None = None) -> dict:
+    """`run_catalogue` on model_dir with float64 and float32 references captured from transformers into a
+    temporary directory (the built-in cases); the report also names the weights and versions."""
+    import tempfile
+    from pathlib import Path
+
+    from .references import cases_for, load_references, versions, weights_sha256, write_references
+
+    unknown = [n for n in names or [] if n not in FAULTS]
+    if unknown:
+        raise ValueError(f"unknown fault(s) {unknown}; known: {', '.join(FAULTS)}")
+    model_dir = Path(model_dir)
+    cases = cases_for(model_dir)
+    with tempfile.TemporaryDirectory(prefix="gpt2core-faults-") as tmp:
+        refs = {}
+        for dtype in ("float64", "float32"):
+            write_references(model_dir, Path(tmp) / dtype, cases, dtype, command=command)
+            refs[dtype] = load_references(Path(tmp) / dtype, model_dir)
+        report = run_catalogue(model_dir, refs, names=names, with_sensitivity=with_sensitivity)
+    report.update(weights_sha256=weights_sha256(model_dir), versions=versions())
     return report

@@ -108,6 +108,18 @@ def default_cases(config: GPT2Config, tokenizer, full_length: bool = False) -> l
 _hash_cache: dict = {}
 
 
+def cases_for(model_dir: Path, prompts: list[str] | None = None, full_length: bool = False) -> list[Case]:
+    """The built-in cases for the model (or one case per prompt, plus their left-padded batch)."""
+    config = GPT2Config.from_json_file(model_dir / "config.json")
+    tokenizer = tokenizer_for(model_dir)
+    if not prompts:
+        return default_cases(config, tokenizer, full_length=full_length)
+    cases = [text_case(f"prompt{i}", tokenizer, [text]) for i, text in enumerate(prompts)]
+    if len(prompts) > 1:
+        cases.append(text_case("batch", tokenizer, list(prompts)))  # left-padded when lengths differ
+    return cases
+
+
 def file_sha256(path: Path) -> str:
     """sha256 of a file, remembered per (path, size, mtime) within the process."""
     st = path.stat()

@@ -14,6 +14,8 @@ fault injected into one of them (gpt2core.faults) shows in every mode.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from . import model as m
@@ -170,24 +172,35 @@ def verify_references(model: GPT2, refs) -> dict:
     }
 
 
-def format_run(run: dict) -> str:
-    """A table of every checkpoint: chained max abs/rel difference, tolerance, margin; isolated margin."""
-    lines = [
-        f"{run['dtype']}: {'PASS' if run['ok'] else 'FAIL'} over cases {', '.join(run['cases'])}; "
-        f"max abs diff {run['max_abs']:.3e}, max rel diff {run['max_rel']:.3e}, worst margin {run['worst_margin']:.3g}",
-        f"{'checkpoint':<16} {'max abs':>10} {'max rel':>10} {'tolerance':>10} {'margin':>8} {'isolated':>8}  case",
-    ]
-    for row in run["checkpoints"]:
-        ch, iso = row["chained"], row["isolated"]
-        if ch["problem"] or iso["problem"]:
-            lines.append(f"{row['name']:<16} FAIL {ch['problem'] or iso['problem']}")
-            continue
-        flag = "" if row["ok"] else "  <-- FAIL"
-        lines.append(
-            f"{row['name']:<16} {ch['max_abs']:>10.3e} {ch['max_rel']:>10.3e} {ch['tolerance']:>10.3e} "
-            f"{ch['margin']:>8.3g} {iso['margin']:>8.3g}  {ch['case']}{flag}"
-        )
-    if run["first_divergence"]:
-        fd = run["first_divergence"]
-        lines.append(f"first diverging checkpoint: {fd['name']} (case {fd['case']}): {fd['message']}")
-    return "\n".join(lines)
+def verify_model(model_dir, dtypes=("float32", "float64"), reference_dirs=None, prompts=None,
+                 full_length: bool = False, command: str | None = None) -> dict:  # fmt: skip
+    """Verify the engine on model_dir against transformers, one run per dtype.
+
+    The reference sets are read from `reference_dirs` (those of the given dtypes), or captured from
+    transformers into a temporary directory (`prompts`, or the built-in cases). Returns
+    {"ok", "model", "weights_sha256", "versions", "runs": [verify_references(...) + "references"]}.
+    """
+    import tempfile
+
+    from .loading import load
+    from .references import cases_for, load_references, versions, weights_sha256, write_references
+
+    model_dir = Path(model_dir)
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="gpt2core-references-") as tmp:
+        if reference_dirs:
+            ref_dirs = [Path(d) for d in reference_dirs]
+        else:
+            cases = cases_for(model_dir, prompts, full_length)
+            ref_dirs = [write_references(model_dir, Path(tmp) / dt, cases, dt, command=command) for dt in dtypes]
+        for ref_dir in ref_dirs:
+            refs = load_references(ref_dir, model_dir)
+            if refs.dtype.name not in dtypes:
+                continue
+            run = verify_references(load(model_dir, dtype=refs.dtype), refs)
+            run["references"] = str(ref_dir) if reference_dirs else "(temporary, built by this run)"
+            runs.append(run)
+    if not runs:
+        raise ValueError(f"no reference set in {[str(d) for d in reference_dirs]} has dtype {' or '.join(dtypes)}")
+    return {"ok": all(r["ok"] for r in runs), "model": str(model_dir), "weights_sha256": weights_sha256(model_dir),
+            "versions": versions(), "runs": runs}  # fmt: skip

@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from support.models import CACHE
+from support.references import reference_set
 
 from gpt2core import checkpoint_names
 from gpt2core.faults import FAULTS, run_fault, sensitivity
-from gpt2core.references import default_cases, load_references, tokenizer_for, write_references
+from gpt2core.references import default_cases, tokenizer_for
 from gpt2core.stress import SHAPE, stress_model_dir
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -39,9 +40,7 @@ def stress(tmp_path_factory):
         cases = default_cases(GPT2Config.from_json_file(model_dir / "config.json"), tokenizer_for(model_dir))
         refs, models = {}, {}
         for dtype in DTYPES:
-            out = tmp_path_factory.mktemp(f"stress-{dtype}")
-            write_references(model_dir, out, cases, dtype, command="pytest")
-            refs[dtype] = load_references(out, model_dir)
+            refs[dtype] = reference_set(model_dir, dtype, tmp_path_factory, cases)
             models[dtype] = gpt2core.load(model_dir, dtype=np.dtype(dtype))
         _state.update(model_dir=model_dir, models=models, refs=refs)
     return _state

@@ -1,8 +1,9 @@
 """Parity fixtures: every test runs on the tiny and the 124M shape (and on --gpt2core-model when given).
 
 Reference sets are written by `gpt2core.references.write_references` (transformers' own forward pass) into
-a fresh temporary directory per run and read back through `load_references`, which checks the weights'
-sha256, every file's sha256, shape and dtype: the tests exercise the same files a user's engine would read.
+.cache/test-references under a key that hashes the weights, cases, versions and capture code (see
+tests/support/references.py), and read back through `load_references`, which checks the weights' sha256,
+every file's sha256, shape and dtype on every load: the tests exercise the same files a user's engine would read.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def model_dir(request):
 
 @pytest.fixture
 def reference_set(model_dir, dtype, tmp_path_factory):
-    """The default cases' reference set for (model_dir, dtype), written once per run and loaded with checks."""
+    """The default cases' reference set for (model_dir, dtype), cached under a content key, loaded with checks."""
     from support.references import reference_set
 
     return reference_set(model_dir, dtype, tmp_path_factory)

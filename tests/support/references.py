@@ -1,32 +1,92 @@
-"""Reference sets for the parity suite, written by gpt2core.references and kept per process.
+"""Reference sets for the test suites, written by gpt2core.references and cached under a content key.
 
-Each set is written into a fresh temporary directory (never a stale cache) and read back with
-`load_references`, so the weight hash, file hashes, shapes and dtypes are checked on every run.
-Comparisons are computed once per (model, dtype, case, mode) and shared by the per-checkpoint tests.
+A set lives in <repo>/.cache/test-references/<model>-<dtype>-<key>, where the key hashes everything the
+files depend on: the weights' sha256, the dtype, the cases' token ids and masks, the torch, transformers
+and numpy versions, and the source of gpt2core/references.py (the capture code). A stale set therefore
+cannot be found, and every load goes through `load_references`, which checks the weights' hash and every
+file's sha256, shape and dtype again.
+
+The cache is what keeps mutmut honest and fast: each mutant runs in a forked pytest session, and a set
+kept in a session's temporary directory can be removed by pytest's cleanup of old temporary directories
+while later sessions still read it. A process running a mutant (MUTANT_UNDER_TEST names one) never writes
+the cache: it builds a private set in its own temporary directory instead.
+Comparisons are computed once per (set, mode) and shared by the per-checkpoint tests.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
+import torch
+from support.models import REPO
 
+import gpt2core.references as references_module
 from gpt2core.config import GPT2Config
-from gpt2core.references import default_cases, load_references, tokenizer_for, write_references
+from gpt2core.errors import ReferencesError
+from gpt2core.references import default_cases, load_references, tokenizer_for, versions, weights_sha256, write_references
 from gpt2core.verify import compare_case
 
+CACHE = Path(os.environ.get("GPT2CORE_TEST_REFERENCES", REPO / ".cache" / "test-references"))
 _sets: dict = {}
 _comparisons: dict = {}
 
 
-def reference_set(model_dir: Path, dtype, tmp_path_factory):
-    key = (str(model_dir), np.dtype(dtype).name)
-    if key not in _sets:
-        config = GPT2Config.from_json_file(model_dir / "config.json")
-        out = tmp_path_factory.mktemp(f"references-{model_dir.name}-{np.dtype(dtype).name}")
-        write_references(model_dir, out, default_cases(config, tokenizer_for(model_dir)), dtype, command="pytest")
-        _sets[key] = load_references(out, model_dir)
-    return _sets[key]
+def running_a_mutant() -> bool:
+    """True inside mutmut's run of one mutant (or its forced-failure check): such a process writes no cache."""
+    name = os.environ.get("MUTANT_UNDER_TEST", "")
+    return "__mutmut_" in name or name == "fail"
+
+
+def content_key(model_dir: Path, dtype, cases) -> str:
+    """sha256 of everything a reference set's files depend on."""
+    parts = {
+        "weights": weights_sha256(model_dir),
+        "dtype": np.dtype(dtype).name,
+        "cases": [[c.name, c.input_ids.tolist(), None if c.attention_mask is None else c.attention_mask.tolist()] for c in cases],
+        "versions": {k: v for k, v in versions().items() if k in ("torch", "transformers", "numpy")},
+        "capture_code": hashlib.sha256(Path(references_module.__file__).read_bytes()).hexdigest(),
+        "torch_threads": torch.get_num_threads(),  # float32 bits depend on the reduction order, so on threads
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def reference_set(model_dir: Path, dtype, tmp_path_factory, cases=None):
+    """The reference set of `cases` (default: the built-in cases) for (model_dir, dtype), loaded with checks."""
+    model_dir = Path(model_dir)
+    if cases is None:
+        cases = default_cases(GPT2Config.from_json_file(model_dir / "config.json"), tokenizer_for(model_dir))
+    name = f"{model_dir.name}-{np.dtype(dtype).name}-{content_key(model_dir, dtype, cases)}"
+    if name not in _sets:
+        _sets[name] = _cached(name, model_dir, dtype, cases, tmp_path_factory)
+    return _sets[name]
+
+
+def _cached(name: str, model_dir: Path, dtype, cases, tmp_path_factory):
+    final = CACHE / name
+    if running_a_mutant():
+        if (final / references_module.MANIFEST).is_file():
+            return load_references(final, model_dir)
+        out = tmp_path_factory.mktemp(f"references-{name}")
+        write_references(model_dir, out, cases, dtype, command="pytest (private to a mutmut mutant)")
+        return load_references(out, model_dir)
+    if (final / references_module.MANIFEST).is_file():
+        try:
+            return load_references(final, model_dir)
+        except ReferencesError:  # damaged on disk: rebuilt below, never used as is
+            shutil.rmtree(final)
+    partial = CACHE / f"{name}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    write_references(model_dir, partial, cases, dtype, command="pytest")
+    try:
+        partial.rename(final)  # atomic: readers see a whole set or none
+    except OSError:  # another process finished the same set first
+        shutil.rmtree(partial, ignore_errors=True)
+    return load_references(final, model_dir)
 
 
 def comparisons(model, refs, mode: str) -> dict[str, list]:

@@ -1,0 +1,248 @@
+"""`gpt2core bench`: gpt2core and transformers on the same weights, in one process, against physical yardsticks.
+
+Every figure is the median of `repeats` timed runs after one warm-up. Measured, in this order:
+  1. gpt2core: load, prefill (128 and 512 tokens, filling a KV cache, last position's logits), greedy
+     decode of `new_tokens` tokens after an 8-token prompt; then the process's peak resident memory,
+     before anything else has been allocated (so it is gpt2core's alone).
+  2. yardsticks: one pass over as many bytes as the weights (a matrix-vector product, what decoding one
+     token must at least cost), the matmul rate of the machine, and the "matmul floor" of each prefill
+     (the summed time of exactly the matrix products the prefill performs, each timed alone).
+  3. transformers (torch CPU, the same thread count, its default attention): the same prefills and decode.
+Nothing here asserts a timing; the figures are printed for a person (or a CI job) to judge.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+PROMPT_LEN = 8  # the short prompt before greedy decoding
+PREFILL_LENGTHS = (128, 512)
+
+
+def median_seconds(fn, repeats: int) -> float:
+    """Median wall time of fn() over `repeats` runs, after one untimed warm-up run."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def peak_rss_bytes() -> int:
+    """The process's peak resident set size so far (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def current_rss_bytes() -> int:
+    """The process's resident set size now (Linux /proc; falls back to the peak elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return peak_rss_bytes()
+
+
+def blas_info() -> dict:
+    """NumPy's BLAS library and its thread count, from threadpoolctl."""
+    from threadpoolctl import threadpool_info
+
+    for pool in threadpool_info():
+        if pool.get("user_api") == "blas":
+            return {"blas": f"{pool.get('internal_api')} {pool.get('version')}", "blas_threads": pool.get("num_threads")}
+    return {"blas": "unknown", "blas_threads": None}
+
+
+def prompt_ids(vocab_size: int, length: int, seed: int = 0) -> np.ndarray:
+    """[1, length] fixed pseudo-random token ids (the same for both engines)."""
+    return np.random.default_rng(seed).integers(0, vocab_size, size=(1, length), dtype=np.int64)
+
+
+def prefill_flops_matmuls(config, T: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """The matrix products of one prefill of T tokens (last position's logits), as (a.shape, b.shape)."""
+    C, H, V = config.n_embd, config.n_head, config.vocab_size
+    D = C // H
+    per_layer = [
+        ((T, C), (C, 3 * C)),  # c_attn
+        ((H, T, D), (H, D, T)),  # q k^T
+        ((H, T, T), (H, T, D)),  # probs v
+        ((T, C), (C, C)),  # attn c_proj
+        ((T, C), (C, config.mlp_width)),  # c_fc
+        ((T, config.mlp_width), (config.mlp_width, C)),  # mlp c_proj
+    ]
+    return per_layer * config.n_layer + [((1, C), (C, V))]  # lm_head, last position only
+
+
+def matmul_floor_seconds(config, T: int, dtype, repeats: int) -> float:
+    """Summed median time of the prefill's matrix products, each timed alone on random operands."""
+    rng = np.random.default_rng(0)
+    cost: dict = {}
+    total = 0.0
+    for a_shape, b_shape in prefill_flops_matmuls(config, T):
+        key = (a_shape, b_shape)
+        if key not in cost:
+            a = rng.standard_normal(a_shape).astype(dtype)
+            b = rng.standard_normal(b_shape).astype(dtype)
+            cost[key] = median_seconds(lambda a=a, b=b: a @ b, repeats)
+        total += cost[key]
+    return total
+
+
+def matmul_gflops(dtype, repeats: int, shape=(512, 768, 3072)) -> float:
+    """GFLOP/s of one [M, K] @ [K, N] product (GPT-2's c_fc at 512 tokens by default)."""
+    M, K, N = shape
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((M, K)).astype(dtype), rng.standard_normal((K, N)).astype(dtype)
+    return 2 * M * K * N / median_seconds(lambda: a @ b, repeats) / 1e9
+
+
+def weight_pass_seconds(n_bytes: int, dtype, width: int, repeats: int) -> float:
+    """Time of a matrix-vector product over an [n_bytes / width, width] matrix: reading every weight once."""
+    rows = max(1, n_bytes // (np.dtype(dtype).itemsize * width))
+    a = np.full((rows, width), 0.5, dtype=dtype)  # written, so every page is resident before timing
+    x = np.full(width, 0.25, dtype=dtype)
+    seconds = median_seconds(lambda: a @ x, repeats)
+    del a
+    return seconds
+
+
+def bench_gpt2core(model_dir, dtype, new_tokens: int, repeats: int) -> dict:
+    from .loading import load
+
+    start = time.perf_counter()
+    model = load(model_dir, dtype=dtype)
+    out = {"load_s": time.perf_counter() - start}
+    cfg = model.config
+    for T in PREFILL_LENGTHS:
+        if T > cfg.n_positions:
+            continue
+        ids = prompt_ids(cfg.vocab_size, T)
+        out[f"prefill_{T}_s"] = median_seconds(
+            lambda ids=ids: model.forward(ids, cache=model.new_cache(1, T), last_only=True), repeats
+        )
+    prompt = prompt_ids(cfg.vocab_size, PROMPT_LEN)
+    tokens = {}
+
+    def decode():
+        tokens["ids"] = model.generate(prompt, new_tokens, stop_at_eos=False)[0, PROMPT_LEN:]
+
+    out["decode_s"] = median_seconds(decode, repeats)
+    out["decode_tok_s"] = new_tokens / out["decode_s"]
+    out["peak_rss_bytes"] = peak_rss_bytes()
+    out["rss_after_bytes"] = current_rss_bytes()
+    out["weight_bytes"] = model.params.nbytes()
+    cache = model.new_cache(1)
+    out["kv_cache_bytes"] = cache.keys.nbytes + cache.values.nbytes
+    return out, model.config, tokens["ids"]
+
+
+def bench_transformers(model_dir, dtype, new_tokens: int, repeats: int, threads: int) -> dict:
+    import torch
+    import transformers
+
+    torch.set_num_threads(threads)
+    torch_dtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[np.dtype(dtype)]
+    model = transformers.GPT2LMHeadModel.from_pretrained(str(model_dir), dtype=torch_dtype).eval()
+    cfg = model.config
+    out = {"attn_implementation": cfg._attn_implementation}
+    with torch.inference_mode():
+        for T in PREFILL_LENGTHS:
+            if T > cfg.n_positions:
+                continue
+            ids = torch.from_numpy(prompt_ids(cfg.vocab_size, T))
+            out[f"prefill_{T}_s"] = median_seconds(
+                lambda ids=ids: model(ids, use_cache=True, logits_to_keep=1), repeats
+            )
+        prompt = torch.from_numpy(prompt_ids(cfg.vocab_size, PROMPT_LEN))
+        tokens = {}
+
+        def decode():
+            ids = model.generate(
+                prompt,
+                attention_mask=torch.ones_like(prompt),
+                max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens,  # no early stop at end-of-text, as gpt2core's stop_at_eos=False
+                do_sample=False,
+                pad_token_id=cfg.eos_token_id,
+            )
+            tokens["ids"] = ids[0, PROMPT_LEN:].numpy()
+
+        out["decode_s"] = median_seconds(decode, repeats)
+    out["decode_tok_s"] = new_tokens / out["decode_s"]
+    return out, tokens["ids"], torch.__version__, transformers.__version__
+
+
+def run_bench(model_dir, dtype=np.float32, threads: int | None = None, new_tokens: int = 128, repeats: int = 5) -> dict:
+    """Every figure of the benchmark as one flat dict (see the module docstring for the order)."""
+    from threadpoolctl import threadpool_limits
+
+    if threads is None:
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    dtype = np.dtype(dtype)
+    report = {"model": str(model_dir), "dtype": dtype.name, "threads": threads, "new_tokens": new_tokens,
+              "repeats": repeats, "prompt_tokens": PROMPT_LEN, "baseline_rss_bytes": current_rss_bytes()}  # fmt: skip
+    with threadpool_limits(limits=threads, user_api="blas"):
+        report.update(blas_info())
+        ours, config, our_tokens = bench_gpt2core(model_dir, dtype, new_tokens, repeats)
+        report.update(ours)
+        report["weight_pass_s"] = weight_pass_seconds(report["weight_bytes"], dtype, config.n_embd, repeats)
+        report["matmul_gflops"] = matmul_gflops(dtype, repeats)
+        for T in PREFILL_LENGTHS:
+            if T <= config.n_positions:
+                report[f"prefill_{T}_matmul_floor_s"] = matmul_floor_seconds(config, T, dtype, repeats)
+        theirs, their_tokens, torch_version, tf_version = bench_transformers(
+            model_dir, dtype, new_tokens, repeats, threads
+        )
+    report.update({f"{k}_transformers": v for k, v in theirs.items()})
+    report.update(numpy=np.__version__, torch=torch_version, transformers=tf_version,
+                  python=platform.python_version(), machine=platform.machine(), cpu=cpu_name())  # fmt: skip
+    report["decode_tokens_match"] = bool(np.array_equal(our_tokens, their_tokens))
+    report.update(ratios(report))
+    return report
+
+
+def ratios(r: dict) -> dict:
+    """The ratios the targets are stated in (gpt2core / transformers, gpt2core / yardstick)."""
+    out = {
+        "decode_speedup_vs_transformers": r["decode_tok_s"] / r["decode_tok_s_transformers"],
+        # time of one pass over the weights / time per decoded token: 1.0 is the bandwidth limit
+        "decode_bandwidth_fraction": r["weight_pass_s"] * r["decode_tok_s"],
+        "rss_over_weights_and_cache": (r["peak_rss_bytes"] - r["baseline_rss_bytes"])
+        / (r["weight_bytes"] + r["kv_cache_bytes"]),
+    }
+    for T in PREFILL_LENGTHS:
+        if f"prefill_{T}_s" in r:
+            out[f"prefill_{T}_ratio_vs_transformers"] = r[f"prefill_{T}_s"] / r[f"prefill_{T}_s_transformers"]
+            out[f"prefill_{T}_ratio_vs_matmul_floor"] = r[f"prefill_{T}_s"] / r[f"prefill_{T}_matmul_floor_s"]
+    return out
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+TARGETS = (  # (key, comparison, bound, what the issue asks)
+    ("decode_bandwidth_fraction", ">=", 0.85, "decode at >= 85% of the weight-bandwidth yardstick"),
+    ("decode_speedup_vs_transformers", ">=", 2.0, "decode >= 2x transformers' tokens/s"),
+    ("prefill_128_ratio_vs_transformers", "<=", 0.8, "prefill 128 <= 0.8x transformers' time"),
+    ("prefill_512_ratio_vs_transformers", "<=", 0.8, "prefill 512 <= 0.8x transformers' time"),
+    ("prefill_128_ratio_vs_matmul_floor", "<=", 1.5, "prefill 128 within 1.5x of its matmul floor"),
+    ("prefill_512_ratio_vs_matmul_floor", "<=", 1.5, "prefill 512 within 1.5x of its matmul floor"),
+    ("rss_over_weights_and_cache", "<=", 1.3, "peak RSS <= 1.3x weights + KV cache"),
+)
