@@ -75,15 +75,20 @@ def read_tensors(path: Path) -> dict[str, np.ndarray]:
         raise CheckpointError(f"{path}: truncated safetensors file ({size} bytes, the header length alone is 8)")
     try:
         with safe_open(str(path), framework="np") as f:
-            tensors = {}
-            for name in f.keys():
+            names = list(f.keys())
+            for name in names:
                 dtype = f.get_slice(name).get_dtype()
                 if dtype not in FLOAT_DTYPES:
                     raise CheckpointError(
                         f"{path}: tensor {name!r} has dtype {dtype}; expected a float type ({', '.join(sorted(FLOAT_DTYPES))})"
                     )
+        tensors = {}
+        for name in names:
+            # one mapping of the file per tensor: the mapped pages a copy was read from leave the process's
+            # resident memory when it closes, so loading peaks near the weights' size, not twice it
+            with safe_open(str(path), framework="np") as f:
                 tensors[name] = f.get_tensor(name)
-            return tensors
+        return tensors
     except CheckpointError:
         raise
     except Exception as e:  # safetensors raises its own SafetensorError, OSError or ValueError on bad files

@@ -114,6 +114,37 @@ def cmd_mutation_score(args) -> int:
     return 0 if report["passes"] else 1
 
 
+def cmd_audit(args) -> int:
+    from pathlib import Path
+
+    from .audit import run_audit
+    from .hub import resolve_model_dir
+    from .mutation import EQUIVALENTS_FILE
+    from .report import audit_html
+
+    audit = run_audit(
+        resolve_model_dir(model_path(args)),
+        fault_model_dir(argparse.Namespace(model=args.fault_model)),
+        mutation_dirs=args.mutants or ["."],
+        equivalents=args.equivalents or EQUIVALENTS_FILE,
+        minimum=args.min,
+        faults=args.fault,
+        with_sensitivity=not args.no_sensitivity,
+        command=shell_command(args),
+    )
+    Path(args.out).write_text(audit_html(audit), encoding="utf-8")
+    if args.json:
+        print(json.dumps(audit))
+    else:
+        v, f, m = audit["verify"], audit["faults"], audit["mutation"]
+        print(f"audit: {'PASS' if audit['ok'] else 'FAIL'} - parity "
+              + ", ".join(f"{r['dtype']} {'PASS' if r['ok'] else 'FAIL'} (max abs {r['max_abs']:.3e})" for r in v["runs"])
+              + f"; faults {f['caught']}/{f['total']} caught; mutation "
+              + (f"{m['score']:.2%} ({'PASS' if m['passes'] else 'FAIL'})" if "score" in m else "results not found")
+              + f"; report written to {args.out}")  # fmt: skip
+    return 0 if audit["ok"] else 1
+
+
 def cmd_bench(args) -> int:
     from .bench import run_bench
     from .report import format_bench
@@ -178,6 +209,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--equivalents", help="survivor triage file (default: mutmut-equivalents.txt)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_mutation_score)
+
+    p = sub.add_parser("audit", help="parity (both dtypes), the fault catalogue and mutation results in one HTML report")
+    p.add_argument("--model", help="model directory or cached model name (default: the built-in 124M-shape model)")
+    p.add_argument("--fault-model", help="model for the fault catalogue (default: the stress model)")
+    p.add_argument("--out", default="report.html", help="the HTML file to write (default report.html)")
+    p.add_argument("--mutants", nargs="+", metavar="DIR", help="directories holding mutmut's mutants/ (default: .)")
+    p.add_argument("--equivalents", help="survivor triage file (default: mutmut-equivalents.txt)")
+    p.add_argument("--min", type=float, default=0.95, help="the minimum mutation score (default 0.95)")
+    p.add_argument("--fault", action="append", help="only this fault (repeatable)")
+    p.add_argument("--no-sensitivity", action="store_true", help="skip the weight-perturbation sensitivity scan")
+    p.add_argument("--json", action="store_true", help="also print the whole audit as one JSON object")
+    p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("bench", help="time gpt2core and transformers on the same weights, with bandwidth and matmul yardsticks")
     p.add_argument("--model", help="model directory or cached model name (default: the built-in 124M-shape model)")

@@ -49,10 +49,11 @@ class GPT2Params:
         return sum(seen.values())
 
     def arrays(self):
+        """Every weight array itself (not a copy: dataclasses.astuple would deep-copy them)."""
         yield self.wte
         yield self.wpe
         for blk in self.blocks:
             for part in (blk.ln_1, blk.c_attn, blk.attn_proj, blk.ln_2, blk.c_fc, blk.mlp_proj):
-                yield from dataclasses.astuple(part)
-        yield from dataclasses.astuple(self.ln_f)
+                yield from (getattr(part, f.name) for f in dataclasses.fields(part))
+        yield from (self.ln_f.g, self.ln_f.b)
         yield self.lm_head

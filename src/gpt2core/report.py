@@ -109,3 +109,151 @@ def format_bench(r: dict) -> str:
             met = r[key] >= bound if op == ">=" else r[key] <= bound
             lines.append(f"  {'met    ' if met else 'NOT met'} {key} = {r[key]:.2f} ({what})")
     return "\n".join(lines)
+
+
+# --- gpt2core audit: one self-contained HTML file ----------------------------------------------------------
+
+CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:80em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}
+th{background:#f0f0f0}td.l,th.l{text-align:left}.fail{color:#b00;font-weight:bold}.pass{color:#070;font-weight:bold}
+code{font-size:90%}svg{border:1px solid #ddd;margin:.5em 0}"""
+
+
+def _num(x, fmt=".3e") -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def _verdict(ok: bool) -> str:
+    return '<span class="pass">PASS</span>' if ok else '<span class="fail">FAIL</span>'
+
+
+def _table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
+    """An HTML table; the first `left` columns are left-aligned; cells are already escaped HTML."""
+    cls = lambda i: ' class="l"' if i < left else ""  # noqa: E731
+    head = "".join(f"<th{cls(i)}>{h}</th>" for i, h in enumerate(header))
+    body = "".join("<tr>" + "".join(f"<td{cls(i)}>{c}</td>" for i, c in enumerate(r)) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def layer_plot_svg(run: dict, width: int = 720, height: int = 320) -> str:
+    """Inline SVG: chained max|diff| / tolerance per layer, one line per per-layer checkpoint, log scale."""
+    import math
+    from html import escape
+
+    from .model import CHECKPOINTS_PER_LAYER
+
+    series: dict[str, list[tuple[int, float]]] = {kind: [] for kind in CHECKPOINTS_PER_LAYER}
+    for row in run["checkpoints"]:
+        layer, _, kind = row["name"].partition(".")
+        margin = row["chained"]["margin"]
+        if kind in series and layer.startswith("h") and margin:
+            series[kind].append((int(layer[1:]), margin))
+    points = [m for s in series.values() for _, m in s]
+    n_layer = 1 + max((i for s in series.values() for i, _ in s), default=0)
+    if not points:
+        return "<p>(no finite per-layer differences to plot)</p>"
+    lo = math.floor(math.log10(min(points + [1e-3])))
+    hi = math.ceil(math.log10(max(points + [1.0]))) + (1 if max(points) >= 1 else 0)
+    left, right, top, bottom = 60, 130, 20, 40
+    pw, ph = width - left - right, height - top - bottom
+    x = lambda i: left + (pw * i / max(1, n_layer - 1))  # noqa: E731
+    y = lambda m: top + ph * (hi - math.log10(m)) / (hi - lo)  # noqa: E731
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-size="11">']
+    for e in range(lo, hi + 1):
+        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(10.0**e):.1f}" y2="{y(10.0**e):.1f}" stroke="#eee"/>'
+                     f'<text x="{left - 6}" y="{y(10.0**e) + 4:.1f}" text-anchor="end">1e{e}</text>')  # fmt: skip
+    parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(1.0):.1f}" y2="{y(1.0):.1f}" stroke="#b00" stroke-dasharray="4"/>'
+                 f'<text x="{left + pw + 4}" y="{y(1.0) + 4:.1f}" fill="#b00">tolerance</text>')  # fmt: skip
+    for i in range(n_layer):
+        parts.append(f'<text x="{x(i):.1f}" y="{top + ph + 16}" text-anchor="middle">h{i}</text>')
+    parts.append(f'<text x="{left + pw / 2:.0f}" y="{height - 4}" text-anchor="middle">layer</text>')
+    for n, (kind, pts) in enumerate((k, s) for k, s in series.items() if s):
+        color = palette[n % len(palette)]
+        path = " ".join(f"{x(i):.1f},{y(m):.1f}" for i, m in sorted(pts))
+        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{path}"/>')
+        parts += [f'<circle cx="{x(i):.1f}" cy="{y(m):.1f}" r="2.5" fill="{color}"><title>h{i}.{escape(kind)}: '
+                  f'max|diff| / tolerance = {m:.3g}</title></circle>' for i, m in pts]  # fmt: skip
+        parts.append(f'<text x="{left + pw + 40}" y="{top + 12 + 14 * n}" fill="{color}">{escape(kind)}</text>')
+    parts.append(f'<text x="12" y="{top + ph / 2:.0f}" transform="rotate(-90 12 {top + ph / 2:.0f})" '
+                 'text-anchor="middle">max |diff| / tolerance</text></svg>')  # fmt: skip
+    return "".join(parts)
+
+
+def _parity_section(verify: dict) -> str:
+    from html import escape
+
+    out = [f"<h2>Parity with transformers: {_verdict(verify['ok'])}</h2>",
+           f"<p>Model <code>{escape(verify['model'])}</code>. Chained: the engine runs from the token ids; "
+           "isolated: each stage is fed the reference's own input. Margin = max|diff| / tolerance (&lt; 1 passes); "
+           "tolerance = the dtype's relative tolerance × max|reference|.</p>"]  # fmt: skip
+    for run in verify["runs"]:
+        fd = run["first_divergence"]
+        out.append(f"<h3>{run['dtype']}: {_verdict(run['ok'])}</h3><p>cases: {escape(', '.join(run['cases']))}; "
+                   f"max abs diff {run['max_abs']:.3e}, max rel diff {run['max_rel']:.3e}, worst margin "
+                   f"{run['worst_margin']:.3g}" + (f"; first diverging checkpoint {escape(fd['name'])} "
+                   f"(case {escape(fd['case'])}): {escape(fd['message'])}" if fd else "") + "</p>")  # fmt: skip
+        out.append(layer_plot_svg(run))
+        rows = []
+        for row in run["checkpoints"]:
+            ch, iso = row["chained"], row["isolated"]
+            problem = ch["problem"] or iso["problem"]
+            rows.append([escape(row["name"]), _num(ch["max_abs"]), _num(ch["max_rel"]), _num(ch["tolerance"]),
+                         _num(ch["margin"], ".3g"), _num(iso["margin"], ".3g"), escape(ch["case"]),
+                         _verdict(row["ok"]) + (f" {escape(problem)}" if problem else "")])  # fmt: skip
+        out.append(_table(["checkpoint", "max abs", "max rel", "tolerance", "margin", "isolated margin", "worst case", ""], rows))
+    return "".join(out)
+
+
+def _faults_section(faults: dict) -> str:
+    from html import escape
+
+    rows = [[escape(f["name"]), escape(f["description"]), "yes" if f["caught"] else '<span class="fail">NO</span>',
+             escape(f["expected_checkpoint"]), escape(f["checkpoint"] or "-"), _num(f["margin"], ".3g"),
+             escape(f["problem"] or ""), escape(", ".join(f["caught_by"])), escape(", ".join(f["property_modules"]))]
+            for f in faults["faults"]]  # fmt: skip
+    out = [f"<h2>Fault catalogue: {faults['caught']} of {faults['total']} caught</h2>",
+           f"<p>Model <code>{escape(faults['model'])}</code> (float64 references). A fault is caught when the first "
+           "diverging checkpoint is the one named, with a margin &gt; 1 or a named problem.</p>",
+           _table(["fault", "description", "caught", "expected at", "first diverging", "margin", "problem",
+                   "caught by", "property modules that fail alone"], rows, left=2)]  # fmt: skip
+    if faults.get("sensitivity"):
+        sens = faults["sensitivity"]
+        tensors = list(next(iter(sens.values())))
+        out.append("<h3>Sensitivity: smallest relative weight perturbation detected</h3>")
+        out.append(_table(["dtype", *map(escape, tensors)], [[d, *(_num(v[t], ".0e") for t in tensors)] for d, v in sens.items()]))
+    return "".join(out)
+
+
+def _mutation_section(mutation: dict) -> str:
+    from html import escape
+
+    if "missing" in mutation:
+        return f"<h2>Mutation testing: no results</h2><p>{escape(mutation['missing'])}</p>"
+    rows = [[escape(s["name"]), escape(s["reason"] or "NO REASON GIVEN")] for s in mutation["survivors"]]
+    return "".join([
+        f"<h2>Mutation testing: {mutation['score']:.2%} {_verdict(mutation['passes'])}</h2>",
+        f"<p>{mutation['killed']} killed of {mutation['total']}; {mutation['survived']} survived, {mutation['timeout']} "
+        f"timed out, {mutation['not_checked']} not checked, {mutation['other']} other; minimum {mutation['minimum']:.0%}. "
+        "A timeout is not a kill.</p>",
+        "".join(f'<p class="fail">{escape(p)}</p>' for p in mutation["problems"]),
+        _table(["surviving mutant", "why it is equivalent"], rows, left=2) if rows else "",
+    ])  # fmt: skip
+
+
+def audit_html(audit: dict) -> str:
+    """The whole audit as one HTML page with no external resources."""
+    from html import escape
+
+    verify, faults = audit["verify"], audit["faults"]
+    hashes = [[escape(verify["model"]), escape(f), h] for f, h in verify["weights_sha256"].items()]
+    hashes += [[escape(faults["model"]), escape(f), h] for f, h in faults["weights_sha256"].items()]
+    versions = [[escape(k), escape(str(v))] for k, v in verify["versions"].items()]
+    return "".join([
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>gpt2core audit</title><style>{CSS}</style></head><body>",
+        f"<h1>gpt2core audit: {_verdict(audit['ok'])}</h1>",
+        f"<p>Created {escape(audit['created'])} by <code>{escape(audit['command'] or '')}</code>.</p>",
+        _parity_section(verify), _faults_section(faults), _mutation_section(audit["mutation"]),
+        "<h2>Weights and versions</h2>", _table(["model", "file", "sha256"], hashes, left=3),
+        _table(["package", "version"], versions, left=2), "</body></html>",
+    ])  # fmt: skip

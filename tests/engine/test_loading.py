@@ -119,3 +119,16 @@ def test_tokenizer_matches_transformers_on_varied_text(tiny_dir):
                  "<|endoftext|>a<|endoftext|>", "x" * 300]:  # fmt: skip
         assert ours.encode(text) == tok.encode(text), text
         assert ours.decode(ours.encode(text)) == text
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weight_bytes_count_every_array_once(tiny_dir, dtype):
+    model = gpt2core.load(tiny_dir, dtype=dtype)
+    c = model.config
+    C, F = c.n_embd, c.mlp_width
+    per_layer = 2 * C + (C * 3 * C + 3 * C) + (C * C + C) + 2 * C + (C * F + F) + (F * C + C)
+    n_params = c.vocab_size * C + c.n_positions * C + c.n_layer * per_layer + 2 * C  # the tied head counted once
+    assert model.params.nbytes() == n_params * np.dtype(dtype).itemsize
+    arrays = list(model.params.arrays())
+    assert arrays[0] is model.params.wte and arrays[-1] is model.params.lm_head  # the arrays, not copies
+    assert any(a is model.params.blocks[-1].mlp_proj.w for a in arrays)

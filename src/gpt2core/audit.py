@@ -1,0 +1,52 @@
+"""`gpt2core audit`: parity in both dtypes, the fault catalogue and the last mutation results, in one report.
+
+`run_audit` calls exactly what `gpt2core verify`, `gpt2core faults` and `gpt2core mutation-score` call, so
+every number of the report is the number those commands print for the same inputs; `report.audit_html`
+lays it out as one self-contained HTML file.
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+from .faults import catalogue_on
+from .mutation import EQUIVALENTS_FILE, MutationResultsError, merge, read_equivalents, read_run, score
+from .verify import verify_model
+
+
+def mutation_results(run_dirs, equivalents, minimum: float) -> dict:
+    """mutation-score's report for the mutmut results in run_dirs, or {"missing": why} when there are none."""
+    try:
+        results = merge([read_run(d) for d in run_dirs])
+    except MutationResultsError as e:
+        if "no mutmut results" not in str(e):
+            raise  # malformed or disagreeing results are an error, not an absence
+        return {"missing": str(e)}
+    return score(results, read_equivalents(equivalents)).as_dict(minimum)
+
+
+def run_audit(
+    model_dir,
+    fault_model_dir,
+    mutation_dirs=(".",),
+    equivalents=EQUIVALENTS_FILE,
+    minimum: float = 0.95,
+    faults=None,
+    with_sensitivity: bool = True,
+    command: str | None = None,
+) -> dict:
+    """{"ok", "created", "command", "verify", "faults", "mutation"}; ok needs parity in both dtypes, every
+    fault caught, and a passing mutation score when mutmut results exist."""
+    verify = verify_model(Path(model_dir), dtypes=["float32", "float64"], command=command)
+    fault_report = catalogue_on(Path(fault_model_dir), names=faults, with_sensitivity=with_sensitivity, command=command)
+    mutation = mutation_results(mutation_dirs, equivalents, minimum)
+    ok = verify["ok"] and fault_report["caught"] == fault_report["total"] and mutation.get("passes", True)
+    return {
+        "ok": ok,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+        "verify": verify,
+        "faults": fault_report,
+        "mutation": mutation,
+    }
