@@ -50,3 +50,78 @@ def test_top_k_and_top_p_keep_the_right_tokens():
     assert np.isfinite(top_p_filter(logits, 0.6)).tolist() == [[True, True, False, False, False]]
     assert np.isfinite(top_p_filter(logits, 0.3)).tolist() == [[True, False, False, False, False]]
     assert np.isfinite(top_p_filter(logits, 1.0)).all()
+
+
+def test_sampled_draws_follow_each_rows_own_distribution():
+    """Inverse-CDF sampling: each row's draws follow its softmax, independently of the other rows."""
+    from gpt2core.generate import next_tokens
+
+    probs = np.array([[0.5, 0.3, 0.2, 0.0], [0.1, 0.1, 0.1, 0.7], [0.5, 0.3, 0.2, 0.0]])
+    logits = np.log(probs + 1e-12).astype(np.float32)
+    rng, n = np.random.default_rng(0), 4000
+    draws = np.stack([next_tokens(logits, rng, True, 1.0, 0, 1.0) for _ in range(n)])
+    assert draws.shape == (n, 3) and draws.min() >= 0 and draws.max() <= 3
+    for b in range(3):
+        freq = np.bincount(draws[:, b], minlength=4) / n
+        assert np.all(np.abs(freq - probs[b]) <= 4 * np.sqrt(probs[b] * (1 - probs[b]) / n) + 1e-3), (b, freq)
+    agree = (draws[:, 0] == draws[:, 2]).mean()  # same distribution, independent draws: P(agree) = sum p^2
+    assert abs(agree - (probs[0] ** 2).sum()) < 0.05, agree
+
+
+def test_a_draw_past_the_last_cumulative_sum_picks_the_last_token():
+    """Rounding can leave u * sum(p) above the last cumulative sum; the draw is then the last token, never V."""
+    from gpt2core.generate import next_tokens
+
+    class TopOfInterval:
+        def random(self, shape):
+            return np.full(shape, np.nextafter(1.0, 2.0))
+
+    logits = np.zeros((2, 5), np.float32)
+    assert next_tokens(logits, TopOfInterval(), True, 1.0, 0, 1.0).tolist() == [4, 4]
+
+
+def test_default_sampling_is_temperature_1_without_top_k(model):
+    ids = np.array([15496, 13])
+    plain = model.generate(ids, 12, do_sample=True, seed=3)
+    assert plain.tolist() == model.generate(ids, 12, do_sample=True, temperature=1.0, top_k=0, top_p=1.0, seed=3).tolist()
+    assert plain.tolist() != model.generate(ids, 12, do_sample=True, top_k=1, seed=3).tolist()
+
+
+def test_a_finished_row_keeps_emitting_end_of_text_while_others_continue(model):
+    rows = np.array([[15496, 13], [464, 2068]])
+    eos = int(model(rows[:1])[0, -1].argmax())  # row 0's first greedy token ends it at once
+    out = model.generate(rows, 6, eos_token_id=eos)
+    alone = model.generate(rows[1], 6, eos_token_id=eos)
+    assert out[0, 2:].tolist() == [eos] * (out.shape[1] - 2)
+    assert out[1, : len(alone)].tolist() == alone.tolist()
+
+
+def test_the_config_end_of_text_is_the_default(model, tiny_dir):
+    import dataclasses
+
+    ids = np.array([15496, 13])
+    first = int(model(ids)[0, -1].argmax())
+    ending = gpt2core.GPT2(dataclasses.replace(model.config, eos_token_id=first), model.params)
+    assert ending.generate(ids, 10).tolist() == [15496, 13, first]
+
+
+def test_generation_may_fill_every_position_and_uses_a_cache_of_that_size(model, monkeypatch):
+    n = model.config.n_positions
+    sizes = []
+    new_cache = model.new_cache
+    monkeypatch.setattr(model, "new_cache", lambda b, capacity=None: sizes.append(capacity) or new_cache(b, capacity))
+    assert len(model.generate(np.arange(n - 2), 2, stop_at_eos=False)) == n
+    assert sizes == [n]
+    model.generate(np.arange(5), 3)
+    assert sizes[-1] == 8
+
+
+def test_top_k_and_top_p_on_several_rows_with_ties():
+    logits = np.array([[3.0, 1.0, 2.0, 0.0, 5.0, 4.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]])
+    assert np.isfinite(top_k_filter(logits, 3)).tolist() == [[True, False, False, False, True, True], [True] * 6]
+    assert top_k_filter(logits, 0) is logits and top_k_filter(logits, 6) is logits
+    ties = np.zeros((1, 32))  # probabilities 1/32: every cumulative sum is exact
+    kept = np.isfinite(top_p_filter(ties, 0.5))[0]  # cum <= 0.5 removed, in index order for exact ties
+    assert kept.tolist() == [False] * 16 + [True] * 16
+    far = np.array([[0.0, -1000.0]])  # the second token's probability underflows to 0
+    assert top_p_filter(far, 1.0) is far

@@ -132,3 +132,44 @@ def test_weight_bytes_count_every_array_once(tiny_dir, dtype):
     arrays = list(model.params.arrays())
     assert arrays[0] is model.params.wte and arrays[-1] is model.params.lm_head  # the arrays, not copies
     assert any(a is model.params.blocks[-1].mlp_proj.w for a in arrays)
+
+
+def test_cache_capacity_bounds(tiny_dir):
+    model = gpt2core.load(tiny_dir)
+    assert model.new_cache(1, capacity=1).capacity == 1 and model.new_cache(2, 5).capacity == 5
+    assert model.new_cache(1).capacity == model.config.n_positions
+    with pytest.raises(gpt2core.InputError, match=r"^cache capacity must be in \[1, n_positions=128\], got 0$"):
+        model.new_cache(1, capacity=0)
+
+
+def test_cached_padding_is_remembered_without_a_new_mask(tiny_dir):
+    model = gpt2core.load(tiny_dir)
+    ids, mask = np.array([[0, 15496, 13], [464, 2068, 318]]), np.array([[0, 1, 1], [1, 1, 1]])
+    cache = model.new_cache(2)
+    model(ids, mask, cache=cache)
+    assert cache.mask.dtype == np.int64 and cache.mask[:, :3].tolist() == mask.tolist()
+    step = np.array([[11], [11]])
+    with_mask = model.new_cache(2)
+    model(ids, mask, cache=with_mask)
+    a = model(step, np.concatenate([mask, np.ones((2, 1), int)], 1), cache=with_mask)
+    b = model(step, cache=cache)  # the cache's own mask stands in for the omitted one
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (2, 1, model.config.vocab_size)
+
+
+def test_tokenizer_refuses_ids_outside_the_vocabulary(tiny_dir):
+    tok = gpt2core.load(tiny_dir).tokenizer
+    assert tok.decode([15496, 13]) == "Hello."
+    with pytest.raises(gpt2core.TokenizerError, match=r"^decode: token id\(s\) \[50257\] outside the vocabulary \[0, 50257\)$"):
+        tok.decode([50257])
+    with pytest.raises(gpt2core.TokenizerError, match=r"token id\(s\) \[-1, 50257, 50258, 50259, 50260\] outside"):
+        tok.decode([-1, 50257, 50258, 50259, 50260, 50261])
+
+
+def test_scaled_atol_scales_by_max_abs_with_a_floor_of_one():
+    from gpt2core.tolerances import OP_TOL, scaled_atol
+
+    base = OP_TOL[np.dtype(np.float64)]
+    assert scaled_atol(OP_TOL, np.array([0.5, -0.25])) == base
+    assert scaled_atol(OP_TOL, np.array([1.0, -3.0])) == 3 * base
+    assert scaled_atol(OP_TOL, np.zeros((0, 3))) == base
