@@ -89,11 +89,13 @@ def test_default_sampling_is_temperature_1_without_top_k(model):
 
 def test_a_finished_row_keeps_emitting_end_of_text_while_others_continue(model):
     rows = np.array([[15496, 13], [464, 2068]])
-    eos = int(model(rows[:1])[0, -1].argmax())  # row 0's first greedy token ends it at once
-    out = model.generate(rows, 6, eos_token_id=eos)
-    alone = model.generate(rows[1], 6, eos_token_id=eos)
-    assert out[0, 2:].tolist() == [eos] * (out.shape[1] - 2)
-    assert out[1, : len(alone)].tolist() == alone.tolist()
+    sample = dict(do_sample=True, temperature=2.0, seed=11)  # sampled, so a row that went on would show it
+    free = model.generate(rows, 6, stop_at_eos=False, **sample)
+    eos = int(free[0, 2])  # row 0's first token; the same draws make it again below and end that row
+    assert eos not in free[1].tolist() and len(set(free[0, 3:].tolist())) > 1
+    out = model.generate(rows, 6, eos_token_id=eos, **sample)
+    assert out.shape == (2, 8) and out[0, 2:].tolist() == [eos] * 6
+    assert out[1].tolist() == free[1].tolist()  # the other row is untouched
 
 
 def test_the_config_end_of_text_is_the_default(model, tiny_dir):
@@ -125,3 +127,11 @@ def test_top_k_and_top_p_on_several_rows_with_ties():
     assert kept.tolist() == [False] * 16 + [True] * 16
     far = np.array([[0.0, -1000.0]])  # the second token's probability underflows to 0
     assert top_p_filter(far, 1.0) is far
+
+
+def test_temperature_keeps_the_logits_dtype_and_top_k_picks_the_k_largest():
+    from gpt2core.generate import apply_temperature
+
+    assert apply_temperature(np.ones((1, 3), np.float32), 2.0).dtype == np.float32
+    logits = np.array([[0.3, 0.9, 0.1, 0.7, 0.5, 0.2, 0.8]])  # 7 tokens: -k and +k pick different slots
+    assert np.isfinite(top_k_filter(logits, 3)).tolist() == [[False, True, False, True, False, False, True]]

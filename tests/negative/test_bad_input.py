@@ -80,8 +80,10 @@ def test_bad_attention_mask(model, mask, message):
 
 
 def test_generate_refuses_right_padding(model):
-    with pytest.raises(InputError, match="generate needs left padding"):
+    with pytest.raises(InputError, match="^attention_mask has padding after a token; generate needs left padding$"):
         model.generate(np.array([[1, 2, 3]]), 2, attention_mask=np.array([[1, 1, 0]]))
+    with pytest.raises(InputError, match="^attention_mask: a row is all padding$"):
+        model.generate(np.array([[1, 2, 3], [4, 5, 6]]), 2, attention_mask=np.array([[1, 1, 1], [0, 0, 0]]))
 
 
 @pytest.mark.parametrize("kwargs, message", [
