@@ -68,7 +68,7 @@ def prompt_ids(vocab_size: int, length: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, vocab_size, size=(1, length), dtype=np.int64)
 
 
-def prefill_flops_matmuls(config, T: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+def prefill_matmuls(config, T: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
     """The matrix products of one prefill of T tokens (last position's logits), as (a.shape, b.shape)."""
     C, H, V = config.n_embd, config.n_head, config.vocab_size
     D = C // H
@@ -88,7 +88,7 @@ def matmul_floor_seconds(config, T: int, dtype, repeats: int) -> float:
     rng = np.random.default_rng(0)
     cost: dict = {}
     total = 0.0
-    for a_shape, b_shape in prefill_flops_matmuls(config, T):
+    for a_shape, b_shape in prefill_matmuls(config, T):
         key = (a_shape, b_shape)
         if key not in cost:
             a = rng.standard_normal(a_shape).astype(dtype)
@@ -148,9 +148,19 @@ def bench_gpt2core(model_dir, dtype, new_tokens: int, repeats: int) -> dict:
 
 def bench_transformers(model_dir, dtype, new_tokens: int, repeats: int, threads: int) -> dict:
     import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _bench_transformers(model_dir, dtype, new_tokens, repeats)
+    finally:
+        torch.set_num_threads(before)  # the process's torch is left as it was found
+
+
+def _bench_transformers(model_dir, dtype, new_tokens: int, repeats: int) -> dict:
+    import torch
     import transformers
 
-    torch.set_num_threads(threads)
     torch_dtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[np.dtype(dtype)]
     model = transformers.GPT2LMHeadModel.from_pretrained(str(model_dir), dtype=torch_dtype).eval()
     cfg = model.config
