@@ -76,17 +76,16 @@ def read_tensors(path: Path) -> dict[str, np.ndarray]:
     try:
         with safe_open(str(path), framework="np") as f:
             names = list(f.keys())
-            for name in names:
-                dtype = f.get_slice(name).get_dtype()
-                if dtype not in FLOAT_DTYPES:
-                    raise CheckpointError(
-                        f"{path}: tensor {name!r} has dtype {dtype}; expected a float type ({', '.join(sorted(FLOAT_DTYPES))})"
-                    )
         tensors = {}
         for name in names:
             # one mapping of the file per tensor: the mapped pages a copy was read from leave the process's
             # resident memory when it closes, so loading peaks near the weights' size, not twice it
             with safe_open(str(path), framework="np") as f:
+                dtype = f.get_slice(name).get_dtype()
+                if dtype not in FLOAT_DTYPES:
+                    raise CheckpointError(
+                        f"{path}: tensor {name!r} has dtype {dtype}; expected a float type ({', '.join(sorted(FLOAT_DTYPES))})"
+                    )
                 tensors[name] = f.get_tensor(name)
         return tensors
     except CheckpointError:

@@ -86,19 +86,19 @@ def cmd_verify(args) -> int:
     return 0 if report["ok"] else 1
 
 
-def fault_model_dir(args):
-    """--model, or the stress model (sharp attention, random biases, outliers) that the catalogue is tuned on."""
+def fault_model_dir(path):
+    """The given model, or the stress model (sharp attention, random biases, outliers) the catalogue is tuned on."""
     from .hub import resolve_model_dir
     from .stress import stress_model_dir
 
-    return resolve_model_dir(args.model) if args.model else stress_model_dir()
+    return resolve_model_dir(path) if path else stress_model_dir()
 
 
 def cmd_faults(args) -> int:
     from .faults import catalogue_on
     from .report import format_faults
 
-    report = catalogue_on(fault_model_dir(args), names=args.fault, with_sensitivity=not args.no_sensitivity,
+    report = catalogue_on(fault_model_dir(args.model), names=args.fault, with_sensitivity=not args.no_sensitivity,
                           command=shell_command(args))  # fmt: skip
     print(json.dumps(report) if args.json else format_faults(report))
     return 0 if report["caught"] == report["total"] else 1
@@ -124,7 +124,7 @@ def cmd_audit(args) -> int:
 
     audit = run_audit(
         resolve_model_dir(model_path(args)),
-        fault_model_dir(argparse.Namespace(model=args.fault_model)),
+        fault_model_dir(args.fault_model),
         mutation_dirs=args.mutants or ["."],
         equivalents=args.equivalents or EQUIVALENTS_FILE,
         minimum=args.min,
