@@ -26,6 +26,33 @@ def pytest_configure(config):
     config._gpt2core_fault = inject_from_environment()
 
 
+# Under mutmut, modules in this order, cheapest tests first (mean seconds per test in mutmut's stats run,
+# 0.005 for bad input up to 0.38 for the fault catalogue). mutmut passes a mutant's tests in set order and
+# stops at the first failure (-x), so a killed mutant then costs its cheapest failing test, and keeping each
+# module's tests together sets its fixtures up once. Modules not listed run before the fault catalogue.
+MUTMUT_ORDER = (
+    "negative/test_bad_input.py", "engine/test_compare.py", "engine/test_mutation_score.py", "property/test_ops.py",
+    "property/test_sampling.py", "engine/test_hub.py", "engine/test_generation.py", "parity/test_checkpoints.py",
+    "parity/test_logits.py", "engine/test_loading.py", "engine/test_checkpoint_recording.py",
+    "property/test_invariants.py", "parity/test_references.py", "property/test_models.py",
+    "negative/test_fuzz_readers.py",
+)  # fmt: skip
+LAST = "negative/test_fault_catalogue.py"
+
+
+def pytest_collection_modifyitems(config, items):
+    if not os.environ.get("MUTANT_UNDER_TEST"):
+        return
+    rank = {f"tests/{m}": i for i, m in enumerate(MUTMUT_ORDER)}
+    rank[f"tests/{LAST}"] = len(rank) + 1
+
+    def key(item):
+        path, line, _ = item.location  # path relative to the root directory
+        return rank.get(path, len(MUTMUT_ORDER)), path, line or 0
+
+    items.sort(key=key)  # stable: parametrized cases keep their order
+
+
 def pytest_report_header(config):
     name = config._gpt2core_fault
     return f"gpt2core: FAULT INJECTED: {name} (this run must fail)" if name else None

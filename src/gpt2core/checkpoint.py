@@ -51,7 +51,7 @@ def weight_files(model_dir: Path) -> list[Path]:
         return [single]
     if index.is_file():
         try:
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            weight_map = json.loads(index.read_bytes())["weight_map"]  # bytes: json detects UTF-8/16/32
             shards = sorted(set(weight_map.values()))
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise CheckpointError(f"{index}: malformed safetensors index ({e!r})") from None

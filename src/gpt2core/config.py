@@ -11,6 +11,8 @@ from .errors import ConfigError
 
 # Both names denote the tanh approximation of GELU that GPT-2 was trained with.
 SUPPORTED_ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh")
+# Hugging Face settings with the value GPT-2 uses: any other value changes the computation and is refused.
+GPT2_SETTINGS = {"scale_attn_weights": True, "scale_attn_by_inverse_layer_idx": False, "add_cross_attention": False}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,13 +72,7 @@ class GPT2Config:
         model_type = d.get("model_type", "gpt2")
         if model_type != "gpt2":
             raise ConfigError(f"{source}: model_type is {model_type!r}, gpt2core loads only 'gpt2'")
-        refused = {
-            # field: the value GPT-2 uses; anything else changes the computation
-            "scale_attn_weights": True,
-            "scale_attn_by_inverse_layer_idx": False,
-            "add_cross_attention": False,
-        }
-        for field, gpt2_value in refused.items():
+        for field, gpt2_value in GPT2_SETTINGS.items():
             if field in d and d[field] != gpt2_value:
                 raise ConfigError(
                     f"{source}: unsupported setting {field}={d[field]!r} (gpt2core supports only {gpt2_value!r})"
@@ -100,24 +96,12 @@ class GPT2Config:
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
         try:
-            d = json.loads(path.read_text(encoding="utf-8"))
+            d = json.loads(path.read_bytes())  # bytes: json detects UTF-8/16/32, whatever the locale
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ConfigError(f"{path}: not valid JSON ({e})") from None
         return cls.from_dict(d, source=str(path))
 
     def to_dict(self) -> dict:
-        """The Hugging Face `config.json` content for this configuration."""
-        d = dataclasses.asdict(self)
-        d.update(
-            model_type="gpt2",
-            architectures=["GPT2LMHeadModel"],
-            scale_attn_weights=True,
-            scale_attn_by_inverse_layer_idx=False,
-            reorder_and_upcast_attn=False,
-            add_cross_attention=False,
-            attn_pdrop=0.1,
-            embd_pdrop=0.1,
-            resid_pdrop=0.1,
-            n_ctx=self.n_positions,
-        )
-        return d
+        """The Hugging Face `config.json` content for this configuration: the fields, the model type and
+        the settings `from_dict` checks (training-only keys such as dropout keep transformers' defaults)."""
+        return {**dataclasses.asdict(self), "model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], **GPT2_SETTINGS}

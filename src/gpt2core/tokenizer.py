@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
 from .errors import TokenizerError
 
@@ -23,12 +23,11 @@ class GPT2Tokenizer:
             if not f.is_file():
                 raise TokenizerError(f"tokenizer file not found: {f}")
         try:
-            vocab = json.loads(vocab_file.read_text(encoding="utf-8"))
+            vocab = json.loads(vocab_file.read_bytes())  # bytes: json detects UTF-8/16/32, whatever the locale
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise TokenizerError(f"{vocab_file}: not valid JSON ({e})") from None
-        if not isinstance(vocab, dict) or not vocab or not all(
-            isinstance(k, str) and type(v) is int and v >= 0 for k, v in vocab.items()
-        ):
+        # JSON object keys are always strings; the ids are what can be wrong
+        if not isinstance(vocab, dict) or not vocab or not all(type(v) is int and v >= 0 for v in vocab.values()):
             raise TokenizerError(f"{vocab_file}: expected a non-empty JSON object of token -> non-negative id")
         try:
             bpe = models.BPE.from_file(str(vocab_file), str(merges_file))
@@ -38,7 +37,7 @@ class GPT2Tokenizer:
         self._tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         self._tok.decoder = decoders.ByteLevel()
         if END_OF_TEXT in vocab:
-            self._tok.add_special_tokens([AddedToken(END_OF_TEXT, special=True)])
+            self._tok.add_special_tokens([END_OF_TEXT])  # special: BPE never splits it, decode keeps it
         self.vocab_size = max(vocab.values()) + 1
         self.eos_token_id = vocab.get(END_OF_TEXT)
 

@@ -173,3 +173,46 @@ def test_scaled_atol_scales_by_max_abs_with_a_floor_of_one():
     assert scaled_atol(OP_TOL, np.array([0.5, -0.25])) == base
     assert scaled_atol(OP_TOL, np.array([1.0, -3.0])) == 3 * base
     assert scaled_atol(OP_TOL, np.zeros((0, 3))) == base
+
+
+@pytest.fixture(scope="module")
+def sharded_dir(tiny_dir, tmp_path_factory):
+    """The tiny model saved by transformers in several shards with a model.safetensors.index.json."""
+    from support.models import hf_model
+
+    d = tmp_path_factory.mktemp("sharded") / "m"
+    hf_model(tiny_dir, np.float32).save_pretrained(d, max_shard_size="4MB")
+    for name in ("vocab.json", "merges.txt"):
+        shutil.copyfile(tiny_dir / name, d / name)
+    return d
+
+
+def test_sharded_checkpoint_loads_the_same_arrays(tiny_dir, sharded_dir):
+    index = json.loads((sharded_dir / "model.safetensors.index.json").read_text())
+    assert len(set(index["weight_map"].values())) > 1, "transformers wrote one shard; the test needs several"
+    assert not (sharded_dir / "model.safetensors").exists()
+    sharded, single = gpt2core.load(sharded_dir), gpt2core.load(tiny_dir)
+    for a, b in zip(sharded.params.arrays(), single.params.arrays(), strict=True):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+
+
+def test_config_json_written_by_gpt2core_agrees_with_transformers(tiny_dir):
+    """to_dict() states every value transformers wrote for the keys gpt2core reads or checks, the same way."""
+    import transformers
+
+    from gpt2core.config import GPT2_SETTINGS, GPT2Config
+
+    theirs = json.loads((tiny_dir / "config.json").read_text())  # written by save_pretrained
+    ours = GPT2Config.from_dict(theirs).to_dict()
+    checked = {*GPT2Config.__dataclass_fields__, "model_type", "architectures", *GPT2_SETTINGS}
+    assert set(ours) == checked, sorted(set(ours) ^ checked)
+    assert {k: theirs[k] for k in checked} == ours
+    assert isinstance(transformers.GPT2Config.from_dict(ours), transformers.GPT2Config)
+
+
+def test_tokenizer_end_of_text_is_one_special_token(tiny_dir):
+    tok = gpt2core.load(tiny_dir).tokenizer
+    assert (tok.vocab_size, tok.eos_token_id) == (50257, 50256)
+    assert tok.encode("a<|endoftext|>b") == [tok.encode("a")[0], 50256, tok.encode("b")[0]]
+    assert tok.decode([50256]) == "<|endoftext|>"

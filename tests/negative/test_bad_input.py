@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -32,6 +33,24 @@ def edit_config(d, **changes):
 def edit_weights(d, change):
     path = d / "model.safetensors"
     save_file(change(load_file(str(path))), str(path), metadata={"format": "pt"})
+
+
+def shard(d, change=lambda t: t):
+    """Split d's (changed) weights into two shard files and an index, the layout save_pretrained shards in."""
+    tensors = change(load_file(str(d / "model.safetensors")))
+    (d / "model.safetensors").unlink()
+    names = sorted(tensors)
+    weight_map = {}
+    for i, part in enumerate((names[::2], names[1::2]), 1):
+        file = f"model-{i:05d}-of-00002.safetensors"
+        save_file({n: tensors[n] for n in part}, str(d / file), metadata={"format": "pt"})
+        weight_map.update(dict.fromkeys(part, file))
+    (d / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+
+
+def anchored(path, message):
+    """A pattern for the whole message `<path>: <message>` (message a regular expression)."""
+    return f"^{re.escape(str(path))}: {message}$"
 
 
 # --- input ids, masks, lengths -------------------------------------------------------------------
@@ -172,7 +191,9 @@ def test_pickle_checkpoint_is_refused_never_unpickled(model_copy):
 
 
 @pytest.mark.parametrize("corrupt, message", [
-    (lambda b: b[:4], "truncated safetensors file"),
+    (lambda b: b[:4], r"truncated safetensors file \(4 bytes, the header length alone is 8\)"),
+    (lambda b: b[:7], r"truncated safetensors file \(7 bytes"),
+    (lambda b: b[:8], r"not a valid safetensors file \(SafetensorError: .*header"),
     (lambda b: b[: len(b) // 2], "not a valid safetensors file"),
     (lambda b: (10**12).to_bytes(8, "little") + b[8:], "not a valid safetensors file"),
     (lambda b: b[:8] + b"\xff" * 40 + b[48:], "not a valid safetensors file"),
@@ -180,7 +201,60 @@ def test_pickle_checkpoint_is_refused_never_unpickled(model_copy):
 def test_corrupt_weights_file(model_copy, corrupt, message):
     path = model_copy / "model.safetensors"
     path.write_bytes(corrupt(path.read_bytes()))
-    with pytest.raises(CheckpointError, match=message):
+    with pytest.raises(CheckpointError, match=anchored(path, message + ".*")):
+        gpt2core.load(model_copy)
+
+
+@pytest.mark.parametrize("index, message", [
+    ("{not json", r"malformed safetensors index \(JSONDecodeError\(.*\)\)"),
+    ('{"metadata": {}}', r"malformed safetensors index \(KeyError\('weight_map'\)\)"),
+    ('{"weight_map": {"wte.weight": 5}}', "shard 5 is not a file in {d}"),
+    ('{"weight_map": {"wte.weight": "absent.safetensors"}}', "shard 'absent.safetensors' is not a file in {d}"),
+    ('{"weight_map": {"wte.weight": "sub/w.safetensors"}}', "shard 'sub/w.safetensors' is not a file in {d}"),
+    ('{"weight_map": {"wte.weight": "sub\\\\w.safetensors"}}', r"shard 'sub\\\\w.safetensors' is not a file in {d}"),
+])  # fmt: skip
+def test_bad_shard_index(model_copy, index, message):
+    """Shards must be files directly inside the model directory (no path separators), named by strings."""
+    (model_copy / "model.safetensors").unlink()
+    (model_copy / "sub").mkdir()
+    for existing in ("sub/w.safetensors", "sub\\w.safetensors"):  # present, but not a plain name in the directory
+        shutil.copyfile(model_copy / "config.json", model_copy / existing)
+    (model_copy / "model.safetensors.index.json").write_text(index)
+    message = message.replace("{d}", re.escape(str(model_copy)))
+    with pytest.raises(CheckpointError, match=anchored(model_copy / "model.safetensors.index.json", message)):
+        gpt2core.load(model_copy)
+
+
+def test_problem_in_a_sharded_checkpoint_names_the_directory(model_copy):
+    shard(model_copy, lambda t: {k: v for k, v in t.items() if k != "transformer.ln_f.bias"})
+    with pytest.raises(CheckpointError, match=anchored(model_copy, r"missing tensor\(s\) ln_f.bias")):
+        gpt2core.load(model_copy)
+
+
+# The first five missing names in GPT-2's order, and "..." when there are more.
+H1 = ["h.1.ln_1.weight", "h.1.ln_1.bias", "h.1.attn.c_attn.weight", "h.1.attn.c_attn.bias", "h.1.attn.c_proj.weight",
+      "h.1.attn.c_proj.bias"]  # fmt: skip
+
+
+@pytest.mark.parametrize("n_missing, listed", [(1, H1[0]), (5, ", ".join(H1[:5])), (6, ", ".join(H1[:5]) + r" \.\.\.")])
+def test_missing_tensors_are_listed(model_copy, n_missing, listed):
+    edit_weights(model_copy, lambda t: {k: v for k, v in t.items() if k.removeprefix("transformer.") not in H1[:n_missing]})
+    with pytest.raises(CheckpointError, match=anchored(model_copy / "model.safetensors", rf"missing tensor\(s\) {listed}")):
+        gpt2core.load(model_copy)
+
+
+def test_unexpected_tensors_are_listed_sorted(model_copy):
+    extra = {f"h.0.extra_{c}": np.ones(2, np.float32) for c in "gfedcba"}
+    edit_weights(model_copy, lambda t: {**t, **extra})
+    listed = "h.0.extra_a, h.0.extra_b, h.0.extra_c, h.0.extra_d, h.0.extra_e"
+    with pytest.raises(CheckpointError, match=anchored(model_copy / "model.safetensors", rf"unexpected tensor\(s\) {listed}")):
+        gpt2core.load(model_copy)
+
+
+def test_tensor_with_and_without_prefix(model_copy):
+    edit_weights(model_copy, lambda t: {**t, "ln_f.bias": t["transformer.ln_f.bias"]})
+    message = "tensor 'ln_f.bias' appears both with and without the 'transformer.' prefix"
+    with pytest.raises(CheckpointError, match=anchored(model_copy / "model.safetensors", re.escape(message))):
         gpt2core.load(model_copy)
 
 
@@ -204,7 +278,7 @@ def test_wrong_shape(model_copy):
 
 def test_integer_weights(model_copy):
     edit_weights(model_copy, lambda t: {**t, "transformer.ln_f.bias": np.zeros(64, np.int32)})
-    with pytest.raises(CheckpointError, match="'transformer.ln_f.bias' has dtype I32; expected a float type"):
+    with pytest.raises(CheckpointError, match=r"'transformer.ln_f.bias' has dtype I32; expected a float type \(F16, F32, F64\)$"):
         gpt2core.load(model_copy)
 
 
@@ -238,6 +312,38 @@ def test_malformed_vocab(model_copy):
     (model_copy / "vocab.json").write_text("[1, 2]")
     with pytest.raises(TokenizerError, match="vocab.json: expected a non-empty JSON object"):
         gpt2core.load(model_copy)
+
+
+@pytest.mark.parametrize("vocab", ["{}", '{"a": 1.5}', '{"a": -1}', '{"a": true}', '{"a": "0"}'])
+def test_vocab_ids_must_be_non_negative_integers(model_copy, vocab):
+    (model_copy / "vocab.json").write_text(vocab)
+    message = "expected a non-empty JSON object of token -> non-negative id"
+    with pytest.raises(TokenizerError, match=anchored(model_copy / "vocab.json", message)):
+        gpt2core.load(model_copy)
+
+
+def test_vocab_not_json(model_copy):
+    (model_copy / "vocab.json").write_bytes(b'{"a": \xff}')
+    with pytest.raises(TokenizerError, match=anchored(model_copy / "vocab.json", r"not valid JSON \(.+\)")):
+        gpt2core.load(model_copy)
+
+
+def test_malformed_merges(model_copy):
+    (model_copy / "merges.txt").write_text("#version: 0.2\nonly-one-token\n")
+    with pytest.raises(TokenizerError, match=anchored(model_copy / "merges.txt", r"malformed BPE merges \(.+\)")):
+        gpt2core.load(model_copy)
+
+
+def test_vocab_larger_than_the_model(model_copy):
+    vocab = json.loads((model_copy / "vocab.json").read_text(encoding="utf-8"))
+    (model_copy / "vocab.json").write_text(json.dumps({**vocab, "extra": 50257}))
+    with pytest.raises(CheckpointError, match=anchored(model_copy, "vocab.json has 50258 tokens, the model only 50257")):
+        gpt2core.load(model_copy)
+
+
+def test_encode_needs_a_str(model):
+    with pytest.raises(TypeError, match="^encode expects a str, got bytes$"):
+        model.tokenizer.encode(b"abc")
 
 
 def test_no_tokenizer_files_fails_only_when_tokenizer_is_used(model_copy):
