@@ -13,6 +13,10 @@ sys.path.insert(0, str(Path(__file__).parent))  # makes `support` importable fro
 
 if os.environ.get("MUTANT_UNDER_TEST"):  # forked mutmut children hang on multithreaded torch ops
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # Imported here, in mutmut's fork server, instead of in each child whose property test fails: hypothesis'
+    # pytest plugin imports it (and libcst, 0.6 s) to write a patch for the failing example.
+    import hypothesis.extra._patching  # noqa: F401
+    import transformers.models.gpt2.modeling_gpt2  # noqa: F401  (tests import it lazily: 1.5 s per child)
 
 
 def pytest_configure(config):
@@ -82,14 +86,16 @@ def gpt2_124m_dir():
 
 def _register_hypothesis_profiles():
     """dev (default), ci, audit and mutmut profiles; choose with GPT2CORE_HYPOTHESIS_PROFILE."""
-    from hypothesis import HealthCheck, settings
+    from hypothesis import HealthCheck, Phase, settings
 
     common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     settings.register_profile("dev", max_examples=20, **common)
     settings.register_profile("ci", max_examples=100, database=None, print_blob=True, **common)
     settings.register_profile("audit", max_examples=500, database=None, print_blob=True, **common)
-    # mutmut runs each mutant in a forked child: no shared database, same examples every time
-    settings.register_profile("mutmut", max_examples=15, database=None, derandomize=True, **common)
+    # mutmut runs each mutant in a forked child: no shared database, same examples every time, and no
+    # shrinking or explaining of a failure (only whether a test fails counts; shrinking took ~2 s a mutant)
+    settings.register_profile("mutmut", max_examples=15, database=None, derandomize=True,
+                              phases=[Phase.explicit, Phase.reuse, Phase.generate], **common)  # fmt: skip
     default = "mutmut" if os.environ.get("MUTANT_UNDER_TEST") else "dev"
     settings.load_profile(os.environ.get("GPT2CORE_HYPOTHESIS_PROFILE", default))
 

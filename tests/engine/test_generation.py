@@ -135,3 +135,11 @@ def test_temperature_keeps_the_logits_dtype_and_top_k_picks_the_k_largest():
     assert apply_temperature(np.ones((1, 3), np.float32), 2.0).dtype == np.float32
     logits = np.array([[0.3, 0.9, 0.1, 0.7, 0.5, 0.2, 0.8]])  # 7 tokens: -k and +k pick different slots
     assert np.isfinite(top_k_filter(logits, 3)).tolist() == [[False, True, False, True, False, False, True]]
+
+
+@pytest.mark.parametrize("k", [1, 10, 500, 999])
+def test_top_k_keeps_exactly_the_k_largest_of_a_long_row(k):
+    logits = np.stack([np.random.default_rng(k).permutation(1000), np.random.default_rng(k + 1).permutation(1000)])
+    kept = np.isfinite(top_k_filter(logits.astype(np.float32), k))
+    assert (kept.sum(axis=1) == k).all(), kept.sum(axis=1)
+    assert (logits[kept].reshape(2, k) >= 1000 - k).all()  # distinct values 0..999: the k largest are >= 1000 - k

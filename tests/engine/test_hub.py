@@ -7,6 +7,7 @@ fresh interpreter; gpt2core.hub must look first where huggingface_hub would stor
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -84,3 +85,28 @@ def test_names_resolve_through_each_cache_dir_in_order(tmp_path, monkeypatch):
     (tmp_path / "weights.bin").write_text("")
     with pytest.raises(CheckpointError, match="is a file; expected a directory"):
         resolve_model_dir(tmp_path / "weights.bin")
+
+
+@pytest.mark.parametrize("given, resolved", [
+    ("a/b/c", "a/b/c"),  # two slashes: a path, never a hub name (hub names are `name` or `org/name`)
+    ("./absent", "absent"),
+    ("/absent", "/absent"),
+    ("~/absent", "{home}/absent"),
+])  # fmt: skip
+def test_paths_are_not_looked_up_as_hub_names(given, resolved, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    expected = "model directory not found: " + resolved.format(home=tmp_path / "home")
+    with pytest.raises(CheckpointError, match=f"^{re.escape(expected)}$"):
+        resolve_model_dir(given)
+
+
+def test_missing_name_lists_every_cache_dir_looked_in(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for key in ENV_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hfhome"))
+    looked = f"{tmp_path}/hfhome/hub, {tmp_path}/home/.cache/huggingface/hub"
+    with pytest.raises(CheckpointError, match=re.escape(f"in the local Hugging Face cache ({looked}); gpt2core never downloads")):
+        resolve_model_dir("org/missing")

@@ -162,8 +162,40 @@ def test_config_not_json(model_copy):
 ])  # fmt: skip
 def test_unsupported_or_invalid_config(model_copy, changes, message):
     edit_config(model_copy, **changes)
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(ConfigError, match=anchored(model_copy / "config.json", f".*{message}.*")):
         gpt2core.load(model_copy)
+
+
+def test_config_file_not_found(tmp_path):
+    from gpt2core.config import GPT2Config
+
+    with pytest.raises(ConfigError, match=f"^config file not found: {re.escape(str(tmp_path / 'absent.json'))}$"):
+        GPT2Config.from_json_file(tmp_path / "absent.json")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("n_inner", 0, "config field 'n_inner' must be null or a positive integer, got 0"),
+    ("n_inner", 2.0, "config field 'n_inner' must be null or a positive integer, got 2.0"),
+    ("n_inner", "8", "config field 'n_inner' must be null or a positive integer, got '8'"),
+    ("layer_norm_epsilon", True, "config field 'layer_norm_epsilon' must be a positive finite number, got True"),
+    ("layer_norm_epsilon", 0.0, "config field 'layer_norm_epsilon' must be a positive finite number, got 0.0"),
+    ("activation_function", "gelu",
+     "unsupported activation_function 'gelu': gpt2core implements GPT-2's tanh GELU only (gelu_new, gelu_pytorch_tanh)"),
+    ("eos_token_id", 50257, "config field 'eos_token_id' must be a token id in [0, 50257), got 50257"),
+    ("bos_token_id", -1, "config field 'bos_token_id' must be a token id in [0, 50257), got -1"),
+])  # fmt: skip
+def test_invalid_config_field(field, value, message):
+    from gpt2core.config import GPT2Config
+
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+        GPT2Config(**{field: value})
+
+
+def test_smallest_valid_config_values():
+    from gpt2core.config import GPT2Config
+
+    assert GPT2Config(n_inner=1).mlp_width == 1
+    assert GPT2Config(layer_norm_epsilon=1e-300, eos_token_id=0, bos_token_id=50256).layer_norm_epsilon == 1e-300
 
 
 def test_config_missing_field(model_copy):
@@ -186,7 +218,8 @@ def test_pickle_checkpoint_is_refused_never_unpickled(model_copy):
     (model_copy / "model.safetensors").unlink()
     # a pickle that would run code if loaded
     (model_copy / "pytorch_model.bin").write_bytes(b"cos\nsystem\n(S'touch /tmp/gpt2core-pwned'\ntR.")
-    with pytest.raises(CheckpointError, match=r"only pytorch_model.bin, which gpt2core never loads.*save_pretrained"):
+    d = re.escape(str(model_copy))
+    with pytest.raises(CheckpointError, match=rf"^{d} has only pytorch_model.bin, which gpt2core never loads.*M.from_pretrained\('{d}'\).save_pretrained\('{d}'\)"):
         gpt2core.load(model_copy)
 
 

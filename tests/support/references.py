@@ -33,6 +33,7 @@ from gpt2core.verify import compare_case
 
 CACHE = Path(os.environ.get("GPT2CORE_TEST_REFERENCES", REPO / ".cache" / "test-references"))
 _sets: dict = {}
+_default_sets: dict = {}
 _comparisons: dict = {}
 
 
@@ -58,8 +59,12 @@ def content_key(model_dir: Path, dtype, cases) -> str:
 def reference_set(model_dir: Path, dtype, tmp_path_factory, cases=None):
     """The reference set of `cases` (default: the built-in cases) for (model_dir, dtype), loaded with checks."""
     model_dir = Path(model_dir)
-    if cases is None:
-        cases = default_cases(GPT2Config.from_json_file(model_dir / "config.json"), tokenizer_for(model_dir))
+    if cases is None:  # the default cases need the tokenizer (0.04 s to build): once per process
+        key = (model_dir, np.dtype(dtype).name)
+        if key not in _default_sets:
+            cases = default_cases(GPT2Config.from_json_file(model_dir / "config.json"), tokenizer_for(model_dir))
+            _default_sets[key] = reference_set(model_dir, dtype, tmp_path_factory, cases)
+        return _default_sets[key]
     name = f"{model_dir.name}-{np.dtype(dtype).name}-{content_key(model_dir, dtype, cases)}"
     if name not in _sets:
         _sets[name] = _cached(name, model_dir, dtype, cases, tmp_path_factory)
