@@ -76,3 +76,85 @@ def test_report_dict_of_a_comparison_and_of_a_problem():
     assert compare("h3.out", got.astype(np.float32), ref, CHECKPOINT_TOL).as_dict()["dtype"] == "float32"
     assert compare("h3.out", [1.0], ref, CHECKPOINT_TOL).as_dict()["dtype"] == "list"
     assert compare("h3.out", [1.0], ref, CHECKPOINT_TOL).problem == "expected a NumPy array, got list"
+
+
+def test_message_states_verdict_shape_and_the_layer_of_the_worst_element():
+    import re
+
+    ref = np.array([[[2.0, -4.0, 1.0]]])
+    atol = CHECKPOINT_TOL[np.dtype(F64)] * 4.0
+    near, far = ref + np.array([[[0, 0, 0.5 * atol]]]), ref + np.array([[[0, 0, 2 * atol]]])
+    num = r"[-+.e\d]+"
+    for name, got, verdict, layer in [("h3.out", near, "ok", "layer 3, "), ("ln_f", near, "ok", ""),
+                                      ("h0.mlp_out", far, "EXCEEDS TOLERANCE", "layer 0, ")]:  # fmt: skip
+        message = compare(name, got, ref, CHECKPOINT_TOL).message()
+        pattern = (rf"{re.escape(name)}: {verdict}: shape \[1, 1, 3\] float64; max abs diff {num} \(tolerance {num}, "
+                   rf"margin {num}\), max rel diff {num}; worst at {layer}batch 0, position 0, channel 2: got {num}, "
+                   rf"reference 1\.0")  # fmt: skip
+        assert re.fullmatch(pattern, message), message
+
+
+def test_axes_come_from_the_last_name_component_before_any_step_suffix():
+    from gpt2core.compare import axes_of
+
+    attention = ("batch", "head", "query", "key")
+    assert axes_of("h3.attn_scores") == axes_of("h3.attn_scores@t=5,b=0") == axes_of("gpt2.h3.attn_scores") == attention
+    assert axes_of("logits") == ("batch", "position", "token") and axes_of("h0.out@t=1,b=1") == ("batch", "position", "channel")
+    ref = scores()[:1, :, 3:]  # one cached step: [1, H, 1, S]
+    got = ref.copy()
+    got[0, 2, 0, 1] += 1e-3
+    assert compare("h1.attn_scores@t=3,b=0", got, ref, CHECKPOINT_TOL).worst == {"batch": 0, "head": 2, "query": 0, "key": 1}
+
+
+def test_float32_masked_scores_use_float32s_mask_value():
+    ref = scores()
+    ref[ref == MIN] = np.finfo(np.float32).min  # float32's own mask value (float64's would overflow the cast)
+    ref = ref.astype(np.float32)
+    got = ref.copy()
+    got[0, 0, 1, 0] += 1e-2  # far above float32's tolerance at this scale (max |ref| 9.5)
+    c = compare("h0.attn_scores", got, ref, CHECKPOINT_TOL)
+    assert not c.ok and c.worst == {"batch": 0, "head": 0, "query": 1, "key": 0}, c.message()
+
+
+def test_problems_keep_the_name_shape_and_dtype_of_what_was_compared():
+    half = np.zeros((1, 2, 3), np.float16)
+    c = compare("h0.out", half, half, CHECKPOINT_TOL)
+    assert (c.name, c.shape, c.dtype, c.problem) == ("h0.out", [1, 2, 3], "float16", "no tolerance for dtype float16")
+    ref = np.zeros((1, 2, 3))
+    bad_ref = ref.copy()
+    bad_ref[0, 1, 2] = np.nan
+    c = compare("ln_f", ref, bad_ref, CHECKPOINT_TOL)
+    assert (c.name, c.shape, c.dtype, c.ok) == ("ln_f", [1, 2, 3], "float64", False)
+    assert c.problem == "the reference has non-finite values, first at {'batch': 0, 'position': 1, 'channel': 2}"
+
+
+def test_masked_entry_and_non_finite_problems_keep_the_shape_and_name_the_dtypes_mask_value():
+    ref = scores()
+    ref[ref == MIN] = np.finfo(np.float32).min
+    ref = ref.astype(np.float32)
+    got = ref.copy()
+    got[1, 2, 0, 3] = -1e30
+    c = compare("h2.attn_scores", got, ref, CHECKPOINT_TOL)
+    assert (c.shape, c.dtype) == ([2, 3, 4, 4], "float32")
+    assert c.problem == (f"a masked entry is not the mask value {float(np.finfo(np.float32).min)!r} at "
+                         "{'batch': 1, 'head': 2, 'query': 0, 'key': 3}")  # fmt: skip
+    got = ref.copy()
+    got[0, 0, 0, 0] = np.inf
+    c = compare("h2.attn_scores", got, ref, CHECKPOINT_TOL)
+    assert (c.shape, c.dtype, c.problem) == ([2, 3, 4, 4], "float32", "non-finite value at {'batch': 0, 'head': 0, 'query': 0, 'key': 0}")
+
+
+def test_tolerance_scale_is_max_unmasked_ref_with_one_for_an_all_zero_or_empty_reference():
+    tol = CHECKPOINT_TOL[np.dtype(F64)]
+    small = scores()
+    small[small != MIN] /= 1000  # unmasked |ref| <= 0.0095: the masked entries must not raise the scale to 1
+    got = small.copy()
+    got[0, 0, 3, 0] += 5 * tol * 0.0095
+    c = compare("h0.attn_scores", got, small, CHECKPOINT_TOL)
+    assert not c.ok and c.atol == tol * np.abs(small[small != MIN]).max(), c.message()
+    zeros = np.zeros((1, 2, 3))
+    assert compare("h0.out", zeros + 0.5 * tol, zeros, CHECKPOINT_TOL).ok  # scale 1, not 0
+    assert not compare("h0.out", zeros + 2 * tol, zeros, CHECKPOINT_TOL).ok
+    empty = np.zeros((1, 0, 3))
+    c = compare("h0.out", empty, empty, CHECKPOINT_TOL)
+    assert c.ok and (c.max_abs, c.atol) == (0.0, tol)

@@ -98,6 +98,13 @@ def test_bad_attention_mask(model, mask, message):
         model(np.array([[1, 2, 3, 4]]), mask)
 
 
+def test_attention_mask_of_booleans_is_the_same_mask(model):
+    ids, mask = np.array([[1, 2, 3, 4]]), np.array([[0, 1, 1, 1]])
+    np.testing.assert_array_equal(model(ids, mask.astype(bool)), model(ids, mask))
+    with pytest.raises(InputError, match=r"^attention_mask must contain only 0 \(padding\) and 1 \(token\)$"):
+        model(ids, mask.astype(np.float32))  # floats are refused even when they hold only 0.0 and 1.0
+
+
 def test_generate_refuses_right_padding(model):
     with pytest.raises(InputError, match="^attention_mask has padding after a token; generate needs left padding$"):
         model.generate(np.array([[1, 2, 3]]), 2, attention_mask=np.array([[1, 1, 0]]))
@@ -189,6 +196,30 @@ def test_invalid_config_field(field, value, message):
 
     with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
         GPT2Config(**{field: value})
+
+
+@pytest.mark.parametrize("d, message", [
+    ([1, 2], "config: expected a JSON object, got list"),
+    ({"n_embd": 8}, "config: missing required field(s) vocab_size, n_layer, n_head"),
+    ({"vocab_size": 50257, "n_embd": 8, "n_layer": 1, "n_head": 2, "tie_word_embeddings": 1},
+     "config: config field 'tie_word_embeddings' must be a boolean, got 1"),
+])  # fmt: skip
+def test_invalid_config_dict(d, message):
+    from gpt2core.config import GPT2Config
+
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+        GPT2Config.from_dict(d)
+
+
+def test_config_dict_defaults_and_old_n_ctx():
+    """model_type may be absent; very old configs give the context length only as n_ctx."""
+    from gpt2core.config import GPT2Config
+
+    shape = {"vocab_size": 50257, "n_embd": 8, "n_layer": 1, "n_head": 2}
+    assert GPT2Config.from_dict(shape).n_positions == 1024  # neither: the default
+    assert GPT2Config.from_dict({**shape, "n_ctx": 64}).n_positions == 64
+    assert GPT2Config.from_dict({**shape, "n_ctx": 64, "n_positions": 32}).n_positions == 32
+    assert GPT2Config.from_dict({**shape, "n_positions": 32}).n_positions == 32
 
 
 def test_smallest_valid_config_values():
