@@ -135,13 +135,14 @@ def test_masked_entry_and_non_finite_problems_keep_the_shape_and_name_the_dtypes
     got = ref.copy()
     got[1, 2, 0, 3] = -1e30
     c = compare("h2.attn_scores", got, ref, CHECKPOINT_TOL)
-    assert (c.shape, c.dtype) == ([2, 3, 4, 4], "float32")
+    assert (c.name, c.shape, c.dtype) == ("h2.attn_scores", [2, 3, 4, 4], "float32")
     assert c.problem == (f"a masked entry is not the mask value {float(np.finfo(np.float32).min)!r} at "
                          "{'batch': 1, 'head': 2, 'query': 0, 'key': 3}")  # fmt: skip
     got = ref.copy()
     got[0, 0, 0, 0] = np.inf
     c = compare("h2.attn_scores", got, ref, CHECKPOINT_TOL)
-    assert (c.shape, c.dtype, c.problem) == ([2, 3, 4, 4], "float32", "non-finite value at {'batch': 0, 'head': 0, 'query': 0, 'key': 0}")
+    assert (c.name, c.shape, c.dtype) == ("h2.attn_scores", [2, 3, 4, 4], "float32")
+    assert c.problem == "non-finite value at {'batch': 0, 'head': 0, 'query': 0, 'key': 0}"
 
 
 def test_tolerance_scale_is_max_unmasked_ref_with_one_for_an_all_zero_or_empty_reference():
@@ -157,4 +158,4 @@ def test_tolerance_scale_is_max_unmasked_ref_with_one_for_an_all_zero_or_empty_r
     assert not compare("h0.out", zeros + 2 * tol, zeros, CHECKPOINT_TOL).ok
     empty = np.zeros((1, 0, 3))
     c = compare("h0.out", empty, empty, CHECKPOINT_TOL)
-    assert c.ok and (c.max_abs, c.atol) == (0.0, tol)
+    assert c.ok and (c.name, c.shape, c.dtype, c.max_abs, c.max_rel, c.atol, c.worst) == ("h0.out", [1, 0, 3], "float64", 0.0, 0.0, tol, {})

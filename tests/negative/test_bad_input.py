@@ -60,7 +60,7 @@ def anchored(path, message):
     (np.array([[-1, 2]]), r"token id -1 at \[0, 0\] is outside the vocabulary"),
     (np.array([[1.0, 2.0]]), r"input_ids must be integers, got dtype float64"),
     (np.array([True, False]), r"input_ids must be integers, got dtype bool"),
-    (np.zeros((1, 0), np.int64), r"input_ids is empty"),
+    (np.zeros((1, 0), np.int64), r"^input_ids is empty \(shape \[1, 0\]\)$"),
     (np.zeros((1, 2, 3), np.int64), r"input_ids must have shape \[T\] or \[B, T\], got shape \[1, 2, 3\]"),
     (np.array(["a"]), r"input_ids must be integers"),
 ])  # fmt: skip
@@ -125,6 +125,46 @@ def test_bad_generation_arguments(model, kwargs, message):
     kwargs = {"max_new_tokens": 3, **kwargs}
     with pytest.raises(InputError, match=message):
         model.generate(np.array([1, 2]), kwargs.pop("max_new_tokens"), **kwargs)
+
+
+def test_last_only_is_the_last_position_of_the_full_logits(model):
+    ids = np.array([[5, 6, 7], [8, 9, 10]])
+    last = model(ids, last_only=True)
+    assert last.shape == (2, 1, 50257)
+    # measured 2.4e-7 (float32, max |logit| 0.86): the head multiplies 1 row instead of 3, so BLAS rounds differently
+    np.testing.assert_allclose(last, model(ids)[:, -1:], rtol=0, atol=1e-6)
+
+
+def test_explicit_position_ids_are_used_as_given(model):
+    ids = np.array([[5, 6, 7]])
+    default, shifted = {}, {}
+    logits = model(ids, checkpoints=default)
+    np.testing.assert_array_equal(model(ids, position_ids=np.array([[0, 1, 2]])), logits)
+    model(ids, position_ids=np.array([[0, 127, 3]]), checkpoints=shifted)  # 0 and n_positions - 1 are valid
+    p = model.params
+    np.testing.assert_array_equal(shifted["embeddings"], p.wte[ids] + p.wpe[np.array([[0, 127, 3]])])
+
+
+@pytest.mark.parametrize("pos, message", [
+    (np.array([[0, 1]]), "position_ids must be integers of shape [1, 3], got int64 [1, 2]"),
+    (np.array([[0.0, 1.0, 2.0]]), "position_ids must be integers of shape [1, 3], got float64 [1, 3]"),
+    (np.array([[0, 1, 128]]), "position_ids must lie in [0, n_positions=128)"),
+    (np.array([[-1, 1, 2]]), "position_ids must lie in [0, n_positions=128)"),
+])  # fmt: skip
+def test_bad_position_ids(model, pos, message):
+    with pytest.raises(InputError, match=f"^{re.escape(message)}$"):
+        model(np.array([[5, 6, 7]]), position_ids=pos)
+
+
+def test_all_padding_row_is_named(model):
+    with pytest.raises(InputError, match=r"^attention_mask row 1 has no token \(all padding\)$"):
+        model(np.array([[1, 2], [3, 4], [5, 6]]), np.array([[1, 1], [0, 0], [0, 1]]))
+
+
+def test_cache_of_other_dtype(model, tiny_dir):
+    other = gpt2core.load(tiny_dir, dtype=np.float64).new_cache()
+    with pytest.raises(InputError, match="^cache dtype float64 differs from the model's float32$"):
+        model(np.array([[1]]), cache=other)
 
 
 def test_cache_of_other_batch_size(model):
