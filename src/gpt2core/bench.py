@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .ops import QUERY_BLOCK
+
 PROMPT_LEN = 8  # the short prompt before greedy decoding
 PREFILL_LENGTHS = (128, 512)
 
@@ -68,14 +70,20 @@ def prompt_ids(vocab_size: int, length: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, vocab_size, size=(1, length), dtype=np.int64)
 
 
-def prefill_matmuls(config, T: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
-    """The matrix products of one prefill of T tokens (last position's logits), as (a.shape, b.shape)."""
+def prefill_matmuls(config, T: int, block: int = QUERY_BLOCK) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """The matrix products of one prefill of T tokens (last position's logits), as (a.shape, b.shape).
+
+    Attention's products are those of `ops.attention`: each block of queries against the keys up to its last.
+    """
     C, H, V = config.n_embd, config.n_head, config.vocab_size
     D = C // H
+    attention = []
+    for t0 in range(0, T, block):
+        t1 = min(t0 + block, T)
+        attention += [((H, t1 - t0, D), (H, D, t1)), ((H, t1 - t0, t1), (H, t1, D))]  # q k^T, probs v
     per_layer = [
         ((T, C), (C, 3 * C)),  # c_attn
-        ((H, T, D), (H, D, T)),  # q k^T
-        ((H, T, T), (H, T, D)),  # probs v
+        *attention,
         ((T, C), (C, C)),  # attn c_proj
         ((T, C), (C, config.mlp_width)),  # c_fc
         ((T, config.mlp_width), (config.mlp_width, C)),  # mlp c_proj

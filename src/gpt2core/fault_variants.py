@@ -77,8 +77,8 @@ def qkv_wrong_order(x, p, n_head):
     return k, q, v
 
 
-def attention_output_transposed(probs, v, p):
-    return ops.linear(ops.merge_heads(probs @ v), p.attn_proj.w.T, p.attn_proj.b)
+def attention_output_transposed(heads, p):
+    return ops.linear(ops.merge_heads(heads), p.attn_proj.w.T, p.attn_proj.b)
 
 
 def positions_off_by_one(mask, n_new):

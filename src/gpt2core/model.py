@@ -51,9 +51,9 @@ def qkv_heads(x, p: BlockParams, n_head):
     return tuple(ops.split_heads(t, n_head) for t in (q, k, v))
 
 
-def attention_output(probs, v, p: BlockParams):
-    """Attention weights applied to the values, heads merged, then c_proj: [B, H, T, S], [B, H, S, D] -> [B, T, C]."""
-    return ops.linear(ops.merge_heads(probs @ v), p.attn_proj.w, p.attn_proj.b)
+def attention_output(heads, p: BlockParams):
+    """Every head's attention output merged, then c_proj: [B, H, T, D] -> [B, T, C]."""
+    return ops.linear(ops.merge_heads(heads), p.attn_proj.w, p.attn_proj.b)
 
 
 def mha(x, p: BlockParams, n_head, allowed, cache, layer, rec, name):
@@ -61,12 +61,11 @@ def mha(x, p: BlockParams, n_head, allowed, cache, layer, rec, name):
     q, k, v = qkv_heads(x, p, n_head)
     if cache is not None:
         k, v = cache.append(layer, k, v)
-    scores = ops.attention_scores(q, k, allowed)
-    probs = ops.softmax(scores)
-    out = attention_output(probs, v, p)
+    attn = None if rec is None else {}
+    out = attention_output(ops.attention(q, k, v, allowed, record=attn), p)
     if rec is not None:
-        rec.update({name + ".q": q, name + ".k": k, name + ".v": v, name + ".attn_scores": scores,
-                    name + ".attn_probs": probs, name + ".attn_out": out})  # fmt: skip
+        rec.update({name + ".q": q, name + ".k": k, name + ".v": v, name + ".attn_scores": attn["scores"],
+                    name + ".attn_probs": attn["probs"], name + ".attn_out": out})  # fmt: skip
     return out
 
 

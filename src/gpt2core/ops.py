@@ -80,6 +80,38 @@ def attention_scores(q: np.ndarray, k: np.ndarray, allowed: np.ndarray | None) -
     return scores
 
 
-def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, allowed: np.ndarray | None) -> np.ndarray:
-    """softmax(q k^T / sqrt(D), masked) v: -> [B, H, T, D]."""
-    return softmax(attention_scores(q, k, allowed)) @ v
+QUERY_BLOCK = 128  # queries per block in `attention` (see bench.py's prefill figures)
+
+
+def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, allowed: np.ndarray | None,
+              block: int = QUERY_BLOCK, record: dict | None = None) -> np.ndarray:
+    """softmax(q k^T / sqrt(D), masked) v: [B, H, T, D], [B, H, S, D] x 2, [B|1, 1, T, S] or None -> [B, H, T, D].
+
+    Queries go `block` at a time. A block leaves out the keys after position S - T + t1 - 1 (its last
+    query's) when `allowed` hides all of them from every query in the block and each of its queries
+    keeps an allowed key: under the causal mask those keys would get weight exactly 0, and leaving
+    them out skips 3/8 of the scores at T=512. A query with no allowed key (padding) attends uniformly
+    to all S keys, as in transformers. The full [B, H, T, S] "scores" and "probs" go into `record` when
+    given, left-out keys holding what masking gives them (the dtype's minimum, and 0).
+    """
+    B, H, T, D = q.shape
+    S = k.shape[2]
+    out = np.empty((B, H, T, v.shape[-1]), dtype=v.dtype)
+    if record is not None:
+        record["scores"] = np.full((B, H, T, S), np.finfo(q.dtype).min, dtype=q.dtype)
+        record["probs"] = np.zeros((B, H, T, S), dtype=q.dtype)
+    for t0 in range(0, T, block):
+        t1 = min(t0 + block, T)
+        keys, block_allowed = S, None
+        if allowed is not None:
+            block_allowed = allowed[..., t0:t1, :]
+            last = S - T + t1  # keys [0, last) reach up to the block's last query
+            if not block_allowed[..., last:].any() and block_allowed[..., :last].any(axis=-1).all():
+                keys, block_allowed = last, block_allowed[..., :last]
+        scores = attention_scores(q[:, :, t0:t1], k[:, :, :keys], block_allowed)
+        probs = softmax(scores)
+        out[:, :, t0:t1] = probs @ v[:, :, :keys]
+        if record is not None:
+            record["scores"][:, :, t0:t1, :keys] = scores
+            record["probs"][:, :, t0:t1, :keys] = probs
+    return out

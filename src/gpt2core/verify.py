@@ -62,7 +62,7 @@ def isolated(model: GPT2, case, name: str, ref) -> np.ndarray:
     if kind == "attn_probs":
         return ops.softmax(ref(f"{head}.attn_scores"))
     if kind == "attn_out":
-        return m.attention_output(ref(f"{head}.attn_probs"), ref(f"{head}.v"), block)
+        return m.attention_output(ref(f"{head}.attn_probs") @ ref(f"{head}.v"), block)
     if kind == "ln_2":
         return ops.layer_norm(block_input() + ref(f"{head}.attn_out"), block.ln_2.g, block.ln_2.b, eps)
     if kind == "mlp_out":

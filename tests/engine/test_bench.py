@@ -40,3 +40,19 @@ def test_bench_text_lists_the_targets(tiny_dir, capsys):
     assert "targets (issue 6):" in text and "decode 2 tokens (tok/s)" in text
     shown = [key for key, *_ in TARGETS if key in text]
     assert "decode_bandwidth_fraction" in shown and "prefill_128_ratio_vs_transformers" in shown
+
+
+def test_prefill_matmul_floor_counts_the_blocked_attention_products():
+    """The floor times the products gpt2core performs: each query block against the keys up to its last query."""
+    from gpt2core.bench import prefill_matmuls
+    from gpt2core.config import GPT2Config
+
+    cfg = GPT2Config(n_layer=2, n_head=2, n_embd=8, vocab_size=11, n_positions=400, bos_token_id=0, eos_token_id=0)
+    per_layer = [
+        ((300, 8), (8, 24)),
+        ((2, 128, 4), (2, 4, 128)), ((2, 128, 128), (2, 128, 4)),
+        ((2, 128, 4), (2, 4, 256)), ((2, 128, 256), (2, 256, 4)),
+        ((2, 44, 4), (2, 4, 300)), ((2, 44, 300), (2, 300, 4)),
+        ((300, 8), (8, 8)), ((300, 8), (8, 32)), ((300, 32), (32, 8)),
+    ]  # fmt: skip
+    assert prefill_matmuls(cfg, 300, block=128) == per_layer * 2 + [((1, 8), (8, 11))]

@@ -81,8 +81,11 @@ def test_split_and_merge_heads_match_torch_view_transpose(dtype, bhtd, data):
     np.testing.assert_array_equal(ops.merge_heads(split), x)
 
 
-@given(dtype=DTYPES, bhtd=head_shapes(), extra_keys=st.integers(0, 5), data=st.data())
-def test_attention_is_causal_sdpa(dtype, bhtd, extra_keys, data):
+query_blocks = st.integers(1, 13)  # ops.attention's block size: from one query per block to all of them
+
+
+@given(dtype=DTYPES, bhtd=head_shapes(), extra_keys=st.integers(0, 5), block=query_blocks, data=st.data())
+def test_attention_is_causal_sdpa(dtype, bhtd, extra_keys, block, data):
     """Causal attention vs F.scaled_dot_product_attention; with extra_keys the queries are the last T of S
     positions (the cache case), compared with an explicit boolean mask."""
     B, H, T_, D = bhtd
@@ -96,11 +99,12 @@ def test_attention_is_causal_sdpa(dtype, bhtd, extra_keys, data):
     else:
         torch_mask = torch.ones(S, S, dtype=torch.bool).tril()[-T_:]
         ref = F.scaled_dot_product_attention(T(q), T(k), T(v), attn_mask=torch_mask)
-    check(f"attention B,H,T,S,D={[B, H, T_, S, D]}", ops.attention(q, k, v, allowed[None, None]), ref)
+    got = ops.attention(q, k, v, allowed[None, None], block=block)
+    check(f"attention B,H,T,S,D={[B, H, T_, S, D]} block={block}", got, ref)
 
 
-@given(dtype=DTYPES, bhtd=head_shapes(), data=st.data())
-def test_attention_with_padding_mask_matches_sdpa(dtype, bhtd, data):
+@given(dtype=DTYPES, bhtd=head_shapes(), block=query_blocks, data=st.data())
+def test_attention_with_padding_mask_matches_sdpa(dtype, bhtd, block, data):
     from support.strategies import left_padding_masks
 
     B, H, T_, D = bhtd
@@ -109,8 +113,45 @@ def test_attention_with_padding_mask_matches_sdpa(dtype, bhtd, data):
     allowed = ops.causal_mask(T_, T_)[None, None] & pad[:, None, None, :]
     ref = F.scaled_dot_product_attention(T(q), T(k), T(v), attn_mask=torch.from_numpy(allowed))
     rows = np.broadcast_to(allowed.any(-1, keepdims=True), (B, H, T_, D))  # torch gives NaN for empty rows
-    got = ops.attention(q, k, v, allowed)
-    check(f"attention padded B,H,T,D={[B, H, T_, D]}", got[rows], ref.numpy()[rows])
+    got = ops.attention(q, k, v, allowed, block=block)
+    check(f"attention padded B,H,T,D={[B, H, T_, D]} block={block}", got[rows], ref.numpy()[rows])
+
+
+@given(dtype=DTYPES, bhtd=head_shapes(), extra_keys=st.integers(0, 4), block=query_blocks, data=st.data())
+def test_attention_with_any_mask_matches_eager_and_records_full_scores(dtype, bhtd, extra_keys, block, data):
+    """Any boolean mask (not causal, rows with no allowed key too) vs transformers' eager recipe: scores plus an
+    additive dtype-minimum mask, softmax, then v. The recorded scores and probs are the full [B, H, T, S] ones,
+    and a query with no allowed key attends uniformly to all S keys."""
+    B, H, T_, D = bhtd
+    S = T_ + extra_keys
+    q = data.draw(float_arrays((B, H, T_, D), dtype, 1.0), label="q")
+    k, v = (data.draw(float_arrays((B, H, S, D), dtype, 1.0), label=n) for n in "kv")
+    allowed = data.draw(st.lists(st.booleans(), min_size=B * T_ * S, max_size=B * T_ * S), label="allowed")
+    allowed = np.array(allowed).reshape(B, 1, T_, S)
+    record: dict = {}
+    got = ops.attention(q, k, v, allowed, block=block, record=record)
+    minimum = torch.finfo(T(q).dtype).min
+    scores = torch.matmul(T(q), T(k).transpose(-1, -2)) * D**-0.5 + torch.zeros(allowed.shape, dtype=T(q).dtype).masked_fill(~torch.from_numpy(allowed), minimum)
+    probs = torch.softmax(scores, dim=-1)
+    shapes = f"B,H,T,S,D={[B, H, T_, S, D]} block={block}"
+    check(f"attention scores {shapes}", record["scores"], scores)
+    check(f"attention probs {shapes}", record["probs"], probs)
+    check(f"attention {shapes}", got, torch.matmul(probs, T(v)))
+
+
+@given(dtype=DTYPES, bhtd=head_shapes(), extra_keys=st.integers(0, 4), block=query_blocks, data=st.data())
+def test_attention_blocks_never_read_the_keys_after_their_last_query(dtype, bhtd, extra_keys, block, data):
+    """Under the causal mask a block of queries never touches a later key: with NaN values at the last key,
+    every query outside the last block stays finite (a block reading all S keys would give 0 * NaN = NaN)."""
+    B, H, T_, D = bhtd
+    S = T_ + extra_keys
+    q = data.draw(float_arrays((B, H, T_, D), dtype, 1.0), label="q")
+    k, v = (data.draw(float_arrays((B, H, S, D), dtype, 1.0), label=n) for n in "kv")
+    v[:, :, -1] = np.nan
+    got = ops.attention(q, k, v, ops.causal_mask(T_, S)[None, None], block=block)
+    last_block_start = (T_ - 1) // block * block
+    assert np.isfinite(got[:, :, :last_block_start]).all(), f"B,H,T,S,D={[B, H, T_, S, D]} block={block}: NaN leaked"
+    assert np.isnan(got[:, :, -1]).all()  # the last query does attend to the last key
 
 
 @given(dtype=DTYPES, bhtd=head_shapes(), extra_keys=st.integers(0, 4), data=st.data())

@@ -2,8 +2,8 @@
 
 A set lives in <repo>/.cache/test-references/<model>-<dtype>-<key>, where the key hashes everything the
 files depend on: the weights' sha256, the dtype, the cases' token ids and masks, the torch, transformers
-and numpy versions, and the source of gpt2core/references.py (the capture code). A stale set therefore
-cannot be found, and every load goes through `load_references`, which checks the weights' hash and every
+and numpy versions, torch's thread count, the CPU, and the source of gpt2core/references.py (the capture
+code). A stale set therefore cannot be found, and every load goes through `load_references`, which checks the weights' hash and every
 file's sha256, shape and dtype again.
 
 The cache is what keeps mutmut honest and fast: each mutant runs in a forked pytest session, and a set
@@ -26,6 +26,7 @@ import torch
 from support.models import REPO
 
 import gpt2core.references as references_module
+from gpt2core.bench import cpu_name
 from gpt2core.config import GPT2Config
 from gpt2core.errors import ReferencesError
 from gpt2core.references import default_cases, load_references, tokenizer_for, versions, weights_sha256, write_references
@@ -52,6 +53,9 @@ def content_key(model_dir: Path, dtype, cases) -> str:
         "versions": {k: v for k, v in versions().items() if k in ("torch", "transformers", "numpy")},
         "capture_code": hashlib.sha256(Path(references_module.__file__).read_bytes()).hexdigest(),
         "torch_threads": torch.get_num_threads(),  # float32 bits depend on the reduction order, so on threads
+        # and on the CPU's kernels: a set cached by an earlier session (its host not recorded) differed from
+        # transformers' output here by up to 4e-6 while every other part of the key matched; rebuilt, it agreed
+        "cpu": [cpu_name(), torch.backends.cpu.get_cpu_capability()],
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
 
