@@ -80,7 +80,7 @@ def attention_scores(q: np.ndarray, k: np.ndarray, allowed: np.ndarray | None) -
     return scores
 
 
-QUERY_BLOCK = 128  # queries per block in `attention` (see bench.py's prefill figures)
+QUERY_BLOCK = 128  # per-layer attention at T=512, 2 threads: 32..128 9.0-9.5 ms, 256 15 ms, no blocks 18 ms
 
 
 def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, allowed: np.ndarray | None,

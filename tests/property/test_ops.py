@@ -117,17 +117,23 @@ def test_attention_with_padding_mask_matches_sdpa(dtype, bhtd, block, data):
     check(f"attention padded B,H,T,D={[B, H, T_, D]} block={block}", got[rows], ref.numpy()[rows])
 
 
-@given(dtype=DTYPES, bhtd=head_shapes(), extra_keys=st.integers(0, 4), block=query_blocks, data=st.data())
-def test_attention_with_any_mask_matches_eager_and_records_full_scores(dtype, bhtd, extra_keys, block, data):
-    """Any boolean mask (not causal, rows with no allowed key too) vs transformers' eager recipe: scores plus an
-    additive dtype-minimum mask, softmax, then v. The recorded scores and probs are the full [B, H, T, S] ones,
-    and a query with no allowed key attends uniformly to all S keys."""
+@given(dtype=DTYPES, bhtd=head_shapes(), extra_keys=st.integers(0, 4), block=query_blocks, causal=st.booleans(), data=st.data())
+def test_attention_with_any_mask_matches_eager_and_records_full_scores(dtype, bhtd, extra_keys, block, causal, data):
+    """Causal with left padding (blocks leave keys out), or any boolean mask (rows with no allowed key too),
+    vs transformers' eager recipe: scores plus an additive dtype-minimum mask, softmax, then v. The recorded
+    scores and probs are the full [B, H, T, S] ones, and a query with no allowed key attends uniformly to all S keys."""
+    from support.strategies import left_padding_masks
+
     B, H, T_, D = bhtd
     S = T_ + extra_keys
     q = data.draw(float_arrays((B, H, T_, D), dtype, 1.0), label="q")
     k, v = (data.draw(float_arrays((B, H, S, D), dtype, 1.0), label=n) for n in "kv")
-    allowed = data.draw(st.lists(st.booleans(), min_size=B * T_ * S, max_size=B * T_ * S), label="allowed")
-    allowed = np.array(allowed).reshape(B, 1, T_, S)
+    if causal:
+        pad = data.draw(left_padding_masks(B, S), label="mask").astype(bool)
+        allowed = ops.causal_mask(T_, S)[None, None] & pad[:, None, None, :]
+    else:
+        allowed = data.draw(st.lists(st.booleans(), min_size=B * T_ * S, max_size=B * T_ * S), label="allowed")
+        allowed = np.array(allowed).reshape(B, 1, T_, S)
     record: dict = {}
     got = ops.attention(q, k, v, allowed, block=block, record=record)
     minimum = torch.finfo(T(q).dtype).min
