@@ -3,8 +3,8 @@
 A set lives in <repo>/.cache/test-references/<model>-<dtype>-<key>, where the key hashes everything the
 files depend on: the weights' sha256, the dtype, the cases' token ids and masks, the torch, transformers
 and numpy versions, torch's thread count, the CPU, and the source of gpt2core/references.py (the capture
-code). A stale set therefore cannot be found, and every load goes through `load_references`, which checks the weights' hash and every
-file's sha256, shape and dtype again.
+code). A stale set therefore cannot be found, and every load goes through `load_references`, which checks
+the weights' hash and every file's sha256, shape and dtype again.
 
 The cache is what keeps mutmut honest and fast: each mutant runs in a forked pytest session, and a set
 kept in a session's temporary directory can be removed by pytest's cleanup of old temporary directories
