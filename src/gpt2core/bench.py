@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .ops import QUERY_BLOCK
+from .ops import QUERY_BLOCK, query_blocks
 
 PROMPT_LEN = 8  # the short prompt before greedy decoding
 PREFILL_LENGTHS = (128, 512)
@@ -78,8 +78,7 @@ def prefill_matmuls(config, T: int, block: int = QUERY_BLOCK) -> list[tuple[tupl
     C, H, V = config.n_embd, config.n_head, config.vocab_size
     D = C // H
     attention = []
-    for t0 in range(0, T, block):
-        t1 = min(t0 + block, T)
+    for t0, t1 in query_blocks(T, block):  # no cache: a block's keys are positions 0 .. t1
         attention += [((H, t1 - t0, D), (H, D, t1)), ((H, t1 - t0, t1), (H, t1, D))]  # q k^T, probs v
     per_layer = [
         ((T, C), (C, 3 * C)),  # c_attn

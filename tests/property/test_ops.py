@@ -24,6 +24,25 @@ def T(a):
     return torch.from_numpy(np.ascontiguousarray(a))
 
 
+def eager_scores(q, k, allowed):
+    """transformers' eager scores in torch: q k^T * D**-0.5 plus an additive mask holding the dtype's minimum
+    where a key is not allowed."""
+    minimum = torch.finfo(T(q).dtype).min
+    additive = torch.zeros(allowed.shape, dtype=T(q).dtype).masked_fill(~torch.from_numpy(allowed), minimum)
+    return torch.matmul(T(q), T(k).transpose(-1, -2)) * q.shape[-1] ** -0.5 + additive
+
+
+def check_attention_against_eager(name, q, k, v, allowed, block):
+    """ops.attention's output and recorded full scores and probs vs transformers' eager recipe (softmax, then v)."""
+    record: dict = {}
+    got = ops.attention(q, k, v, allowed, block=block, record=record)
+    scores = eager_scores(q, k, allowed)
+    probs = torch.softmax(scores, dim=-1)
+    check(f"{name}: scores", record["scores"], scores)
+    check(f"{name}: probs", record["probs"], probs)
+    check(f"{name}: attention", got, torch.matmul(probs, T(v)))
+
+
 shapes_2d_3d = st.lists(st.integers(1, 8), min_size=1, max_size=2).map(tuple)
 
 
@@ -82,10 +101,10 @@ def test_split_and_merge_heads_match_torch_view_transpose(dtype, bhtd, data):
     np.testing.assert_array_equal(ops.merge_heads(split), x)
 
 
-query_blocks = st.integers(1, 13)  # ops.attention's block size: from one query per block to all of them
+block_sizes = st.integers(1, 13)  # ops.attention's block size: from one query per block to all of them
 
 
-@given(dtype=DTYPES, bhtd=head_shapes(), extra_keys=st.integers(0, 5), block=query_blocks, data=st.data())
+@given(dtype=DTYPES, bhtd=head_shapes(), extra_keys=st.integers(0, 5), block=block_sizes, data=st.data())
 def test_attention_is_causal_sdpa(dtype, bhtd, extra_keys, block, data):
     """Causal attention vs F.scaled_dot_product_attention; with extra_keys the queries are the last T of S
     positions (the cache case), compared with an explicit boolean mask."""
@@ -104,7 +123,7 @@ def test_attention_is_causal_sdpa(dtype, bhtd, extra_keys, block, data):
     check(f"attention B,H,T,S,D={[B, H, T_, S, D]} block={block}", got, ref)
 
 
-@given(dtype=DTYPES, bhtd=head_shapes(), block=query_blocks, data=st.data())
+@given(dtype=DTYPES, bhtd=head_shapes(), block=block_sizes, data=st.data())
 def test_attention_with_padding_mask_matches_sdpa(dtype, bhtd, block, data):
     from support.strategies import left_padding_masks
 
@@ -118,7 +137,7 @@ def test_attention_with_padding_mask_matches_sdpa(dtype, bhtd, block, data):
     check(f"attention padded B,H,T,D={[B, H, T_, D]} block={block}", got[rows], ref.numpy()[rows])
 
 
-@given(dtype=DTYPES, bhtd=head_shapes(), extra_keys=st.integers(0, 4), block=query_blocks, causal=st.booleans(), data=st.data())
+@given(dtype=DTYPES, bhtd=head_shapes(), extra_keys=st.integers(0, 4), block=block_sizes, causal=st.booleans(), data=st.data())
 def test_attention_with_any_mask_matches_eager_and_records_full_scores(dtype, bhtd, extra_keys, block, causal, data):
     """Causal with left padding (blocks leave keys out), or any boolean mask (rows with no allowed key too),
     vs transformers' eager recipe: scores plus an additive dtype-minimum mask, softmax, then v. The recorded
@@ -135,16 +154,10 @@ def test_attention_with_any_mask_matches_eager_and_records_full_scores(dtype, bh
     else:
         allowed = data.draw(st.lists(st.booleans(), min_size=B * T_ * S, max_size=B * T_ * S), label="allowed")
         allowed = np.array(allowed).reshape(B, 1, T_, S)
-    record: dict = {}
-    got = ops.attention(q, k, v, allowed, block=block, record=record)
-    scores, probs, out = eager_attention(q, k, v, allowed)
-    shapes = f"B,H,T,S,D={[B, H, T_, S, D]} block={block}"
-    check(f"attention scores {shapes}", record["scores"], scores)
-    check(f"attention probs {shapes}", record["probs"], probs)
-    check(f"attention {shapes}", got, out)
+    check_attention_against_eager(f"B,H,T,S,D={[B, H, T_, S, D]} block={block}", q, k, v, allowed, block)
 
 
-@given(dtype=DTYPES, bhtd=head_shapes(), extra_keys=st.integers(0, 4), block=query_blocks, data=st.data())
+@given(dtype=DTYPES, bhtd=head_shapes(), extra_keys=st.integers(0, 4), block=block_sizes, data=st.data())
 def test_attention_blocks_never_read_the_keys_after_their_last_query(dtype, bhtd, extra_keys, block, data):
     """Under the causal mask a block of queries never touches a later key: with NaN values at the last key,
     every query outside the last block stays finite (a block reading all S keys would give 0 * NaN = NaN)."""
@@ -173,19 +186,9 @@ def test_attention_scores_match_transformers_eager_masking(dtype, bhtd, extra_ke
     k = data.draw(float_arrays((B, H, S, D), dtype, 1.0), label="k")
     pad = data.draw(left_padding_masks(B, S), label="mask").astype(bool)
     allowed = ops.causal_mask(T_, S)[None, None] & pad[:, None, None, :]
-    additive = torch.zeros(allowed.shape, dtype=T(q).dtype).masked_fill(~torch.from_numpy(allowed), torch.finfo(T(q).dtype).min)
-    ref = (torch.matmul(T(q), T(k).transpose(-1, -2)) * D**-0.5 + additive).numpy()
+    ref = eager_scores(q, k, allowed).numpy()
     c = compare(f"attention_scores B,H,T,S,D={[B, H, T_, S, D]}", ops.attention_scores(q, k, allowed), ref, OP_TOL)
     assert c.ok, c.message()
-
-
-def eager_attention(q, k, v, allowed):
-    """transformers' eager recipe in torch: scores + additive dtype-minimum mask, softmax, then v."""
-    minimum = torch.finfo(T(q).dtype).min
-    additive = torch.zeros(allowed.shape, dtype=T(q).dtype).masked_fill(~torch.from_numpy(allowed), minimum)
-    scores = torch.matmul(T(q), T(k).transpose(-1, -2)) * q.shape[-1] ** -0.5 + additive
-    probs = torch.softmax(scores, dim=-1)
-    return scores, probs, torch.matmul(probs, T(v))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -194,8 +197,8 @@ def eager_attention(q, k, v, allowed):
     ["causal, left padding", "a padding query beside one that sees every earlier key"],
 )
 def test_attention_blocks_that_leave_keys_out(dtype, case):
-    """Fixed cases that always run (hypothesis' few examples under mutmut may miss them): blocks of 2 queries
-    over 5 positions, where the first blocks leave keys out; and a block whose first query has no allowed key
+    """Fixed cases that always run (hypothesis' few examples under mutmut may miss them): 5 queries over 6
+    positions in blocks of 2, where the first blocks leave keys out; and a block whose first query has no allowed key
     while its second allows every key up to the block's end, which must keep all 4 keys for the first query."""
     rng = np.random.default_rng(0)
     if case.startswith("causal"):
@@ -207,9 +210,4 @@ def test_attention_blocks_that_leave_keys_out(dtype, case):
         allowed = np.zeros((1, 1, 4, 4), dtype=bool)
         allowed[0, 0, 1, :2] = allowed[0, 0, 2:] = True  # query 0 sees nothing, query 1 keys 0-1
     q, k, v = (rng.standard_normal((B, 2, n, 3)).astype(dtype) for n in (T_, S, S))
-    record: dict = {}
-    got = ops.attention(q, k, v, allowed, block=2, record=record)
-    scores, probs, out = eager_attention(q, k, v, allowed)
-    check(f"{case}: scores", record["scores"], scores)
-    check(f"{case}: probs", record["probs"], probs)
-    check(f"{case}: attention", got, out)
+    check_attention_against_eager(case, q, k, v, allowed, block=2)
