@@ -155,6 +155,21 @@ def cmd_bench(args) -> int:
     return 0
 
 
+MODEL_HELP = "model directory or cached model name (default: the built-in 124M-shape model)"
+
+
+def add_fault_options(p: argparse.ArgumentParser) -> None:
+    """The fault catalogue's options, shared by `faults` and `audit`."""
+    p.add_argument("--fault", action="append", help="only this fault (repeatable)")
+    p.add_argument("--no-sensitivity", action="store_true", help="skip the weight-perturbation sensitivity scan")
+
+
+def add_score_options(p: argparse.ArgumentParser) -> None:
+    """The mutation-score gate's options, shared by `mutation-score` and `audit`."""
+    p.add_argument("--min", type=float, default=0.95, help="the minimum mutation score (default 0.95)")
+    p.add_argument("--equivalents", help="survivor triage file (default: mutmut-equivalents.txt)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gpt2core", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
@@ -167,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_init_model)
 
     p = sub.add_parser("generate", help="continue a prompt (greedy unless a sampling flag is given)")
-    p.add_argument("--model", help="model directory or cached model name (default: the built-in 124M-shape model)")
+    p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--prompt", required=True)
     p.add_argument("--max-new-tokens", type=int, default=20)
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
@@ -180,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("references", help="write transformers' checkpoints of every layer as .npy + manifest.json")
-    p.add_argument("--model", help="model directory or cached model name (default: the built-in 124M-shape model)")
+    p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--out", required=True, help="an empty or new directory")
     p.add_argument("--prompt", action="append", help="a prompt (repeat for several; default: the built-in cases)")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float64")
@@ -188,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_references)
 
     p = sub.add_parser("verify", help="compare every checkpoint of every layer with transformers; exit 1 on failure")
-    p.add_argument("--model", help="model directory or cached model name (default: the built-in 124M-shape model)")
+    p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--dtype", choices=["float32", "float64"], help="only this dtype (default: both)")
     p.add_argument("--references", nargs="+", metavar="DIR", help="use these reference sets instead of building them")
     p.add_argument("--prompt", action="append", help="verify on these prompts instead of the built-in cases")
@@ -198,32 +213,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("faults", help="inject every catalogued fault and show where the comparison catches it")
     p.add_argument("--model", help="model directory (default: the stress model: sharp attention, random biases, outliers)")
-    p.add_argument("--fault", action="append", help="only this fault (repeatable)")
-    p.add_argument("--no-sensitivity", action="store_true", help="skip the weight-perturbation sensitivity scan")
+    add_fault_options(p)
     p.add_argument("--json", action="store_true", help='print {"faults": [{"name", "caught", "checkpoint", "margin", ...}]}')
     p.set_defaults(func=cmd_faults)
 
     p = sub.add_parser("mutation-score", help="score mutmut's results (timeouts are not kills); exit 1 below --min")
-    p.add_argument("--min", type=float, default=0.95, help="the minimum score (default 0.95)")
+    add_score_options(p)
     p.add_argument("--merge", nargs="+", metavar="DIR", help="merge the results of these run directories (shards)")
-    p.add_argument("--equivalents", help="survivor triage file (default: mutmut-equivalents.txt)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_mutation_score)
 
     p = sub.add_parser("audit", help="parity (both dtypes), the fault catalogue and mutation results in one HTML report")
-    p.add_argument("--model", help="model directory or cached model name (default: the built-in 124M-shape model)")
+    p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--fault-model", help="model for the fault catalogue (default: the stress model)")
     p.add_argument("--out", default="report.html", help="the HTML file to write (default report.html)")
     p.add_argument("--mutants", nargs="+", metavar="DIR", help="directories holding mutmut's mutants/ (default: .)")
-    p.add_argument("--equivalents", help="survivor triage file (default: mutmut-equivalents.txt)")
-    p.add_argument("--min", type=float, default=0.95, help="the minimum mutation score (default 0.95)")
-    p.add_argument("--fault", action="append", help="only this fault (repeatable)")
-    p.add_argument("--no-sensitivity", action="store_true", help="skip the weight-perturbation sensitivity scan")
+    add_score_options(p)
+    add_fault_options(p)
     p.add_argument("--json", action="store_true", help="also print the whole audit as one JSON object")
     p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("bench", help="time gpt2core and transformers on the same weights, with bandwidth and matmul yardsticks")
-    p.add_argument("--model", help="model directory or cached model name (default: the built-in 124M-shape model)")
+    p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--threads", type=int, help="BLAS and torch threads (default: the CPUs this process may use)")
     p.add_argument("--new-tokens", type=int, default=128, help="greedy tokens to decode (default 128)")
