@@ -70,24 +70,25 @@ def prompt_ids(vocab_size: int, length: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, vocab_size, size=(1, length), dtype=np.int64)
 
 
-def prefill_matmuls(config, T: int, block: int = QUERY_BLOCK) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
-    """The matrix products of one prefill of T tokens (last position's logits), as (a.shape, b.shape).
+def prefill_matmuls(config, T: int, block: int = QUERY_BLOCK) -> list[tuple[tuple[int, ...], tuple[int, ...], str]]:
+    """The matrix products of one prefill of T tokens (last position's logits), as (a.shape, b.shape, b's order).
 
     Attention's products are those of `ops.attention`: each block of queries against the keys up to its last.
+    The linear layers' weights are column-major ("F"), as the loader stores them (`checkpoint.weight_order`).
     """
     C, H, V = config.n_embd, config.n_head, config.vocab_size
     D = C // H
     attention = []
     for t0, t1 in query_blocks(T, block):  # no cache: a block's keys are positions 0 .. t1
-        attention += [((H, t1 - t0, D), (H, D, t1)), ((H, t1 - t0, t1), (H, t1, D))]  # q k^T, probs v
+        attention += [((H, t1 - t0, D), (H, D, t1), "C"), ((H, t1 - t0, t1), (H, t1, D), "C")]  # q k^T, probs v
     per_layer = [
-        ((T, C), (C, 3 * C)),  # c_attn
+        ((T, C), (C, 3 * C), "F"),  # c_attn
         *attention,
-        ((T, C), (C, C)),  # attn c_proj
-        ((T, C), (C, config.mlp_width)),  # c_fc
-        ((T, config.mlp_width), (config.mlp_width, C)),  # mlp c_proj
+        ((T, C), (C, C), "F"),  # attn c_proj
+        ((T, C), (C, config.mlp_width), "F"),  # c_fc
+        ((T, config.mlp_width), (config.mlp_width, C), "F"),  # mlp c_proj
     ]
-    return per_layer * config.n_layer + [((1, C), (C, V))]  # lm_head, last position only
+    return per_layer * config.n_layer + [((1, C), (C, V), "F")]  # lm_head: x @ wte.T, wte [V, C] row-major
 
 
 def matmul_floor_seconds(config, T: int, dtype, repeats: int) -> float:
@@ -95,11 +96,11 @@ def matmul_floor_seconds(config, T: int, dtype, repeats: int) -> float:
     rng = np.random.default_rng(0)
     cost: dict = {}
     total = 0.0
-    for a_shape, b_shape in prefill_matmuls(config, T):
-        key = (a_shape, b_shape)
+    for key in prefill_matmuls(config, T):
+        a_shape, b_shape, b_order = key
         if key not in cost:
             a = rng.standard_normal(a_shape).astype(dtype)
-            b = rng.standard_normal(b_shape).astype(dtype)
+            b = rng.standard_normal(b_shape).astype(dtype, order=b_order)
             cost[key] = median_seconds(lambda a=a, b=b: a @ b, repeats)
         total += cost[key]
     return total

@@ -6,6 +6,7 @@ Never unpickles: `pytorch_model.bin` checkpoints are refused with the command th
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -25,7 +26,9 @@ CONVERT_HINT = (
 )
 # Buffers older checkpoints carry (the causal-mask triangle); they are not weights and are ignored.
 IGNORED_KEY = re.compile(r"^h\.\d+\.attn\.(bias|masked_bias)$")
-FLOAT_DTYPES = {"F16", "F32", "F64"}
+# The blocks' Conv1D matrices, stored [in, out]; decoding reads each output's column (see LinearParams).
+CONV1D_WEIGHT = re.compile(r"^h\.\d+\.(attn|mlp)\.c_(attn|proj|fc)\.weight$")
+FLOAT_DTYPES = {"F16": np.dtype("<f2"), "F32": np.dtype("<f4"), "F64": np.dtype("<f8")}  # safetensors is little-endian
 
 
 def expected_shapes(config: GPT2Config) -> dict[str, tuple[int, ...]]:
@@ -68,25 +71,44 @@ def weight_files(model_dir: Path) -> list[Path]:
     raise CheckpointError(f"{model_dir}: weights file {WEIGHTS_FILE} not found")
 
 
-def read_tensors(path: Path) -> dict[str, np.ndarray]:
-    """All tensors of one safetensors file as NumPy arrays; malformed files raise CheckpointError."""
+def copy_of(name: str, mapped: np.ndarray) -> np.ndarray:
+    """The default for `read_tensors`: a plain in-memory copy of a tensor's mapped bytes."""
+    return np.array(mapped)
+
+
+def read_tensors(path: Path, copy=copy_of) -> dict[str, np.ndarray]:
+    """All tensors of one safetensors file as NumPy arrays; malformed files raise CheckpointError.
+
+    safetensors validates the file (header, dtypes, shapes, offsets); each tensor's bytes are then mapped
+    read-only and handed to `copy(name, mapped)`, which returns an array of its own (never a view of the
+    mapping). The mapping closes before the next tensor is read, so loading holds the weights once plus
+    one tensor's pages, and the copy is the only pass over the bytes: no intermediate array is allocated
+    and freed, which would leave the weights in recycled small-page heap memory (the head's matrix-vector
+    product: 5.0-5.4 ms per token there, 4.7 ms in fresh huge-page memory).
+    """
     size = path.stat().st_size
     if size < 8:
         raise CheckpointError(f"{path}: truncated safetensors file ({size} bytes, the header length alone is 8)")
     try:
         with safe_open(str(path), framework="np") as f:
-            names = list(f.keys())
+            layout = {name: (f.get_slice(name).get_dtype(), tuple(f.get_slice(name).get_shape())) for name in f.keys()}
+        for name, (dtype, _) in layout.items():
+            if dtype not in FLOAT_DTYPES:
+                raise CheckpointError(
+                    f"{path}: tensor {name!r} has dtype {dtype}; expected a float type ({', '.join(sorted(FLOAT_DTYPES))})"
+                )
+        with open(path, "rb") as file:  # the header safetensors has just validated: its length, then JSON
+            header_len = int.from_bytes(file.read(8), "little")
+            header = json.loads(file.read(header_len))
         tensors = {}
-        for name in names:
-            # one mapping of the file per tensor: the mapped pages a copy was read from leave the process's
-            # resident memory when it closes, so loading peaks near the weights' size, not twice it
-            with safe_open(str(path), framework="np") as f:
-                dtype = f.get_slice(name).get_dtype()
-                if dtype not in FLOAT_DTYPES:
-                    raise CheckpointError(
-                        f"{path}: tensor {name!r} has dtype {dtype}; expected a float type ({', '.join(sorted(FLOAT_DTYPES))})"
-                    )
-                tensors[name] = f.get_tensor(name)
+        for name, (dtype, shape) in layout.items():
+            start = 8 + header_len + header[name]["data_offsets"][0]
+            if math.prod(shape) == 0:  # nothing to map (mmap refuses empty ranges)
+                tensors[name] = copy(name, np.zeros(shape, FLOAT_DTYPES[dtype]))
+                continue
+            mapped = np.memmap(path, dtype=FLOAT_DTYPES[dtype], mode="r", offset=start, shape=shape)
+            tensors[name] = copy(name, mapped)
+            del mapped  # unmaps the tensor's pages
         return tensors
     except CheckpointError:
         raise
@@ -128,7 +150,7 @@ def params_from_tensors(
             raise CheckpointError(f"{source}: tensor {name!r} contains {n_bad} NaN or Inf value(s)")
 
     def get(name: str) -> np.ndarray:
-        return np.ascontiguousarray(tensors[name], dtype=dtype)
+        return np.asarray(tensors[name], dtype=dtype, order=weight_order(name))
 
     def ln(prefix: str) -> LayerNormParams:
         return LayerNormParams(get(f"{prefix}.weight"), get(f"{prefix}.bias"))
@@ -159,9 +181,17 @@ def params_from_tensors(
     return GPT2Params(wte=wte, wpe=get("wpe.weight"), blocks=blocks, ln_f=ln("ln_f"), lm_head=lm_head)
 
 
+def weight_order(name: str) -> str:
+    """Memory layout of a weight in gpt2core: "F" (column-major) for the blocks' Conv1D matrices, else "C"."""
+    return "F" if CONV1D_WEIGHT.match(name) else "C"
+
+
 def load_params(model_dir: Path, config: GPT2Config, dtype: np.dtype) -> GPT2Params:
+    def copy(name: str, mapped: np.ndarray) -> np.ndarray:  # straight into the engine's dtype and layout
+        return np.array(mapped, dtype=dtype, order=weight_order(name.removeprefix("transformer.")))
+
     tensors: dict[str, np.ndarray] = {}
     files = weight_files(model_dir)
     for path in files:
-        tensors.update(read_tensors(path))
+        tensors.update(read_tensors(path, copy))
     return params_from_tensors(tensors, config, np.dtype(dtype), source=str(files[0] if len(files) == 1 else model_dir))

@@ -47,8 +47,9 @@ def embed(ids, pos, p: GPT2Params):
 
 def qkv_heads(x, p: BlockParams, n_head):
     """The attention's input projection split into queries, keys and values: [B, T, C] -> 3 x [B, H, T, D]."""
-    q, k, v = np.split(ops.linear(x, p.c_attn.w, p.c_attn.b), 3, axis=-1)
-    return tuple(ops.split_heads(t, n_head) for t in (q, k, v))
+    qkv = ops.linear(x, p.c_attn.w, p.c_attn.b)
+    C = qkv.shape[-1] // 3
+    return tuple(ops.split_heads(qkv[..., i * C : (i + 1) * C], n_head) for i in range(3))
 
 
 def attention_output(heads, p: BlockParams):

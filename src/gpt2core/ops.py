@@ -6,21 +6,34 @@ H heads, D head size (C // H). Every function keeps the dtype of its input.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+
+GELU_CHUNK = 1 << 16  # elements; [512, 3072]: 1.69 ms in chunks of 2^16-2^17, 2.71 ms in one piece (6 MB > L2)
 
 
 def gelu(x: np.ndarray) -> np.ndarray:
     """GELU in the tanh form GPT-2 was trained with (`gelu_new`), elementwise:
-    0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), evaluated in place on one new array."""
-    t = x * x
-    t *= x  # x^3 as x*x*x: 13x faster than x**3, which NumPy sends through the generic pow
-    t *= 0.044715
-    t += x
-    t *= np.sqrt(2.0 / np.pi).astype(x.dtype)
-    np.tanh(t, out=t)
-    t += 1.0
-    out = 0.5 * x
-    out *= t
+    0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+
+    Evaluated in place, GELU_CHUNK elements at a time so that all eight passes over a chunk run while it
+    is in the L2 cache. The tanh's argument is written x (c + 0.044715 c x^2), with c = sqrt(2/pi).
+    """
+    c = math.sqrt(2.0 / math.pi)  # Python floats take x's dtype (NEP 50)
+    out = np.empty_like(x, order="C")
+    flat_x, flat_out = x.reshape(-1), out.reshape(-1)
+    for i in range(0, flat_x.size, GELU_CHUNK):
+        x_, t = flat_x[i : i + GELU_CHUNK], flat_out[i : i + GELU_CHUNK]
+        np.multiply(x_, x_, out=t)  # x*x, not x**2: NumPy sends ** through the generic pow, 13x slower
+        t *= 0.044715 * c
+        t += c
+        t *= x_
+        np.tanh(t, out=t)
+        t += 1.0
+        t *= x_
+        t *= 0.5
     return out
 
 
@@ -33,10 +46,17 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def layer_norm(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
-    """LayerNorm over the last axis with the biased variance: [..., C] -> [..., C]."""
-    centred = x - x.mean(axis=-1, keepdims=True)
-    var = np.mean(centred * centred, axis=-1, keepdims=True)
-    centred /= np.sqrt(var + eps)
+    """LayerNorm over the last axis with the biased variance: [..., C] -> [..., C].
+
+    The mean is a sum divided by C and the variance a row-wise dot product (np.vecdot), which skips
+    np.mean's Python wrapper and the squared copy: 5 passes over x's size instead of 7."""
+    C = x.shape[-1]
+    centred = x - np.add.reduce(x, axis=-1, keepdims=True) / C
+    std = np.vecdot(centred, centred)[..., None]
+    std /= C
+    std += eps
+    np.sqrt(std, out=std)
+    centred /= std
     centred *= g
     centred += b
     return centred
@@ -73,10 +93,13 @@ def attention_scores(q: np.ndarray, k: np.ndarray, allowed: np.ndarray | None) -
     Disallowed entries get the dtype's most negative finite value (as transformers' eager attention
     does), so a row with no allowed key (a padding query) gets uniform weights instead of NaN.
     """
-    scores = q @ k.swapaxes(-1, -2)
-    scores *= q.shape[-1] ** -0.5  # a Python float keeps q's dtype
+    scores = (q * q.shape[-1] ** -0.5) @ k.swapaxes(-1, -2)  # scaling q, not the scores: S/D times fewer products
     if allowed is not None:
-        np.copyto(scores, np.finfo(scores.dtype).min, where=~allowed)
+        hidden = ~allowed
+        keys = np.flatnonzero(hidden.any(axis=(0, 1, 2)))  # the keys hidden from some query
+        if keys.size:  # causal: only the diagonal band [first, last] is written, not all S columns
+            first, last = keys[0], keys[-1] + 1
+            np.copyto(scores[..., first:last], np.finfo(scores.dtype).min, where=hidden[..., first:last])
     return scores
 
 
@@ -101,7 +124,7 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, allowed: np.ndarray |
     """
     B, H, T, _ = q.shape
     S = k.shape[2]
-    out = np.empty((B, H, T, v.shape[-1]), dtype=v.dtype)
+    out = np.empty((B, T, H, v.shape[-1]), dtype=v.dtype).transpose(0, 2, 1, 3)  # so merge_heads needs no copy
     if record is not None:
         record["scores"] = np.full((B, H, T, S), np.finfo(q.dtype).min, dtype=q.dtype)
         record["probs"] = np.zeros((B, H, T, S), dtype=q.dtype)

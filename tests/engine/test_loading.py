@@ -216,3 +216,22 @@ def test_tokenizer_end_of_text_is_one_special_token(tiny_dir):
     assert (tok.vocab_size, tok.eos_token_id) == (50257, 50256)
     assert tok.encode("a<|endoftext|>b") == [tok.encode("a")[0], 50256, tok.encode("b")[0]]
     assert tok.decode([50256]) == "<|endoftext|>"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weights_are_loaded_in_the_engines_layout_owning_their_memory(tiny_dir, dtype):
+    """Conv1D matrices column-major (what bench.prefill_matmuls times), everything else row-major, and
+    no array a view of the file's mapping (which closes once loading is done)."""
+    from gpt2core.checkpoint import read_tensors
+
+    params = gpt2core.load(tiny_dir, dtype=dtype).params
+    for blk in params.blocks:
+        for lin in (blk.c_attn, blk.attn_proj, blk.c_fc, blk.mlp_proj):
+            assert lin.w.flags.f_contiguous and not lin.w.flags.c_contiguous, lin.w.shape
+            assert lin.b.flags.c_contiguous
+    for a in (params.wte, params.wpe, params.ln_f.g, params.blocks[0].ln_1.g):
+        assert a.flags.c_contiguous, a.shape
+    for a in params.arrays():
+        assert a.flags.owndata and type(a) is np.ndarray, a.shape
+    for name, a in read_tensors(tiny_dir / "model.safetensors").items():
+        assert a.flags.owndata and type(a) is np.ndarray, name
