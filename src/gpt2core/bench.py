@@ -1,13 +1,15 @@
 """`gpt2core bench`: gpt2core and transformers on the same weights, in one process, against physical yardsticks.
 
 Every figure is the median of `repeats` timed runs after one warm-up. Measured, in this order:
-  1. gpt2core: load, prefill (128 and 512 tokens, filling a KV cache, last position's logits), greedy
+  1. gpt2core: load, prefill (128 and 512 tokens, filling a KV cache, last position's logits), one greedy
      decode of `new_tokens` tokens after an 8-token prompt; then the process's peak resident memory,
      before anything else has been allocated (so it is gpt2core's alone).
-  2. yardsticks: one pass over as many bytes as the weights (a matrix-vector product, what decoding one
-     token must at least cost), the matmul rate of the machine, and the "matmul floor" of each prefill
+  2. decode timed in alternation with its yardstick, one pass over as many bytes as the weights (a
+     matrix-vector product, what decoding one token must at least cost), so that their ratio is not
+     moved by a drift of the machine's memory bandwidth between the two.
+  3. yardsticks of prefill: the matmul rate of the machine, and the "matmul floor" of each prefill
      (the summed time of exactly the matrix products the prefill performs, each timed alone).
-  3. transformers (torch CPU, the same thread count, its default attention): the same prefills and decode.
+  4. transformers (torch CPU, the same thread count, its default attention): the same prefills and decode.
 Nothing here asserts a timing; the figures are printed for a person (or a CI job) to judge.
 """
 
@@ -29,15 +31,26 @@ PROMPT_LEN = 8  # the short prompt before greedy decoding
 PREFILL_LENGTHS = (128, 512)
 
 
+def interleaved_medians(fns, repeats: int) -> list[float]:
+    """Median wall time of each fn() over `repeats` rounds that run every fn once, after one untimed round.
+
+    Timing them in alternation, not one after the other, lets a drift of the machine's speed during the
+    measurement (memory bandwidth varies by 10-20% over a minute on a shared host) act on all of them alike.
+    """
+    for fn in fns:
+        fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, fn_times in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            fn_times.append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
+
+
 def median_seconds(fn, repeats: int) -> float:
     """Median wall time of fn() over `repeats` runs, after one untimed warm-up run."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return interleaved_medians([fn], repeats)[0]
 
 
 def peak_rss_bytes() -> int:
@@ -114,14 +127,12 @@ def matmul_gflops(dtype, repeats: int, shape=(512, 768, 3072)) -> float:
     return 2 * M * K * N / median_seconds(lambda: a @ b, repeats) / 1e9
 
 
-def weight_pass_seconds(n_bytes: int, dtype, width: int, repeats: int) -> float:
-    """Time of a matrix-vector product over an [n_bytes / width, width] matrix: reading every weight once."""
+def weight_pass(n_bytes: int, dtype, width: int):
+    """A matrix-vector product over an [n_bytes / width, width] matrix, to time: reading every weight once."""
     rows = max(1, n_bytes // (np.dtype(dtype).itemsize * width))
     a = np.full((rows, width), 0.5, dtype=dtype)  # written, so every page is resident before timing
     x = np.full(width, 0.25, dtype=dtype)
-    seconds = median_seconds(lambda: a @ x, repeats)
-    del a
-    return seconds
+    return lambda: a @ x
 
 
 def bench_gpt2core(model_dir, dtype, new_tokens: int, repeats: int) -> dict:
@@ -144,11 +155,15 @@ def bench_gpt2core(model_dir, dtype, new_tokens: int, repeats: int) -> dict:
     def decode():
         tokens["ids"] = model.generate(prompt, new_tokens, stop_at_eos=False)[0, PROMPT_LEN:]
 
-    out["decode_s"] = median_seconds(decode, repeats)
-    out["decode_tok_s"] = new_tokens / out["decode_s"]
+    decode()  # once before the peak is read, so that it includes decoding's own allocations
     out["peak_rss_bytes"] = peak_rss_bytes()
     out["rss_after_bytes"] = current_rss_bytes()
     out["weight_bytes"] = model.params.nbytes()
+    # the yardstick of decoding, timed in alternation with it (allocated only now: not in gpt2core's peak)
+    one_pass = weight_pass(out["weight_bytes"], dtype, cfg.n_embd)
+    out["decode_s"], out["weight_pass_s"] = interleaved_medians([decode, one_pass], repeats)
+    del one_pass
+    out["decode_tok_s"] = new_tokens / out["decode_s"]
     cache = model.new_cache(1)
     out["kv_cache_bytes"] = cache.keys.nbytes + cache.values.nbytes
     return out, model.config, tokens["ids"]
@@ -213,7 +228,6 @@ def run_bench(model_dir, dtype=np.float32, threads: int | None = None, new_token
         report.update(blas_info())
         ours, config, our_tokens = bench_gpt2core(model_dir, dtype, new_tokens, repeats)
         report.update(ours)
-        report["weight_pass_s"] = weight_pass_seconds(report["weight_bytes"], dtype, config.n_embd, repeats)
         report["matmul_gflops"] = matmul_gflops(dtype, repeats)
         for T in PREFILL_LENGTHS:
             if T <= config.n_positions:

@@ -138,7 +138,7 @@ def as_attention_mask(attention_mask, shape: tuple[int, int]) -> np.ndarray:
     mask = np.asarray(attention_mask)
     if mask.shape != shape:
         raise InputError(f"attention_mask has shape {list(mask.shape)}, expected {list(shape)} (batch, positions)")
-    if not (mask.dtype == bool or np.issubdtype(mask.dtype, np.integer)) or not np.isin(mask, (0, 1)).all():
+    if not (mask.dtype == bool or np.issubdtype(mask.dtype, np.integer)) or not ((mask == 0) | (mask == 1)).all():
         raise InputError("attention_mask must contain only 0 (padding) and 1 (token)")
     return mask.astype(np.int64)
 

@@ -137,7 +137,7 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, allowed: np.ndarray |
                 keys, block_allowed = last, block_allowed[..., :last]
         scores = attention_scores(q[:, :, t0:t1], k[:, :, :keys], block_allowed)
         probs = softmax(scores)
-        out[:, :, t0:t1] = probs @ v[:, :, :keys]
+        np.matmul(probs, v[:, :, :keys], out=out[:, :, t0:t1])
         if record is not None:
             record["scores"][:, :, t0:t1, :keys] = scores
             record["probs"][:, :, t0:t1, :keys] = probs

@@ -56,3 +56,11 @@ def test_prefill_matmul_floor_counts_the_blocked_attention_products():
         ((300, 8), (8, 8), "F"), ((300, 8), (8, 32), "F"), ((300, 32), (32, 8), "F"),
     ]  # fmt: skip
     assert prefill_matmuls(cfg, 300, block=128) == per_layer * 2 + [((1, 8), (8, 11), "F")]
+
+
+def test_interleaved_medians_alternate_the_functions_after_one_untimed_round():
+    from gpt2core.bench import interleaved_medians
+
+    calls = []
+    medians = interleaved_medians([lambda: calls.append("a"), lambda: calls.append("b")], repeats=3)
+    assert calls == ["a", "b"] * 4 and len(medians) == 2 and all(m >= 0 for m in medians)

@@ -65,6 +65,19 @@ def test_gelu_matches_torch_tanh_gelu(dtype, lead, width, data):
     check(f"gelu{list(x.shape)}", ops.gelu(x), F.gelu(T(x), approximate="tanh"))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, chunk", [((3, 50_001), None), ((5, 9), 7), ((4, 3), 5)])
+def test_gelu_over_several_chunks_and_a_transposed_input(dtype, shape, chunk, monkeypatch):
+    """gelu works GELU_CHUNK elements at a time: several chunks, a shorter last one, a non-contiguous input."""
+    if chunk is not None:
+        monkeypatch.setattr(ops, "GELU_CHUNK", chunk)
+    x = (np.random.default_rng(0).standard_normal(shape) * 3).astype(dtype)
+    for name, a in (("contiguous", x), ("transposed", x.T)):
+        got = ops.gelu(a)
+        assert got.shape == a.shape and got.dtype == a.dtype
+        check(f"gelu{list(a.shape)} {name}, chunks of {ops.GELU_CHUNK}", got, F.gelu(T(a), approximate="tanh"))
+
+
 @given(dtype=DTYPES, lead=shapes_2d_3d, width=st.integers(1, 64), data=st.data())
 def test_softmax_matches_torch(dtype, lead, width, data):
     x = data.draw(float_arrays(lead + (width,), dtype), label="x")
