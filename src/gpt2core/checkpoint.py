@@ -81,10 +81,8 @@ def read_tensors(path: Path, copy=copy_of) -> dict[str, np.ndarray]:
 
     safetensors validates the file (header, dtypes, shapes, offsets); each tensor's bytes are then mapped
     read-only and handed to `copy(name, mapped)`, which returns an array of its own (never a view of the
-    mapping). The mapping closes before the next tensor is read, so loading holds the weights once plus
-    one tensor's pages, and the copy is the only pass over the bytes: no intermediate array is allocated
-    and freed, which would leave the weights in recycled small-page heap memory (the head's matrix-vector
-    product: 5.0-5.4 ms per token there, 4.7 ms in fresh huge-page memory).
+    mapping) in the dtype and layout the caller wants. The mapping closes before the next tensor is read,
+    so loading holds the weights once plus one tensor's pages, and that copy is the only one made.
     """
     size = path.stat().st_size
     if size < 8:
@@ -186,9 +184,24 @@ def weight_order(name: str) -> str:
     return "F" if CONV1D_WEIGHT.match(name) else "C"
 
 
+TRANSPOSE_ROWS = 32  # a [768, 3072] float32 matrix into column-major: 1.8 ms in bands of 16-64 rows, 15 ms at once
+
+
+def copy_in_layout(source: np.ndarray, dtype: np.dtype, order: str) -> np.ndarray:
+    """A copy of `source` in `dtype` and memory order "C" or "F". A row-major matrix goes to column-major
+    TRANSPOSE_ROWS rows at a time, so that each band is read from cache while its columns are written."""
+    out = np.empty(source.shape, dtype=dtype, order=order)
+    if order == "F" and source.ndim == 2:
+        for r in range(0, source.shape[0], TRANSPOSE_ROWS):
+            out[r : r + TRANSPOSE_ROWS] = source[r : r + TRANSPOSE_ROWS]
+    else:
+        out[...] = source
+    return out
+
+
 def load_params(model_dir: Path, config: GPT2Config, dtype: np.dtype) -> GPT2Params:
     def copy(name: str, mapped: np.ndarray) -> np.ndarray:  # straight into the engine's dtype and layout
-        return np.array(mapped, dtype=dtype, order=weight_order(name.removeprefix("transformer.")))
+        return copy_in_layout(mapped, dtype, weight_order(name.removeprefix("transformer.")))
 
     tensors: dict[str, np.ndarray] = {}
     files = weight_files(model_dir)

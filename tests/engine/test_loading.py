@@ -235,3 +235,16 @@ def test_weights_are_loaded_in_the_engines_layout_owning_their_memory(tiny_dir, 
         assert a.flags.owndata and type(a) is np.ndarray, a.shape
     for name, a in read_tensors(tiny_dir / "model.safetensors").items():
         assert a.flags.owndata and type(a) is np.ndarray, name
+
+
+@pytest.mark.parametrize("rows", [1, 5, 32, 1000])
+def test_copy_in_layout_keeps_every_value_whatever_the_band_height(rows, monkeypatch):
+    from gpt2core import checkpoint
+
+    monkeypatch.setattr(checkpoint, "TRANSPOSE_ROWS", rows)
+    source = np.random.default_rng(0).standard_normal((70, 9)).astype(np.float32)
+    for dtype in (np.float32, np.float64):
+        for order in ("C", "F"):
+            got = checkpoint.copy_in_layout(source, np.dtype(dtype), order)
+            assert got.dtype == dtype and got.flags[f"{order}_CONTIGUOUS"] and got.flags.owndata
+            np.testing.assert_array_equal(got, source.astype(dtype))
