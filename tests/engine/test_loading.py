@@ -233,8 +233,73 @@ def test_weights_are_loaded_in_the_engines_layout_owning_their_memory(tiny_dir, 
         assert a.flags.c_contiguous, a.shape
     for a in params.arrays():
         assert a.flags.owndata and type(a) is np.ndarray, a.shape
+    raw = load_file(str(tiny_dir / "model.safetensors"))
     for name, a in read_tensors(tiny_dir / "model.safetensors").items():
         assert a.flags.owndata and type(a) is np.ndarray, name
+        assert a.dtype == raw[name].dtype and a.shape == raw[name].shape, name
+        np.testing.assert_array_equal(a, raw[name], err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_loaded_weights_are_the_loaders_single_copies(tiny_dir, dtype, monkeypatch):
+    """Each weight is copied once, from the file's mapping straight into the engine's dtype and layout:
+    no array of the model is a second conversion made afterwards."""
+    from gpt2core import checkpoint
+
+    made = []
+
+    def recording_copy(source, dtype, order):
+        made.append(copy_in_layout(source, dtype, order))
+        return made[-1]
+
+    copy_in_layout = checkpoint.copy_in_layout
+    monkeypatch.setattr(checkpoint, "copy_in_layout", recording_copy)
+    params = gpt2core.load(tiny_dir, dtype=dtype).params
+    made_ids = {id(a) for a in made}
+    assert all(id(a) in made_ids for a in params.arrays())
+
+
+def test_params_from_tensors_converts_dtype_and_layout():
+    """The path that builds a model from arrays already in memory (torch's state dict in the property tests)."""
+    from gpt2core.checkpoint import params_from_tensors
+
+    cfg = gpt2core.GPT2Config(vocab_size=11, n_positions=4, n_embd=6, n_layer=1, n_head=2, bos_token_id=0, eos_token_id=0)
+    rng = np.random.default_rng(0)
+    shapes = {"wte.weight": (11, 6), "wpe.weight": (4, 6), "ln_f.weight": (6,), "ln_f.bias": (6,)}
+    for part, shape in {"ln_1.weight": (6,), "ln_1.bias": (6,), "attn.c_attn.weight": (6, 18), "attn.c_attn.bias": (18,),
+                        "attn.c_proj.weight": (6, 6), "attn.c_proj.bias": (6,), "ln_2.weight": (6,), "ln_2.bias": (6,),
+                        "mlp.c_fc.weight": (6, 24), "mlp.c_fc.bias": (24,), "mlp.c_proj.weight": (24, 6),
+                        "mlp.c_proj.bias": (6,)}.items():  # fmt: skip
+        shapes[f"h.0.{part}"] = shape
+    tensors = {name: rng.standard_normal(shape) for name, shape in shapes.items()}  # float64, row-major
+    params = params_from_tensors(dict(tensors), cfg, np.dtype(np.float32), "in memory")
+    assert all(a.dtype == np.float32 for a in params.arrays())
+    w = params.blocks[0].mlp_proj.w
+    assert w.flags.f_contiguous and not w.flags.c_contiguous
+    np.testing.assert_array_equal(w, tensors["h.0.mlp.c_proj.weight"].astype(np.float32))
+    assert params.wte.flags.c_contiguous
+
+
+def test_read_tensors_empty_one_element_and_full_tensors_read_only(tmp_path):
+    """Tensors with no element (not mapped: mmap refuses empty ranges), one element and many, the empty one
+    first; `copy` gets each tensor's name and a read-only mapping of its bytes."""
+    from gpt2core.checkpoint import read_tensors
+
+    path = tmp_path / "model.safetensors"
+    arrays = {"a_empty": np.zeros((0, 3), np.float32), "b_one": np.array([2.5], np.float64),
+              "c_full": np.arange(6, dtype=np.float16).reshape(2, 3)}  # fmt: skip
+    save_file(arrays, str(path))
+    for name, a in read_tensors(path).items():
+        assert a.dtype == arrays[name].dtype and a.shape == arrays[name].shape, name
+        np.testing.assert_array_equal(a, arrays[name], err_msg=name)
+    seen = {}
+
+    def copy(name, mapped):
+        seen[name] = mapped.flags.writeable
+        return np.array(mapped)
+
+    assert set(read_tensors(path, copy)) == set(arrays) == set(seen)
+    assert not seen["b_one"] and not seen["c_full"]  # mapped read-only (the empty one is not mapped)
 
 
 @pytest.mark.parametrize("rows", [1, 5, 32, 1000])
