@@ -49,7 +49,7 @@ def layer_norm(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: float) -> np.nd
     """LayerNorm over the last axis with the biased variance: [..., C] -> [..., C].
 
     The mean is a sum divided by C and the variance a row-wise dot product (np.vecdot), which skips
-    np.mean's Python wrapper and the squared copy: 5 passes over x's size instead of 7."""
+    np.mean's Python wrapper and the squared copy: 6 passes over x's size instead of 7."""
     C = x.shape[-1]
     centred = x - np.add.reduce(x, axis=-1, keepdims=True) / C
     std = np.vecdot(centred, centred)[..., None]
@@ -97,7 +97,7 @@ def attention_scores(q: np.ndarray, k: np.ndarray, allowed: np.ndarray | None) -
     if allowed is not None:
         hidden = ~allowed
         keys = np.flatnonzero(hidden.any(axis=(0, 1, 2)))  # the keys hidden from some query
-        if keys.size:  # causal: only the diagonal band [first, last] is written, not all S columns
+        if keys.size:  # causal: only the diagonal band [first, last) is written, not all S columns
             first, last = keys[0], keys[-1] + 1
             np.copyto(scores[..., first:last], np.finfo(scores.dtype).min, where=hidden[..., first:last])
     return scores
