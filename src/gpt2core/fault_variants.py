@@ -10,6 +10,7 @@ variant (caught, at which checkpoint, by which property module) is what tests/ne
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 
@@ -132,11 +133,14 @@ def advance_twice(self, new_mask):
     ADVANCE(self, new_mask)  # committed twice: a gap of unwritten positions follows every step
 
 
-shared_caches: dict = {}
+# model -> {(batch_size, capacity): cache}; weak keys, so that a later model given a dead one's id() never
+# receives its cache (of another shape: a ValueError instead of the wrong values the fault is meant to give)
+shared_caches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def new_cache_reused(self, batch_size=1, capacity=None):
-    key = (id(self), batch_size, capacity)
-    if key not in shared_caches:  # one cache per model, never reset: the next request sees the last one's keys
-        shared_caches[key] = NEW_CACHE(self, batch_size, capacity)
-    return shared_caches[key]
+    caches = shared_caches.setdefault(self, {})
+    key = (batch_size, capacity)
+    if key not in caches:  # one cache per model, never reset: the next request sees the last one's keys
+        caches[key] = NEW_CACHE(self, batch_size, capacity)
+    return caches[key]
