@@ -88,23 +88,24 @@ def read_tensors(path: Path, copy=copy_of) -> dict[str, np.ndarray]:
     if size < 8:
         raise CheckpointError(f"{path}: truncated safetensors file ({size} bytes, the header length alone is 8)")
     try:
-        with safe_open(str(path), framework="np") as f:
-            layout = {name: (f.get_slice(name).get_dtype(), tuple(f.get_slice(name).get_shape())) for name in f.keys()}
-        for name, (dtype, _) in layout.items():
-            if dtype not in FLOAT_DTYPES:
-                raise CheckpointError(
-                    f"{path}: tensor {name!r} has dtype {dtype}; expected a float type ({', '.join(sorted(FLOAT_DTYPES))})"
-                )
+        with safe_open(str(path), framework="np") as f:  # validates the header: dtypes, shapes, offsets
+            names = list(f.keys())
         with open(path, "rb") as file:  # the header safetensors has just validated: its length, then JSON
             header_len = int.from_bytes(file.read(8), "little")
             header = json.loads(file.read(header_len))
+        for name in names:
+            if header[name]["dtype"] not in FLOAT_DTYPES:
+                raise CheckpointError(
+                    f"{path}: tensor {name!r} has dtype {header[name]['dtype']}; expected a float type ({', '.join(sorted(FLOAT_DTYPES))})"
+                )
         tensors = {}
-        for name, (dtype, shape) in layout.items():
+        for name in names:
+            dtype, shape = FLOAT_DTYPES[header[name]["dtype"]], tuple(header[name]["shape"])
             start = 8 + header_len + header[name]["data_offsets"][0]
             if math.prod(shape) == 0:  # nothing to map (mmap refuses empty ranges)
-                tensors[name] = copy(name, np.zeros(shape, FLOAT_DTYPES[dtype]))
+                tensors[name] = copy(name, np.zeros(shape, dtype))
                 continue
-            mapped = np.memmap(path, dtype=FLOAT_DTYPES[dtype], mode="r", offset=start, shape=shape)
+            mapped = np.memmap(path, dtype=dtype, mode="r", offset=start, shape=shape)
             tensors[name] = copy(name, mapped)
             del mapped  # unmaps the tensor's pages
         return tensors

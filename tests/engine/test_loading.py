@@ -261,17 +261,11 @@ def test_loaded_weights_are_the_loaders_single_copies(tiny_dir, dtype, monkeypat
 
 def test_params_from_tensors_converts_dtype_and_layout():
     """The path that builds a model from arrays already in memory (torch's state dict in the property tests)."""
-    from gpt2core.checkpoint import params_from_tensors
+    from gpt2core.checkpoint import expected_shapes, params_from_tensors
 
     cfg = gpt2core.GPT2Config(vocab_size=11, n_positions=4, n_embd=6, n_layer=1, n_head=2, bos_token_id=0, eos_token_id=0)
     rng = np.random.default_rng(0)
-    shapes = {"wte.weight": (11, 6), "wpe.weight": (4, 6), "ln_f.weight": (6,), "ln_f.bias": (6,)}
-    for part, shape in {"ln_1.weight": (6,), "ln_1.bias": (6,), "attn.c_attn.weight": (6, 18), "attn.c_attn.bias": (18,),
-                        "attn.c_proj.weight": (6, 6), "attn.c_proj.bias": (6,), "ln_2.weight": (6,), "ln_2.bias": (6,),
-                        "mlp.c_fc.weight": (6, 24), "mlp.c_fc.bias": (24,), "mlp.c_proj.weight": (24, 6),
-                        "mlp.c_proj.bias": (6,)}.items():  # fmt: skip
-        shapes[f"h.0.{part}"] = shape
-    tensors = {name: rng.standard_normal(shape) for name, shape in shapes.items()}  # float64, row-major
+    tensors = {name: rng.standard_normal(shape) for name, shape in expected_shapes(cfg).items()}  # float64, row-major
     params = params_from_tensors(dict(tensors), cfg, np.dtype(np.float32), "in memory")
     assert all(a.dtype == np.float32 for a in params.arrays())
     w = params.blocks[0].mlp_proj.w
