@@ -53,6 +53,8 @@ def test_untied_head_when_config_unties(tiny_dir, tmp_path):
     rewrite_weights(d, lambda t: {**t, "lm_head.weight": head})
     model = gpt2core.load(d)
     np.testing.assert_array_equal(model.params.lm_head, head)
+    assert model.params.lm_head is not model.params.wte
+    assert_packed_in_one_aligned_buffer(model.params)
 
 
 def test_float64_weights_are_float64_copies(tiny_dir):
@@ -218,10 +220,26 @@ def test_tokenizer_end_of_text_is_one_special_token(tiny_dir):
     assert tok.decode([50256]) == "<|endoftext|>"
 
 
+def assert_packed_in_one_aligned_buffer(params):
+    """Every weight a view of one plain in-memory buffer (not the file's mapping, which closes once loading is
+    done), the first starting on a huge page, each on a cache line, no two overlapping."""
+    from gpt2core.checkpoint import HUGE_PAGE, SLOT_ALIGNMENT
+
+    arrays = {id(a): a for a in params.arrays()}.values()  # a tied head once
+    buffer = params.wte.base
+    assert type(buffer) is np.ndarray and buffer.flags.owndata and buffer.dtype == np.uint8
+    spans = sorted((a.ctypes.data, a.ctypes.data + a.nbytes, a.shape) for a in arrays)
+    for a in arrays:
+        assert a.base is buffer and type(a) is np.ndarray, a.shape
+    assert spans[0][0] % HUGE_PAGE == 0
+    for (start, end, shape), (next_start, _, next_shape) in zip(spans, spans[1:]):
+        assert start % SLOT_ALIGNMENT == 0 and end <= next_start, (shape, next_shape)
+    assert buffer.ctypes.data <= spans[0][0] and spans[-1][1] <= buffer.ctypes.data + buffer.nbytes
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_weights_are_loaded_in_the_engines_layout_owning_their_memory(tiny_dir, dtype):
-    """Conv1D matrices column-major (what bench.prefill_matmuls times), everything else row-major, and
-    no array a view of the file's mapping (which closes once loading is done)."""
+def test_weights_are_loaded_in_the_engines_layout_in_one_aligned_buffer(tiny_dir, dtype):
+    """Conv1D matrices column-major (what bench.prefill_matmuls times), everything else row-major."""
     from gpt2core.checkpoint import read_tensors
 
     params = gpt2core.load(tiny_dir, dtype=dtype).params
@@ -231,8 +249,7 @@ def test_weights_are_loaded_in_the_engines_layout_owning_their_memory(tiny_dir, 
             assert lin.b.flags.c_contiguous
     for a in (params.wte, params.wpe, params.ln_f.g, params.blocks[0].ln_1.g):
         assert a.flags.c_contiguous, a.shape
-    for a in params.arrays():
-        assert a.flags.owndata and type(a) is np.ndarray, a.shape
+    assert_packed_in_one_aligned_buffer(params)
     raw = load_file(str(tiny_dir / "model.safetensors"))
     for name, a in read_tensors(tiny_dir / "model.safetensors").items():
         assert a.flags.owndata and type(a) is np.ndarray, name
@@ -248,12 +265,12 @@ def test_loaded_weights_are_the_loaders_single_copies(tiny_dir, dtype, monkeypat
 
     made = []
 
-    def recording_copy(source, dtype, order):
-        made.append(copy_in_layout(source, dtype, order))
+    def recording_copy(out, source):
+        made.append(copy_into(out, source))
         return made[-1]
 
-    copy_in_layout = checkpoint.copy_in_layout
-    monkeypatch.setattr(checkpoint, "copy_in_layout", recording_copy)
+    copy_into = checkpoint.copy_into
+    monkeypatch.setattr(checkpoint, "copy_into", recording_copy)
     params = gpt2core.load(tiny_dir, dtype=dtype).params
     made_ids = {id(a) for a in made}
     assert all(id(a) in made_ids for a in params.arrays())
@@ -297,13 +314,38 @@ def test_read_tensors_empty_one_element_and_full_tensors_read_only(tmp_path):
 
 
 @pytest.mark.parametrize("rows", [1, 5, 32, 1000])
-def test_copy_in_layout_keeps_every_value_whatever_the_band_height(rows, monkeypatch):
+def test_copy_into_keeps_every_value_whatever_the_band_height(rows, monkeypatch):
     from gpt2core import checkpoint
 
     monkeypatch.setattr(checkpoint, "TRANSPOSE_ROWS", rows)
     source = np.random.default_rng(0).standard_normal((70, 9)).astype(np.float32)
     for dtype in (np.float32, np.float64):
         for order in ("C", "F"):
+            out = np.empty(source.shape, dtype, order=order)
+            assert checkpoint.copy_into(out, source) is out
+            np.testing.assert_array_equal(out, source.astype(dtype))
             got = checkpoint.copy_in_layout(source, np.dtype(dtype), order)
             assert got.dtype == dtype and got.flags[f"{order}_CONTIGUOUS"] and got.flags.owndata
             np.testing.assert_array_equal(got, source.astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weight_arena_packs_slots_on_cache_lines_from_a_huge_page(dtype):
+    from gpt2core.checkpoint import HUGE_PAGE, SLOT_ALIGNMENT, weight_arena
+
+    shapes = {"wte.weight": (5, 3), "h.0.mlp.c_fc.weight": (3, 7), "h.0.mlp.c_fc.bias": (7,), "empty": (0, 4),
+              "h.0.attn.c_proj.weight": (3, 3), "ln_f.bias": (20,)}  # fmt: skip
+    slots = weight_arena(shapes, np.dtype(dtype))
+    assert list(slots) == list(shapes)
+    for name, a in slots.items():
+        assert a.shape == shapes[name] and a.dtype == dtype, name
+    assert slots["h.0.mlp.c_fc.weight"].flags.f_contiguous and not slots["h.0.mlp.c_fc.weight"].flags.c_contiguous
+    assert slots["wte.weight"].flags.c_contiguous and not slots["wte.weight"].flags.f_contiguous
+    assert slots["wte.weight"].ctypes.data % HUGE_PAGE == 0
+    arrays = list(slots.values())
+    for a, b in zip(arrays, arrays[1:]):  # each slot on the first cache line after the one before it
+        end = a.ctypes.data + a.nbytes
+        assert b.ctypes.data == end + -end % SLOT_ALIGNMENT, (a.shape, b.shape)
+    for i, a in enumerate(arrays):
+        a[...] = i
+    assert all((a == i).all() for i, a in enumerate(arrays))
