@@ -57,6 +57,24 @@ def test_untied_head_when_config_unties(tiny_dir, tmp_path):
     assert_packed_in_one_aligned_buffer(model.params)
 
 
+def test_tied_head_stored_in_float64_is_compared_in_the_engines_dtype(tiny_dir, tmp_path):
+    """A float64 checkpoint that also stores the tied head, loaded in float32: its lm_head.weight equals wte
+    after both are rounded to float32, not the float64 values of the file."""
+    d = copy_dir(tiny_dir, tmp_path / "m")
+    rng = np.random.default_rng(0)
+
+    def to_float64(t):
+        out = {k: v.astype(np.float64) for k, v in t.items()}
+        out["transformer.wte.weight"] += rng.uniform(0, 1e-12, out["transformer.wte.weight"].shape)  # not float32 values
+        out["lm_head.weight"] = out["transformer.wte.weight"].copy()
+        return out
+
+    rewrite_weights(d, to_float64)
+    model = gpt2core.load(d, dtype=np.float32)
+    assert model.params.lm_head is model.params.wte and model.params.wte.dtype == np.float32
+    assert_packed_in_one_aligned_buffer(model.params)
+
+
 def test_float64_weights_are_float64_copies(tiny_dir):
     model = gpt2core.load(tiny_dir, dtype=np.float64)
     assert all(a.dtype == np.float64 for a in model.params.arrays())
@@ -324,9 +342,6 @@ def test_copy_into_keeps_every_value_whatever_the_band_height(rows, monkeypatch)
             out = np.empty(source.shape, dtype, order=order)
             assert checkpoint.copy_into(out, source) is out
             np.testing.assert_array_equal(out, source.astype(dtype))
-            got = checkpoint.copy_in_layout(source, np.dtype(dtype), order)
-            assert got.dtype == dtype and got.flags[f"{order}_CONTIGUOUS"] and got.flags.owndata
-            np.testing.assert_array_equal(got, source.astype(dtype))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -342,7 +357,7 @@ def test_weight_arena_packs_slots_on_cache_lines_from_a_huge_page(dtype):
     assert slots["h.0.mlp.c_fc.weight"].flags.f_contiguous and not slots["h.0.mlp.c_fc.weight"].flags.c_contiguous
     assert slots["wte.weight"].flags.c_contiguous and not slots["wte.weight"].flags.f_contiguous
     assert slots["wte.weight"].ctypes.data % HUGE_PAGE == 0
-    arrays = list(slots.values())
+    arrays = [a for a in slots.values() if a.size]  # an empty array's address means nothing
     for a, b in zip(arrays, arrays[1:]):  # each slot on the first cache line after the one before it
         end = a.ctypes.data + a.nbytes
         assert b.ctypes.data == end + -end % SLOT_ALIGNMENT, (a.shape, b.shape)
