@@ -80,9 +80,9 @@ def read_tensors(path: Path, copy=copy_of) -> dict[str, np.ndarray]:
     """All tensors of one safetensors file as NumPy arrays; malformed files raise CheckpointError.
 
     safetensors validates the file (header, dtypes, shapes, offsets); each tensor's bytes are then mapped
-    read-only and handed to `copy(name, mapped)`, which returns the tensor copied into memory of the caller's
-    (never a view of the mapping) in the dtype and layout it wants. The mapping closes before the next tensor is read,
-    so loading holds the weights once plus one tensor's pages, and that copy is the only one made.
+    read-only and handed to `copy(name, mapped)`, which copies it into memory the caller owns (never a view of
+    the mapping), in the dtype and layout it wants. The mapping closes before the next tensor is read, so
+    loading holds the weights once plus one tensor's pages, and that copy is the only one made.
     """
     size = path.stat().st_size
     if size < 8:
