@@ -20,7 +20,7 @@ if os.environ.get("MUTANT_UNDER_TEST"):  # forked mutmut children hang on multit
 
 
 def pytest_configure(config):
-    from gpt2core.faults import inject_from_environment
+    from gpt2core.verification.faults import inject_from_environment
 
     if os.environ.get("MUTANT_UNDER_TEST"):
         # mutmut forks one pytest session per mutant from a process holding torch and transformers; pytest
@@ -35,11 +35,11 @@ def pytest_configure(config):
 # stops at the first failure (-x), so a killed mutant then costs its cheapest failing test, and keeping each
 # module's tests together sets its fixtures up once. Modules not listed run before the fault catalogue.
 MUTMUT_ORDER = (
-    "negative/test_bad_input.py", "engine/test_compare.py", "engine/test_mutation_score.py", "property/test_ops.py",
+    "engine/test_architecture.py", "negative/test_bad_input.py", "engine/test_compare.py", "engine/test_mutation_score.py", "property/test_ops.py",
     "property/test_sampling.py", "engine/test_hub.py", "engine/test_generation.py", "parity/test_checkpoints.py",
     "parity/test_logits.py", "engine/test_loading.py", "engine/test_checkpoint_recording.py",
     "property/test_invariants.py", "parity/test_references.py", "property/test_models.py",
-    "negative/test_fuzz_readers.py",
+    "negative/test_fuzz_readers.py", "engine/test_subjects.py",
 )  # fmt: skip
 LAST = "negative/test_fault_catalogue.py"
 

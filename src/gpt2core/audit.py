@@ -8,11 +8,9 @@ lays it out as one self-contained HTML file.
 from __future__ import annotations
 
 import datetime
-from pathlib import Path
-
-from .faults import catalogue_on
 from .mutation import EQUIVALENTS_FILE, MutationResultsError, merge, read_equivalents, read_run, score
-from .verify import verify_model
+from .verification.faults import catalogue_on
+from .verification.verify import verify_model
 
 
 def mutation_results(run_dirs, equivalents, minimum: float) -> dict:
@@ -38,8 +36,8 @@ def run_audit(
 ) -> dict:
     """{"ok", "created", "command", "verify", "faults", "mutation"}; ok needs parity in both dtypes, every
     fault caught, and a passing mutation score when mutmut results exist."""
-    verify = verify_model(Path(model_dir), dtypes=["float32", "float64"], command=command)
-    fault_report = catalogue_on(Path(fault_model_dir), names=faults, with_sensitivity=with_sensitivity, command=command)
+    verify = verify_model(model_dir, dtypes=["float32", "float64"], command=command)
+    fault_report = catalogue_on(fault_model_dir, names=faults, with_sensitivity=with_sensitivity, command=command)
     mutation = mutation_results(mutation_dirs, equivalents, minimum)
     ok = verify["ok"] and fault_report["caught"] == fault_report["total"] and mutation.get("passes", True)
     return {

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .ops import QUERY_BLOCK, query_blocks
+from .engine.ops import QUERY_BLOCK, query_blocks
 
 PROMPT_LEN = 8  # the short prompt before greedy decoding
 PREFILL_LENGTHS = (128, 512)
@@ -136,7 +136,7 @@ def weight_pass(n_bytes: int, dtype, width: int):
 
 
 def bench_gpt2core(model_dir, dtype, new_tokens: int, repeats: int) -> dict:
-    from .loading import load
+    from .engine.loading import load
 
     start = time.perf_counter()
     model = load(model_dir, dtype=dtype)

@@ -27,8 +27,15 @@ def model_path(args) -> str:
     return str(builtin_model_dir())
 
 
+def model_dir(path):
+    """The model directory, read once for the whole command (config, tokenizer and hashes passed down)."""
+    from .verification.model_dir import read_model_dir
+
+    return read_model_dir(path)
+
+
 def cmd_generate(args) -> int:
-    from .loading import load
+    from .engine.loading import load
 
     model = load(model_path(args), dtype=np.dtype(args.dtype))
     prompt_ids = model.tokenizer.encode(args.prompt)
@@ -52,12 +59,12 @@ def cmd_generate(args) -> int:
 
 
 def cmd_references(args) -> int:
-    from .hub import resolve_model_dir
-    from .references import cases_for, write_references
+    from .verification.cases import cases_for
+    from .verification.reference_set import write_references
 
-    model_dir = resolve_model_dir(model_path(args))
-    cases = cases_for(model_dir, args.prompt, args.full_length)
-    out = write_references(model_dir, args.out, cases, np.dtype(args.dtype), command=shell_command(args))
+    md = model_dir(model_path(args))
+    cases = cases_for(md, args.prompt, args.full_length)
+    out = write_references(md, args.out, cases, np.dtype(args.dtype), command=shell_command(args))
     print(f"wrote {len(cases)} reference case(s) ({', '.join(c.name for c in cases)}) in {args.dtype} to {out}")
     return 0
 
@@ -70,12 +77,11 @@ def shell_command(args) -> str:
 
 
 def cmd_verify(args) -> int:
-    from .hub import resolve_model_dir
     from .report import format_verify
-    from .verify import verify_model
+    from .verification.verify import verify_model
 
     report = verify_model(
-        resolve_model_dir(model_path(args)),
+        model_dir(model_path(args)),
         dtypes=[args.dtype] if args.dtype else ["float32", "float64"],
         reference_dirs=args.references,
         prompts=args.prompt,
@@ -83,19 +89,18 @@ def cmd_verify(args) -> int:
         command=shell_command(args),
     )
     print(json.dumps(report) if args.json else format_verify(report))
-    return 0 if report["ok"] else 1
+    return EXIT_CODES[report["verdict"]]
 
 
 def fault_model_dir(path):
     """The given model, or the stress model (sharp attention, random biases, outliers) the catalogue is tuned on."""
-    from .hub import resolve_model_dir
-    from .stress import stress_model_dir
+    from .verification.stress import stress_model_dir
 
-    return resolve_model_dir(path) if path else stress_model_dir()
+    return model_dir(path if path else stress_model_dir())
 
 
 def cmd_faults(args) -> int:
-    from .faults import catalogue_on
+    from .verification.faults import catalogue_on
     from .report import format_faults
 
     report = catalogue_on(fault_model_dir(args.model), names=args.fault, with_sensitivity=not args.no_sensitivity,
@@ -118,12 +123,11 @@ def cmd_audit(args) -> int:
     from pathlib import Path
 
     from .audit import run_audit
-    from .hub import resolve_model_dir
     from .mutation import EQUIVALENTS_FILE
     from .report import audit_html
 
     audit = run_audit(
-        resolve_model_dir(model_path(args)),
+        model_dir(model_path(args)),
         fault_model_dir(args.fault_model),
         mutation_dirs=args.mutants or ["."],
         equivalents=args.equivalents or EQUIVALENTS_FILE,
@@ -155,6 +159,8 @@ def cmd_bench(args) -> int:
     return 0
 
 
+# verify's exit status: every mode ran and passed, a comparison failed, a mode did not run (2: an error)
+EXIT_CODES = {"PASS": 0, "FAIL": 1, "INCOMPLETE": 3}
 MODEL_HELP = "model directory or cached model name (default: the built-in 124M-shape model)"
 
 

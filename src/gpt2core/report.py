@@ -8,23 +8,42 @@ reason; tests/engine checks that the reports show the figures they are given.
 from __future__ import annotations
 
 
+def _margin(cell) -> str:
+    """A table cell's margin, or '-' for a mode that did not run."""
+    return "-" if cell is None else f"{cell['margin']:.3g}" if cell["margin"] is not None else "inf"
+
+
+def format_modes(run: dict) -> str:
+    """Which modes ran for the subject, and why the others did not: a mode not run is never a pass."""
+    parts = []
+    for mode, m in run["modes"].items():
+        state = ("PASS" if m["ok"] else "FAIL") if m["ran"] else f"NOT RUN ({m['why']})"
+        parts.append(f"{mode} {state}")
+    return "modes: " + ", ".join(parts)
+
+
 def format_run(run: dict) -> str:
-    """A table of every checkpoint: chained max abs/rel difference, tolerance, margin; isolated margin."""
+    """A table of every checkpoint: chained max abs/rel difference, tolerance, margin; isolated and cached
+    margins; then the greedy-generation comparison."""
     lines = [
-        f"{run['dtype']}: {'PASS' if run['ok'] else 'FAIL'} over cases {', '.join(run['cases'])}; "
+        f"{run['dtype']}: {run['verdict']} - subject {run['subject']} over cases {', '.join(run['cases'])}; "
         f"max abs diff {run['max_abs']:.3e}, max rel diff {run['max_rel']:.3e}, worst margin {run['worst_margin']:.3g}",
-        f"{'checkpoint':<16} {'max abs':>10} {'max rel':>10} {'tolerance':>10} {'margin':>8} {'isolated':>8}  case",
+        format_modes(run),
+        f"{'checkpoint':<16} {'max abs':>10} {'max rel':>10} {'tolerance':>10} {'margin':>8} {'isolated':>8} {'cached':>8}  case",
     ]
     for row in run["checkpoints"]:
-        ch, iso = row["chained"], row["isolated"]
-        if ch["problem"] or iso["problem"]:
-            lines.append(f"{row['name']:<16} FAIL {ch['problem'] or iso['problem']}")
+        ch = row["chained"]
+        problems = [c["problem"] for c in (ch, row["isolated"], row["cached"]) if c is not None and c["problem"]]
+        if problems:
+            lines.append(f"{row['name']:<16} FAIL {problems[0]}")
             continue
         flag = "" if row["ok"] else "  <-- FAIL"
         lines.append(
             f"{row['name']:<16} {ch['max_abs']:>10.3e} {ch['max_rel']:>10.3e} {ch['tolerance']:>10.3e} "
-            f"{ch['margin']:>8.3g} {iso['margin']:>8.3g}  {ch['case']}{flag}"
+            f"{ch['margin']:>8.3g} {_margin(row['isolated']):>8} {_margin(row['cached']):>8}  {ch['case']}{flag}"
         )
+    for g in run["generate"]:
+        lines.append(f"greedy generation, case {g['case']}: {'PASS' if g['ok'] else 'FAIL'} ({g['message']})")
     if run["first_divergence"]:
         fd = run["first_divergence"]
         lines.append(f"first diverging checkpoint: {fd['name']} (case {fd['case']}): {fd['message']}")
@@ -35,7 +54,7 @@ def format_verify(report: dict) -> str:
     """One table per dtype (see `format_run`), then a one-line verdict."""
     tables = [format_run(run) for run in report["runs"]]
     summary = ", ".join(f"{r['dtype']} max abs {r['max_abs']:.3e}" for r in report["runs"])
-    return "\n\n".join(tables) + f"\n\nverify: {'PASS' if report['ok'] else 'FAIL'} - {summary}"
+    return "\n\n".join(tables) + f"\n\nverify: {report['verdict']} - {summary}"
 
 
 def format_faults(report: dict) -> str:
@@ -140,7 +159,7 @@ def layer_plot_svg(run: dict, width: int = 720, height: int = 320) -> str:
     import math
     from html import escape
 
-    from .model import CHECKPOINTS_PER_LAYER
+    from .verification.subject import LAYER_CHECKPOINTS as CHECKPOINTS_PER_LAYER
 
     series: dict[str, list[tuple[int, float]]] = {kind: [] for kind in CHECKPOINTS_PER_LAYER}
     for row in run["checkpoints"]:
@@ -194,14 +213,16 @@ def _parity_section(verify: dict) -> str:
                    f"{run['worst_margin']:.3g}" + (f"; first diverging checkpoint {escape(fd['name'])} "
                    f"(case {escape(fd['case'])}): {escape(fd['message'])}" if fd else "") + "</p>")  # fmt: skip
         out.append(layer_plot_svg(run))
+        out.append(f"<p>{escape(format_modes(run))}</p>")
         rows = []
         for row in run["checkpoints"]:
-            ch, iso = row["chained"], row["isolated"]
-            problem = ch["problem"] or iso["problem"]
+            ch = row["chained"]
+            problems = [c["problem"] for c in (ch, row["isolated"], row["cached"]) if c is not None and c["problem"]]
             rows.append([escape(row["name"]), _num(ch["max_abs"]), _num(ch["max_rel"]), _num(ch["tolerance"]),
-                         _num(ch["margin"], ".3g"), _num(iso["margin"], ".3g"), escape(ch["case"]),
-                         _verdict(row["ok"]) + (f" {escape(problem)}" if problem else "")])  # fmt: skip
-        out.append(_table(["checkpoint", "max abs", "max rel", "tolerance", "margin", "isolated margin", "worst case", ""], rows))
+                         _num(ch["margin"], ".3g"), _margin(row["isolated"]), _margin(row["cached"]), escape(ch["case"]),
+                         _verdict(row["ok"]) + (f" {escape(problems[0])}" if problems else "")])  # fmt: skip
+        out.append(_table(["checkpoint", "max abs", "max rel", "tolerance", "margin", "isolated margin", "cached margin",
+                           "worst case", ""], rows))  # fmt: skip
     return "".join(out)
 
 

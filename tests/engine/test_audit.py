@@ -8,7 +8,8 @@ import re
 from support.models import CACHE
 
 from gpt2core.cli import main
-from gpt2core.stress import stress_model_dir
+from gpt2core.verification.stress import stress_model_dir
+from gpt2core.verification.subject import LAYER_CHECKPOINTS
 
 FAULTS = ["no_scale", "post_norm"]  # two faults keep the test short; the catalogue runs whole in tests/negative
 
@@ -56,7 +57,7 @@ def test_audit_report_carries_the_numbers_of_each_command(tiny_dir, tmp_path, ca
         assert f"max abs diff {r['max_abs']:.3e}" in html
         for row in r["checkpoints"]:
             assert f"<td class=\"l\">{row['name']}</td><td>{row['chained']['max_abs']:.3e}</td>" in html
-    assert html.count("<svg") == 2 and html.count("<polyline") == 2 * 10  # one line per per-layer checkpoint
+    assert html.count("<svg") == 2 and html.count("<polyline") == 2 * len(LAYER_CHECKPOINTS)  # one line per per-layer checkpoint
     for f in faults["faults"]:
         assert f"<td class=\"l\">{f['name']}</td>" in html and f"{f['margin']:.3g}" in html
     assert "95.00%" in html and "an equivalent rewrite" in html

@@ -45,7 +45,7 @@ def test_bench_text_lists_the_targets(tiny_dir, capsys):
 def test_prefill_matmul_floor_counts_the_blocked_attention_products():
     """The floor times the products gpt2core performs: each query block against the keys up to its last query."""
     from gpt2core.bench import prefill_matmuls
-    from gpt2core.config import GPT2Config
+    from gpt2core.engine.config import GPT2Config
 
     cfg = GPT2Config(n_layer=2, n_head=2, n_embd=8, vocab_size=11, n_positions=400, bos_token_id=0, eos_token_id=0)
     per_layer = [

@@ -17,8 +17,10 @@ def test_every_checkpoint_recorded_with_its_shape(tiny_dir):
     assert sorted(rec) == sorted(checkpoint_names(cfg.n_layer))
     expected = {"embeddings": (B, T, C), "ln_f": (B, T, C), "logits": (B, T, V)}
     for i in range(cfg.n_layer):
-        for name in ("ln_1", "ln_2", "attn_out", "mlp_out", "out"):
+        for name in ("ln_1", "attn_heads", "attn_out", "resid_mid", "ln_2", "mlp_out", "out"):
             expected[f"h{i}.{name}"] = (B, T, C)
+        for name in ("mlp_fc", "mlp_act"):
+            expected[f"h{i}.{name}"] = (B, T, 4 * C)
         for name in ("q", "k", "v"):
             expected[f"h{i}.{name}"] = (B, H, T, D)
         for name in ("attn_scores", "attn_probs"):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gpt2core.compare import compare
-from gpt2core.tolerances import CHECKPOINT_TOL
+from gpt2core.verification.compare import compare
+from gpt2core.verification.tolerances import CHECKPOINT_TOL
 
 F64 = np.float64
 MIN = np.finfo(F64).min
@@ -95,7 +95,7 @@ def test_message_states_verdict_shape_and_the_layer_of_the_worst_element():
 
 
 def test_axes_come_from_the_last_name_component_before_any_step_suffix():
-    from gpt2core.compare import axes_of
+    from gpt2core.verification.compare import axes_of
 
     attention = ("batch", "head", "query", "key")
     assert axes_of("h3.attn_scores") == axes_of("h3.attn_scores@t=5,b=0") == axes_of("gpt2.h3.attn_scores") == attention

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import gpt2core
-from gpt2core.generate import top_k_filter, top_p_filter
+from gpt2core.engine.generate import top_k_filter, top_p_filter
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_top_k_and_top_p_keep_the_right_tokens():
 
 def test_sampled_draws_follow_each_rows_own_distribution():
     """Inverse-CDF sampling: each row's draws follow its softmax, independently of the other rows."""
-    from gpt2core.generate import next_tokens
+    from gpt2core.engine.generate import next_tokens
 
     probs = np.array([[0.5, 0.3, 0.2, 0.0], [0.1, 0.1, 0.1, 0.7], [0.5, 0.3, 0.2, 0.0]])
     logits = np.log(probs + 1e-12).astype(np.float32)
@@ -70,7 +70,7 @@ def test_sampled_draws_follow_each_rows_own_distribution():
 
 def test_a_draw_past_the_last_cumulative_sum_picks_the_last_token():
     """Rounding can leave u * sum(p) above the last cumulative sum; the draw is then the last token, never V."""
-    from gpt2core.generate import next_tokens
+    from gpt2core.engine.generate import next_tokens
 
     class TopOfInterval:
         def random(self, shape):
@@ -130,7 +130,7 @@ def test_top_k_and_top_p_on_several_rows_with_ties():
 
 
 def test_temperature_keeps_the_logits_dtype_and_top_k_picks_the_k_largest():
-    from gpt2core.generate import apply_temperature
+    from gpt2core.engine.generate import apply_temperature
 
     assert apply_temperature(np.ones((1, 3), np.float32), 2.0).dtype == np.float32
     logits = np.array([[0.3, 0.9, 0.1, 0.7, 0.5, 0.2, 0.8]])  # 7 tokens: -k and +k pick different slots

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from gpt2core.errors import CheckpointError
-from gpt2core.hub import hub_cache_dirs, resolve_model_dir, snapshot_dir
+from gpt2core.engine.hub import hub_cache_dirs, resolve_model_dir, snapshot_dir
 
 ENV_KEYS = ("HF_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME", "HOME")
 

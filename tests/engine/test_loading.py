@@ -187,7 +187,7 @@ def test_tokenizer_refuses_ids_outside_the_vocabulary(tiny_dir):
 
 
 def test_scaled_atol_scales_by_max_abs_with_a_floor_of_one():
-    from gpt2core.tolerances import OP_TOL, scaled_atol
+    from gpt2core.verification.tolerances import OP_TOL, scaled_atol
 
     base = OP_TOL[np.dtype(np.float64)]
     assert scaled_atol(OP_TOL, np.array([0.5, -0.25])) == base
@@ -221,7 +221,7 @@ def test_config_json_written_by_gpt2core_agrees_with_transformers(tiny_dir):
     """to_dict() states every value transformers wrote for the keys gpt2core reads or checks, the same way."""
     import transformers
 
-    from gpt2core.config import GPT2_SETTINGS, GPT2Config
+    from gpt2core.engine.config import GPT2_SETTINGS, GPT2Config
 
     theirs = json.loads((tiny_dir / "config.json").read_text())  # written by save_pretrained
     ours = GPT2Config.from_dict(theirs).to_dict()
@@ -241,7 +241,7 @@ def test_tokenizer_end_of_text_is_one_special_token(tiny_dir):
 def assert_packed_in_one_aligned_buffer(params):
     """Every weight a view of one plain in-memory buffer (not the file's mapping, which closes once loading is
     done), the first starting on a huge page, each on a cache line, no two overlapping."""
-    from gpt2core.checkpoint import HUGE_PAGE, SLOT_ALIGNMENT
+    from gpt2core.engine.weights import HUGE_PAGE, SLOT_ALIGNMENT
 
     arrays = {id(a): a for a in params.arrays()}.values()  # a tied head once
     buffer = params.wte.base
@@ -258,7 +258,7 @@ def assert_packed_in_one_aligned_buffer(params):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_weights_are_loaded_in_the_engines_layout_in_one_aligned_buffer(tiny_dir, dtype):
     """Conv1D matrices column-major (what bench.prefill_matmuls times), everything else row-major."""
-    from gpt2core.checkpoint import read_tensors
+    from gpt2core.engine.weights import read_tensors
 
     params = gpt2core.load(tiny_dir, dtype=dtype).params
     for blk in params.blocks:
@@ -279,7 +279,7 @@ def test_weights_are_loaded_in_the_engines_layout_in_one_aligned_buffer(tiny_dir
 def test_loaded_weights_are_the_loaders_single_copies(tiny_dir, dtype, monkeypatch):
     """Each weight is copied once, from the file's mapping straight into the engine's dtype and layout:
     no array of the model is a second conversion made afterwards."""
-    from gpt2core import checkpoint
+    from gpt2core.engine import weights as checkpoint
 
     made = []
 
@@ -296,7 +296,7 @@ def test_loaded_weights_are_the_loaders_single_copies(tiny_dir, dtype, monkeypat
 
 def test_params_from_tensors_converts_dtype_and_layout():
     """The path that builds a model from arrays already in memory (torch's state dict in the property tests)."""
-    from gpt2core.checkpoint import expected_shapes, params_from_tensors
+    from gpt2core.engine.weights import expected_shapes, params_from_tensors
 
     cfg = gpt2core.GPT2Config(vocab_size=11, n_positions=4, n_embd=6, n_layer=1, n_head=2, bos_token_id=0, eos_token_id=0)
     rng = np.random.default_rng(0)
@@ -312,7 +312,7 @@ def test_params_from_tensors_converts_dtype_and_layout():
 def test_read_tensors_empty_one_element_and_full_tensors_read_only(tmp_path):
     """Tensors with no element (not mapped: mmap refuses empty ranges), one element and many, the empty one
     first; `copy` gets each tensor's name and a read-only mapping of its bytes."""
-    from gpt2core.checkpoint import read_tensors
+    from gpt2core.engine.weights import read_tensors
 
     path = tmp_path / "model.safetensors"
     arrays = {"a_empty": np.zeros((0, 3), np.float32), "b_one": np.array([2.5], np.float64),
@@ -333,7 +333,7 @@ def test_read_tensors_empty_one_element_and_full_tensors_read_only(tmp_path):
 
 @pytest.mark.parametrize("rows", [1, 5, 32, 1000])
 def test_copy_into_keeps_every_value_whatever_the_band_height(rows, monkeypatch):
-    from gpt2core import checkpoint
+    from gpt2core.engine import weights as checkpoint
 
     monkeypatch.setattr(checkpoint, "TRANSPOSE_ROWS", rows)
     source = np.random.default_rng(0).standard_normal((70, 9)).astype(np.float32)
@@ -346,7 +346,7 @@ def test_copy_into_keeps_every_value_whatever_the_band_height(rows, monkeypatch)
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_weight_arena_packs_slots_on_cache_lines_from_a_huge_page(dtype):
-    from gpt2core.checkpoint import HUGE_PAGE, SLOT_ALIGNMENT, weight_arena
+    from gpt2core.engine.weights import HUGE_PAGE, SLOT_ALIGNMENT, weight_arena
 
     shapes = {"wte.weight": (5, 3), "h.0.mlp.c_fc.weight": (3, 7), "h.0.mlp.c_fc.bias": (7,), "empty": (0, 4),
               "h.0.attn.c_proj.weight": (3, 3), "ln_f.bias": (20,)}  # fmt: skip

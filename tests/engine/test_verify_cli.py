@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
-from gpt2core.faults import inject
+from gpt2core.verification.faults import inject
 
 from gpt2core import checkpoint_names
 from gpt2core.cli import main
-from gpt2core.references import MANIFEST, load_references
+from gpt2core.verification.reference_set import MANIFEST, load_references
 
 
 def verify_json(capsys, *args) -> tuple[int, dict]:
@@ -51,10 +51,11 @@ def test_verify_table_lists_every_checkpoint(tiny_dir, capsys):
     out = capsys.readouterr().out
     for name in checkpoint_names(2):
         assert f"\n{name} " in out
+    assert "modes: chained PASS, isolated PASS, cached PASS, generate PASS" in out
     assert "verify: PASS - float64 max abs" in out
 
 
-@pytest.mark.parametrize(("fault", "first"), [("no_causal_mask", "h0.attn_scores"), ("exact_gelu", "h0.mlp_out")])
+@pytest.mark.parametrize(("fault", "first"), [("no_causal_mask", "h0.attn_scores"), ("exact_gelu", "h0.mlp_act")])
 def test_verify_reports_a_fault_at_its_checkpoint(tiny_dir, capsys, fault, first):
     with inject(fault):
         rc, report = verify_json(capsys, "--model", str(tiny_dir), "--dtype", "float64")

@@ -214,7 +214,7 @@ def test_unsupported_or_invalid_config(model_copy, changes, message):
 
 
 def test_config_file_not_found(tmp_path):
-    from gpt2core.config import GPT2Config
+    from gpt2core.engine.config import GPT2Config
 
     with pytest.raises(ConfigError, match=f"^config file not found: {re.escape(str(tmp_path / 'absent.json'))}$"):
         GPT2Config.from_json_file(tmp_path / "absent.json")
@@ -232,7 +232,7 @@ def test_config_file_not_found(tmp_path):
     ("bos_token_id", -1, "config field 'bos_token_id' must be a token id in [0, 50257), got -1"),
 ])  # fmt: skip
 def test_invalid_config_field(field, value, message):
-    from gpt2core.config import GPT2Config
+    from gpt2core.engine.config import GPT2Config
 
     with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
         GPT2Config(**{field: value})
@@ -245,7 +245,7 @@ def test_invalid_config_field(field, value, message):
      "config: config field 'tie_word_embeddings' must be a boolean, got 1"),
 ])  # fmt: skip
 def test_invalid_config_dict(d, message):
-    from gpt2core.config import GPT2Config
+    from gpt2core.engine.config import GPT2Config
 
     with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
         GPT2Config.from_dict(d)
@@ -253,7 +253,7 @@ def test_invalid_config_dict(d, message):
 
 def test_config_dict_defaults_and_old_n_ctx():
     """model_type may be absent; very old configs give the context length only as n_ctx."""
-    from gpt2core.config import GPT2Config
+    from gpt2core.engine.config import GPT2Config
 
     shape = {"vocab_size": 50257, "n_embd": 8, "n_layer": 1, "n_head": 2}
     assert GPT2Config.from_dict(shape).n_positions == 1024  # neither: the default
@@ -263,7 +263,7 @@ def test_config_dict_defaults_and_old_n_ctx():
 
 
 def test_smallest_valid_config_values():
-    from gpt2core.config import GPT2Config
+    from gpt2core.engine.config import GPT2Config
 
     assert GPT2Config(n_inner=1).mlp_width == 1
     assert GPT2Config(layer_norm_epsilon=1e-300, eos_token_id=0, bos_token_id=50256).layer_norm_epsilon == 1e-300

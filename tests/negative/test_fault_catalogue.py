@@ -1,6 +1,6 @@
-"""Every fault of the catalogue (gpt2core.faults) is caught, at the checkpoint where it lives.
+"""Every fault of the catalogue (gpt2core.verification.faults) is caught, at the checkpoint where it lives.
 
-The parity comparison runs on the stress model (gpt2core.stress: a transformers-built GPT-2 with sharp
+The parity comparison runs on the stress model (gpt2core.verification.stress: a transformers-built GPT-2 with sharp
 attention, random biases and LayerNorm parameters, and outlier channels) against references captured from
 transformers in float64 (float32 rounding on attention this sharp is as large as float32's tolerance; float32
 appears only in the sensitivity scan). A fault counts only when a comparison fails at the expected checkpoint;
@@ -20,9 +20,12 @@ from support.models import CACHE
 from support.references import reference_set
 
 from gpt2core import checkpoint_names
-from gpt2core.faults import FAULTS, run_fault, sensitivity
-from gpt2core.references import default_cases, tokenizer_for
-from gpt2core.stress import SHAPE, stress_model_dir
+from gpt2core.verification.faults import FAULTS, run_fault, sensitivity
+from gpt2core.verification.cases import default_cases
+from gpt2core.verification.model_dir import read_model_dir
+from gpt2core.verification.numpy_subject import NumpySubject
+from gpt2core.verification.verify import compare_cached, compare_case
+from gpt2core.verification.stress import SHAPE, stress_model_dir
 
 TESTS = Path(__file__).resolve().parents[1]
 DTYPES = ("float64", "float32")
@@ -34,10 +37,10 @@ def stress(tmp_path_factory):
     """(model dir, {dtype: engine model}, {dtype: references}) for the stress model, built once."""
     if not _state:
         import gpt2core
-        from gpt2core.config import GPT2Config
 
         model_dir = stress_model_dir(CACHE)
-        cases = default_cases(GPT2Config.from_json_file(model_dir / "config.json"), tokenizer_for(model_dir))
+        md = read_model_dir(model_dir)
+        cases = default_cases(md.config, md.tokenizer)
         refs, models = {}, {}
         for dtype in DTYPES:
             refs[dtype] = reference_set(model_dir, dtype, tmp_path_factory, cases)
@@ -56,15 +59,16 @@ def test_the_catalogue_has_at_least_20_distinct_faults():
 
 
 def test_the_clean_engine_passes_on_the_stress_model(stress):
-    from gpt2core.verify import compare_cached, compare_case
-
-    model = stress["models"]["float64"]
-    for case in stress["refs"]["float64"].cases:
-        comps = compare_case(model, case, "chained") + compare_case(model, case, "isolated") + compare_cached(model, case)
+    model, refs = stress["models"]["float64"], stress["refs"]["float64"]
+    subject, names = NumpySubject(model), refs.checkpoint_names
+    for case in refs.cases:
+        comps = (compare_case(subject, case, "chained", names) + compare_case(subject, case, "isolated", names)
+                 + compare_cached(subject, case, names, model.config.vocab_size))  # fmt: skip
         bad = [c.message() for c in comps if not c.ok]
         assert not bad, f"float64 {case.name}: " + "\n".join(bad[:5])
-    for case in stress["refs"]["float32"].cases:  # the sensitivity scan's float32 baseline
-        bad = [c.message() for c in compare_case(stress["models"]["float32"], case, "chained") if not c.ok]
+    subject32, refs32 = NumpySubject(stress["models"]["float32"]), stress["refs"]["float32"]
+    for case in refs32.cases:  # the sensitivity scan's float32 baseline
+        bad = [c.message() for c in compare_case(subject32, case, "chained", names) if not c.ok]
         assert not bad, f"float32 {case.name}: " + "\n".join(bad[:5])
 
 
@@ -84,14 +88,14 @@ def test_fault_is_caught_at_its_checkpoint(stress, name):
 
 
 def test_injection_is_undone(stress):
-    from gpt2core.faults import inject
-    from gpt2core.verify import compare_case
+    from gpt2core.verification.faults import inject
 
     model, refs = stress["models"]["float64"], stress["refs"]["float64"]
     for name in FAULTS:
         with inject(name):
             pass
-    assert all(c.ok for case in refs.cases for c in compare_case(model, case, "chained"))
+    subject = NumpySubject(model)
+    assert all(c.ok for case in refs.cases for c in compare_case(subject, case, "chained", refs.checkpoint_names))
 
 
 def test_float64_detects_a_1e_10_relative_weight_perturbation(stress):

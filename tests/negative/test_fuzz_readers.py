@@ -13,10 +13,10 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gpt2core.checkpoint import params_from_tensors, read_tensors
-from gpt2core.config import GPT2Config
+from gpt2core.engine.weights import params_from_tensors, read_tensors
+from gpt2core.engine.config import GPT2Config
 from gpt2core.errors import CheckpointError, ConfigError, ReferencesError
-from gpt2core.references import load_references
+from gpt2core.verification.reference_set import load_references
 
 FIELDS = ["vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "n_inner", "layer_norm_epsilon",
           "activation_function", "bos_token_id", "eos_token_id", "tie_word_embeddings", "model_type", "n_ctx",

@@ -1,6 +1,6 @@
 """Parity fixtures: every test runs on the tiny and the 124M shape (and on --gpt2core-model when given).
 
-Reference sets are written by `gpt2core.references.write_references` (transformers' own forward pass) into
+Reference sets are written by `gpt2core.verification.reference_set.write_references` (transformers' own forward pass) into
 .cache/test-references under a key that hashes the weights, cases, versions and capture code (see
 tests/support/references.py), and read back through `load_references`, which checks the weights' sha256,
 every file's sha256, shape and dtype on every load: the tests exercise the same files a user's engine would read.
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from gpt2core import checkpoint_names
-from gpt2core.config import GPT2Config
+from gpt2core.engine.config import GPT2Config
 from gpt2core.init_model import SHAPES
 
 BUILTIN_SHAPES = ["tiny", "124M"]

@@ -2,7 +2,7 @@
 
 chained:  the engine runs from token ids; each checkpoint is compared with the reference.
 isolated: each engine stage gets the reference's input for that stage, so a failure names one stage.
-Cases (gpt2core.references.default_cases): 1 token, "Hello." = [15496, 13], a sentence, 128 random
+Cases (gpt2core.verification.cases.default_cases): 1 token, "Hello." = [15496, 13], a sentence, 128 random
 tokens, a left-padded batch of three prompts; plus all n_positions positions (1024 on the 124M shape),
 compared in memory, and incremental decoding with the KV cache from positions > 0.
 """
@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from support.models import engine_model
+from support.models import engine_model, engine_subject
 from support.references import comparisons
 
 from gpt2core import checkpoint_names
-from gpt2core.references import CapturedCase, capture, random_case
-from gpt2core.verify import compare_cached, compare_case, first_divergence
+from gpt2core.verification.capture import capture
+from gpt2core.verification.cases import random_case
+from gpt2core.verification.reference_set import CapturedCase
+from gpt2core.verification.verify import compare_cached, compare_case, first_divergence
 
 
 def failures_of(by_case: dict, checkpoint: str) -> list[str]:
@@ -62,7 +64,7 @@ def test_full_length_every_checkpoint(model_dir, dtype):
     captured = CapturedCase(case, capture(model_dir, case, dtype))
     failures = []
     for mode in ("chained", "isolated"):
-        comps = compare_case(model, captured, mode)
+        comps = compare_case(engine_subject(model_dir, dtype), captured, mode, checkpoint_names(cfg.n_layer))
         failures += [f"{mode}: {c.message()}" for c in comps if not c.ok]
     del captured
     assert not failures, "\n".join(failures)
@@ -71,9 +73,9 @@ def test_full_length_every_checkpoint(model_dir, dtype):
 @pytest.mark.parametrize("case_name", ["sentence", "random_tokens", "padded_batch"])
 def test_cache_decoding_every_checkpoint(model_dir, dtype, reference_set, case_name):
     """Prefill, then decode one token at a time with the KV cache (after an unrelated request); every
-    checkpoint of every step equals the full forward pass at that position (gpt2core.verify.compare_cached)."""
-    model = engine_model(model_dir, dtype)
-    comps = compare_cached(model, reference_set.case(case_name))
+    checkpoint of every step equals the full forward pass at that position (gpt2core.verification.verify.compare_cached)."""
+    comps = compare_cached(engine_subject(model_dir, dtype), reference_set.case(case_name), reference_set.checkpoint_names,
+                           reference_set.config["vocab_size"])  # fmt: skip
     assert comps, "no decoding step was compared"
     failures = [c.message() for c in comps if not c.ok]
     assert not failures, "\n".join(failures[:20])

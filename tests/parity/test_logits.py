@@ -7,7 +7,7 @@ import pytest
 import torch
 from support.compare import assert_close
 from support.models import engine_model, hf_logits, hf_model, hf_positions
-from gpt2core.tolerances import LOGITS_TOL, scaled_atol
+from gpt2core.verification.tolerances import LOGITS_TOL, scaled_atol
 
 SENTENCE = "The quick brown fox jumps over the lazy dog, and then it sleeps under the old oak tree."
 
@@ -127,6 +127,6 @@ def test_greedy_generation_left_padded_batch(model_dir, dtype):
 
 def test_position_ids_follow_transformers_generate():
     mask = np.array([[0, 0, 1, 1], [1, 1, 1, 1]])
-    from gpt2core.model import positions_from_mask
+    from gpt2core.engine.model import positions_from_mask
 
     assert positions_from_mask(mask, 4).tolist() == hf_positions(mask).tolist()

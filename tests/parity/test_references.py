@@ -10,11 +10,14 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from support.models import engine_model, hf_model, hf_model_dir
+from support.models import engine_subject, hf_model, hf_model_dir
 
 from gpt2core.errors import ReferencesError
-from gpt2core.references import MANIFEST, capture, load_references, text_case, tokenizer_for
-from gpt2core.verify import compare_case
+from gpt2core.verification.capture import capture
+from gpt2core.verification.cases import text_case
+from gpt2core.verification.model_dir import read_model_dir
+from gpt2core.verification.reference_set import FORMAT, MANIFEST, load_references
+from gpt2core.verification.verify import compare_case
 
 
 def torch_of(a):
@@ -42,16 +45,27 @@ def test_captured_chain_is_the_models_own_forward_pass(model_dir, dtype, referen
                 assert np.array_equal(block.ln_1(torch_of(x)).numpy(), case.array(h + ".ln_1"))
                 probs = torch.nn.functional.softmax(torch_of(case.array(h + ".attn_scores")), dim=-1).numpy()
                 assert np.array_equal(probs, case.array(h + ".attn_probs")), f"case {case.name}: {h} probs"
-                resid = torch_of(x) + torch_of(case.array(h + ".attn_out"))
+                heads = torch.matmul(torch_of(probs), torch_of(case.array(h + ".v"))).transpose(1, 2)
+                heads = heads.reshape(*heads.shape[:2], -1).numpy()
+                assert np.array_equal(heads, case.array(h + ".attn_heads")), f"case {case.name}: {h}.attn_heads"
+                attn_out = block.attn.c_proj(torch_of(heads)).numpy()
+                assert np.array_equal(attn_out, case.array(h + ".attn_out")), f"case {case.name}: {h}.attn_out"
+                resid = torch_of(x) + torch_of(attn_out)
+                assert np.array_equal(resid.numpy(), case.array(h + ".resid_mid")), f"case {case.name}: {h}.resid_mid"
                 assert np.array_equal(block.ln_2(resid).numpy(), case.array(h + ".ln_2"))
-                assert np.array_equal(block.mlp(torch_of(case.array(h + ".ln_2"))).numpy(), case.array(h + ".mlp_out"))
-                out = resid + torch_of(case.array(h + ".mlp_out"))
+                fc = block.mlp.c_fc(torch_of(case.array(h + ".ln_2"))).numpy()
+                assert np.array_equal(fc, case.array(h + ".mlp_fc")), f"case {case.name}: {h}.mlp_fc"
+                act = block.mlp.act(torch_of(fc)).numpy()
+                assert np.array_equal(act, case.array(h + ".mlp_act")), f"case {case.name}: {h}.mlp_act"
+                mlp_out = block.mlp.c_proj(torch_of(act)).numpy()
+                assert np.array_equal(mlp_out, case.array(h + ".mlp_out")), f"case {case.name}: {h}.mlp_out"
+                out = resid + torch_of(mlp_out)
                 assert np.array_equal(out.numpy(), case.array(h + ".out")), f"case {case.name}: {h}.out"
 
 
 def test_captured_scores_carry_transformers_causal_mask(tiny_dir):
     """The scores are taken after transformers applied its mask: future keys hold the dtype's minimum."""
-    case = text_case("s", tokenizer_for(tiny_dir), ["one two three four"])
+    case = text_case("s", read_model_dir(tiny_dir).tokenizer, ["one two three four"])
     scores = capture(tiny_dir, case, np.float32)["h0.attn_scores"]
     T = case.input_ids.shape[1]
     future = ~np.tri(T, T, dtype=bool)
@@ -86,8 +100,8 @@ def tiny_refs(tmp_path, tiny_dir, tmp_path_factory):
 
 def run_chain(tiny_dir, ref_dir):
     refs = load_references(ref_dir, tiny_dir)
-    model = engine_model(tiny_dir, np.float64)
-    return [compare_case(model, case, "chained") for case in refs.cases]
+    subject = engine_subject(tiny_dir, np.float64)
+    return [compare_case(subject, case, "chained", refs.checkpoint_names) for case in refs.cases]
 
 
 def test_intact_copy_passes(tiny_dir, tiny_refs):
@@ -152,7 +166,7 @@ def test_pickled_reference_file_is_never_unpickled(tiny_dir, tiny_refs):
 
 
 def test_malformed_manifest_fails(tiny_dir, tiny_refs):
-    (tiny_refs / MANIFEST).write_text('{"format": "gpt2core-references/1", "dtype": "float64"}')
+    (tiny_refs / MANIFEST).write_text(json.dumps({"format": FORMAT, "dtype": "float64"}))
     with pytest.raises(ReferencesError, match=r"malformed manifest \(KeyError: 'model'\)"):
         run_chain(tiny_dir, tiny_refs)
 

@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 from support.compare import assert_close
 from support.random_models import engine_from_hf, hf_random_model
 from support.strategies import DTYPES, INIT_STDS, SEEDS, float_arrays, gpt2_configs, token_ids
-from gpt2core.tolerances import OP_TOL, scaled_atol
+from gpt2core.verification.tolerances import OP_TOL, scaled_atol
 
-from gpt2core import ops
+from gpt2core.engine import ops
 
 
 def random_engine(cfg, seed, std, dtype):

@@ -10,10 +10,10 @@ from support.compare import assert_close
 from support.models import hf_positions
 from support.random_models import engine_from_hf, hf_random_model
 from support.strategies import DTYPES, INIT_STDS, SEEDS, float_arrays, gpt2_configs, left_padding_masks, token_ids
-from gpt2core.tolerances import OP_TOL, scaled_atol
+from gpt2core.verification.tolerances import OP_TOL, scaled_atol
 
-from gpt2core import ops
-from gpt2core.model import transformer_block
+from gpt2core.engine import ops
+from gpt2core.engine.model import transformer_block
 
 
 def check(name, got, ref):

@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from support.compare import assert_close
 from support.strategies import DTYPES, float_arrays, head_shapes, near_constant_rows
-from gpt2core.tolerances import OP_TOL, scaled_atol
+from gpt2core.verification.tolerances import OP_TOL, scaled_atol
 
-from gpt2core import ops
+from gpt2core.engine import ops
 
 
 def check(name, got, ref):
@@ -191,7 +191,7 @@ def test_attention_scores_match_transformers_eager_masking(dtype, bhtd, extra_ke
     dtype's minimum where a key is not allowed. Masked entries must equal that minimum exactly."""
     from support.strategies import left_padding_masks
 
-    from gpt2core.compare import compare
+    from gpt2core.verification.compare import compare
 
     B, H, T_, D = bhtd
     S = T_ + extra_keys

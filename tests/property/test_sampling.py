@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from support.strategies import float_arrays
 from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
-from gpt2core.generate import apply_temperature, top_k_filter, top_p_filter
+from gpt2core.engine.generate import apply_temperature, top_k_filter, top_p_filter
 
 logits_arrays = st.builds(lambda b, v: (b, v), st.integers(1, 4), st.integers(2, 200)).flatmap(
     lambda bv: float_arrays(bv, np.float64)

@@ -3,7 +3,7 @@
 A model directory is what `GPT2LMHeadModel(GPT2Config(...))` with `torch.manual_seed(seed)` writes with
 `save_pretrained`, plus GPT-2's real vocabulary, so gpt2core's loader reads exactly what transformers writes.
 Directories live in $GPT2CORE_TEST_CACHE (default: <repo>/.cache/test-models); loaded torch models are
-kept in gpt2core.references' module-level dict so forked test processes (mutmut) reuse them.
+kept in gpt2core.verification.hf's module-level dict so forked test processes (mutmut) reuse them.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gpt2core import references
-from gpt2core.init_model import SHAPES, save_transformers_model
+from gpt2core.init_model import SHAPES
+from gpt2core.verification import cases, hf
+from gpt2core.verification.hf import save_transformers_model
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("GPT2CORE_TEST_CACHE", REPO / ".cache" / "test-models"))
@@ -39,9 +40,9 @@ def hf_model_dir(shape: str = "tiny", seed: int = 0) -> Path:
 
 # transformers' model and positions come from the package's reference code, so tests and
 # `gpt2core references` load each model once per process and agree on the convention.
-hf_model = references.hf_model
-torch_dtype = references.torch_dtype
-hf_positions = references.transformers_positions
+hf_model = hf.hf_model
+torch_dtype = hf.torch_dtype
+hf_positions = cases.transformers_positions
 
 
 def hf_logits(model_dir: Path, ids: np.ndarray, dtype=np.float32, attention_mask=None) -> np.ndarray:
@@ -67,3 +68,10 @@ def engine_model(model_dir: Path, dtype=np.float32):
     if key not in _engine_models:
         _engine_models[key] = gpt2core.load(model_dir, dtype=dtype)
     return _engine_models[key]
+
+
+def engine_subject(model_dir: Path, dtype=np.float32):
+    """gpt2core's engine for `model_dir` in `dtype` as a subject of the verification (one per process)."""
+    from gpt2core.verification.numpy_subject import NumpySubject
+
+    return NumpySubject(engine_model(model_dir, dtype))

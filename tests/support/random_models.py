@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 import gpt2core
-from gpt2core.checkpoint import params_from_tensors
-from gpt2core.model import GPT2
+from gpt2core.engine.weights import params_from_tensors
+from gpt2core.engine.model import GPT2
 
 
 def hf_random_model(cfg: dict, seed: int, init_std: float, dtype):

@@ -7,14 +7,15 @@ changes weight values, the way trained GPT-2's differ from initialisation:
   - queries and keys scaled so attention is sharp (head 0 of every layer very sharp: scores of hundreds);
   - every bias random, LayerNorm gains in [0.5, 1.5] and biases random (so each parameter matters);
   - a few residual channels with large embeddings (activation outliers, as trained GPT-2 has).
-References for it still come from transformers' forward pass (gpt2core.references).
+References for it still come from transformers' forward pass (gpt2core.verification.capture).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .init_model import gpt2core_home, save_transformers_model
+from .hf import save_transformers_model
+from .model_dir import gpt2core_home
 
 SHAPE = dict(n_embd=64, n_layer=2, n_head=4, n_positions=64)
 QK_SCALE = 8.0  # every head: scores ~ 64x transformers' init (std ~2)

@@ -1,8 +1,7 @@
 """A catalogue of named, realistic bugs, injected into the engine without editing its source, and the
 runner that proves the parity comparison catches each one at the checkpoint where it lives.
 
-`inject(name)` swaps one function (or method) of gpt2core.ops, gpt2core.model or gpt2core.cache for a
-broken copy and restores it on exit; GPT2CORE_FAULT=<name> does it for a whole pytest run
+`inject(name)` swaps one function (or method) of gpt2core.engine's ops, model or cache for a broken copy and restores it on exit; GPT2CORE_FAULT=<name> does it for a whole pytest run
 (tests/conftest.py). `run_catalogue` runs every fault against a reference set: float64 (and float32)
 chained comparisons, the isolated comparison where the fault lives in one stage, and the cached-decoding
 scenario for KV-cache faults. A fault counts as caught only if a comparison fails (a crash does not count)
@@ -17,10 +16,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import cache as cache_module
-from . import model as model_module
-from . import ops
+from ..engine import cache as cache_module
+from ..engine import model as model_module
+from ..engine import ops
 from . import fault_variants as V
+from .numpy_subject import NumpySubject
+from .verify import compare_cached, compare_case
 
 
 @dataclass(frozen=True)
@@ -54,18 +55,18 @@ FAULTS = {f.name: f for f in [
     Fault("ln_eps_1e-12", "LayerNorm epsilon 1e-12 instead of the config's 1e-5", (O, "layer_norm"), V.layer_norm_variant(eps=1e-12), "h0.ln_1", property_modules=("test_ops.py",)),
     Fault("ln_unbiased_variance", "LayerNorm with the unbiased (n-1) variance", (O, "layer_norm"), V.layer_norm_variant(ddof=1), "h0.ln_1", property_modules=("test_ops.py",)),
     Fault("ln_weight_bias_swapped", "LayerNorm gain and bias swapped", (O, "layer_norm"), V.layer_norm_variant(swap=True), "h0.ln_1", property_modules=("test_ops.py",)),
-    Fault("exact_gelu", "exact erf GELU instead of GPT-2's tanh form", (O, "gelu"), V.exact_gelu, "h0.mlp_out", property_modules=("test_ops.py",),
+    Fault("exact_gelu", "exact erf GELU instead of GPT-2's tanh form", (O, "gelu"), V.exact_gelu, "h0.mlp_act", property_modules=("test_ops.py",),
           notes="the two GELUs differ by ~1e-5 relative: float32 comparisons see it only downstream"),
-    Fault("gelu_wrong_constant", "tanh GELU with 0.04715 instead of 0.044715", (O, "gelu"), V.gelu_variant(0.04715), "h0.mlp_out", property_modules=("test_ops.py",)),
+    Fault("gelu_wrong_constant", "tanh GELU with 0.04715 instead of 0.044715", (O, "gelu"), V.gelu_variant(0.04715), "h0.mlp_act", property_modules=("test_ops.py",)),
     Fault("linear_missing_bias", "Conv1D without its bias", (O, "linear"), lambda x, w, b: x @ w, "h0.q", property_modules=("test_ops.py",)),
     Fault("split_heads_wrong_reshape", "heads split with the wrong reshape order (strided columns)", (O, "split_heads"), V.split_heads_wrong, "h0.q", property_modules=("test_ops.py",)),
-    Fault("merge_heads_wrong_order", "heads merged with the wrong transpose (columns ordered d-major)", (O, "merge_heads"), V.merge_heads_wrong, "h0.attn_out", property_modules=("test_ops.py",)),
-    Fault("attn_proj_transposed", "attention c_proj weight used transposed (square, so no shape error)", (M, "attention_output"), V.attention_output_transposed, "h0.attn_out", property_modules=("test_models.py",)),
+    Fault("merge_heads_wrong_order", "heads merged with the wrong transpose (columns ordered d-major)", (O, "merge_heads"), V.merge_heads_wrong, "h0.attn_heads", property_modules=("test_ops.py",)),
+    Fault("attn_proj_transposed", "attention c_proj weight used transposed (square, so no shape error)", (M, "attention_projection"), V.attention_projection_transposed, "h0.attn_out", property_modules=("test_models.py",)),
     Fault("qkv_wrong_order", "c_attn output split as k, q, v instead of q, k, v", (M, "qkv_heads"), V.qkv_wrong_order, "h0.q", property_modules=("test_models.py",)),
     Fault("no_position_embeddings", "position embeddings left out", (M, "embed"), V.embed_no_positions, "embeddings", property_modules=("test_models.py",)),
     Fault("positions_off_by_one", "positions start at 1 instead of 0", (M, "positions_from_mask"), V.positions_off_by_one, "embeddings", isolated=False, property_modules=("test_models.py",)),
     Fault("positions_ignore_padding", "positions not shifted for left padding", (M, "positions_from_mask"), V.positions_ignore_padding, "embeddings", isolated=False, property_modules=("test_models.py",)),
-    Fault("no_attn_residual", "attention residual dropped (x = attn(ln_1(x)))", (M, "transformer_block"), V.block_variant("no_attn_residual"), "h0.ln_2", isolated=False, property_modules=("test_models.py",)),
+    Fault("no_attn_residual", "attention residual dropped (x = attn(ln_1(x)))", (M, "transformer_block"), V.block_variant("no_attn_residual"), "h0.resid_mid", isolated=False, property_modules=("test_models.py",)),
     Fault("no_mlp_residual", "MLP residual dropped (x = mlp(ln_2(x)))", (M, "transformer_block"), V.block_variant("no_mlp_residual"), "h0.out", isolated=False, property_modules=("test_models.py",)),
     Fault("post_norm", "pre-norm block made post-norm", (M, "transformer_block"), V.block_variant("post_norm"), "h0.ln_1", isolated=False, property_modules=("test_models.py",)),
     Fault("final_ln_skipped", "final LayerNorm ln_f skipped", (M, "final_layer_norm"), lambda x, p, eps: x, "ln_f", property_modules=("test_models.py",)),
@@ -122,14 +123,16 @@ class Detection:
 
 
 def _detect(model, refs, mode: str) -> Detection:
-    from .verify import compare_cached, compare_case
-
-    order = {n: i for i, n in enumerate(model_module.checkpoint_names(model.config.n_layer))}
+    subject, names = NumpySubject(model), refs.checkpoint_names
+    order = {n: i for i, n in enumerate(names)}
     found = Detection()
     best = None
     for case in refs.cases:
         try:
-            comps = compare_cached(model, case) if mode == "cached" else compare_case(model, case, mode)
+            if mode == "cached":
+                comps = compare_cached(subject, case, names, model.config.vocab_size)
+            else:
+                comps = compare_case(subject, case, mode, names)
         except Exception as e:  # noqa: BLE001 - a crash is recorded, and never counts as caught
             found.crashes.append(f"{case.name}: {type(e).__name__}: {e}")
             continue
@@ -183,8 +186,7 @@ def run_fault(fault: Fault, models: dict, refs: dict) -> dict:
 def sensitivity(model, refs, tensors=("wte", "h0.c_attn.w", "h_last.mlp_proj.w", "ln_f.g"), seed: int = 0) -> dict:
     """The smallest relative perturbation w * (1 + delta * s), s = +-1 at random, of one weight tensor that
     the chained comparison detects, per tensor (delta from 1e-2 down to 1e-15)."""
-    from .verify import compare_case
-
+    subject, names = NumpySubject(model), refs.checkpoint_names
     p = model.params
     arrays = {
         "wte": p.wte, "h0.c_attn.w": p.blocks[0].c_attn.w, "h_last.mlp_proj.w": p.blocks[-1].mlp_proj.w,
@@ -201,7 +203,7 @@ def sensitivity(model, refs, tensors=("wte", "h0.c_attn.w", "h_last.mlp_proj.w",
             delta = 10.0**-k
             w[...] = original * (1 + w.dtype.type(delta) * signs)
             try:
-                detected = any(not c.ok for case in refs.cases for c in compare_case(model, case, "chained"))
+                detected = any(not c.ok for case in refs.cases for c in compare_case(subject, case, "chained", names))
             finally:
                 w[...] = original
             if not detected:
@@ -212,13 +214,13 @@ def sensitivity(model, refs, tensors=("wte", "h0.c_attn.w", "h_last.mlp_proj.w",
 
 
 def run_catalogue(model_dir, refs: dict, names=None, with_sensitivity: bool = True) -> dict:
-    """Every fault (or those named) against refs["float64"] for model_dir; the sensitivity scan uses every
-    reference set given ({dtype name: References})."""
-    from .loading import load
+    """Every fault (or those named) against refs["float64"] for model_dir (a ModelDir); the sensitivity
+    scan uses every reference set given ({dtype name: References})."""
+    from ..engine.loading import load
 
     models = {}
     for dtype, r in refs.items():
-        models[dtype] = load(model_dir, dtype=np.dtype(dtype))
+        models[dtype] = load(model_dir.path, dtype=np.dtype(dtype), config=model_dir.config)
         baseline = _detect(models[dtype], r, "chained")
         if baseline.checkpoint is not None or baseline.crashes:
             raise AssertionError(f"the engine without a fault already fails ({dtype}): {baseline.message or baseline.crashes}")
@@ -236,17 +238,20 @@ def run_catalogue(model_dir, refs: dict, names=None, with_sensitivity: bool = Tr
 
 
 def catalogue_on(model_dir, names=None, with_sensitivity: bool = True, command: str | None = None) -> dict:
-    """`run_catalogue` on model_dir with float64 and float32 references captured from transformers into a
-    temporary directory (the built-in cases); the report also names the weights and versions."""
+    """`run_catalogue` on model_dir (a ModelDir or a path) with float64 and float32 references captured from
+    transformers into a temporary directory (the built-in cases); the report also names the weights and
+    versions."""
     import tempfile
     from pathlib import Path
 
-    from .references import cases_for, load_references, versions, weights_sha256, write_references
+    from .cases import cases_for
+    from .model_dir import read_model_dir
+    from .reference_set import load_references, versions, write_references
 
     unknown = [n for n in names or [] if n not in FAULTS]
     if unknown:
         raise ValueError(f"unknown fault(s) {unknown}; known: {', '.join(FAULTS)}")
-    model_dir = Path(model_dir)
+    model_dir = read_model_dir(model_dir)
     cases = cases_for(model_dir)
     with tempfile.TemporaryDirectory(prefix="gpt2core-faults-") as tmp:
         refs = {}
@@ -254,5 +259,5 @@ def catalogue_on(model_dir, names=None, with_sensitivity: bool = True, command: 
             write_references(model_dir, Path(tmp) / dtype, cases, dtype, command=command)
             refs[dtype] = load_references(Path(tmp) / dtype, model_dir)
         report = run_catalogue(model_dir, refs, names=names, with_sensitivity=with_sensitivity)
-    report.update(weights_sha256=weights_sha256(model_dir), versions=versions())
+    report.update(weights_sha256=model_dir.weights_sha256, versions=versions())
     return report

@@ -14,12 +14,12 @@ import weakref
 
 import numpy as np
 
-from . import cache as cache_module
-from . import model as model_module
-from . import ops
+from ..engine import cache as cache_module
+from ..engine import model as model_module
+from ..engine import ops
 
 OPS = {n: getattr(ops, n) for n in ("attention_scores", "causal_mask", "softmax", "layer_norm", "gelu", "linear", "split_heads", "merge_heads")}  # fmt: skip
-MODEL = {n: getattr(model_module, n) for n in ("qkv_heads", "attention_output", "embed", "positions_from_mask", "transformer_block", "final_layer_norm", "lm_head", "mha", "ffn")}  # fmt: skip
+MODEL = {n: getattr(model_module, n) for n in ("qkv_heads", "attention_projection", "embed", "positions_from_mask", "transformer_block", "final_layer_norm", "lm_head", "mha", "ffn")}  # fmt: skip
 ADVANCE = cache_module.KVCache.advance
 NEW_CACHE = model_module.GPT2.new_cache
 
@@ -78,8 +78,8 @@ def qkv_wrong_order(x, p, n_head):
     return k, q, v
 
 
-def attention_output_transposed(heads, p):
-    return ops.linear(ops.merge_heads(heads), p.attn_proj.w.T, p.attn_proj.b)
+def attention_projection_transposed(heads, p):
+    return ops.linear(heads, p.attn_proj.w.T, p.attn_proj.b)
 
 
 def positions_off_by_one(mask, n_new):
@@ -102,19 +102,21 @@ def block_variant(variant):
         name = f"h{layer}"
         mha, ffn, ln = model_module.mha, model_module.ffn, ops.layer_norm
         if variant == "post_norm":  # x = LN(x + attn(x)); x = LN(x + mlp(x))
-            h1 = ln(x + mha(x, p, n_head, allowed, cache, layer, rec, name), p.ln_1.g, p.ln_1.b, eps)
-            m = ffn(h1, p)
-            h2 = x = ln(h1 + m, p.ln_2.g, p.ln_2.b, eps)
+            mid = x + mha(x, p, n_head, allowed, cache, layer, rec, name)
+            h1 = ln(mid, p.ln_1.g, p.ln_1.b, eps)
+            m = ffn(h1, p, rec, name)
+            h2 = out = ln(h1 + m, p.ln_2.g, p.ln_2.b, eps)
         else:
             h1 = ln(x, p.ln_1.g, p.ln_1.b, eps)
             a = mha(h1, p, n_head, allowed, cache, layer, rec, name)
-            x = a if variant == "no_attn_residual" else x + a
-            h2 = ln(x, p.ln_2.g, p.ln_2.b, eps)
-            m = ffn(h2, p)
-            x = m if variant == "no_mlp_residual" else x + m
+            mid = a if variant == "no_attn_residual" else x + a
+            h2 = ln(mid, p.ln_2.g, p.ln_2.b, eps)
+            m = ffn(h2, p, rec, name)
+            out = m if variant == "no_mlp_residual" else mid + m
         if rec is not None:
-            rec.update({name + ".ln_1": h1, name + ".ln_2": h2, name + ".mlp_out": m, name + ".out": x})
-        return x
+            rec.update({name + ".ln_1": h1, name + ".resid_mid": mid, name + ".ln_2": h2, name + ".mlp_out": m,
+                        name + ".out": out})  # fmt: skip
+        return out
 
     return transformer_block
 

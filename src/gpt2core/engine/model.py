@@ -1,13 +1,18 @@
 """The GPT-2 forward pass (embeddings, pre-norm blocks, final LayerNorm, tied head) with named checkpoints.
 
 Every stage can be recorded under a stable name when the caller passes a `checkpoints` dict:
-  embeddings                          [B, T, C]
-  h{i}.ln_1, h{i}.ln_2                [B, T, C]
+  embeddings                          [B, T, C]     token + position embeddings
+  h{i}.ln_1                           [B, T, C]
   h{i}.q                              [B, H, T, D]
   h{i}.k, h{i}.v                      [B, H, S, D]  (S = cached + new positions)
   h{i}.attn_scores                    [B, H, T, S]  scaled and masked, before softmax
   h{i}.attn_probs                     [B, H, T, S]
+  h{i}.attn_heads                     [B, T, C]     probs @ v with the heads merged, before c_proj
   h{i}.attn_out                       [B, T, C]     after c_proj
+  h{i}.resid_mid                      [B, T, C]     x + attn_out, the input of ln_2
+  h{i}.ln_2                           [B, T, C]
+  h{i}.mlp_fc                         [B, T, 4C]    c_fc's output, before GELU
+  h{i}.mlp_act                        [B, T, 4C]    after GELU
   h{i}.mlp_out                        [B, T, C]     after the MLP's c_proj
   h{i}.out                            [B, T, C]     the block's output (residual stream)
   ln_f                                [B, T, C]
@@ -25,10 +30,13 @@ from . import ops
 from .cache import KVCache
 from .config import GPT2Config
 from .errors import InputError, TokenizerError
+from .generate import generate
+from .inputs import as_attention_mask, as_token_ids
 from .params import BlockParams, GPT2Params
 
 CHECKPOINTS_PER_LAYER = (
-    "ln_1", "q", "k", "v", "attn_scores", "attn_probs", "attn_out", "ln_2", "mlp_out", "out",
+    "ln_1", "q", "k", "v", "attn_scores", "attn_probs", "attn_heads", "attn_out", "resid_mid",
+    "ln_2", "mlp_fc", "mlp_act", "mlp_out", "out",
 )  # fmt: skip
 
 
@@ -52,9 +60,9 @@ def qkv_heads(x, p: BlockParams, n_head):
     return tuple(ops.split_heads(qkv[..., i * C : (i + 1) * C], n_head) for i in range(3))
 
 
-def attention_output(heads, p: BlockParams):
-    """Every head's attention output merged, then c_proj: [B, H, T, D] -> [B, T, C]."""
-    return ops.linear(ops.merge_heads(heads), p.attn_proj.w, p.attn_proj.b)
+def attention_projection(heads, p: BlockParams):
+    """The attention's output projection c_proj over the merged heads: [B, T, C] -> [B, T, C]."""
+    return ops.linear(heads, p.attn_proj.w, p.attn_proj.b)
 
 
 def mha(x, p: BlockParams, n_head, allowed, cache, layer, rec, name):
@@ -63,16 +71,31 @@ def mha(x, p: BlockParams, n_head, allowed, cache, layer, rec, name):
     if cache is not None:
         k, v = cache.append(layer, k, v)
     attn = None if rec is None else {}
-    out = attention_output(ops.attention(q, k, v, allowed, record=attn), p)
+    heads = ops.merge_heads(ops.attention(q, k, v, allowed, record=attn))
+    out = attention_projection(heads, p)
     if rec is not None:
         rec.update({name + ".q": q, name + ".k": k, name + ".v": v, name + ".attn_scores": attn["scores"],
-                    name + ".attn_probs": attn["probs"], name + ".attn_out": out})  # fmt: skip
+                    name + ".attn_probs": attn["probs"], name + ".attn_heads": heads, name + ".attn_out": out})  # fmt: skip
     return out
 
 
-def ffn(x, p: BlockParams):
-    """Position-wise MLP: [B, T, C] -> [B, T, 4C] -> [B, T, C]."""
-    return ops.linear(ops.gelu(ops.linear(x, p.c_fc.w, p.c_fc.b)), p.mlp_proj.w, p.mlp_proj.b)
+def mlp_fc(x, p: BlockParams):
+    """The MLP's input projection c_fc: [B, T, C] -> [B, T, 4C]."""
+    return ops.linear(x, p.c_fc.w, p.c_fc.b)
+
+
+def mlp_proj(a, p: BlockParams):
+    """The MLP's output projection c_proj: [B, T, 4C] -> [B, T, C]."""
+    return ops.linear(a, p.mlp_proj.w, p.mlp_proj.b)
+
+
+def ffn(x, p: BlockParams, rec=None, name=""):
+    """Position-wise MLP: [B, T, C] -> [B, T, 4C] -> GELU -> [B, T, C]."""
+    fc = mlp_fc(x, p)
+    act = ops.gelu(fc)
+    if rec is not None:
+        rec.update({name + ".mlp_fc": fc, name + ".mlp_act": act})
+    return mlp_proj(act, p)
 
 
 def transformer_block(x, p: BlockParams, n_head, eps, allowed, cache, layer, rec):
@@ -81,11 +104,12 @@ def transformer_block(x, p: BlockParams, n_head, eps, allowed, cache, layer, rec
     h1 = ops.layer_norm(x, p.ln_1.g, p.ln_1.b, eps)
     x = x + mha(h1, p, n_head, allowed, cache, layer, rec, name)
     h2 = ops.layer_norm(x, p.ln_2.g, p.ln_2.b, eps)
-    m = ffn(h2, p)
-    x = x + m
+    m = ffn(h2, p, rec, name)
+    out = x + m
     if rec is not None:
-        rec.update({name + ".ln_1": h1, name + ".ln_2": h2, name + ".mlp_out": m, name + ".out": x})
-    return x
+        rec.update({name + ".ln_1": h1, name + ".resid_mid": x, name + ".ln_2": h2, name + ".mlp_out": m,
+                    name + ".out": out})  # fmt: skip
+    return out
 
 
 def final_layer_norm(x, p: GPT2Params, eps: float):
@@ -111,36 +135,6 @@ def attention_allowed(n_new: int, n_keys: int, mask: np.ndarray | None):
         pad_ok = mask.astype(bool)[:, None, None, :]
         allowed = pad_ok if allowed is None else allowed & pad_ok
     return allowed
-
-
-def as_token_ids(input_ids, vocab_size: int) -> np.ndarray:
-    """Validate token ids and return them as a [B, T] int64 array."""
-    ids = np.asarray(input_ids)
-    if ids.dtype == bool or not np.issubdtype(ids.dtype, np.integer):
-        raise InputError(f"input_ids must be integers, got dtype {ids.dtype}")
-    if ids.ndim == 1:
-        ids = ids[None, :]
-    if ids.ndim != 2:
-        raise InputError(f"input_ids must have shape [T] or [B, T], got shape {list(np.shape(input_ids))}")
-    if ids.size == 0:
-        raise InputError(f"input_ids is empty (shape {list(np.shape(input_ids))})")
-    bad = (ids < 0) | (ids >= vocab_size)
-    if bad.any():
-        b, t = np.argwhere(bad)[0]
-        raise InputError(
-            f"token id {int(ids[b, t])} at [{b}, {t}] is outside the vocabulary [0, {vocab_size})"
-        )
-    return ids.astype(np.int64, copy=False)
-
-
-def as_attention_mask(attention_mask, shape: tuple[int, int]) -> np.ndarray:
-    """Validate a 0/1 mask of the given [B, S] shape and return it as int64."""
-    mask = np.asarray(attention_mask)
-    if mask.shape != shape:
-        raise InputError(f"attention_mask has shape {list(mask.shape)}, expected {list(shape)} (batch, positions)")
-    if not (mask.dtype == bool or np.issubdtype(mask.dtype, np.integer)) or not ((mask == 0) | (mask == 1)).all():
-        raise InputError("attention_mask must contain only 0 (padding) and 1 (token)")
-    return mask.astype(np.int64)
 
 
 def positions_from_mask(mask: np.ndarray, n_new: int) -> np.ndarray:
@@ -251,7 +245,5 @@ class GPT2:
         return logits
 
     def generate(self, input_ids, max_new_tokens: int, **kwargs) -> np.ndarray:
-        """Continue `input_ids`; see `gpt2core.generate.generate` for the options."""
-        from .generate import generate
-
+        """Continue `input_ids`; see `gpt2core.engine.generate.generate` for the options."""
         return generate(self, input_ids, max_new_tokens, **kwargs)

@@ -12,22 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# What each axis of a checkpoint means, to name the worst element (layer, head, position) in a report.
-AXES = {
-    "q": ("batch", "head", "position", "dim"),
-    "k": ("batch", "head", "key", "dim"),
-    "v": ("batch", "head", "key", "dim"),
-    "attn_scores": ("batch", "head", "query", "key"),
-    "attn_probs": ("batch", "head", "query", "key"),
-    "logits": ("batch", "position", "token"),
-}
-DEFAULT_AXES = ("batch", "position", "channel")
-
-
-def axes_of(name: str) -> tuple[str, ...]:
-    """Axis names of checkpoint `name` (e.g. 'h3.attn_scores' or 'h3.attn_scores@t=5,b=0' -> batch, head, query, key)."""
-    return AXES.get(name.split("@")[0].rsplit(".", 1)[-1], DEFAULT_AXES)
-
+from .subject import axes_of
 
 @dataclass
 class Comparison:

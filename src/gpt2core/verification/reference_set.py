@@ -1,0 +1,214 @@
+"""Reference sets: transformers' checkpoints written as .npy files any language can read, and read back with checks.
+
+`write_references` stores one directory per set:
+  manifest.json                   format, dtype, model (path, config, sha256 of the weight files), versions,
+                                  the command, and per case its input ids, attention mask, position ids,
+                                  transformers' greedy continuation, and every checkpoint's file, shape,
+                                  dtype and sha256
+  <case>/<checkpoint>.npy         e.g. sentence/h3.attn_scores.npy
+The checkpoints come from transformers' own forward pass (gpt2core.verification.capture).
+`load_references` refuses a set made for other weights, a missing or altered file, a wrong shape or dtype.
+
+Writing needs torch and transformers (`pip install "gpt2core[test]"`); reading does not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .cases import Case
+from .errors import ReferencesError
+from .model_dir import ModelDir, file_sha256, read_model_dir
+from .subject import checkpoint_names
+
+FORMAT = "gpt2core-references/2"
+MANIFEST = "manifest.json"
+GREEDY_TOKENS = 8  # transformers' greedy continuation recorded per case, for the "generate" mode
+
+
+def versions() -> dict[str, str]:
+    """Versions of gpt2core, numpy, python and (when installed) torch and transformers."""
+    import platform
+    from importlib.metadata import version
+
+    versions = {"gpt2core": version("gpt2core"), "numpy": np.__version__, "python": platform.python_version()}
+    try:
+        import torch
+        import transformers
+
+        versions.update(torch=torch.__version__, transformers=transformers.__version__)
+    except ImportError:
+        pass
+    return versions
+
+
+def write_references(model_dir: ModelDir | Path, out_dir, cases: list[Case], dtype=np.float32, command: str | None = None) -> Path:
+    """Capture `cases` from transformers on model_dir and write them (and manifest.json) to out_dir."""
+    from .capture import capture, capture_greedy
+    from .hf import require_transformers
+
+    require_transformers()
+    model_dir = read_model_dir(model_dir)
+    out_dir, dtype, config = Path(out_dir), np.dtype(dtype), model_dir.config
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if (out_dir / MANIFEST).exists():
+        raise ReferencesError(f"{out_dir} already holds references ({MANIFEST}); choose an empty directory")
+    manifest = {
+        "format": FORMAT,
+        "dtype": dtype.name,
+        "model": {"path": str(model_dir.path.resolve()), "weights_sha256": model_dir.weights_sha256, "config": config.to_dict()},
+        "versions": versions(),
+        "command": command if command is not None else " ".join(sys.argv),
+        "checkpoint_order": checkpoint_names(config.n_layer),
+        "cases": [],
+    }  # fmt: skip
+    for case in cases:
+        arrays = capture(model_dir, case, dtype)
+        (out_dir / case.name).mkdir(exist_ok=True)
+        entries = []
+        for name, array in arrays.items():
+            file = f"{case.name}/{name}.npy"
+            np.save(out_dir / file, array, allow_pickle=False)
+            entries.append({"name": name, "file": file, "shape": list(array.shape), "dtype": array.dtype.name,
+                            "sha256": file_sha256(out_dir / file)})  # fmt: skip
+        fits = case.input_ids.shape[1] + GREEDY_TOKENS <= config.n_positions
+        greedy = capture_greedy(model_dir, case, dtype, GREEDY_TOKENS).tolist() if fits else None
+        manifest["cases"].append({
+            "name": case.name, "texts": case.texts, "input_ids": case.input_ids.tolist(),
+            "attention_mask": None if case.attention_mask is None else case.attention_mask.tolist(),
+            "position_ids": case.position_ids.tolist(), "checkpoints": entries,
+            "greedy": None if greedy is None else {"max_new_tokens": GREEDY_TOKENS, "ids": greedy},
+        })  # fmt: skip
+    tmp = out_dir / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1))
+    os.replace(tmp, out_dir / MANIFEST)  # the manifest appears last: a half-written set has none
+    return out_dir
+
+
+def how_to_create(model_dir, out_dir) -> str:
+    return f"create them with: gpt2core references --model {model_dir} --out {out_dir}"
+
+
+class CapturedCase:
+    """A case with its captured checkpoints held in memory (the same interface as ReferenceCase)."""
+
+    def __init__(self, case: Case, arrays: dict[str, np.ndarray]):
+        self.name, self.input_ids, self.attention_mask = case.name, case.input_ids, case.attention_mask
+        self.position_ids = case.position_ids
+        self.arrays = arrays
+        self.greedy = None  # no generation captured
+
+    def array(self, name: str) -> np.ndarray:
+        return self.arrays[name]
+
+
+class ReferenceCase:
+    """A case of a loaded reference set; `array(name)` reads and checks one checkpoint file."""
+
+    def __init__(self, root: Path, entry: dict, model_dir):
+        self.root, self.entry, self.model_dir = root, entry, model_dir
+        self.name = entry["name"]
+        self.input_ids = np.array(entry["input_ids"], dtype=np.int64)
+        mask = entry.get("attention_mask")
+        self.attention_mask = None if mask is None else np.array(mask, dtype=np.int64)
+        self.position_ids = np.array(entry["position_ids"], dtype=np.int64)
+        self.files = {c["name"]: c for c in entry["checkpoints"]}
+        greedy = entry["greedy"]
+        # transformers' greedy continuation: ids [B, T + n], n <= max_new_tokens; None when it does not fit
+        self.greedy = None if greedy is None else (int(greedy["max_new_tokens"]), np.array(greedy["ids"], dtype=np.int64))
+
+    def array(self, name: str) -> np.ndarray:
+        if name not in self.files:
+            raise ReferencesError(f"{self.root / MANIFEST}: case {self.name} has no checkpoint {name}")
+        info = self.files[name]
+        path = self.root / info["file"]
+        if not path.is_file():
+            raise ReferencesError(
+                f"reference file {path} is missing; {how_to_create(self.model_dir or '<model dir>', self.root)}"
+            )
+        if file_sha256(path) != info["sha256"]:
+            raise ReferencesError(f"reference file {path} was altered or truncated (its sha256 differs from {MANIFEST})")
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise ReferencesError(f"reference file {path} is not a readable .npy file ({e})") from None
+        if list(array.shape) != info["shape"] or array.dtype.name != info["dtype"]:
+            raise ReferencesError(
+                f"reference file {path}: {array.dtype.name} {list(array.shape)}, manifest says {info['dtype']} {info['shape']}"
+            )
+        return array
+
+
+class References:
+    """A reference set read from disk (see `load_references`)."""
+
+    def __init__(self, root: Path, manifest: dict, model_dir):
+        self.root, self.manifest = root, manifest
+        self.dtype = np.dtype(manifest["dtype"])
+        self.config = manifest["model"]["config"]  # the model's config.json as the set recorded it
+        self.checkpoint_names = checkpoint_names(self.config["n_layer"])
+        self.cases = [ReferenceCase(root, c, model_dir) for c in manifest["cases"]]
+
+    def case(self, name: str) -> ReferenceCase:
+        for c in self.cases:
+            if c.name == name:
+                return c
+        raise ReferencesError(f"{self.root}: no case {name!r} (cases: {[c.name for c in self.cases]})")
+
+
+def load_references(ref_dir, model_dir: ModelDir | Path | None = None) -> References:
+    """Read a reference set; with model_dir (a ModelDir or a path), refuse it unless it was made for exactly
+    these weights."""
+    root = Path(ref_dir)
+    model_dir = None if model_dir is None else read_model_dir(model_dir)
+    manifest_file = root / MANIFEST
+    if not manifest_file.is_file():
+        raise ReferencesError(f"no references in {root} ({MANIFEST} not found); {how_to_create(model_dir or '<model dir>', root)}")
+    try:
+        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+            raise ReferencesError(f"{manifest_file}: format {found!r}, expected {FORMAT!r}")
+        if manifest["dtype"] not in ("float32", "float64"):
+            raise ReferencesError(f"{manifest_file}: dtype {manifest['dtype']!r}, expected float32 or float64")
+        theirs = manifest["model"]["weights_sha256"]
+        if not isinstance(theirs, dict):
+            raise TypeError("model.weights_sha256 must be an object")
+        for case in manifest["cases"]:
+            for c in case["checkpoints"]:
+                file = c["file"]
+                if not isinstance(file, str) or ".." in Path(file).parts or Path(file).is_absolute():
+                    raise ReferencesError(f"{manifest_file}: checkpoint file {file!r} lies outside {root}")
+                if not (isinstance(c["name"], str) and isinstance(c["dtype"], str) and isinstance(c["sha256"], str)
+                        and isinstance(c["shape"], list) and all(type(n) is int and n >= 0 for n in c["shape"])):  # fmt: skip
+                    raise TypeError(f"checkpoint entry {c!r} needs name, file, shape (non-negative ints), dtype, sha256")
+        refs = References(root, manifest, model_dir)  # converts ids, masks and positions to arrays
+        for case in refs.cases:
+            shapes = {case.input_ids.shape, case.position_ids.shape}
+            if case.attention_mask is not None:
+                shapes.add(case.attention_mask.shape)
+            if len(shapes) != 1 or case.input_ids.ndim != 2:
+                raise ValueError(f"case {case.name}: input_ids, attention_mask and position_ids must share one [B, T] shape")
+            if case.greedy is not None:
+                n, ids = case.greedy
+                B, T = case.input_ids.shape
+                if ids.ndim != 2 or ids.shape[0] != B or not T < ids.shape[1] <= T + n:
+                    raise ValueError(f"case {case.name}: greedy ids of shape {list(ids.shape)} do not continue [{B}, {T}] by 1 to {n} tokens")
+    except ReferencesError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as e:
+        raise ReferencesError(f"{manifest_file}: malformed manifest ({type(e).__name__}: {e})") from None
+    if model_dir is not None:
+        ours = model_dir.weights_sha256
+        if ours != theirs:
+            raise ReferencesError(
+                f"references in {root} were made for other weights (sha256 {theirs}), not for the model in "
+                f"{model_dir} ({ours}); make new ones with: gpt2core references --model {model_dir} --out NEW_DIR"
+            )
+    return refs
+

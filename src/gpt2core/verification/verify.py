@@ -1,0 +1,238 @@
+"""Checkpoint-by-checkpoint verification of a subject against a reference set, in every mode it offers.
+
+  chained   the subject runs from the token ids; every checkpoint is compared. The first checkpoint (in
+            the order the forward pass computes them) that exceeds its tolerance is where the engine
+            diverged; everything after it inherits the error.
+  isolated  (capability "stages") each stage is fed the reference's own input for that stage (e.g.
+            h3.attn_probs is the subject's softmax of the reference's h3.attn_scores): a failure points
+            at that one stage.
+  cached    (capability "decode") prefill, then decode one position at a time with the subject's cache,
+            after an unrelated request, so state leaking between requests shows; each step must equal
+            the full pass at its position.
+  generate  (capability "generate") the greedy continuation equals transformers' generate token for token.
+A mode the subject does not offer is reported as not run, never as passed.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .compare import Comparison, compare
+from .reference_set import load_references, versions, write_references
+from .subject import check_subject, kind_of, modes_of
+from .tolerances import CHECKPOINT_TOL
+
+MODE_NEEDS = {"isolated": "stages", "cached": "decode", "generate": "generate"}
+
+
+def compare_chained(subject, case, names, tol: dict = CHECKPOINT_TOL) -> list[Comparison]:
+    """Every checkpoint of the subject's forward pass on the case, in forward-pass order."""
+    got = subject.checkpoints(case)
+    return [compare(n, got[n], case.array(n), tol) if n in got else missing(n) for n in names]
+
+
+def compare_isolated(subject, case, names, tol: dict = CHECKPOINT_TOL) -> list[Comparison]:
+    """Every checkpoint computed by the subject's own stage from the reference's inputs."""
+    refs = {n: case.array(n) for n in names}  # each file read once: stages read their inputs from here
+    return [compare(n, subject.stage(n, case, refs.__getitem__), refs[n], tol) for n in names]
+
+
+def missing(name: str) -> Comparison:
+    return Comparison(name, [], "-", float("inf"), float("inf"), 0.0, {}, problem="not returned by the subject")
+
+
+def compare_case(subject, case, mode: str, names, tol: dict = CHECKPOINT_TOL) -> list[Comparison]:
+    """Comparisons of every checkpoint of `case` in forward-pass order, for mode chained or isolated."""
+    if mode == "chained":
+        return compare_chained(subject, case, names, tol)
+    if mode == "isolated":
+        return compare_isolated(subject, case, names, tol)
+    raise ValueError(f"mode must be 'chained' or 'isolated', got {mode!r}")
+
+
+def reference_slice(name: str, ref: np.ndarray, b: int, t: int, key_tokens: np.ndarray) -> np.ndarray:
+    """The part of a full-pass reference that one decoding step at position t of row b must reproduce."""
+    kind = kind_of(name)
+    if kind in ("k", "v"):
+        return ref[b : b + 1, :, : t + 1][:, :, key_tokens]
+    if kind == "q":
+        return ref[b : b + 1, :, t : t + 1]
+    if kind in ("attn_scores", "attn_probs"):
+        return ref[b : b + 1, :, t : t + 1, : t + 1]
+    return ref[b : b + 1, t : t + 1]
+
+
+class Unrelated:
+    """Another request of the case's shape (ids + 1), run before the case so that state kept between
+    requests shows."""
+
+    def __init__(self, case, vocab_size: int):
+        self.name = case.name + "-unrelated"
+        self.input_ids = (case.input_ids + 1) % vocab_size
+        self.attention_mask, self.position_ids = case.attention_mask, case.position_ids
+
+
+def default_split(case) -> int:
+    """Where decoding starts: half way, and after the first column where every row has a token."""
+    ids, mask = case.input_ids, case.attention_mask
+    T = ids.shape[1]
+    split = max(1, T // 2) if mask is None else int(np.argmax(mask.all(axis=0))) + 1
+    return min(split, T - 1) if T > 1 else T
+
+
+def compare_cached(subject, case, names, vocab_size: int, split: int | None = None,
+                   tol: dict = CHECKPOINT_TOL) -> list[Comparison]:  # fmt: skip
+    """Prefill `split` positions, then decode the rest one at a time with the subject's cache; compare every
+    checkpoint of every step with the full pass at that position. Named `<checkpoint>@t=<step>,b=<row>`.
+
+    An unrelated request runs first (prefill only), so state kept between requests shows. Keys and values
+    are compared at token positions only: padding keys are masked, and a padding query attends uniformly
+    to however many keys its call has, so they legitimately differ from the full pass.
+    """
+    ids, mask = case.input_ids, case.attention_mask
+    B, T = ids.shape
+    split = default_split(case) if split is None else split
+    unrelated = Unrelated(case, vocab_size)
+    for _ in subject.decode(unrelated, T):
+        pass
+    refs = {n: case.array(n) for n in names}
+    out = []
+    for t, rec in enumerate(subject.decode(case, split), start=split):
+        for b in range(B):
+            key_tokens = np.ones(t + 1, bool) if mask is None else mask[b, : t + 1].astype(bool)
+            for n in names:
+                if n not in rec:
+                    out.append(missing(f"{n}@t={t},b={b}"))
+                    continue
+                got = rec[n][b : b + 1]
+                if kind_of(n) in ("k", "v") and got.ndim == 4 and got.shape[2] == t + 1:
+                    got = got[:, :, key_tokens]
+                out.append(compare(f"{n}@t={t},b={b}", got, reference_slice(n, refs[n], b, t, key_tokens), tol))
+    return out
+
+
+def compare_greedy(subject, case) -> dict:
+    """The subject's greedy continuation against transformers' (the reference set's), token for token."""
+    n, expected = case.greedy
+    got = np.asarray(subject.generate(case, n))
+    if got.shape != expected.shape:
+        return {"case": case.name, "ok": False, "message": f"ids of shape {list(got.shape)}, transformers' {list(expected.shape)}"}
+    differ = np.argwhere(got != expected)
+    if differ.size:
+        b, t = (int(i) for i in differ[0])
+        return {"case": case.name, "ok": False,
+                "message": f"row {b} position {t}: token {int(got[b, t])}, transformers' {int(expected[b, t])}"}  # fmt: skip
+    return {"case": case.name, "ok": True, "message": f"{got.shape[1] - case.input_ids.shape[1]} tokens equal"}
+
+
+def first_divergence(comparisons: list[Comparison]) -> Comparison | None:
+    """The first failing comparison in forward-pass order (comparisons are given in that order)."""
+    return next((c for c in comparisons if not c.ok), None)
+
+
+def worst(comparisons: list[Comparison]) -> Comparison:
+    """The comparison with the largest margin (a problem counts as infinite)."""
+    return max(comparisons, key=lambda c: c.margin)
+
+
+def verify_references(subject, refs) -> dict:
+    """Every mode the subject offers, on every case of a loaded reference set, summarised per checkpoint."""
+    check_subject(subject)
+    names, offered = refs.checkpoint_names, modes_of(subject)
+    vocab_size = refs.config["vocab_size"]
+    per_name: dict[str, dict[str, list]] = {n: {"chained": [], "isolated": [], "cached": []} for n in names}
+    first, greedy = None, []
+    for case in refs.cases:
+        for mode in ("chained", "isolated", "cached"):
+            if not offered[mode]:
+                continue
+            if mode == "cached":
+                comparisons = compare_cached(subject, case, names, vocab_size)
+            else:
+                comparisons = compare_case(subject, case, mode, names)
+            for c in comparisons:
+                per_name[c.name.split("@")[0]][mode].append((case.name, c))
+            bad = first_divergence(comparisons)
+            if mode == "chained" and bad is not None and first is None:
+                first = {"case": case.name, "name": bad.name, "message": bad.message()}
+        if offered["generate"] and case.greedy is not None:
+            greedy.append(compare_greedy(subject, case))
+    rows = []
+    for n in names:
+        row = {"name": n}
+        for mode, pairs in per_name[n].items():
+            if pairs:
+                case_name, c = max(pairs, key=lambda pc: pc[1].margin)
+                row[mode] = dict(c.as_dict(), case=case_name, message=c.message())
+            else:
+                row[mode] = None
+        row["ok"] = all(row[mode]["ok"] for mode in per_name[n] if row[mode] is not None)
+        rows.append(row)
+    modes = {}
+    for mode, ran in offered.items():
+        if not ran:
+            modes[mode] = {"ran": False, "ok": None, "why": f"the subject does not offer {MODE_NEEDS[mode]!r}"}
+        elif mode == "generate":
+            modes[mode] = {"ran": bool(greedy), "ok": all(g["ok"] for g in greedy) if greedy else None,
+                           "why": None if greedy else "no case of the reference set records a greedy continuation"}  # fmt: skip
+        else:
+            modes[mode] = {"ran": True, "ok": all(c["ok"] for c in (r[mode] for r in rows) if c is not None), "why": None}
+    chained_all = [c for n in names for _, c in per_name[n]["chained"]]
+    ok = all(m["ok"] for m in modes.values() if m["ran"])
+    complete = all(m["ran"] for m in modes.values())
+    return {
+        "subject": subject.name,
+        "dtype": refs.dtype.name,
+        "cases": [c.name for c in refs.cases],
+        "modes": modes,
+        "ok": ok,
+        "complete": complete,
+        "verdict": "FAIL" if not ok else "PASS" if complete else "INCOMPLETE",
+        "max_abs": max(c.max_abs for c in chained_all),
+        "max_rel": max(c.max_rel for c in chained_all),
+        "worst_margin": worst(chained_all).margin,
+        "first_divergence": first,
+        "checkpoints": rows,
+        "generate": greedy,
+    }
+
+
+def verify_model(model_dir, factory=None, dtypes=("float32", "float64"), reference_dirs=None, prompts=None,
+                 full_length: bool = False, command: str | None = None) -> dict:  # fmt: skip
+    """Verify the subject `factory(model_dir, dtype)` makes (default: gpt2core's NumPy engine) on model_dir
+    against transformers, one run per dtype.
+
+    model_dir is a gpt2core.verification.model_dir.ModelDir (or a path, read once here). The reference
+    sets are read from `reference_dirs` (those of the given dtypes), or captured from transformers into a
+    temporary directory (`prompts`, or the built-in cases). Returns {"ok", "verdict", "model",
+    "weights_sha256", "versions", "runs": [verify_references(...) + "references"]}.
+    """
+    from .cases import cases_for
+    from .model_dir import read_model_dir
+
+    if factory is None:
+        from .numpy_subject import numpy_subject as factory
+    model_dir = read_model_dir(model_dir)
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="gpt2core-references-") as tmp:
+        if reference_dirs:
+            ref_dirs = [Path(d) for d in reference_dirs]
+        else:
+            cases = cases_for(model_dir, prompts, full_length)
+            ref_dirs = [write_references(model_dir, Path(tmp) / dt, cases, dt, command=command) for dt in dtypes]
+        for ref_dir in ref_dirs:
+            refs = load_references(ref_dir, model_dir)
+            if refs.dtype.name not in dtypes:
+                continue
+            run = verify_references(factory(model_dir, refs.dtype), refs)
+            run["references"] = str(ref_dir) if reference_dirs else "(temporary, built by this run)"
+            runs.append(run)
+    if not runs:
+        raise ValueError(f"no reference set in {[str(d) for d in reference_dirs]} has dtype {' or '.join(dtypes)}")
+    verdicts = {r["verdict"] for r in runs}
+    verdict = "FAIL" if "FAIL" in verdicts else "INCOMPLETE" if "INCOMPLETE" in verdicts else "PASS"
+    return {"ok": verdict == "PASS", "verdict": verdict, "model": str(model_dir), "weights_sha256": model_dir.weights_sha256,
+            "versions": versions(), "runs": runs}  # fmt: skip
