@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -76,18 +77,57 @@ def shell_command(args) -> str:
     return " ".join(shlex.quote(a) for a in ["gpt2core", *args.argv])
 
 
+def subject_factory(args):
+    """The subject verify runs (default gpt2core's engine) and the dtypes it is compared in."""
+    from .verification.dumps import DumpMap
+    from .verification.external import command_factory, dump_factory, import_factory, reference_dtype
+
+    chosen = [flag for flag, value in (("--subject", args.subject), ("--subject-cmd", args.subject_cmd),
+                                       ("--dumps", args.dumps)) if value]  # fmt: skip
+    if len(chosen) > 1:
+        raise ValueError(f"{' and '.join(chosen)} name two subjects; give one")
+    if (args.dumps or args.subject_cmd) and not args.map:
+        raise ValueError(f"{chosen[0]} needs --map MAP (how the engine lays out its dumps; see gpt2core.verification.dumps)")
+    if args.map and not (args.dumps or args.subject_cmd):
+        raise ValueError("--map describes dumps: give it with --dumps DIR or --subject-cmd CMD")
+    if args.dumps and not args.references:
+        raise ValueError("--dumps needs --references DIR: the reference set the engine ran")
+    dtypes = [args.dtype] if args.dtype else ["float32", "float64"]
+    if args.subject:
+        return import_factory(args.subject), dtypes
+    if args.dumps or args.subject_cmd:
+        dump_map = DumpMap.from_file(args.map)
+        dtype = reference_dtype(dump_map)
+        if args.dtype and args.dtype != dtype:
+            raise ValueError(f"--dtype {args.dtype}, but the map declares a {dump_map.dtype} engine (compared in {dtype})")
+        if args.dumps:
+            return dump_factory(args.dumps, dump_map), [dtype]
+        import tempfile
+
+        dumps = Path(tempfile.mkdtemp(prefix="gpt2core-dumps-"))
+        return command_factory(args.subject_cmd, dump_map, dumps, args.timeout), [dtype]
+    return None, dtypes
+
+
 def cmd_verify(args) -> int:
-    from .report import format_verify
+    from .report import format_verify, write_junit
     from .verification.verify import verify_model
 
+    if args.timeout <= 0:
+        raise ValueError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
+    factory, dtypes = subject_factory(args)
     report = verify_model(
         model_dir(model_path(args)),
-        dtypes=[args.dtype] if args.dtype else ["float32", "float64"],
+        factory=factory,
+        dtypes=dtypes,
         reference_dirs=args.references,
         prompts=args.prompt,
         full_length=args.full_length,
         command=shell_command(args),
+        require=args.require,
     )
+    if args.junit:
+        write_junit(report, args.junit)
     print(json.dumps(report) if args.json else format_verify(report))
     return EXIT_CODES[report["verdict"]]
 
@@ -159,7 +199,7 @@ def cmd_bench(args) -> int:
     return 0
 
 
-# verify's exit status: every mode ran and passed, a comparison failed, a mode did not run (2: an error)
+# verify's exit status: PASS, FAIL (a comparison failed), INCOMPLETE (--require all, and a part did not run); 2: an error
 EXIT_CODES = {"PASS": 0, "FAIL": 1, "INCOMPLETE": 3}
 MODEL_HELP = "model directory or cached model name (default: the built-in 124M-shape model)"
 
@@ -215,6 +255,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", action="append", help="verify on these prompts instead of the built-in cases")
     p.add_argument("--full-length", action="store_true", help="add a case of all n_positions positions")
     p.add_argument("--json", action="store_true", help="print the whole report as one JSON object")
+    p.add_argument("--subject", metavar="MODULE:FACTORY", help="verify the engine factory(model_dir, dtype) returns")
+    p.add_argument("--dumps", metavar="DIR", help="verify dumps an engine wrote for --references (needs --map)")
+    p.add_argument("--map", metavar="MAP", help="JSON map of the engine's dump files and layouts")
+    p.add_argument("--subject-cmd", metavar="CMD", help='run CMD (with {references} and {dumps} filled in) once, then verify its dumps (needs --map)')
+    p.add_argument("--timeout", type=float, default=600, help="seconds --subject-cmd may run (default 600)")
+    p.add_argument("--require", choices=["offered", "all"], default="offered",
+                   help="offered: pass when all the subject offers passes (default); all: INCOMPLETE unless every checkpoint, case and mode ran")
+    p.add_argument("--junit", metavar="FILE", help="also write JUnit XML: one testcase per case and checkpoint")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("faults", help="inject every catalogued fault and show where the comparison catches it")

@@ -33,6 +33,9 @@ def format_run(run: dict) -> str:
     ]
     for row in run["checkpoints"]:
         ch = row["chained"]
+        if ch is None:
+            lines.append(f"{row['name']:<16} {'not provided' if not row['provided'] else 'not run'}")
+            continue
         problems = [c["problem"] for c in (ch, row["isolated"], row["cached"]) if c is not None and c["problem"]]
         if problems:
             lines.append(f"{row['name']:<16} FAIL {problems[0]}")
@@ -44,17 +47,51 @@ def format_run(run: dict) -> str:
         )
     for g in run["generate"]:
         lines.append(f"greedy generation, case {g['case']}: {'PASS' if g['ok'] else 'FAIL'} ({g['message']})")
+    if run["not_provided"]:
+        lines.append(f"not provided by the subject ({len(run['not_provided'])}): {', '.join(run['not_provided'])}")
+    for case, why in run["cases_not_run"].items():
+        lines.append(f"case {case}: NOT RUN ({why})")
+    lines.append(coverage(run))
     if run["first_divergence"]:
         fd = run["first_divergence"]
         lines.append(f"first diverging checkpoint: {fd['name']} (case {fd['case']}): {fd['message']}")
     return "\n".join(lines)
 
 
+def coverage(run: dict) -> str:
+    """'verified N of M checkpoints over K of L cases' with the precision and what is required."""
+    return (f"verified {run['checkpoints_provided']} of {run['checkpoints_total']} checkpoints over "
+            f"{len(run['cases_run'])} of {len(run['cases'])} cases ({run['precision']} engine; --require {run['require']})")
+
+
 def format_verify(report: dict) -> str:
     """One table per dtype (see `format_run`), then a one-line verdict."""
     tables = [format_run(run) for run in report["runs"]]
-    summary = ", ".join(f"{r['dtype']} max abs {r['max_abs']:.3e}" for r in report["runs"])
+    summary = "; ".join(f"{r['dtype']} max abs {r['max_abs']:.3e}, {coverage(r)}" for r in report["runs"])
     return "\n\n".join(tables) + f"\n\nverify: {report['verdict']} - {summary}"
+
+
+def write_junit(report: dict, path) -> None:
+    """JUnit XML of a verify report: one testcase per dtype, case and checkpoint (chained mode), so any CI
+    shows the result. A checkpoint not provided or a case not run is a skipped testcase saying so."""
+    from junitparser import Failure, JUnitXml, Skipped, TestCase, TestSuite
+
+    xml = JUnitXml("gpt2core verify")
+    for run in report["runs"]:
+        suite = TestSuite(f"gpt2core verify {run['subject']} {run['dtype']}")
+        for case in run["cases"]:
+            for row in run["checkpoints"]:
+                test = TestCase(row["name"], classname=f"{run['dtype']}.{case}")
+                results = [r for r in row["results"] if r["case"] == case]
+                if case in run["cases_not_run"]:
+                    test.result = [Skipped(f"case not run: {run['cases_not_run'][case]}")]
+                elif not row["provided"]:
+                    test.result = [Skipped("not provided by the subject")]
+                elif not results or not results[0]["ok"]:
+                    test.result = [Failure(results[0]["message"] if results else "not compared")]
+                suite.add_testcase(test)
+        xml.add_testsuite(suite)
+    xml.write(str(path), pretty=True)
 
 
 def format_faults(report: dict) -> str:

@@ -34,12 +34,13 @@ def test_engine_names_are_the_protocol_names():
         assert engine_names(n_layer) == checkpoint_names(n_layer)
 
 
-def test_a_subject_without_capabilities_is_incomplete_not_passed(tiny_dir, tmp_path_factory):
+def test_modes_a_subject_does_not_offer_are_not_run_never_passed(tiny_dir, tmp_path_factory):
     from support.references import reference_set
 
     refs = reference_set(tiny_dir, np.float64, tmp_path_factory)
-    run = verify_references(ChainedOnly(engine_model(tiny_dir, np.float64)), refs)
-    assert run["ok"] and not run["complete"] and run["verdict"] == "INCOMPLETE"
+    subject = ChainedOnly(engine_model(tiny_dir, np.float64))
+    run = verify_references(subject, refs)
+    assert run["ok"] and not run["complete"] and run["verdict"] == "PASS"  # all it offers passed
     assert run["modes"]["chained"] == {"ran": True, "ok": True, "why": None}
     for mode, capability in (("isolated", "stages"), ("cached", "decode"), ("generate", "generate")):
         assert run["modes"][mode]["ran"] is False and run["modes"][mode]["ok"] is None
@@ -47,11 +48,16 @@ def test_a_subject_without_capabilities_is_incomplete_not_passed(tiny_dir, tmp_p
     assert all(row["isolated"] is None and row["cached"] is None for row in run["checkpoints"])
     text = format_verify({"verdict": run["verdict"], "runs": [run]})
     assert "isolated NOT RUN" in text and "cached NOT RUN" in text and "generate NOT RUN" in text
+    assert "isolated PASS" not in text
+    strict = verify_references(subject, refs, require="all")
+    assert strict["verdict"] == "INCOMPLETE" and strict["ok"]
+    text = format_verify({"verdict": strict["verdict"], "runs": [strict]})
     assert text.rstrip().splitlines()[-1].startswith("verify: INCOMPLETE")
 
 
 def test_verify_model_takes_any_subject_factory(tiny_dir):
-    report = verify_model(tiny_dir, factory=lambda md, dtype: ChainedOnly(engine_model(md.path, dtype)), dtypes=["float64"])
+    report = verify_model(tiny_dir, factory=lambda md, dtype: ChainedOnly(engine_model(md.path, dtype)), dtypes=["float64"],
+                          require="all")  # fmt: skip
     assert report["verdict"] == "INCOMPLETE" and not report["ok"]
     assert report["runs"][0]["subject"] == "chained only"
 

@@ -28,7 +28,14 @@ def test_references_command_writes_npy_and_manifest(tiny_dir, tmp_path, capsys):
     assert refs.case("batch").attention_mask.tolist()[0][0] == 0  # "Hello." is left-padded in the batch
     assert refs.dtype == np.float64
     names = checkpoint_names(2)
-    assert sorted(p.stem for p in (out / "prompt0").glob("*.npy")) == sorted(names)
+    inputs = ["attention_mask", "input_ids", "position_ids"]
+    assert sorted(p.stem for p in (out / "prompt0").glob("*.npy")) == sorted(names + inputs)
+    batch = refs.case("batch")  # the inputs as plain int64 files, for engines without a JSON parser
+    for name, expected in (("input_ids", batch.input_ids), ("attention_mask", batch.attention_mask),
+                           ("position_ids", batch.position_ids)):  # fmt: skip
+        array = np.load(out / "batch" / f"{name}.npy", allow_pickle=False)
+        assert array.dtype == np.dtype("<i8") and np.array_equal(array, expected), name
+    assert np.load(out / "prompt0" / "attention_mask.npy").tolist() == [[1, 1]]  # no padding: all ones
     manifest = json.loads((out / MANIFEST).read_text())
     assert manifest["command"].startswith("gpt2core references --model")
     assert main(["references", "--model", str(tiny_dir), "--out", str(out)]) == 2  # never overwrites a set

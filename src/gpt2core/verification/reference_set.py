@@ -6,6 +6,10 @@
                                   transformers' greedy continuation, and every checkpoint's file, shape,
                                   dtype and sha256
   <case>/<checkpoint>.npy         e.g. sentence/h3.attn_scores.npy
+  <case>/input_ids.npy, attention_mask.npy, position_ids.npy
+                                  the case's inputs as little-endian int64 [B, T] (the mask all ones when
+                                  the case has no padding), so an engine in any language runs the cases
+                                  without a JSON parser
 The checkpoints come from transformers' own forward pass (gpt2core.verification.capture).
 `load_references` refuses a set made for other weights, a missing or altered file, a wrong shape or dtype.
 
@@ -76,6 +80,9 @@ def write_references(model_dir: ModelDir | Path, out_dir, cases: list[Case], dty
             np.save(out_dir / file, array, allow_pickle=False)
             entries.append({"name": name, "file": file, "shape": list(array.shape), "dtype": array.dtype.name,
                             "sha256": file_sha256(out_dir / file)})  # fmt: skip
+        mask = np.ones_like(case.input_ids) if case.attention_mask is None else case.attention_mask
+        for name, array in (("input_ids", case.input_ids), ("attention_mask", mask), ("position_ids", case.position_ids)):
+            np.save(out_dir / case.name / f"{name}.npy", np.asarray(array, dtype="<i8"), allow_pickle=False)
         fits = case.input_ids.shape[1] + GREEDY_TOKENS <= config.n_positions
         greedy = capture_greedy(model_dir, case, dtype, GREEDY_TOKENS).tolist() if fits else None
         manifest["cases"].append({

@@ -21,17 +21,50 @@ from pathlib import Path
 import numpy as np
 
 from .compare import Comparison, compare
+from .errors import DumpError
 from .reference_set import load_references, versions, write_references
 from .subject import CAPABILITIES, check_subject, kind_of, modes_of
-from .tolerances import CHECKPOINT_TOL
+from .tolerances import CHECKPOINT_TOL, LOW_PRECISION_TOL
 
 MODE_NEEDS = {mode: capability for capability, (mode, _) in CAPABILITIES.items()}  # mode -> the capability it needs
 
 
 def compare_chained(subject, case, names, tol: dict = CHECKPOINT_TOL) -> list[Comparison]:
-    """Every checkpoint of the subject's forward pass on the case, in forward-pass order."""
+    """Every checkpoint of the subject's forward pass on the case, in forward-pass order.
+
+    A checkpoint the subject cannot produce (a DumpError: a missing, unreadable or misshapen dump file)
+    is a failure naming the file, never a skip; masked attention scores are read in the subject's
+    declared convention (`masked_scores`)."""
     got = subject.checkpoints(case)
-    return [compare(n, got[n], case.array(n), tol) if n in got else missing(n) for n in names]
+    out = []
+    for n in names:
+        if n not in got:
+            out.append(missing(n))
+            continue
+        try:
+            array = got[n]
+        except DumpError as e:
+            out.append(Comparison(n, [], "-", float("inf"), float("inf"), 0.0, {}, problem=str(e)))
+            continue
+        ref = case.array(n)
+        array, problem = masked_convention(n, array, ref, getattr(subject, "masked_scores", "min"))
+        out.append(compare(n, array, ref, tol) if problem is None else Comparison(n, list(np.shape(array)), str(array.dtype),
+                   float("inf"), float("inf"), 0.0, {}, problem=problem))  # fmt: skip
+    return out
+
+
+def masked_convention(name: str, got, ref: np.ndarray, convention: str):
+    """Masked attention scores in the subject's convention -> transformers' (the dtype's minimum).
+
+    "min": as they are; "-inf": each must be -inf; "not computed": whatever they hold is ignored. Only
+    entries the reference masks are touched, so an -inf anywhere else is still a failure."""
+    if convention == "min" or kind_of(name) != "attn_scores" or not isinstance(got, np.ndarray) or got.shape != ref.shape:
+        return got, None
+    masked = ref == np.finfo(ref.dtype).min
+    if convention == "-inf" and not np.isneginf(got[masked]).all():
+        at = [int(i) for i in np.argwhere(masked & ~np.isneginf(got))[0]]
+        return got, f"a masked score is not -inf (the declared convention) at {at}: {float(got[tuple(at)])!r}"
+    return np.where(masked, np.finfo(ref.dtype).min, got).astype(got.dtype), None
 
 
 def compare_isolated(subject, case, names, tol: dict = CHECKPOINT_TOL) -> list[Comparison]:
@@ -138,21 +171,34 @@ def worst(comparisons: list[Comparison]) -> Comparison:
     return max(comparisons, key=lambda c: c.margin)
 
 
-def verify_references(subject, refs) -> dict:
-    """Every mode the subject offers, on every case of a loaded reference set, summarised per checkpoint."""
+def verify_references(subject, refs, require: str = "offered") -> dict:
+    """Every mode the subject offers, on every case it can run of a loaded reference set, summarised per
+    checkpoint.
+
+    What the subject leaves out is listed and counted: checkpoints it does not provide (`provides`),
+    cases it cannot run (`can_run(case)` gives the reason), modes it does not offer. The verdict is FAIL
+    when a comparison fails or logits were verified on no case; with require="offered" (the default) PASS
+    when everything the subject offers passed; with require="all" INCOMPLETE unless every checkpoint, case
+    and mode ran."""
     check_subject(subject)
     names, offered = refs.checkpoint_names, modes_of(subject)
+    provided = [n for n in names if n in getattr(subject, "provides", names)]
+    tol = tolerance_for(subject, refs.dtype)
     vocab_size = refs.config["vocab_size"]
     per_name: dict[str, dict[str, list]] = {n: {"chained": [], "isolated": [], "cached": []} for n in names}
-    first, greedy = None, []
+    first, greedy, not_run = None, [], {}
     for case in refs.cases:
+        why = subject.can_run(case) if hasattr(subject, "can_run") else None
+        if why is not None:
+            not_run[case.name] = why
+            continue
         for mode in ("chained", "isolated", "cached"):
             if not offered[mode]:
                 continue
             if mode == "cached":
-                comparisons = compare_cached(subject, case, names, vocab_size)
+                comparisons = compare_cached(subject, case, provided, vocab_size, tol=tol)
             else:
-                comparisons = compare_case(subject, case, mode, names)
+                comparisons = compare_case(subject, case, mode, provided, tol)
             for c in comparisons:
                 per_name[c.name.split("@")[0]][mode].append((case.name, c))
             bad = first_divergence(comparisons)
@@ -162,7 +208,8 @@ def verify_references(subject, refs) -> dict:
             greedy.append(compare_greedy(subject, case))
     rows = []
     for n in names:
-        row = {"name": n}
+        row = {"name": n, "provided": n in provided,  # every case's chained result (for --junit)
+               "results": [{"case": case_name, "ok": c.ok, "message": c.message()} for case_name, c in per_name[n]["chained"]]}
         for mode, pairs in per_name[n].items():
             if pairs:
                 case_name, c = max(pairs, key=lambda pc: pc[1].margin)
@@ -177,31 +224,53 @@ def verify_references(subject, refs) -> dict:
             modes[mode] = {"ran": False, "ok": None, "why": f"the subject does not offer {MODE_NEEDS[mode]!r}"}
         elif mode == "generate":
             modes[mode] = {"ran": bool(greedy), "ok": all(g["ok"] for g in greedy) if greedy else None,
-                           "why": None if greedy else "no case of the reference set records a greedy continuation"}  # fmt: skip
+                           "why": None if greedy else "no case it ran records a greedy continuation"}  # fmt: skip
         else:
-            modes[mode] = {"ran": True, "ok": all(c["ok"] for c in (r[mode] for r in rows) if c is not None), "why": None}
+            ran_rows = [r[mode] for r in rows if r[mode] is not None]
+            modes[mode] = {"ran": bool(ran_rows), "ok": all(c["ok"] for c in ran_rows) if ran_rows else None,
+                           "why": None if ran_rows else "no case was run"}  # fmt: skip
     chained_all = [c for n in names for _, c in per_name[n]["chained"]]
-    ok = all(m["ok"] for m in modes.values() if m["ran"])
-    complete = all(m["ran"] for m in modes.values())
+    cases_run = [c.name for c in refs.cases if c.name not in not_run]
+    logits_verified = bool(per_name["logits"]["chained"])
+    ok = logits_verified and all(m["ok"] for m in modes.values() if m["ran"])
+    complete = all(m["ran"] for m in modes.values()) and len(provided) == len(names) and not not_run
+    verdict = "FAIL" if not ok else "INCOMPLETE" if require == "all" and not complete else "PASS"
     return {
         "subject": subject.name,
         "dtype": refs.dtype.name,
+        "precision": getattr(subject, "precision", refs.dtype.name),
         "cases": [c.name for c in refs.cases],
+        "cases_run": cases_run,
+        "cases_not_run": not_run,
+        "checkpoints_provided": len(provided),
+        "checkpoints_total": len(names),
+        "not_provided": [n for n in names if n not in provided],
+        "require": require,
         "modes": modes,
         "ok": ok,
         "complete": complete,
-        "verdict": "FAIL" if not ok else "PASS" if complete else "INCOMPLETE",
-        "max_abs": max(c.max_abs for c in chained_all),
-        "max_rel": max(c.max_rel for c in chained_all),
-        "worst_margin": worst(chained_all).margin,
-        "first_divergence": first,
+        "verdict": verdict,
+        "max_abs": max((c.max_abs for c in chained_all), default=float("nan")),
+        "max_rel": max((c.max_rel for c in chained_all), default=float("nan")),
+        "worst_margin": worst(chained_all).margin if chained_all else float("nan"),
+        "first_divergence": first if logits_verified else
+            {"case": None, "name": "logits", "message": "logits were verified on no case (the subject ran none)"},
         "checkpoints": rows,
         "generate": greedy,
-    }
+    }  # fmt: skip
+
+
+def tolerance_for(subject, ref_dtype) -> dict:
+    """The tolerances a subject is held to: CHECKPOINT_TOL, or LOW_PRECISION_TOL for an engine that
+    declares float16 or bfloat16 (compared with float32 references)."""
+    precision = getattr(subject, "precision", np.dtype(ref_dtype).name)
+    if precision in LOW_PRECISION_TOL:
+        return {np.dtype(np.float32): LOW_PRECISION_TOL[precision]}
+    return CHECKPOINT_TOL
 
 
 def verify_model(model_dir, factory=None, dtypes=("float32", "float64"), reference_dirs=None, prompts=None,
-                 full_length: bool = False, command: str | None = None) -> dict:  # fmt: skip
+                 full_length: bool = False, command: str | None = None, require: str = "offered") -> dict:  # fmt: skip
     """Verify the subject `factory(model_dir, dtype)` makes (default: gpt2core's NumPy engine) on model_dir
     against transformers, one run per dtype.
 
@@ -227,7 +296,7 @@ def verify_model(model_dir, factory=None, dtypes=("float32", "float64"), referen
             refs = load_references(ref_dir, model_dir)
             if refs.dtype.name not in dtypes:
                 continue
-            run = verify_references(factory(model_dir, refs.dtype), refs)
+            run = verify_references(factory(model_dir, refs.dtype), refs, require=require)
             run["references"] = str(ref_dir) if reference_dirs else "(temporary, built by this run)"
             runs.append(run)
     if not runs:

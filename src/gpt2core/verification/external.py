@@ -1,0 +1,90 @@
+"""Subjects from outside gpt2core: a Python factory named on the command line, a directory of dumps with
+its map, or a command (any language) that runs the reference cases and writes the dumps."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shlex
+import signal
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from .dumps import DumpMap, DumpSubject
+from .errors import SubjectError
+
+DEFAULT_TIMEOUT = 600  # seconds: a 124M-shape C engine runs the five default cases in well under a minute
+
+
+def import_factory(spec: str):
+    """'pkg.module:factory' -> the callable factory(model_dir, dtype) it names."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise SubjectError(f"--subject {spec!r}: expected MODULE:FACTORY, e.g. my_engine.gpt2core_adapter:make_subject")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise SubjectError(f"--subject {spec!r}: cannot import {module_name} ({e})") from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise SubjectError(f"--subject {spec!r}: {module_name} has no callable {attr!r}")
+    return factory
+
+
+def dump_factory(dumps_dir, dump_map: DumpMap):
+    """A subject factory over dumps an engine already wrote (one dtype: the map's)."""
+    dumps_dir = Path(dumps_dir)
+    if not dumps_dir.is_dir():
+        raise SubjectError(f"dump directory not found: {dumps_dir}")
+    return lambda model_dir, dtype: DumpSubject(dumps_dir, dump_map, model_dir.config)
+
+
+def reference_dtype(dump_map: DumpMap) -> str:
+    """The reference dtype an engine is compared with: its own, or float32 for a half-precision engine."""
+    return dump_map.dtype if dump_map.dtype in ("float32", "float64") else "float32"
+
+
+def run_engine_command(template: str, references: Path, dumps: Path, timeout: float = DEFAULT_TIMEOUT) -> None:
+    """Run `template` with {references} and {dumps} filled in (shell-quoted), once, in a shell.
+
+    A non-zero exit is a SubjectError with the status and the tail of stderr; past `timeout` seconds the
+    command's whole process group is killed and that is a SubjectError too."""
+    if "{dumps}" not in template:
+        raise SubjectError(f"--subject-cmd {template!r} must contain {{dumps}} (where the engine writes its dumps)")
+    command = template.replace("{references}", shlex.quote(str(references))).replace("{dumps}", shlex.quote(str(dumps)))
+    dumps.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(command, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
+    try:
+        _, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise SubjectError(f"the engine command ran past --timeout {timeout:g} s and was stopped: {command}") from None
+    if proc.returncode != 0:
+        tail = "\n".join(stderr.strip().splitlines()[-5:])
+        raise SubjectError(f"the engine command exited with status {proc.returncode}: {command}"
+                           + (f"; its stderr ends: {tail}" if tail else ""))  # fmt: skip
+
+
+class CommandSubject(DumpSubject):
+    """Dumps written by an engine command, run once on the reference set before the first checkpoint is
+    read (the cases' reference directory fills {references})."""
+
+    def __init__(self, template: str, dumps_dir: Path, dump_map: DumpMap, config, timeout: float):
+        super().__init__(dumps_dir, dump_map, config)
+        self.template, self.timeout, self.ran = template, timeout, False
+
+    def checkpoints(self, case):
+        if not self.ran:
+            run_engine_command(self.template, case.root, self.root, self.timeout)
+            self.ran = True
+        return super().checkpoints(case)
+
+
+def command_factory(template: str, dump_map: DumpMap, dumps_dir: Path, timeout: float = DEFAULT_TIMEOUT):
+    """A subject factory that runs the engine command once per reference set, into dumps_dir/<dtype>."""
+    return lambda model_dir, dtype: CommandSubject(template, Path(dumps_dir) / np.dtype(dtype).name, dump_map,
+                                                   model_dir.config, timeout)  # fmt: skip

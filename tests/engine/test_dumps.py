@@ -1,0 +1,162 @@
+"""Engines in any language: dumps in the engine's own layout, read through a declared map.
+
+The dumps here are written by gpt2core's engine rearranged the way a from-scratch engine lays them out
+(fused QKV, heads last, no batch axis, logits padded to a multiple of 64, masked scores -inf), so the map
+and the comparison are tested against an engine whose numbers are known to be right; a broken copy must
+fail at the checkpoint where it is broken, and a deleted file must fail naming it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from support.models import engine_model
+
+from gpt2core.cli import main
+from gpt2core.verification.dumps import FORMAT, DumpMap
+from gpt2core.verification.errors import DumpError
+
+PER_LAYER = ("ln_1", "attn_scores", "attn_probs", "attn_heads", "attn_out", "resid_mid", "ln_2", "mlp_fc", "mlp_act",
+             "mlp_out", "out")  # fmt: skip
+MAP = {
+    "format": FORMAT, "engine": "rearranged numpy", "dtype": "float64", "runs": {"batch": False, "padding": False},
+    "masked_scores": "-inf",
+    "checkpoints": {
+        "embeddings": {"file": "{case}/embeddings.npy", "layout": "t c"},
+        **{f"h{{i}}.{k}": {"file": f"{{case}}/layer{{i}}/{k}.npy", "layout": "h t s" if k.startswith("attn_") and k[5:] in ("scores", "probs") else "t c"}
+           for k in PER_LAYER},
+        **{f"h{{i}}.{k}": {"file": "{case}/layer{i}/qkv.npy", "layout": "t (three h d)", "select": {"three": n}}
+           for n, k in enumerate(("q", "k", "v"))},
+        "ln_f": {"file": "{case}/ln_f.npy", "layout": "t c"},
+        "logits": {"file": "{case}/logits.npy", "layout": "t v", "vocab_padded": True},
+    },
+}  # fmt: skip
+
+
+def write_dumps(model, refs, out, broken=None):
+    """The engine's checkpoints of every one-row case, laid out as MAP says (the qkv of layer 0 broken on
+    request by swapping k and v)."""
+    for case in refs.cases:
+        if case.input_ids.shape[0] > 1:
+            continue
+        rec = {}
+        model.forward(case.input_ids, checkpoints=rec)
+        d = out / case.name
+        for i in range(model.config.n_layer):
+            (d / f"layer{i}").mkdir(parents=True, exist_ok=True)
+            for k in PER_LAYER:
+                a = rec[f"h{i}.{k}"][0]
+                if k == "attn_scores":
+                    a = np.where(a == np.finfo(a.dtype).min, -np.inf, a)
+                np.save(d / f"layer{i}" / f"{k}.npy", a)
+            q, k_, v = (rec[f"h{i}.{n}"][0].transpose(1, 0, 2).reshape(case.input_ids.shape[1], -1) for n in "qkv")
+            if broken == "kv_swapped" and i == 0:
+                k_, v = v, k_
+            np.save(d / f"layer{i}" / "qkv.npy", np.concatenate([q, k_, v], axis=-1))
+        np.save(d / "embeddings.npy", rec["embeddings"][0])
+        np.save(d / "ln_f.npy", rec["ln_f"][0])
+        logits = rec["logits"][0]
+        V = logits.shape[-1]
+        padded = np.zeros((logits.shape[0], -(-V // 64) * 64), logits.dtype)
+        padded[:, :V] = logits
+        np.save(d / "logits.npy", padded)
+
+
+@pytest.fixture
+def dumped(tiny_dir, tmp_path, tmp_path_factory):
+    from support.references import reference_set
+
+    refs = reference_set(tiny_dir, np.float64, tmp_path_factory)
+    (tmp_path / "map.json").write_text(json.dumps(MAP))
+    return tiny_dir, refs, tmp_path
+
+
+def verify(capsys, tiny_dir, refs, dumps, map_file, *extra):
+    rc = main(["verify", "--model", str(tiny_dir), "--references", str(refs.root), "--dumps", str(dumps),
+               "--map", str(map_file), "--json", *extra])  # fmt: skip
+    out = capsys.readouterr()
+    return rc, (json.loads(out.out) if out.out else None), out.err
+
+
+def test_an_engine_in_its_own_layout_passes(dumped, capsys):
+    tiny_dir, refs, tmp = dumped
+    write_dumps(engine_model(tiny_dir, np.float64), refs, tmp / "dumps")
+    rc, report, err = verify(capsys, tiny_dir, refs, tmp / "dumps", tmp / "map.json", "--junit", str(tmp / "junit.xml"))
+    assert rc == 0, err
+    (run,) = report["runs"]
+    assert run["verdict"] == "PASS" and run["subject"] == "rearranged numpy"
+    assert run["checkpoints_provided"] == run["checkpoints_total"] == 2 * 14 + 3
+    assert run["cases_not_run"] == {"padded_batch": "3 rows, and the engine runs one row at a time"}
+    assert run["cases_run"] == ["one_token", "hello", "sentence", "random_tokens"]
+    assert run["modes"]["isolated"]["ran"] is False
+    from junitparser import JUnitXml
+
+    cases = [c for suite in JUnitXml.fromfile(str(tmp / "junit.xml")) for c in suite]
+    assert len(cases) == len(refs.cases) * run["checkpoints_total"]
+    skipped = [c for c in cases if c.result and c.result[0].__class__.__name__ == "Skipped"]
+    assert len(skipped) == run["checkpoints_total"] and all(c.classname == "float64.padded_batch" for c in skipped)
+    assert all(not c.result for c in cases if c not in skipped)
+
+
+def test_a_broken_engine_fails_where_it_is_broken(dumped, capsys):
+    tiny_dir, refs, tmp = dumped
+    write_dumps(engine_model(tiny_dir, np.float64), refs, tmp / "dumps", broken="kv_swapped")
+    rc, report, _ = verify(capsys, tiny_dir, refs, tmp / "dumps", tmp / "map.json")
+    assert rc == 1 and report["runs"][0]["first_divergence"]["name"] == "h0.k"
+
+
+def test_a_deleted_dump_file_fails_naming_it(dumped, capsys):
+    tiny_dir, refs, tmp = dumped
+    write_dumps(engine_model(tiny_dir, np.float64), refs, tmp / "dumps")
+    (tmp / "dumps" / "sentence" / "layer1" / "mlp_act.npy").unlink()
+    rc, report, _ = verify(capsys, tiny_dir, refs, tmp / "dumps", tmp / "map.json")
+    fd = report["runs"][0]["first_divergence"]
+    assert rc == 1 and fd["name"] == "h1.mlp_act" and fd["case"] == "sentence"
+    assert "sentence/layer1/mlp_act.npy is missing" in fd["message"]
+
+
+def test_checkpoints_not_provided_are_counted_and_required_on_request(dumped, capsys):
+    tiny_dir, refs, tmp = dumped
+    write_dumps(engine_model(tiny_dir, np.float64), refs, tmp / "dumps")
+    only_logits = {**MAP, "checkpoints": {"logits": MAP["checkpoints"]["logits"]}}
+    (tmp / "logits.json").write_text(json.dumps(only_logits))
+    rc, report, _ = verify(capsys, tiny_dir, refs, tmp / "dumps", tmp / "logits.json")
+    run = report["runs"][0]
+    assert rc == 0 and run["checkpoints_provided"] == 1 and "h0.q" in run["not_provided"]
+    rc, report, _ = verify(capsys, tiny_dir, refs, tmp / "dumps", tmp / "logits.json", "--require", "all")
+    assert rc == 3 and report["verdict"] == "INCOMPLETE"
+    main(["verify", "--model", str(tiny_dir), "--references", str(refs.root), "--dumps", str(tmp / "dumps"),
+          "--map", str(tmp / "logits.json")])  # fmt: skip
+    assert "verified 1 of 31 checkpoints over 4 of 5 cases" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"format": "x"}, "format 'x'"),
+    ({"dtype": "int8"}, "dtype 'int8'"),
+    ({"checkpoints": {"h0.q": {}}}, "at least 'logits'"),
+    ({"checkpoints": {"logits": {}, "h{i}.nonsense": {}}}, "unknown checkpoint 'h{i}.nonsense'"),
+    ({"checkpoints": {"logits": {"layout": "t x"}}}, "must name the axes"),
+    ({"checkpoints": {"logits": {"file": "../logits.npy"}}}, "must be a relative path"),
+    ({"checkpoints": {"logits": {}, "h{i}.q": {"file": "{case}/q.npy"}}}, "must hold {i}"),
+    ({"masked_scores": "zero"}, "masked_scores 'zero'"),
+])  # fmt: skip
+def test_a_malformed_map_is_refused_naming_the_problem(change, message):
+    with pytest.raises(DumpError, match=message.replace("{", r"\{").replace("}", r"\}")):
+        DumpMap({**MAP, **change})
+
+
+@pytest.mark.parametrize(("bad", "message"), [
+    (lambda p: p.write_bytes(p.read_bytes()[:-10]), "not a readable .npy file"),
+    (lambda p: np.save(p, np.array([{"x": 1}], dtype=object), allow_pickle=True), "not a readable .npy file"),
+    (lambda p: np.save(p, np.zeros((3, 5))), "does not fit layout"),
+    (lambda p: np.save(p, np.zeros((2, 64), np.float32)), "dtype float32, the map declares float64"),
+])  # fmt: skip
+def test_broken_dump_files_are_named_failures(dumped, capsys, bad, message):
+    tiny_dir, refs, tmp = dumped
+    write_dumps(engine_model(tiny_dir, np.float64), refs, tmp / "dumps")
+    bad(tmp / "dumps" / "hello" / "ln_f.npy")
+    rc, report, _ = verify(capsys, tiny_dir, refs, tmp / "dumps", tmp / "map.json")
+    fd = report["runs"][0]["first_divergence"]
+    assert rc == 1 and fd["name"] == "ln_f" and fd["case"] == "hello" and message in fd["message"], fd
