@@ -12,6 +12,7 @@ declares that layout, so the engine never rewrites its tensors into gpt2core's:
                                          and compared with float32 references at LOW_PRECISION_TOL)
   "runs": {"batch": false, "padding": false},
                                          cases it cannot run (several rows; left padding) are "not run"
+  "single_row_without_batch": true,      a case of one row is written without the layout's b axis
   "masked_scores": "-inf",               how masked attention scores are written: "min" (the dtype's
                                          minimum, as transformers), "-inf", or "not computed" (ignored)
   "checkpoints": {                       only what the engine provides; the rest is "not provided"
@@ -86,6 +87,9 @@ class DumpMap:
         if not isinstance(runs, dict) or set(runs) - {"batch", "padding"} or not all(isinstance(v, bool) for v in runs.values()):
             raise DumpError(f"{source}: runs must be an object of booleans 'batch' and 'padding', got {runs!r}")
         self.runs_batch, self.runs_padding = runs.get("batch", True), runs.get("padding", True)
+        self.single_row_without_batch = data.get("single_row_without_batch", False)
+        if type(self.single_row_without_batch) is not bool:
+            raise DumpError(f"{source}: single_row_without_batch must be true or false")
         self.masked_scores = data.get("masked_scores", "min")
         if self.masked_scores not in MASKED_SCORES:
             raise DumpError(f"{source}: masked_scores {self.masked_scores!r}; expected one of {', '.join(MASKED_SCORES)}")
@@ -227,6 +231,8 @@ class DumpSubject:
         if array.dtype.name != expected_dtype:
             raise DumpError(f"dump file {path}: dtype {array.dtype.name}, the map declares {self.precision} "
                             f"(expected {expected_dtype} files)")  # fmt: skip
+        if B == 1 and self.map.single_row_without_batch and "b" in letters_of(spec["layout"]):
+            spec = dict(spec, layout=" ".join(re.sub(r"\bb\b", " ", spec["layout"]).split()))
         return to_canonical(array, spec, kind, B, T, cfg, str(path)).astype(
             np.float32 if self.precision in ("float16", "bfloat16") else array.dtype, copy=False
         )

@@ -6,6 +6,7 @@
                                   transformers' greedy continuation, and every checkpoint's file, shape,
                                   dtype and sha256
   <case>/<checkpoint>.npy         e.g. sentence/h3.attn_scores.npy
+  cases.txt                       the case names, one per line
   <case>/input_ids.npy, attention_mask.npy, position_ids.npy
                                   the case's inputs as little-endian int64 [B, T] (the mask all ones when
                                   the case has no padding), so an engine in any language runs the cases
@@ -32,6 +33,7 @@ from .subject import checkpoint_names
 
 FORMAT = "gpt2core-references/2"
 MANIFEST = "manifest.json"
+CASES_FILE = "cases.txt"
 GREEDY_TOKENS = 8  # transformers' greedy continuation recorded per case, for the "generate" mode
 
 
@@ -91,6 +93,7 @@ def write_references(model_dir: ModelDir | Path, out_dir, cases: list[Case], dty
             "position_ids": case.position_ids.tolist(), "checkpoints": entries,
             "greedy": None if greedy is None else {"max_new_tokens": GREEDY_TOKENS, "ids": greedy},
         })  # fmt: skip
+    (out_dir / CASES_FILE).write_text("".join(case.name + "\n" for case in cases))  # the case names, one per line
     tmp = out_dir / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=1))
     os.replace(tmp, out_dir / MANIFEST)  # the manifest appears last: a half-written set has none

@@ -1,0 +1,123 @@
+"""examples/c-engine: a GPT-2 in C99 (standard library only), verified through `gpt2core verify --subject-cmd`
+in its own layout (fused QKV, heads last, no batch axis for one row, logits padded to a multiple of 64,
+masked scores -inf), and each of its compile-time faults caught at the checkpoint where it lives.
+
+The system C compiler is required: without it these tests fail, they never skip.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gpt2core.cli import main
+
+ENGINE = Path(__file__).resolve().parents[2] / "examples" / "c-engine"
+CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-pedantic", "-Werror"]
+# fault -> the checkpoint where it lives (the float64 build on the tiny shape: float64 sees even exact GELU there)
+FAULTS = {
+    "SCALE_1_OVER_D": "h0.attn_scores",
+    "NO_CAUSAL_MASK": "h0.attn_scores",
+    "EXACT_GELU": "h0.mlp_act",
+    "LN_EPS_1E3": "h0.ln_1",
+    "POSITIONS_OFF_BY_ONE": "embeddings",
+    "KV_SWAPPED": "h0.k",
+}
+
+
+def build(out: Path, *defines: str) -> Path:
+    cc = shutil.which("cc")
+    assert cc, "the C compiler `cc` is not installed: the C engine's tests need it"
+    subprocess.run([cc, *CFLAGS, *(f"-D{d}" for d in defines), "-o", str(out), str(ENGINE / "gpt2.c"), "-lm"], check=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def binaries(tmp_path_factory):
+    d = tmp_path_factory.mktemp("c-engine")
+    return {"float32": build(d / "gpt2"), "float64": build(d / "gpt2_f64", "USE_DOUBLE")}
+
+
+def verify(capsys, *args):
+    rc = main(["verify", *map(str, args), "--json"])
+    out = capsys.readouterr()
+    return rc, (json.loads(out.out) if out.out else None), out.err
+
+
+@pytest.mark.parametrize("shape", ["tiny", "124M"])
+def test_the_c_engine_passes_in_float32(binaries, shape, capsys, tmp_path):
+    from support.models import hf_model_dir
+
+    model = hf_model_dir(shape)
+    cmd = f"{binaries['float32']} {model} {{references}} {{dumps}}"
+    rc, report, err = verify(capsys, "--model", model, "--subject-cmd", cmd, "--map", ENGINE / "map.json",
+                             "--junit", tmp_path / "junit.xml")  # fmt: skip
+    assert rc == 0, err
+    (run,) = report["runs"]
+    assert run["verdict"] == "PASS" and run["dtype"] == "float32" and run["subject"] == "examples/c-engine (float32)"
+    assert run["cases_run"] == run["cases"] and "padded_batch" in run["cases_run"]  # the left-padded batch too
+    assert run["checkpoints_provided"] == run["checkpoints_total"]
+    from junitparser import JUnitXml
+
+    cases = [c for suite in JUnitXml.fromfile(str(tmp_path / "junit.xml")) for c in suite]
+    assert len(cases) == len(run["cases"]) * run["checkpoints_total"] and all(not c.result for c in cases)
+    assert len({(c.classname, c.name) for c in cases}) == len(cases)
+
+
+@pytest.fixture(scope="module")
+def tiny64(tmp_path_factory):
+    from support.models import hf_model_dir
+    from support.references import reference_set
+
+    model = hf_model_dir("tiny")
+    return model, reference_set(model, np.float64, tmp_path_factory)
+
+
+def test_the_float64_build_passes_at_float64_tolerance(binaries, tiny64, capsys, tmp_path):
+    model, refs = tiny64
+    subprocess.run([binaries["float64"], model, refs.root, tmp_path / "dumps"], check=True, capture_output=True)
+    rc, report, err = verify(capsys, "--model", model, "--references", refs.root, "--dumps", tmp_path / "dumps",
+                             "--map", ENGINE / "map-f64.json")  # fmt: skip
+    assert rc == 0 and report["runs"][0]["max_rel"] < 1e-12, err
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_each_fault_build_fails_at_its_checkpoint(tiny64, fault, capsys, tmp_path):
+    model, refs = tiny64
+    binary = build(tmp_path / "gpt2", "USE_DOUBLE", f"FAULT_{fault}")
+    subprocess.run([binary, model, refs.root, tmp_path / "dumps"], check=True, capture_output=True)
+    rc, report, _ = verify(capsys, "--model", model, "--references", refs.root, "--dumps", tmp_path / "dumps",
+                           "--map", ENGINE / "map-f64.json")  # fmt: skip
+    first = report["runs"][0]["first_divergence"]
+    assert rc == 1 and report["verdict"] == "FAIL"
+    assert first["name"] == FAULTS[fault], f"{fault}: first diverging {first['name']}: {first['message']}"
+
+
+def test_a_deleted_dump_file_fails_naming_it(binaries, tiny64, capsys, tmp_path):
+    model, refs = tiny64
+    subprocess.run([binaries["float64"], model, refs.root, tmp_path / "dumps"], check=True, capture_output=True)
+    (tmp_path / "dumps" / "padded_batch" / "h1_probs.npy").unlink()
+    rc, report, _ = verify(capsys, "--model", model, "--references", refs.root, "--dumps", tmp_path / "dumps",
+                           "--map", ENGINE / "map-f64.json")  # fmt: skip
+    first = report["runs"][0]["first_divergence"]
+    assert rc == 1 and first["name"] == "h1.attn_probs" and first["case"] == "padded_batch"
+    assert "padded_batch/h1_probs.npy is missing" in first["message"]
+
+
+def test_a_failing_command_reports_its_status_and_stderr(tiny64, capsys):
+    model, _ = tiny64
+    rc, _, err = verify(capsys, "--model", model, "--dtype", "float32", "--map", ENGINE / "map.json",
+                        "--subject-cmd", "echo engine exploded >&2; exit 7 # {dumps}")  # fmt: skip
+    assert rc == 2 and "exited with status 7" in err and "engine exploded" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_command_past_its_timeout_is_stopped(tiny64, capsys):
+    model, _ = tiny64
+    rc, _, err = verify(capsys, "--model", model, "--map", ENGINE / "map.json", "--timeout", "1",
+                        "--subject-cmd", "sleep 30 # {dumps}")  # fmt: skip
+    assert rc == 2 and "ran past --timeout 1 s and was stopped" in err
