@@ -160,3 +160,47 @@ def test_broken_dump_files_are_named_failures(dumped, capsys, bad, message):
     rc, report, _ = verify(capsys, tiny_dir, refs, tmp / "dumps", tmp / "map.json")
     fd = report["runs"][0]["first_divergence"]
     assert rc == 1 and fd["name"] == "ln_f" and fd["case"] == "hello" and message in fd["message"], fd
+
+
+def bf16(a):
+    """float32 values rounded to bfloat16's 8-bit significand (round to nearest even), kept as float32."""
+    bits = a.astype(np.float32).view(np.uint32)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return bits.view(np.float32)
+
+
+@pytest.mark.parametrize(("precision", "tol"), [("float16", 1e-2), ("bfloat16", 5e-2)])
+def test_a_half_precision_engine_is_held_to_its_tolerance(tiny_dir, tmp_path, tmp_path_factory, capsys, precision, tol):
+    """Dumps rounded to half precision pass against float32 references at LOW_PRECISION_TOL; the same dumps
+    with an error of 3x that tolerance on one checkpoint fail there."""
+    from support.references import reference_set
+
+    from gpt2core.verification.tolerances import LOW_PRECISION_TOL
+
+    assert LOW_PRECISION_TOL[precision] == tol
+    refs = reference_set(tiny_dir, np.float32, tmp_path_factory)
+    model = engine_model(tiny_dir, np.float32)
+    for broken in (False, True):
+        out = tmp_path / f"dumps-{broken}"
+        for case in refs.cases:
+            rec = {}
+            model.forward(case.input_ids, case.attention_mask, checkpoints=rec)
+            (out / case.name).mkdir(parents=True)
+            for name, array in rec.items():
+                if name.rsplit(".", 1)[-1] not in ("logits", "mlp_out", "ln_1"):  # what the map below provides
+                    continue
+                if broken and name == "h0.mlp_out":
+                    array = array + 3 * tol * np.abs(array).max()
+                np.save(out / case.name / f"{name}.npy", array.astype(np.float16) if precision == "float16" else bf16(array))
+        dump_map = {"format": FORMAT, "engine": precision, "dtype": precision,
+                    "checkpoints": {"logits": {}, "h{i}.mlp_out": {}, "h{i}.ln_1": {}}}  # fmt: skip
+        (tmp_path / "map.json").write_text(json.dumps(dump_map))
+        rc, report, err = verify(capsys, tiny_dir, refs, out, tmp_path / "map.json")
+        run = report["runs"][0]
+        assert run["dtype"] == "float32" and run["precision"] == precision
+        rows = {r["name"]: r for r in run["checkpoints"]}
+        assert rows["logits"]["chained"]["tolerance"] == pytest.approx(tol * np.abs(refs.case(rows["logits"]["chained"]["case"]).array("logits")).max())
+        if broken:
+            assert rc == 1 and run["first_divergence"]["name"] == "h0.mlp_out", run["first_divergence"]
+        else:
+            assert rc == 0 and 0.001 < run["worst_margin"] < 1, (err, run["worst_margin"])

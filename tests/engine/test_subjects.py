@@ -85,3 +85,38 @@ def test_a_subject_missing_a_checkpoint_fails_naming_it(tiny_dir, tmp_path_facto
 def test_malformed_subjects_are_refused(broken, message):
     with pytest.raises(SubjectError, match=message):
         check_subject(broken())
+
+
+def test_a_python_engine_outside_the_repository_is_verified_by_module_path(tiny_dir, tmp_path, monkeypatch, capsys):
+    """`gpt2core verify --subject pkg.module:factory`, with the package outside this repository; a broken
+    copy of the same adapter fails at the checkpoint it breaks."""
+    import json
+
+    from gpt2core.cli import main
+
+    pkg = tmp_path / "outside_engine"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "adapter.py").write_text(
+        "import gpt2core\n"
+        "from gpt2core.verification.numpy_subject import NumpySubject\n\n"
+        "class Adapter(NumpySubject):\n"
+        "    def checkpoints(self, case):\n"
+        "        rec = dict(super().checkpoints(case))\n"
+        "        if BROKEN:\n"
+        "            rec['h1.mlp_act'] = rec['h1.mlp_act'] * 1.001\n"
+        "        return rec\n\n"
+        "BROKEN = False\n\n"
+        "def make(model_dir, dtype):\n"
+        "    return Adapter(gpt2core.load(model_dir.path, dtype=dtype), name='outside engine')\n"
+    )  # fmt: skip
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ["verify", "--model", str(tiny_dir), "--dtype", "float64", "--subject", "outside_engine.adapter:make", "--json"]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["runs"][0]["subject"] == "outside engine" and report["verdict"] == "PASS"
+    monkeypatch.setattr("outside_engine.adapter.BROKEN", True)
+    assert main(args) == 1
+    assert json.loads(capsys.readouterr().out)["runs"][0]["first_divergence"]["name"] == "h1.mlp_act"
+    assert main(["verify", "--model", str(tiny_dir), "--subject", "outside_engine.adapter:nothing"]) == 2
+    assert "has no callable 'nothing'" in capsys.readouterr().err
