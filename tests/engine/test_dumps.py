@@ -204,3 +204,21 @@ def test_a_half_precision_engine_is_held_to_its_tolerance(tiny_dir, tmp_path, tm
             assert rc == 1 and run["first_divergence"]["name"] == "h0.mlp_out", run["first_divergence"]
         else:
             assert rc == 0 and 0.001 < run["worst_margin"] < 1, (err, run["worst_margin"])
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--dumps", "D"], "--dumps needs --map MAP"),
+    (["--map", "M"], "--map describes dumps"),
+    (["--dumps", "D", "--map", "M"], "--dumps needs --references DIR"),
+    (["--subject", "a:b", "--subject-cmd", "x {dumps}", "--map", "M"], "--subject and --subject-cmd name two subjects"),
+    (["--subject", "no_colon"], "expected MODULE:FACTORY"),
+    (["--subject-cmd", "x", "--map", "MAP"], "must contain {dumps}"),
+    (["--timeout", "0", "--subject-cmd", "x {dumps}", "--map", "MAP"], "--timeout must be a positive number"),
+    (["--subject-cmd", "x {dumps}", "--map", "MAP", "--dtype", "float64"], "the map declares a float32 engine"),
+])  # fmt: skip
+def test_contradictory_or_incomplete_subject_arguments_are_one_line_errors(tiny_dir, tmp_path, capsys, args, message):
+    (tmp_path / "MAP").write_text(json.dumps({"format": FORMAT, "checkpoints": {"logits": {}}}))
+    args = [str(tmp_path / a) if a == "MAP" else a for a in args]
+    assert main(["verify", "--model", str(tiny_dir), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err

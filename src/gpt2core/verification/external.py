@@ -51,8 +51,6 @@ def run_engine_command(template: str, references: Path, dumps: Path, timeout: fl
 
     A non-zero exit is a SubjectError with the status and the tail of stderr; past `timeout` seconds the
     command's whole process group is killed and that is a SubjectError too."""
-    if "{dumps}" not in template:
-        raise SubjectError(f"--subject-cmd {template!r} must contain {{dumps}} (where the engine writes its dumps)")
     command = template.replace("{references}", shlex.quote(str(references))).replace("{dumps}", shlex.quote(str(dumps)))
     dumps.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(command, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -86,5 +84,7 @@ class CommandSubject(DumpSubject):
 
 def command_factory(template: str, dump_map: DumpMap, dumps_dir: Path, timeout: float = DEFAULT_TIMEOUT):
     """A subject factory that runs the engine command once per reference set, into dumps_dir/<dtype>."""
+    if "{dumps}" not in template:
+        raise SubjectError(f"--subject-cmd {template!r} must contain {{dumps}} (where the engine writes its dumps)")
     return lambda model_dir, dtype: CommandSubject(template, Path(dumps_dir) / np.dtype(dtype).name, dump_map,
                                                    model_dir.config, timeout)  # fmt: skip
