@@ -77,8 +77,9 @@ def shell_command(args) -> str:
     return " ".join(shlex.quote(a) for a in ["gpt2core", *args.argv])
 
 
-def subject_factory(args):
-    """The subject verify runs (default gpt2core's engine) and the dtypes it is compared in."""
+def subject_factory(args, scratch: Path):
+    """The subject verify runs (default gpt2core's engine) and the dtypes it is compared in; an engine
+    command writes its dumps under `scratch`."""
     from .verification.dumps import DumpMap
     from .verification.external import command_factory, dump_factory, import_factory, reference_dtype
 
@@ -102,10 +103,7 @@ def subject_factory(args):
             raise ValueError(f"--dtype {args.dtype}, but the map declares a {dump_map.dtype} engine (compared in {dtype})")
         if args.dumps:
             return dump_factory(args.dumps, dump_map), [dtype]
-        import tempfile
-
-        dumps = Path(tempfile.mkdtemp(prefix="gpt2core-dumps-"))
-        return command_factory(args.subject_cmd, dump_map, dumps, args.timeout), [dtype]
+        return command_factory(args.subject_cmd, dump_map, scratch, args.timeout), [dtype]
     return None, dtypes
 
 
@@ -113,19 +111,22 @@ def cmd_verify(args) -> int:
     from .report import format_verify, write_junit
     from .verification.verify import verify_model
 
+    import tempfile
+
     if args.timeout <= 0:
         raise ValueError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
-    factory, dtypes = subject_factory(args)
-    report = verify_model(
-        model_dir(model_path(args)),
-        factory=factory,
-        dtypes=dtypes,
-        reference_dirs=args.references,
-        prompts=args.prompt,
-        full_length=args.full_length,
-        command=shell_command(args),
-        require=args.require,
-    )
+    with tempfile.TemporaryDirectory(prefix="gpt2core-dumps-") as scratch:  # an engine command's dumps, removed after
+        factory, dtypes = subject_factory(args, Path(scratch))
+        report = verify_model(
+            model_dir(model_path(args)),
+            factory=factory,
+            dtypes=dtypes,
+            reference_dirs=args.references,
+            prompts=args.prompt,
+            full_length=args.full_length,
+            command=shell_command(args),
+            require=args.require,
+        )
     if args.junit:
         write_junit(report, args.junit)
     print(json.dumps(report) if args.json else format_verify(report))

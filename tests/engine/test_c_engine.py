@@ -50,9 +50,14 @@ def verify(capsys, *args):
 
 
 @pytest.mark.parametrize("shape", ["tiny", "124M"])
-def test_the_c_engine_passes_in_float32(binaries, shape, capsys, tmp_path):
+def test_the_c_engine_passes_in_float32(binaries, shape, capsys, tmp_path, monkeypatch):
+    import tempfile
+
     from support.models import hf_model_dir
 
+    scratch = tmp_path / "scratch"  # where verify puts the references and the engine's dumps
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     model = hf_model_dir(shape)
     cmd = f"{binaries['float32']} {model} {{references}} {{dumps}}"
     rc, report, err = verify(capsys, "--model", model, "--subject-cmd", cmd, "--map", ENGINE / "map.json",
@@ -67,6 +72,7 @@ def test_the_c_engine_passes_in_float32(binaries, shape, capsys, tmp_path):
     cases = [c for suite in JUnitXml.fromfile(str(tmp_path / "junit.xml")) for c in suite]
     assert len(cases) == len(run["cases"]) * run["checkpoints_total"] and all(not c.result for c in cases)
     assert len({(c.classname, c.name) for c in cases}) == len(cases)
+    assert not any(scratch.iterdir()), "verify left the references or the dumps behind"
 
 
 @pytest.fixture(scope="module")

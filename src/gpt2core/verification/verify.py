@@ -39,17 +39,16 @@ def compare_chained(subject, case, names, tol: dict = CHECKPOINT_TOL) -> list[Co
     out = []
     for n in names:
         if n not in got:
-            out.append(missing(n))
+            out.append(failed(n, "not returned by the subject"))
             continue
         try:
             array = got[n]
         except DumpError as e:
-            out.append(Comparison(n, [], "-", float("inf"), float("inf"), 0.0, {}, problem=str(e)))
+            out.append(failed(n, str(e)))
             continue
         ref = case.array(n)
         array, problem = masked_convention(n, array, ref, getattr(subject, "masked_scores", "min"))
-        out.append(compare(n, array, ref, tol) if problem is None else Comparison(n, list(np.shape(array)), str(array.dtype),
-                   float("inf"), float("inf"), 0.0, {}, problem=problem))  # fmt: skip
+        out.append(compare(n, array, ref, tol) if problem is None else failed(n, problem))
     return out
 
 
@@ -73,8 +72,9 @@ def compare_isolated(subject, case, names, tol: dict = CHECKPOINT_TOL) -> list[C
     return [compare(n, subject.stage(n, case, refs.__getitem__), refs[n], tol) for n in names]
 
 
-def missing(name: str) -> Comparison:
-    return Comparison(name, [], "-", float("inf"), float("inf"), 0.0, {}, problem="not returned by the subject")
+def failed(name: str, problem: str) -> Comparison:
+    """A comparison that could not be made: the subject returned nothing usable for `name`."""
+    return Comparison(name, [], "-", float("inf"), float("inf"), 0.0, {}, problem=problem)
 
 
 def compare_case(subject, case, mode: str, names, tol: dict = CHECKPOINT_TOL) -> list[Comparison]:
@@ -138,7 +138,7 @@ def compare_cached(subject, case, names, vocab_size: int, split: int | None = No
             key_tokens = np.ones(t + 1, bool) if mask is None else mask[b, : t + 1].astype(bool)
             for n in names:
                 if n not in rec:
-                    out.append(missing(f"{n}@t={t},b={b}"))
+                    out.append(failed(f"{n}@t={t},b={b}", "not returned by the subject"))
                     continue
                 got = rec[n][b : b + 1]
                 if kind_of(n) in ("k", "v") and got.ndim == 4 and got.shape[2] == t + 1:
