@@ -34,14 +34,21 @@ def run_audit(
     with_sensitivity: bool = True,
     command: str | None = None,
 ) -> dict:
-    """{"ok", "created", "command", "verify", "faults", "mutation"}; ok needs parity in both dtypes, every
-    fault caught, and a passing mutation score when mutmut results exist."""
+    """{"ok", "verdict", "missing", "created", "command", "verify", "faults", "mutation"}. The verdict is FAIL
+    when parity, a fault or the mutation score fails; INCOMPLETE when a part did not run (no mutmut results, a
+    verification mode the engine does not offer), each named in "missing"; PASS only when every part ran
+    and passed."""
     verify = verify_model(model_dir, dtypes=["float32", "float64"], command=command)
     fault_report = catalogue_on(fault_model_dir, names=faults, with_sensitivity=with_sensitivity, command=command)
     mutation = mutation_results(mutation_dirs, equivalents, minimum)
-    ok = verify["ok"] and fault_report["caught"] == fault_report["total"] and mutation.get("passes", True)
+    missing = [f"mutation testing ({mutation['missing']})"] if "missing" in mutation else []
+    missing += [f"verify {r['dtype']}: {mode} ({m['why']})" for r in verify["runs"] for mode, m in r["modes"].items() if not m["ran"]]
+    failed = not verify["ok"] or fault_report["caught"] != fault_report["total"] or not mutation.get("passes", True)
+    verdict = "FAIL" if failed else "INCOMPLETE" if missing else "PASS"
     return {
-        "ok": ok,
+        "ok": verdict == "PASS",
+        "verdict": verdict,
+        "missing": missing,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": command,
         "verify": verify,

@@ -40,6 +40,8 @@ def cmd_generate(args) -> int:
 
     model = load(model_path(args), dtype=np.dtype(args.dtype))
     prompt_ids = model.tokenizer.encode(args.prompt)
+    if not prompt_ids:
+        raise ValueError(f"--prompt {args.prompt!r} encodes to no tokens; give a prompt with some text")
     do_sample = args.sample or args.temperature is not None or args.top_k is not None or args.top_p is not None
     ids = model.generate(
         np.array(prompt_ids),
@@ -113,8 +115,6 @@ def cmd_verify(args) -> int:
 
     import tempfile
 
-    if args.timeout <= 0:
-        raise ValueError(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     with tempfile.TemporaryDirectory(prefix="gpt2core-dumps-") as scratch:  # an engine command's dumps, removed after
         factory, dtypes = subject_factory(args, Path(scratch))
         report = verify_model(
@@ -140,8 +140,19 @@ def fault_model_dir(path):
     return model_dir(path if path else stress_model_dir())
 
 
+def check_fault_names(names) -> None:
+    """Unknown --fault names are refused before any model is built."""
+    from .verification.faults import FAULTS
+
+    unknown = [n for n in names or [] if n not in FAULTS]
+    if unknown:
+        raise ValueError(f"--fault {', '.join(unknown)}: not a known fault; known: {', '.join(FAULTS)}")
+
+
 def cmd_faults(args) -> int:
     from .verification.faults import catalogue_on
+
+    check_fault_names(args.fault)
     from .report import format_faults
 
     report = catalogue_on(fault_model_dir(args.model), names=args.fault, with_sensitivity=not args.no_sensitivity,
@@ -167,6 +178,7 @@ def cmd_audit(args) -> int:
     from .mutation import EQUIVALENTS_FILE
     from .report import audit_html
 
+    check_fault_names(args.fault)
     audit = run_audit(
         model_dir(model_path(args)),
         fault_model_dir(args.fault_model),
@@ -182,12 +194,13 @@ def cmd_audit(args) -> int:
         print(json.dumps(audit))
     else:
         v, f, m = audit["verify"], audit["faults"], audit["mutation"]
-        print(f"audit: {'PASS' if audit['ok'] else 'FAIL'} - parity "
+        missing = f" (not run: {'; '.join(audit['missing'])})" if audit["missing"] else ""
+        print(f"audit: {audit['verdict']}{missing} - parity "
               + ", ".join(f"{r['dtype']} {'PASS' if r['ok'] else 'FAIL'} (max abs {r['max_abs']:.3e})" for r in v["runs"])
               + f"; faults {f['caught']}/{f['total']} caught; mutation "
               + (f"{m['score']:.2%} ({'PASS' if m['passes'] else 'FAIL'})" if "score" in m else "results not found")
               + f"; report written to {args.out}")  # fmt: skip
-    return 0 if audit["ok"] else 1
+    return EXIT_CODES[audit["verdict"]]
 
 
 def cmd_bench(args) -> int:
@@ -200,7 +213,8 @@ def cmd_bench(args) -> int:
     return 0
 
 
-# verify's exit status: PASS, FAIL (a comparison failed), INCOMPLETE (--require all, and a part did not run); 2: an error
+# verify's and audit's exit status: PASS, FAIL (a comparison failed), INCOMPLETE (a part did not run: for verify
+# with --require all, for audit always); 2: an error
 EXIT_CODES = {"PASS": 0, "FAIL": 1, "INCOMPLETE": 3}
 MODEL_HELP = "model directory or cached model name (default: the built-in 124M-shape model)"
 
@@ -217,8 +231,31 @@ def add_score_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--equivalents", help="survivor triage file (default: mutmut-equivalents.txt)")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors in gpt2core's form: one line on stderr, exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"gpt2core: error: {self.prog.removeprefix('gpt2core ')}: {message}\n")
+
+
+def number(kind, low=None, high=None, low_open=False, what=""):
+    """An argparse type: `kind` (int or float) within [low, high] ((low, high] with low_open), finite."""
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        too_low = low is not None and (value <= low if low_open else value < low)
+        if too_low or (high is not None and value > high) or value != value or value in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"{text} is outside {what}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gpt2core", description=__doc__)
+    parser = Parser(prog="gpt2core", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -231,12 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="continue a prompt (greedy unless a sampling flag is given)")
     p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--prompt", required=True)
-    p.add_argument("--max-new-tokens", type=int, default=20)
+    p.add_argument("--max-new-tokens", type=number(int, 0, what="0 or more"), default=20)
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
-    p.add_argument("--temperature", type=float)
-    p.add_argument("--top-k", type=int)
-    p.add_argument("--top-p", type=float)
+    p.add_argument("--temperature", type=number(float, 0, low_open=True, what="(0, inf)"))
+    p.add_argument("--top-k", type=number(int, 0, what="0 or more (0: no top-k)"))
+    p.add_argument("--top-p", type=number(float, 0, 1, low_open=True, what="(0, 1]"))
     p.add_argument("--seed", type=int, help="seed of the sampler (same seed, same tokens)")
     p.add_argument("--json", action="store_true", help="print prompt ids, new ids and text as JSON")
     p.set_defaults(func=cmd_generate)
@@ -260,7 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dumps", metavar="DIR", help="verify dumps an engine wrote for --references (needs --map)")
     p.add_argument("--map", metavar="MAP", help="JSON map of the engine's dump files and layouts")
     p.add_argument("--subject-cmd", metavar="CMD", help='run CMD (with {references} and {dumps} filled in) once, then verify its dumps (needs --map)')
-    p.add_argument("--timeout", type=float, default=600, help="seconds --subject-cmd may run (default 600)")
+    p.add_argument("--timeout", type=number(float, 0, low_open=True, what="(0, inf) seconds"), default=600,
+                   help="seconds --subject-cmd may run (default 600)")
     p.add_argument("--require", choices=["offered", "all"], default="offered",
                    help="offered: pass when all the subject offers passes (default); all: INCOMPLETE unless every checkpoint, case and mode ran")
     p.add_argument("--junit", metavar="FILE", help="also write JUnit XML: one testcase per case and checkpoint")
@@ -291,9 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="time gpt2core and transformers on the same weights, with bandwidth and matmul yardsticks")
     p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    p.add_argument("--threads", type=int, help="BLAS and torch threads (default: the CPUs this process may use)")
-    p.add_argument("--new-tokens", type=int, default=128, help="greedy tokens to decode (default 128)")
-    p.add_argument("--repeats", type=int, default=5, help="timed runs per figure; the median is reported")
+    p.add_argument("--threads", type=number(int, 1, what="1 or more"), help="BLAS and torch threads (default: the CPUs this process may use)")
+    p.add_argument("--new-tokens", type=number(int, 1, what="1 or more"), default=128, help="greedy tokens to decode (default 128)")
+    p.add_argument("--repeats", type=number(int, 1, what="1 or more"), default=5, help="timed runs per figure; the median is reported")
     p.add_argument("--json", action="store_true", help="print every figure and ratio as one JSON object")
     p.set_defaults(func=cmd_bench)
     return parser

@@ -299,6 +299,10 @@ def _mutation_section(mutation: dict) -> str:
     ])  # fmt: skip
 
 
+def _audit_verdict(audit: dict) -> str:
+    return {"PASS": _verdict(True), "FAIL": _verdict(False)}.get(audit["verdict"], '<span class="fail">INCOMPLETE</span>')
+
+
 def audit_html(audit: dict) -> str:
     """The whole audit as one HTML page with no external resources."""
     from html import escape
@@ -309,7 +313,8 @@ def audit_html(audit: dict) -> str:
     versions = [[escape(k), escape(str(v))] for k, v in verify["versions"].items()]
     return "".join([
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>gpt2core audit</title><style>{CSS}</style></head><body>",
-        f"<h1>gpt2core audit: {_verdict(audit['ok'])}</h1>",
+        f"<h1>gpt2core audit: {_audit_verdict(audit)}</h1>",
+        "".join(f'<p class="fail">Not run: {escape(m)}</p>' for m in audit["missing"]),
         f"<p>Created {escape(audit['created'])} by <code>{escape(audit['command'] or '')}</code>.</p>",
         _parity_section(verify), _faults_section(faults), _mutation_section(audit["mutation"]),
         "<h2>Weights and versions</h2>", _table(["model", "file", "sha256"], hashes, left=3),

@@ -70,8 +70,14 @@ def test_audit_without_mutation_results_says_so_and_a_failing_score_fails(tiny_d
     stress = str(stress_model_dir(CACHE))
     args = ["audit", "--model", str(tiny_dir), "--fault-model", stress, "--fault", "no_scale", "--no-sensitivity"]
     rc, audit = run_json(capsys, *args, "--out", str(tmp_path / "a.html"))
-    assert rc == 0 and "no mutmut results" in audit["mutation"]["missing"]
-    assert "Mutation testing: no results" in (tmp_path / "a.html").read_text()
+    assert rc == 3 and audit["verdict"] == "INCOMPLETE" and not audit["ok"]  # a part missing is not a pass
+    assert "no mutmut results" in audit["mutation"]["missing"] and audit["missing"][0].startswith("mutation testing")
+    html = (tmp_path / "a.html").read_text()
+    assert "gpt2core audit: <span class=\"fail\">INCOMPLETE</span>" in html and "Not run: mutation testing" in html
+    assert "Mutation testing: no results" in html
+    assert main(args + ["--out", str(tmp_path / "c.html")]) == 3
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("audit: INCOMPLETE (not run: mutation testing") and "PASS" not in line.split(" - ")[0]
 
     write_mutmut_run(tmp_path, {"gpt2core.ops.x_gelu__mutmut_1": 1, "gpt2core.ops.x_gelu__mutmut_2": 36})
     rc, audit = run_json(capsys, *args, "--out", str(tmp_path / "b.html"))
