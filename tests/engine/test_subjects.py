@@ -28,9 +28,9 @@ class ChainedOnly:
 
 
 def test_engine_names_are_the_protocol_names():
-    for n_layer in (1, 2, 12):
-        from gpt2core import checkpoint_names as engine_names
+    from gpt2core import checkpoint_names as engine_names
 
+    for n_layer in (1, 2, 12):
         assert engine_names(n_layer) == checkpoint_names(n_layer)
 
 

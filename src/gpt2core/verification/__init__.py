@@ -5,6 +5,8 @@ subject (numpy_subject.py) are the only modules that import the engine's computa
 
   subject.py         the protocol: checkpoint names and layouts, capabilities, modes
   numpy_subject.py   gpt2core's NumPy engine as a subject
+  dumps.py           engines in any language: a map of their .npy dumps, read as a subject
+  external.py        subjects from --subject MODULE:FACTORY, --dumps and --subject-cmd
   model_dir.py       a model directory read once: config, tokenizer, weight hashes
   cases.py           the inputs references are captured on
   hf.py, capture.py  transformers' model, and every checkpoint of its own forward pass

@@ -142,12 +142,6 @@ class DumpMap:
             raise DumpError(f"{path}: not valid JSON ({e})") from None
         return cls(data, source=str(path))
 
-    @classmethod
-    def canonical(cls, engine: str = "engine", dtype: str = "float32") -> DumpMap:
-        """The map of an engine that writes every checkpoint in gpt2core's own names and layouts."""
-        names = ["embeddings", *(f"h{{i}}.{k}" for k in LAYER_CHECKPOINTS), "ln_f", "logits"]
-        return cls({"format": FORMAT, "engine": engine, "dtype": dtype, "checkpoints": {n: {} for n in names}})
-
     def provides(self, n_layer: int) -> list[str]:
         """The checkpoint names this map provides for an n_layer model."""
         out = []
