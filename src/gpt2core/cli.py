@@ -38,11 +38,17 @@ def model_dir(path):
 def cmd_generate(args) -> int:
     from .engine.loading import load
 
-    model = load(model_path(args), dtype=np.dtype(args.dtype))
-    prompt_ids = model.tokenizer.encode(args.prompt)
+    do_sample = args.sample or args.temperature is not None or args.top_k is not None or args.top_p is not None
+    if args.seed is not None and not do_sample:
+        raise ValueError("--seed seeds the sampler, and greedy decoding does not sample; add --sample (or drop --seed)")
+    md = model_dir(model_path(args))
+    prompt_ids = md.tokenizer.encode(args.prompt)
     if not prompt_ids:
         raise ValueError(f"--prompt {args.prompt!r} encodes to no tokens; give a prompt with some text")
-    do_sample = args.sample or args.temperature is not None or args.top_k is not None or args.top_p is not None
+    if len(prompt_ids) + args.max_new_tokens > md.config.n_positions:
+        raise ValueError(f"--prompt ({len(prompt_ids)} tokens) plus --max-new-tokens {args.max_new_tokens} is more than "
+                         f"the model's n_positions {md.config.n_positions}")  # fmt: skip
+    model = load(md.path, dtype=np.dtype(args.dtype), config=md.config)
     ids = model.generate(
         np.array(prompt_ids),
         args.max_new_tokens,
@@ -83,8 +89,12 @@ def subject_factory(args, scratch: Path):
     """The subject verify runs (default gpt2core's engine) and the dtypes it is compared in; an engine
     command writes its dumps under `scratch`."""
     from .verification.dumps import DumpMap
-    from .verification.external import command_factory, dump_factory, import_factory, reference_dtype
+    from .verification.external import DEFAULT_TIMEOUT, command_factory, dump_factory, import_factory, reference_dtype
 
+    if args.references and (args.prompt or args.full_length):
+        raise ValueError(f"--references fixes the cases; {'--prompt' if args.prompt else '--full-length'} would be ignored: give one or the other")
+    if args.timeout is not None and not args.subject_cmd:
+        raise ValueError("--timeout limits --subject-cmd; give it with --subject-cmd CMD")
     chosen = [flag for flag, value in (("--subject", args.subject), ("--subject-cmd", args.subject_cmd),
                                        ("--dumps", args.dumps)) if value]  # fmt: skip
     if len(chosen) > 1:
@@ -105,8 +115,21 @@ def subject_factory(args, scratch: Path):
             raise ValueError(f"--dtype {args.dtype}, but the map declares a {dump_map.dtype} engine (compared in {dtype})")
         if args.dumps:
             return dump_factory(args.dumps, dump_map), [dtype]
-        return command_factory(args.subject_cmd, dump_map, scratch, args.timeout), [dtype]
+        return command_factory(args.subject_cmd, dump_map, scratch, args.timeout or DEFAULT_TIMEOUT), [dtype]
     return None, dtypes
+
+
+def check_cases(md, args) -> None:
+    """Before any capture: the prompts make cases that fit the model, or the given reference sets are readable
+    sets made for these weights."""
+    from .verification.cases import cases_for
+    from .verification.reference_set import load_references
+
+    if args.references:
+        for ref_dir in args.references:
+            load_references(ref_dir, md)
+    else:
+        cases_for(md, args.prompt, args.full_length)
 
 
 def cmd_verify(args) -> int:
@@ -117,8 +140,10 @@ def cmd_verify(args) -> int:
 
     with tempfile.TemporaryDirectory(prefix="gpt2core-dumps-") as scratch:  # an engine command's dumps, removed after
         factory, dtypes = subject_factory(args, Path(scratch))
+        md = model_dir(model_path(args))
+        check_cases(md, args)
         report = verify_model(
-            model_dir(model_path(args)),
+            md,
             factory=factory,
             dtypes=dtypes,
             reference_dirs=args.references,
@@ -177,6 +202,7 @@ def cmd_audit(args) -> int:
     from .audit import run_audit
     from .mutation import EQUIVALENTS_FILE
     from .report import audit_html
+    from .verification.atomic import atomic_write_text
 
     check_fault_names(args.fault)
     audit = run_audit(
@@ -189,7 +215,7 @@ def cmd_audit(args) -> int:
         with_sensitivity=not args.no_sensitivity,
         command=shell_command(args),
     )
-    Path(args.out).write_text(audit_html(audit), encoding="utf-8")
+    atomic_write_text(args.out, audit_html(audit))
     if args.json:
         print(json.dumps(audit))
     else:
@@ -204,10 +230,14 @@ def cmd_audit(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import run_bench
+    from .bench import PROMPT_LEN, run_bench
     from .report import format_bench
 
-    report = run_bench(model_path(args), dtype=np.dtype(args.dtype), threads=args.threads,
+    md = model_dir(model_path(args))
+    if PROMPT_LEN + args.new_tokens > md.config.n_positions:
+        raise ValueError(f"--new-tokens {args.new_tokens} after the {PROMPT_LEN}-token prompt is more than the model's "
+                         f"n_positions {md.config.n_positions}")  # fmt: skip
+    report = run_bench(md.path, dtype=np.dtype(args.dtype), threads=args.threads,
                        new_tokens=args.new_tokens, repeats=args.repeats)  # fmt: skip
     print(json.dumps(report) if args.json else format_bench(report))
     return 0
@@ -227,8 +257,8 @@ def add_fault_options(p: argparse.ArgumentParser) -> None:
 
 def add_score_options(p: argparse.ArgumentParser) -> None:
     """The mutation-score gate's options, shared by `mutation-score` and `audit`."""
-    p.add_argument("--min", type=float, default=0.95, help="the minimum mutation score (default 0.95)")
-    p.add_argument("--equivalents", help="survivor triage file (default: mutmut-equivalents.txt)")
+    p.add_argument("--min", type=number(float, 0, 1, what="[0, 1]"), default=0.95, help="the minimum mutation score (default 0.95)")
+    p.add_argument("--equivalents", type=existing("file"), help="survivor triage file (default: mutmut-equivalents.txt)")
 
 
 class Parser(argparse.ArgumentParser):
@@ -254,80 +284,148 @@ def number(kind, low=None, high=None, low_open=False, what=""):
     return parse
 
 
+def model_location(text):
+    """An argparse type: a model directory, or a model name in the local Hugging Face cache (nothing is read yet)."""
+    from .engine.hub import resolve_model_dir
+
+    try:
+        path = resolve_model_dir(text)
+    except GPT2CoreError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if not (path / "config.json").is_file():
+        raise argparse.ArgumentTypeError(f"{path} has no config.json; expected a GPT-2 model directory")
+    return str(path)
+
+
+def existing(kind: str):
+    """An argparse type: a path that must already be a directory (kind "dir") or a file ("file")."""
+
+    def parse(text):
+        path = Path(text)
+        if not (path.is_dir() if kind == "dir" else path.is_file()):
+            raise argparse.ArgumentTypeError(f"{text}: no such {'directory' if kind == 'dir' else 'file'}")
+        return text
+
+    return parse
+
+
+def new_or_empty_dir(text):
+    """An argparse type: a directory to create, or an empty one (nothing is ever overwritten)."""
+    from .verification.atomic import check_new_or_empty_dir
+
+    try:
+        check_new_or_empty_dir(Path(text))
+    except FileExistsError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def output_file(text):
+    """An argparse type: a file to write, in a directory that exists (replaced whole when the command ends)."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a directory; give a file name")
+    if not path.absolute().parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: directory {path.absolute().parent} does not exist")
+    return text
+
+
+def non_empty(text):
+    """An argparse type: text with something in it (a prompt: " " is one token; a command: not blank)."""
+    if not text:
+        raise argparse.ArgumentTypeError("'' is empty")
+    return text
+
+
+def command_line(text):
+    """An argparse type: a shell command that is not blank."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is blank; give the engine's command")
+    return text
+
+
+def module_factory(text):
+    """An argparse type: MODULE:FACTORY, checked in form only (the import happens when verify runs)."""
+    module, _, factory = text.partition(":")
+    if not (module and factory and all(part.isidentifier() for part in module.split(".") + factory.split("."))):
+        raise argparse.ArgumentTypeError(f"{text!r} is not MODULE:FACTORY (e.g. mypkg.adapter:make_subject)")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="gpt2core", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("init-model", help="write a GPT-2 checkpoint directory with GPT-2's initialisation")
-    p.add_argument("dir")
+    p.add_argument("dir", type=new_or_empty_dir, help="a new or empty directory")
     p.add_argument("--shape", choices=["124M", "tiny"], default="124M")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=number(int, 0, 2**63 - 1, what="0 to 2**63-1"), default=0)
     p.set_defaults(func=cmd_init_model)
 
     p = sub.add_parser("generate", help="continue a prompt (greedy unless a sampling flag is given)")
-    p.add_argument("--model", help=MODEL_HELP)
-    p.add_argument("--prompt", required=True)
+    p.add_argument("--model", type=model_location, help=MODEL_HELP)
+    p.add_argument("--prompt", required=True, type=non_empty)
     p.add_argument("--max-new-tokens", type=number(int, 0, what="0 or more"), default=20)
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
     p.add_argument("--temperature", type=number(float, 0, low_open=True, what="(0, inf)"))
     p.add_argument("--top-k", type=number(int, 0, what="0 or more (0: no top-k)"))
     p.add_argument("--top-p", type=number(float, 0, 1, low_open=True, what="(0, 1]"))
-    p.add_argument("--seed", type=int, help="seed of the sampler (same seed, same tokens)")
+    p.add_argument("--seed", type=number(int, 0, 2**63 - 1, what="0 to 2**63-1"), help="seed of the sampler (same seed, same tokens)")
     p.add_argument("--json", action="store_true", help="print prompt ids, new ids and text as JSON")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("references", help="write transformers' checkpoints of every layer as .npy + manifest.json")
-    p.add_argument("--model", help=MODEL_HELP)
-    p.add_argument("--out", required=True, help="an empty or new directory")
-    p.add_argument("--prompt", action="append", help="a prompt (repeat for several; default: the built-in cases)")
+    p.add_argument("--model", type=model_location, help=MODEL_HELP)
+    p.add_argument("--out", required=True, type=new_or_empty_dir, help="a new or empty directory")
+    p.add_argument("--prompt", action="append", type=non_empty, help="a prompt (repeat for several; default: the built-in cases)")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float64")
     p.add_argument("--full-length", action="store_true", help="add a case of all n_positions positions (large files)")
     p.set_defaults(func=cmd_references)
 
     p = sub.add_parser("verify", help="compare every checkpoint of every layer with transformers; exit 1 on failure")
-    p.add_argument("--model", help=MODEL_HELP)
+    p.add_argument("--model", type=model_location, help=MODEL_HELP)
     p.add_argument("--dtype", choices=["float32", "float64"], help="only this dtype (default: both)")
-    p.add_argument("--references", nargs="+", metavar="DIR", help="use these reference sets instead of building them")
-    p.add_argument("--prompt", action="append", help="verify on these prompts instead of the built-in cases")
+    p.add_argument("--references", nargs="+", metavar="DIR", type=existing("dir"), help="use these reference sets instead of building them")
+    p.add_argument("--prompt", action="append", type=non_empty, help="verify on these prompts instead of the built-in cases")
     p.add_argument("--full-length", action="store_true", help="add a case of all n_positions positions")
     p.add_argument("--json", action="store_true", help="print the whole report as one JSON object")
-    p.add_argument("--subject", metavar="MODULE:FACTORY", help="verify the engine factory(model_dir, dtype) returns")
-    p.add_argument("--dumps", metavar="DIR", help="verify dumps an engine wrote for --references (needs --map)")
-    p.add_argument("--map", metavar="MAP", help="JSON map of the engine's dump files and layouts")
-    p.add_argument("--subject-cmd", metavar="CMD", help='run CMD (with {references} and {dumps} filled in) once, then verify its dumps (needs --map)')
-    p.add_argument("--timeout", type=number(float, 0, low_open=True, what="(0, inf) seconds"), default=600,
-                   help="seconds --subject-cmd may run (default 600)")
+    p.add_argument("--subject", metavar="MODULE:FACTORY", type=module_factory, help="verify the engine factory(model_dir, dtype) returns")
+    p.add_argument("--dumps", metavar="DIR", type=existing("dir"), help="verify dumps an engine wrote for --references (needs --map)")
+    p.add_argument("--map", metavar="MAP", type=existing("file"), help="JSON map of the engine's dump files and layouts")
+    p.add_argument("--subject-cmd", metavar="CMD", type=command_line, help='run CMD (with {references} and {dumps} filled in) once, then verify its dumps (needs --map)')
+    p.add_argument("--timeout", type=number(float, 0, low_open=True, what="(0, inf) seconds"),
+                   help="seconds --subject-cmd may run (default 600; only with --subject-cmd)")
     p.add_argument("--require", choices=["offered", "all"], default="offered",
                    help="offered: pass when all the subject offers passes (default); all: INCOMPLETE unless every checkpoint, case and mode ran")
-    p.add_argument("--junit", metavar="FILE", help="also write JUnit XML: one testcase per case and checkpoint")
+    p.add_argument("--junit", metavar="FILE", type=output_file, help="also write JUnit XML: one testcase per case and checkpoint")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("faults", help="inject every catalogued fault and show where the comparison catches it")
-    p.add_argument("--model", help="model directory (default: the stress model: sharp attention, random biases, outliers)")
+    p.add_argument("--model", type=model_location, help="model directory (default: the stress model: sharp attention, random biases, outliers)")
     add_fault_options(p)
     p.add_argument("--json", action="store_true", help='print {"faults": [{"name", "caught", "checkpoint", "margin", ...}]}')
     p.set_defaults(func=cmd_faults)
 
     p = sub.add_parser("mutation-score", help="score mutmut's results (timeouts are not kills); exit 1 below --min")
     add_score_options(p)
-    p.add_argument("--merge", nargs="+", metavar="DIR", help="merge the results of these run directories (shards)")
+    p.add_argument("--merge", nargs="+", metavar="DIR", type=existing("dir"), help="merge the results of these run directories (shards)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_mutation_score)
 
     p = sub.add_parser("audit", help="parity (both dtypes), the fault catalogue and mutation results in one HTML report")
-    p.add_argument("--model", help=MODEL_HELP)
-    p.add_argument("--fault-model", help="model for the fault catalogue (default: the stress model)")
-    p.add_argument("--out", default="report.html", help="the HTML file to write (default report.html)")
-    p.add_argument("--mutants", nargs="+", metavar="DIR", help="directories holding mutmut's mutants/ (default: .)")
+    p.add_argument("--model", type=model_location, help=MODEL_HELP)
+    p.add_argument("--fault-model", type=model_location, help="model for the fault catalogue (default: the stress model)")
+    p.add_argument("--out", default="report.html", type=output_file, help="the HTML file to write (default report.html)")
+    p.add_argument("--mutants", nargs="+", metavar="DIR", type=existing("dir"), help="directories holding mutmut's mutants/ (default: .)")
     add_score_options(p)
     add_fault_options(p)
     p.add_argument("--json", action="store_true", help="also print the whole audit as one JSON object")
     p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("bench", help="time gpt2core and transformers on the same weights, with bandwidth and matmul yardsticks")
-    p.add_argument("--model", help=MODEL_HELP)
+    p.add_argument("--model", type=model_location, help=MODEL_HELP)
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--threads", type=number(int, 1, what="1 or more"), help="BLAS and torch threads (default: the CPUs this process may use)")
     p.add_argument("--new-tokens", type=number(int, 1, what="1 or more"), default=128, help="greedy tokens to decode (default 128)")
@@ -348,6 +446,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"gpt2core: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # what was being written lies under a temporary name, already removed
+        print(f"gpt2core: interrupted: {args.command} stopped; it left nothing half-written (writes go to a "
+              f"temporary name, renamed when complete)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

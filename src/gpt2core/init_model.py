@@ -10,7 +10,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from safetensors.numpy import save_file
 from .engine.config import GPT2Config
 from .engine.tokenizer import MERGES_FILE, VOCAB_FILE, gpt2_vocab_files
 from .engine.weights import expected_shapes
+from .verification.atomic import atomic_directory, build_once
 from .verification.model_dir import gpt2core_home
 
 SHAPES = {
@@ -46,11 +46,8 @@ def init_tensors(config: GPT2Config, seed: int) -> dict[str, np.ndarray]:
 
 
 def write_model_dir(out_dir: str | os.PathLike, config: GPT2Config, tensors: dict[str, np.ndarray]) -> Path:
-    """Write config.json, model.safetensors, vocab.json, merges.txt atomically (a temp dir renamed)."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))
-    try:
+    """Write config.json, model.safetensors, vocab.json, merges.txt into out_dir (new or empty), atomically."""
+    with atomic_directory(out_dir) as tmp:
         (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
         save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         encoder, bpe = gpt2_vocab_files()
@@ -60,13 +57,7 @@ def write_model_dir(out_dir: str | os.PathLike, config: GPT2Config, tensors: dic
             "model_max_length": config.n_positions, "tokenizer_class": "GPT2Tokenizer",
             "bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>",
         }, indent=2) + "\n")  # fmt: skip
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return out_dir
+    return Path(out_dir)
 
 
 def init_model(out_dir: str | os.PathLike, shape: str = "124M", seed: int = 0) -> Path:
@@ -78,7 +69,5 @@ def init_model(out_dir: str | os.PathLike, shape: str = "124M", seed: int = 0) -
 
 def builtin_model_dir() -> Path:
     """The built-in 124M-shape model (seed 0), created on first use in gpt2core_home()."""
-    path = gpt2core_home() / "gpt2-124M-seed0"
-    if not (path / "model.safetensors").is_file():
-        init_model(path, "124M", seed=0)
-    return path
+    return build_once(gpt2core_home() / "gpt2-124M-seed0", lambda p: (p / "model.safetensors").is_file(),
+                      lambda p: init_model(p, "124M", seed=0))  # fmt: skip

@@ -7,6 +7,9 @@ reason; tests/engine checks that the reports show the figures they are given.
 
 from __future__ import annotations
 
+from .heatmap import margin_heatmaps
+from .verification.atomic import atomic_path
+
 
 def _margin(cell) -> str:
     """A table cell's margin, or '-' for a mode that did not run."""
@@ -91,7 +94,8 @@ def write_junit(report: dict, path) -> None:
                     test.result = [Failure(results[0]["message"] if results else "not compared")]
                 suite.add_testcase(test)
         xml.add_testsuite(suite)
-    xml.write(str(path), pretty=True)
+    with atomic_path(path) as tmp:
+        xml.write(str(tmp), pretty=True)
 
 
 def format_faults(report: dict) -> str:
@@ -172,7 +176,7 @@ def format_bench(r: dict) -> str:
 CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:80em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}
 th{background:#f0f0f0}td.l,th.l{text-align:left}.fail{color:#b00;font-weight:bold}.pass{color:#070;font-weight:bold}
-code{font-size:90%}svg{border:1px solid #ddd;margin:.5em 0}"""
+code{font-size:90%}svg{margin:.5em 0}.maps{display:flex;flex-wrap:wrap;gap:16px}"""
 
 
 def _num(x, fmt=".3e") -> str:
@@ -191,51 +195,6 @@ def _table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def layer_plot_svg(run: dict, width: int = 720, height: int = 320) -> str:
-    """Inline SVG: chained max|diff| / tolerance per layer, one line per per-layer checkpoint, log scale."""
-    import math
-    from html import escape
-
-    from .verification.subject import LAYER_CHECKPOINTS as CHECKPOINTS_PER_LAYER
-
-    series: dict[str, list[tuple[int, float]]] = {kind: [] for kind in CHECKPOINTS_PER_LAYER}
-    for row in run["checkpoints"]:
-        layer, _, kind = row["name"].partition(".")
-        margin = row["chained"]["margin"]
-        if kind in series and layer.startswith("h") and margin:
-            series[kind].append((int(layer[1:]), margin))
-    points = [m for s in series.values() for _, m in s]
-    n_layer = 1 + max((i for s in series.values() for i, _ in s), default=0)
-    if not points:
-        return "<p>(no finite per-layer differences to plot)</p>"
-    lo = math.floor(math.log10(min(points + [1e-3])))
-    hi = math.ceil(math.log10(max(points + [1.0]))) + (1 if max(points) >= 1 else 0)
-    left, right, top, bottom = 60, 130, 20, 40
-    pw, ph = width - left - right, height - top - bottom
-    x = lambda i: left + (pw * i / max(1, n_layer - 1))  # noqa: E731
-    y = lambda m: top + ph * (hi - math.log10(m)) / (hi - lo)  # noqa: E731
-    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-size="11">']
-    for e in range(lo, hi + 1):
-        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(10.0**e):.1f}" y2="{y(10.0**e):.1f}" stroke="#eee"/>'
-                     f'<text x="{left - 6}" y="{y(10.0**e) + 4:.1f}" text-anchor="end">1e{e}</text>')  # fmt: skip
-    parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(1.0):.1f}" y2="{y(1.0):.1f}" stroke="#b00" stroke-dasharray="4"/>'
-                 f'<text x="{left + pw + 4}" y="{y(1.0) + 4:.1f}" fill="#b00">tolerance</text>')  # fmt: skip
-    for i in range(n_layer):
-        parts.append(f'<text x="{x(i):.1f}" y="{top + ph + 16}" text-anchor="middle">h{i}</text>')
-    parts.append(f'<text x="{left + pw / 2:.0f}" y="{height - 4}" text-anchor="middle">layer</text>')
-    for n, (kind, pts) in enumerate((k, s) for k, s in series.items() if s):
-        color = palette[n % len(palette)]
-        path = " ".join(f"{x(i):.1f},{y(m):.1f}" for i, m in sorted(pts))
-        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{path}"/>')
-        parts += [f'<circle cx="{x(i):.1f}" cy="{y(m):.1f}" r="2.5" fill="{color}"><title>h{i}.{escape(kind)}: '
-                  f'max|diff| / tolerance = {m:.3g}</title></circle>' for i, m in pts]  # fmt: skip
-        parts.append(f'<text x="{left + pw + 40}" y="{top + 12 + 14 * n}" fill="{color}">{escape(kind)}</text>')
-    parts.append(f'<text x="12" y="{top + ph / 2:.0f}" transform="rotate(-90 12 {top + ph / 2:.0f})" '
-                 'text-anchor="middle">max |diff| / tolerance</text></svg>')  # fmt: skip
-    return "".join(parts)
-
-
 def _parity_section(verify: dict) -> str:
     from html import escape
 
@@ -249,7 +208,7 @@ def _parity_section(verify: dict) -> str:
                    f"max abs diff {run['max_abs']:.3e}, max rel diff {run['max_rel']:.3e}, worst margin "
                    f"{run['worst_margin']:.3g}" + (f"; first diverging checkpoint {escape(fd['name'])} "
                    f"(case {escape(fd['case'])}): {escape(fd['message'])}" if fd else "") + "</p>")  # fmt: skip
-        out.append(layer_plot_svg(run))
+        out.append(margin_heatmaps(run))
         out.append(f"<p>{escape(format_modes(run))}</p>")
         rows = []
         for row in run["checkpoints"]:

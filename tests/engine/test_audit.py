@@ -57,7 +57,9 @@ def test_audit_report_carries_the_numbers_of_each_command(tiny_dir, tmp_path, ca
         assert f"max abs diff {r['max_abs']:.3e}" in html
         for row in r["checkpoints"]:
             assert f"<td class=\"l\">{row['name']}</td><td>{row['chained']['max_abs']:.3e}</td>" in html
-    assert html.count("<svg") == 2 and html.count("<polyline") == 2 * len(LAYER_CHECKPOINTS)  # one line per per-layer checkpoint
+    # per dtype: a heatmap per mode (chained, isolated, cached) of every per-layer checkpoint, and the legend
+    assert html.count('<svg class="heatmap"') == 6 and html.count('<svg class="legend"') == 2
+    assert html.count('<rect class="cell"') == 6 * len(LAYER_CHECKPOINTS) * 2  # the tiny model's 2 layers
     for f in faults["faults"]:
         assert f"<td class=\"l\">{f['name']}</td>" in html and f"{f['margin']:.3g}" in html
     assert "95.00%" in html and "an equivalent rewrite" in html

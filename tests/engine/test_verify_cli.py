@@ -38,8 +38,9 @@ def test_references_command_writes_npy_and_manifest(tiny_dir, tmp_path, capsys):
     assert np.load(out / "prompt0" / "attention_mask.npy").tolist() == [[1, 1]]  # no padding: all ones
     manifest = json.loads((out / MANIFEST).read_text())
     assert manifest["command"].startswith("gpt2core references --model")
-    assert main(["references", "--model", str(tiny_dir), "--out", str(out)]) == 2  # never overwrites a set
-    assert "already holds references" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # never overwrites a set
+        main(["references", "--model", str(tiny_dir), "--out", str(out)])
+    assert refused.value.code == 2 and "is not empty" in capsys.readouterr().err
 
 
 def test_verify_json_passes_with_both_dtypes(tiny_dir, capsys):

@@ -15,6 +15,7 @@ import numpy as np
 
 from gpt2core.init_model import SHAPES
 from gpt2core.verification import cases, hf
+from gpt2core.verification.atomic import build_once
 from gpt2core.verification.hf import save_transformers_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,15 +28,16 @@ def hf_model_dir(shape: str = "tiny", seed: int = 0) -> Path:
     import transformers
     from transformers import GPT2Config, GPT2LMHeadModel
 
+    def build(path):
+        cfg = SHAPES[shape]
+        torch.manual_seed(seed)
+        model = GPT2LMHeadModel(
+            GPT2Config(n_embd=cfg.n_embd, n_layer=cfg.n_layer, n_head=cfg.n_head, n_positions=cfg.n_positions)
+        )
+        save_transformers_model(model, path)
+
     path = CACHE / f"hf-{shape}-seed{seed}-tf{transformers.__version__}"
-    if (path / "model.safetensors").is_file():
-        return path
-    cfg = SHAPES[shape]
-    torch.manual_seed(seed)
-    model = GPT2LMHeadModel(
-        GPT2Config(n_embd=cfg.n_embd, n_layer=cfg.n_layer, n_head=cfg.n_head, n_positions=cfg.n_positions)
-    )
-    return save_transformers_model(model, path)
+    return build_once(path, lambda p: (p / "model.safetensors").is_file(), build)
 
 
 # transformers' model and positions come from the package's reference code, so tests and

@@ -29,6 +29,7 @@ import gpt2core.verification.capture as capture_module
 import gpt2core.verification.reference_set as reference_set_module
 from gpt2core.bench import cpu_name
 from gpt2core.errors import ReferencesError
+from gpt2core.verification.atomic import build_once
 from gpt2core.verification.cases import default_cases
 from gpt2core.verification.model_dir import read_model_dir
 from gpt2core.verification.numpy_subject import NumpySubject
@@ -92,13 +93,8 @@ def _cached(name: str, model_dir: Path, dtype, cases, tmp_path_factory):
             return load_references(final, model_dir)
         except ReferencesError:  # damaged on disk: rebuilt below, never used as is
             shutil.rmtree(final)
-    partial = CACHE / f"{name}.partial-{os.getpid()}"
-    shutil.rmtree(partial, ignore_errors=True)
-    write_references(model_dir, partial, cases, dtype, command="pytest")
-    try:
-        partial.rename(final)  # atomic: readers see a whole set or none
-    except OSError:  # another process finished the same set first
-        shutil.rmtree(partial, ignore_errors=True)
+    # written whole or not at all (write_references), once under a file lock (pytest -n workers share the cache)
+    build_once(final, lambda p: (p / MANIFEST).is_file(), lambda p: write_references(model_dir, p, cases, dtype, command="pytest"))
     return load_references(final, model_dir)
 
 

@@ -77,4 +77,8 @@ def cases_for(model_dir: ModelDir, prompts: list[str] | None = None, full_length
     cases = [text_case(f"prompt{i}", model_dir.tokenizer, [text]) for i, text in enumerate(prompts)]
     if len(prompts) > 1:
         cases.append(text_case("batch", model_dir.tokenizer, list(prompts)))  # left-padded when lengths differ
+    too_long = [c for c in cases if c.input_ids.shape[1] > model_dir.config.n_positions]
+    if too_long:
+        raise ReferencesError(f"case {too_long[0].name}: {too_long[0].input_ids.shape[1]} tokens, more than the model's "
+                              f"n_positions {model_dir.config.n_positions}")  # fmt: skip
     return cases

@@ -6,13 +6,13 @@ module level.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 
 from ..engine.tokenizer import MERGES_FILE, VOCAB_FILE, gpt2_vocab_files
+from .atomic import atomic_directory
 from .errors import ReferencesError
 
 _hf_models: dict = {}
@@ -51,14 +51,10 @@ def hf_model(model_dir, dtype):
 
 
 def save_transformers_model(model, out_dir) -> Path:
-    """`model.save_pretrained` plus GPT-2's real vocabulary, written beside out_dir and moved into place last."""
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
-    model.save_pretrained(tmp)
-    encoder, bpe = gpt2_vocab_files()
-    shutil.copyfile(encoder, tmp / VOCAB_FILE)
-    shutil.copyfile(bpe, tmp / MERGES_FILE)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
-    return out_dir
+    """`model.save_pretrained` plus GPT-2's real vocabulary, into out_dir (new or empty), moved into place last."""
+    with atomic_directory(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        encoder, bpe = gpt2_vocab_files()
+        shutil.copyfile(encoder, tmp / VOCAB_FILE)
+        shutil.copyfile(bpe, tmp / MERGES_FILE)
+    return Path(out_dir)

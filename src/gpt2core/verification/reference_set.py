@@ -20,12 +20,12 @@ Writing needs torch and transformers (`pip install "gpt2core[test]"`); reading d
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_directory
 from .cases import Case
 from .errors import ReferencesError
 from .model_dir import ModelDir, file_sha256, read_model_dir
@@ -54,14 +54,13 @@ def versions() -> dict[str, str]:
 
 
 def write_references(model_dir: ModelDir | Path, out_dir, cases: list[Case], dtype=np.float32, command: str | None = None) -> Path:
-    """Capture `cases` from transformers on model_dir and write them (and manifest.json) to out_dir."""
-    from .capture import capture, capture_greedy
+    """Capture `cases` from transformers on model_dir and write them (and manifest.json) to out_dir, a new or
+    empty directory; the set appears there whole when it is complete, never in part."""
     from .hf import require_transformers
 
     require_transformers()
     model_dir = read_model_dir(model_dir)
     out_dir, dtype, config = Path(out_dir), np.dtype(dtype), model_dir.config
-    out_dir.mkdir(parents=True, exist_ok=True)
     if (out_dir / MANIFEST).exists():
         raise ReferencesError(f"{out_dir} already holds references ({MANIFEST}); choose an empty directory")
     manifest = {
@@ -73,31 +72,37 @@ def write_references(model_dir: ModelDir | Path, out_dir, cases: list[Case], dty
         "checkpoint_order": checkpoint_names(config.n_layer),
         "cases": [],
     }  # fmt: skip
-    for case in cases:
-        arrays = capture(model_dir, case, dtype)
-        (out_dir / case.name).mkdir(exist_ok=True)
-        entries = []
-        for name, array in arrays.items():
-            file = f"{case.name}/{name}.npy"
-            np.save(out_dir / file, array, allow_pickle=False)
-            entries.append({"name": name, "file": file, "shape": list(array.shape), "dtype": array.dtype.name,
-                            "sha256": file_sha256(out_dir / file)})  # fmt: skip
-        mask = np.ones_like(case.input_ids) if case.attention_mask is None else case.attention_mask
-        for name, array in (("input_ids", case.input_ids), ("attention_mask", mask), ("position_ids", case.position_ids)):
-            np.save(out_dir / case.name / f"{name}.npy", np.asarray(array, dtype="<i8"), allow_pickle=False)
-        fits = case.input_ids.shape[1] + GREEDY_TOKENS <= config.n_positions
-        greedy = capture_greedy(model_dir, case, dtype, GREEDY_TOKENS).tolist() if fits else None
-        manifest["cases"].append({
-            "name": case.name, "texts": case.texts, "input_ids": case.input_ids.tolist(),
-            "attention_mask": None if case.attention_mask is None else case.attention_mask.tolist(),
-            "position_ids": case.position_ids.tolist(), "checkpoints": entries,
-            "greedy": None if greedy is None else {"max_new_tokens": GREEDY_TOKENS, "ids": greedy},
-        })  # fmt: skip
-    (out_dir / CASES_FILE).write_text("".join(case.name + "\n" for case in cases))  # the case names, one per line
-    tmp = out_dir / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, out_dir / MANIFEST)  # the manifest appears last: a half-written set has none
+    with atomic_directory(out_dir) as tmp:  # an interrupted write leaves no set behind (see .atomic)
+        for case in cases:
+            manifest["cases"].append(write_case(model_dir, tmp, case, dtype))
+        (tmp / CASES_FILE).write_text("".join(case.name + "\n" for case in cases))  # the case names, one per line
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return out_dir
+
+
+def write_case(model_dir: ModelDir, out_dir: Path, case: Case, dtype: np.dtype) -> dict:
+    """Capture one case into out_dir/<case>/ (checkpoints, inputs); its manifest entry."""
+    from .capture import capture, capture_greedy
+
+    arrays = capture(model_dir, case, dtype)
+    (out_dir / case.name).mkdir()
+    entries = []
+    for name, array in arrays.items():
+        file = f"{case.name}/{name}.npy"
+        np.save(out_dir / file, array, allow_pickle=False)
+        entries.append({"name": name, "file": file, "shape": list(array.shape), "dtype": array.dtype.name,
+                        "sha256": file_sha256(out_dir / file)})  # fmt: skip
+    mask = np.ones_like(case.input_ids) if case.attention_mask is None else case.attention_mask
+    for name, array in (("input_ids", case.input_ids), ("attention_mask", mask), ("position_ids", case.position_ids)):
+        np.save(out_dir / case.name / f"{name}.npy", np.asarray(array, dtype="<i8"), allow_pickle=False)
+    fits = case.input_ids.shape[1] + GREEDY_TOKENS <= model_dir.config.n_positions
+    greedy = capture_greedy(model_dir, case, dtype, GREEDY_TOKENS).tolist() if fits else None
+    return {
+        "name": case.name, "texts": case.texts, "input_ids": case.input_ids.tolist(),
+        "attention_mask": None if case.attention_mask is None else case.attention_mask.tolist(),
+        "position_ids": case.position_ids.tolist(), "checkpoints": entries,
+        "greedy": None if greedy is None else {"max_new_tokens": GREEDY_TOKENS, "ids": greedy},
+    }  # fmt: skip
 
 
 def how_to_create(model_dir, out_dir) -> str:

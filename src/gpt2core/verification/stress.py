@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .atomic import build_once
 from .hf import save_transformers_model
 from .model_dir import gpt2core_home
 
@@ -58,6 +59,4 @@ def stress_model_dir(cache_dir=None) -> Path:
     import transformers
 
     path = Path(cache_dir or gpt2core_home()) / f"stress-seed0-tf{transformers.__version__}"
-    if not (path / "model.safetensors").is_file():
-        build_stress_model(path)
-    return path
+    return build_once(path, lambda p: (p / "model.safetensors").is_file(), build_stress_model)
