@@ -25,6 +25,12 @@ def format_modes(run: dict) -> str:
     return "modes: " + ", ".join(parts)
 
 
+def format_settings(settings: dict) -> str:
+    """'temperature 0.8, top_k 40, top_p 0.9, seed 0, 4 steps'."""
+    return (f"temperature {settings['temperature']}, top_k {settings['top_k']}, top_p {settings['top_p']}, "
+            f"seed {settings['seed']}, {settings['max_new_tokens']} steps")  # fmt: skip
+
+
 def format_run(run: dict) -> str:
     """A table of every checkpoint: chained max abs/rel difference, tolerance, margin; isolated and cached
     margins; then the greedy-generation comparison."""
@@ -50,6 +56,9 @@ def format_run(run: dict) -> str:
         )
     for g in run["generate"]:
         lines.append(f"greedy generation, case {g['case']}: {'PASS' if g['ok'] else 'FAIL'} ({g['message']})")
+    for g in run.get("sampled", []):
+        lines.append(f"sampled generation, case {g['case']} ({format_settings(g['settings'])}): "
+                     f"{'PASS' if g['ok'] else 'FAIL'} ({g['message']})")  # fmt: skip
     if run["not_provided"]:
         lines.append(f"not provided by the subject ({len(run['not_provided'])}): {', '.join(run['not_provided'])}")
     for case, why in run["cases_not_run"].items():
@@ -219,6 +228,13 @@ def _parity_section(verify: dict) -> str:
                          _verdict(row["ok"]) + (f" {escape(problems[0])}" if problems else "")])  # fmt: skip
         out.append(_table(["checkpoint", "max abs", "max rel", "tolerance", "margin", "isolated margin", "cached margin",
                            "worst case", ""], rows))  # fmt: skip
+        for g in run.get("sampled", []):
+            out.append(f"<p>Sampled generation, case {escape(g['case'])} ({escape(format_settings(g['settings']))}): "
+                       f"{_verdict(g['ok'])} {escape(g['message'])}</p>")  # fmt: skip
+            out.append(_table(["step", "max abs", "tolerance", "margin", "undecided tokens", ""],
+                              [[escape(c["name"]), _num(c["max_abs"]), _num(c["tolerance"]), _num(c["margin"], ".3g"),
+                                str(c["worst"].get("undecided_tokens", "-")),
+                                _verdict(c["ok"]) + (f" {escape(c['problem'])}" if c["problem"] else "")] for c in g["steps"]]))  # fmt: skip
     return "".join(out)
 
 

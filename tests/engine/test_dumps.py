@@ -207,18 +207,19 @@ def test_a_half_precision_engine_is_held_to_its_tolerance(tiny_dir, tmp_path, tm
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--dumps", "D"], "--dumps needs --map MAP"),
-    (["--map", "M"], "--map describes dumps"),
-    (["--dumps", "D", "--map", "M"], "--dumps needs --references DIR"),
-    (["--subject", "a:b", "--subject-cmd", "x {dumps}", "--map", "M"], "--subject and --subject-cmd name two subjects"),
-    (["--subject", "no_colon"], "expected MODULE:FACTORY"),
+    (["--dumps", "DIR"], "--dumps needs --map MAP"),
+    (["--map", "MAP"], "--map describes dumps"),
+    (["--dumps", "DIR", "--map", "MAP"], "--dumps needs --references DIR"),
+    (["--subject", "a:b", "--subject-cmd", "x {dumps}", "--map", "MAP"], "--subject and --subject-cmd name two subjects"),
+    (["--subject", "no_colon"], "'no_colon' is not MODULE:FACTORY"),
     (["--subject-cmd", "x", "--map", "MAP"], "must contain {dumps}"),
     (["--timeout", "0", "--subject-cmd", "x {dumps}", "--map", "MAP"], "argument --timeout: 0 is outside (0, inf) seconds"),
     (["--subject-cmd", "x {dumps}", "--map", "MAP", "--dtype", "float64"], "the map declares a float32 engine"),
 ])  # fmt: skip
 def test_contradictory_or_incomplete_subject_arguments_are_one_line_errors(tiny_dir, tmp_path, capsys, args, message):
     (tmp_path / "MAP").write_text(json.dumps({"format": FORMAT, "checkpoints": {"logits": {}}}))
-    args = [str(tmp_path / a) if a == "MAP" else a for a in args]
+    (tmp_path / "DIR").mkdir()
+    args = [str(tmp_path / a) if a in ("MAP", "DIR") else a for a in args]
     try:
         rc = main(["verify", "--model", str(tiny_dir), *args])
     except SystemExit as e:  # argparse's own checks exit

@@ -1,7 +1,8 @@
 """Token generation: greedy or sampled (temperature, top-k, top-p) with a fresh KV cache per call.
 
-The filters follow transformers' logits processors exactly (TemperatureLogitsWarper, TopKLogitsWarper,
-TopPLogitsWarper, applied in that order), so the same logits keep the same candidate tokens.
+Sampling follows transformers' `generate(do_sample=True)`: the last position's logits are cast to float32
+(whatever the model's dtype), then TemperatureLogitsWarper, TopKLogitsWarper and TopPLogitsWarper apply in
+that order (`sampling_scores`); the token is drawn from the softmax of those processed scores.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def top_p_filter(logits: np.ndarray, p: float) -> np.ndarray:
         return logits
     order = np.argsort(logits, axis=-1, kind="stable")  # ascending, as transformers sorts
     sorted_logits = np.take_along_axis(logits, order, axis=-1)
-    cum = np.cumsum(ops.softmax(sorted_logits), axis=-1)
+    # accumulated in float64 and rounded to the logits' dtype, as torch's cumsum on the CPU does
+    cum = np.cumsum(ops.softmax(sorted_logits), axis=-1, dtype=np.float64).astype(logits.dtype)
     remove_sorted = cum <= (1 - p)
     remove_sorted[:, -1] = False  # the most probable token always stays
     remove = np.zeros_like(remove_sorted)
@@ -53,12 +55,17 @@ def check_sampling_args(max_new_tokens, temperature, top_k, top_p) -> None:
         raise InputError(f"top_p must lie in (0, 1], got {top_p!r}")
 
 
+def sampling_scores(logits: np.ndarray, temperature: float, top_k: int, top_p: float) -> np.ndarray:
+    """[B, V] logits of the last position -> [B, V] float32 processed scores, filtered tokens at -inf: what
+    transformers' generate(do_sample=True) samples from (its `scores` with output_scores=True)."""
+    return top_p_filter(top_k_filter(apply_temperature(logits.astype(np.float32), temperature), top_k), top_p)
+
+
 def next_tokens(logits: np.ndarray, rng, do_sample: bool, temperature: float, top_k: int, top_p: float) -> np.ndarray:
     """[B, V] logits of the last position -> [B] chosen token ids."""
     if not do_sample:
         return logits.argmax(axis=-1)
-    logits = top_p_filter(top_k_filter(apply_temperature(logits.astype(np.float64), temperature), top_k), top_p)
-    probs = ops.softmax(logits)
+    probs = ops.softmax(sampling_scores(logits, temperature, top_k, top_p).astype(np.float64))
     # inverse-CDF sampling: one uniform draw per row, reproducible for a seed
     u = rng.random((probs.shape[0], 1))
     return np.minimum((np.cumsum(probs, axis=-1) < u * probs.sum(-1, keepdims=True)).sum(-1), probs.shape[-1] - 1)
@@ -116,3 +123,26 @@ def generate(
         mask = np.concatenate([mask, np.ones((B, 1), np.int64)], axis=1)
     result = np.concatenate(out, axis=1)
     return result[0] if squeeze else result
+
+
+def replay_scores(model, input_ids, path_ids, temperature: float, top_k: int, top_p: float, attention_mask=None) -> np.ndarray:
+    """The processed scores ([n, B, V] float32, see `sampling_scores`) of each step of a sampled path forced
+    through the model with a KV cache: step 0 scores the prompt input_ids [B, T]; step i scores after
+    path_ids [B, T + n]'s first T + i tokens (path_ids starts with input_ids)."""
+    check_sampling_args(0, temperature, top_k, top_p)
+    ids = as_token_ids(input_ids, model.config.vocab_size)
+    path = as_token_ids(path_ids, model.config.vocab_size)
+    B, T = ids.shape
+    if path.shape[0] != B or path.shape[1] <= T or not np.array_equal(path[:, :T], ids):
+        raise InputError(f"path_ids {list(path.shape)} must continue input_ids {list(ids.shape)} by at least one token")
+    if path.shape[1] > model.config.n_positions:
+        raise InputError(f"path of {path.shape[1]} tokens exceeds n_positions={model.config.n_positions}")
+    mask = np.ones((B, T), np.int64) if attention_mask is None else as_attention_mask(attention_mask, (B, T))
+    cache = model.new_cache(B, capacity=path.shape[1])
+    steps, step_ids = [], ids
+    for t in range(T, path.shape[1]):
+        logits = model.forward(step_ids, mask, cache=cache, last_only=True)[:, -1]
+        steps.append(sampling_scores(logits, temperature, top_k, top_p))
+        step_ids = path[:, t : t + 1]
+        mask = np.concatenate([mask, np.ones((B, 1), np.int64)], axis=1)
+    return np.stack(steps)

@@ -124,3 +124,27 @@ def capture_greedy(model_dir, case, dtype, max_new_tokens: int) -> np.ndarray:
         out = model.generate(ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
                              pad_token_id=model.config.eos_token_id)  # fmt: skip
     return out.numpy().astype(np.int64)
+
+
+def capture_sampling(model_dir, case, dtype, settings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """transformers' `generate(do_sample=True)` on the case with settings (a sampling.SamplingSettings), seeded
+    with torch.manual_seed(settings.seed): (ids [B, T + n], scores [n, B, V], raw logits [n, B, V]), both
+    float32 as transformers processes them. Every step is run (min_new_tokens would add a processor that
+    changes the scores): a row that produced end-of-text is continued with it, and the replay feeds the same."""
+    import torch
+
+    model = hf_model(model_dir, dtype)
+    ids = torch.tensor(case.input_ids)
+    mask = torch.ones_like(ids) if case.attention_mask is None else torch.tensor(case.attention_mask)
+    torch.manual_seed(settings.seed)
+    with torch.no_grad():
+        out = model.generate(ids, attention_mask=mask, max_new_tokens=settings.max_new_tokens, do_sample=True,
+                             temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
+                             output_scores=True, output_logits=True, return_dict_in_generate=True,
+                             pad_token_id=model.config.eos_token_id)  # fmt: skip
+    scores = torch.stack(out.scores).numpy()
+    logits = torch.stack(out.logits).numpy()
+    if scores.dtype != np.float32 or logits.dtype != np.float32 or scores.shape != logits.shape:
+        raise ReferencesError(f"transformers' generate returned scores {scores.dtype} {list(scores.shape)} and logits "
+                              f"{logits.dtype} {list(logits.shape)}; gpt2core.verification.capture expects float32 pairs")  # fmt: skip
+    return out.sequences.numpy().astype(np.int64), scores, logits

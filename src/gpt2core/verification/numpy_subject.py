@@ -10,10 +10,12 @@ import numpy as np
 
 from ..engine import model as m
 from ..engine import ops
+from ..engine.generate import replay_scores
 from ..engine.loading import load
 from ..engine.model import GPT2
 from .errors import SubjectError
 from .model_dir import read_model_dir
+from .sampling import SCORES, step_name
 from .subject import checkpoint_names
 
 QKV = ("q", "k", "v")
@@ -22,7 +24,7 @@ QKV = ("q", "k", "v")
 class NumpySubject:
     """The subject protocol over a loaded `gpt2core.engine.GPT2`."""
 
-    capabilities = frozenset({"stages", "decode", "generate"})
+    capabilities = frozenset({"stages", "decode", "generate", "sample"})
 
     def __init__(self, model: GPT2, name: str = "gpt2core (NumPy)"):
         ours, canonical = m.checkpoint_names(model.config.n_layer), checkpoint_names(model.config.n_layer)
@@ -95,6 +97,13 @@ class NumpySubject:
     def generate(self, case, max_new_tokens: int) -> np.ndarray:
         """The engine's greedy continuation of the case: ids [B, T + n], n <= max_new_tokens."""
         return self.model.generate(case.input_ids, max_new_tokens, attention_mask=case.attention_mask)
+
+
+    def sample_scores(self, case, settings, path_ids) -> dict[str, np.ndarray]:
+        """The engine's processed scores along a sampled path ([B, T + n] ids, tokens forced, cache on), per step."""
+        scores = replay_scores(self.model, case.input_ids, path_ids, settings.temperature, settings.top_k,
+                               settings.top_p, attention_mask=case.attention_mask)  # fmt: skip
+        return {step_name(SCORES, i): s for i, s in enumerate(scores)}
 
 
 def numpy_subject(model_dir, dtype) -> NumpySubject:

@@ -11,6 +11,10 @@
                                   the case's inputs as little-endian int64 [B, T] (the mask all ones when
                                   the case has no padding), so an engine in any language runs the cases
                                   without a JSON parser
+  <case>/sample.scores@step=N.npy, sample.logits@step=N.npy
+                                  on one case (the first batch), transformers' sampled generation: the
+                                  processed scores and raw logits [B, V] float32 of each step; the manifest's
+                                  "sampling" holds the settings and the sampled ids (see .sampling)
 The checkpoints come from transformers' own forward pass (gpt2core.verification.capture).
 `load_references` refuses a set made for other weights, a missing or altered file, a wrong shape or dtype.
 
@@ -29,9 +33,10 @@ from .atomic import atomic_directory
 from .cases import Case
 from .errors import ReferencesError
 from .model_dir import ModelDir, file_sha256, read_model_dir
+from .sampling import DEFAULT_SAMPLING, LOGITS, SCORES, SamplingSettings, step_name
 from .subject import checkpoint_names
 
-FORMAT = "gpt2core-references/2"
+FORMAT = "gpt2core-references/3"
 MANIFEST = "manifest.json"
 CASES_FILE = "cases.txt"
 GREEDY_TOKENS = 8  # transformers' greedy continuation recorded per case, for the "generate" mode
@@ -72,12 +77,42 @@ def write_references(model_dir: ModelDir | Path, out_dir, cases: list[Case], dty
         "checkpoint_order": checkpoint_names(config.n_layer),
         "cases": [],
     }  # fmt: skip
+    sampled = sampling_case(cases, config.n_positions)
     with atomic_directory(out_dir) as tmp:  # an interrupted write leaves no set behind (see .atomic)
         for case in cases:
-            manifest["cases"].append(write_case(model_dir, tmp, case, dtype))
+            entry = write_case(model_dir, tmp, case, dtype)
+            if case is sampled:
+                entry["sampling"] = write_sampling(model_dir, tmp, case, dtype, DEFAULT_SAMPLING)
+            manifest["cases"].append(entry)
         (tmp / CASES_FILE).write_text("".join(case.name + "\n" for case in cases))  # the case names, one per line
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return out_dir
+
+
+def sampling_case(cases: list[Case], n_positions: int) -> Case | None:
+    """The case sampled generation is recorded on: the first batch (left padding included) whose continuation
+    fits, else the first case that fits."""
+    fits = [c for c in cases if c.input_ids.shape[1] + DEFAULT_SAMPLING.max_new_tokens <= n_positions]
+    return next((c for c in fits if c.input_ids.shape[0] > 1), fits[0] if fits else None)
+
+
+def save_array(out_dir: Path, file: str, name: str, array: np.ndarray) -> dict:
+    """Write one .npy file; its manifest entry (name, file, shape, dtype, sha256)."""
+    np.save(out_dir / file, array, allow_pickle=False)
+    return {"name": name, "file": file, "shape": list(array.shape), "dtype": array.dtype.name, "sha256": file_sha256(out_dir / file)}
+
+
+def write_sampling(model_dir: ModelDir, out_dir: Path, case: Case, dtype: np.dtype, settings) -> dict:
+    """transformers' sampled generation on the case: its settings, path and per-step scores and raw logits."""
+    from .capture import capture_sampling
+
+    ids, scores, logits = capture_sampling(model_dir, case, dtype, settings)
+    entries = []
+    for step in range(scores.shape[0]):
+        for kind, arrays in ((SCORES, scores), (LOGITS, logits)):
+            name = step_name(kind, step)
+            entries.append(save_array(out_dir, f"{case.name}/{name}.npy", name, arrays[step]))
+    return {"settings": settings.as_dict(), "ids": ids.tolist(), "checkpoints": entries}
 
 
 def write_case(model_dir: ModelDir, out_dir: Path, case: Case, dtype: np.dtype) -> dict:
@@ -86,12 +121,7 @@ def write_case(model_dir: ModelDir, out_dir: Path, case: Case, dtype: np.dtype) 
 
     arrays = capture(model_dir, case, dtype)
     (out_dir / case.name).mkdir()
-    entries = []
-    for name, array in arrays.items():
-        file = f"{case.name}/{name}.npy"
-        np.save(out_dir / file, array, allow_pickle=False)
-        entries.append({"name": name, "file": file, "shape": list(array.shape), "dtype": array.dtype.name,
-                        "sha256": file_sha256(out_dir / file)})  # fmt: skip
+    entries = [save_array(out_dir, f"{case.name}/{name}.npy", name, array) for name, array in arrays.items()]
     mask = np.ones_like(case.input_ids) if case.attention_mask is None else case.attention_mask
     for name, array in (("input_ids", case.input_ids), ("attention_mask", mask), ("position_ids", case.position_ids)):
         np.save(out_dir / case.name / f"{name}.npy", np.asarray(array, dtype="<i8"), allow_pickle=False)
@@ -133,6 +163,12 @@ class ReferenceCase:
         self.attention_mask = None if mask is None else np.array(mask, dtype=np.int64)
         self.position_ids = np.array(entry["position_ids"], dtype=np.int64)
         self.files = {c["name"]: c for c in entry["checkpoints"]}
+        sampling = entry.get("sampling")
+        # transformers' sampled generation: (settings, ids [B, T + n]); its step files join the case's files
+        self.sampling = None
+        if sampling is not None:
+            self.sampling = (SamplingSettings.from_dict(sampling["settings"]), np.array(sampling["ids"], dtype=np.int64))
+            self.files.update({c["name"]: c for c in sampling["checkpoints"]})
         greedy = entry["greedy"]
         # transformers' greedy continuation: ids [B, T + n], n <= max_new_tokens; None when it does not fit
         self.greedy = None if greedy is None else (int(greedy["max_new_tokens"]), np.array(greedy["ids"], dtype=np.int64))
@@ -195,7 +231,8 @@ def load_references(ref_dir, model_dir: ModelDir | Path | None = None) -> Refere
         if not isinstance(theirs, dict):
             raise TypeError("model.weights_sha256 must be an object")
         for case in manifest["cases"]:
-            for c in case["checkpoints"]:
+            sampled = case["sampling"]["checkpoints"] if case.get("sampling") is not None else []
+            for c in case["checkpoints"] + sampled:
                 file = c["file"]
                 if not isinstance(file, str) or ".." in Path(file).parts or Path(file).is_absolute():
                     raise ReferencesError(f"{manifest_file}: checkpoint file {file!r} lies outside {root}")
@@ -209,6 +246,12 @@ def load_references(ref_dir, model_dir: ModelDir | Path | None = None) -> Refere
                 shapes.add(case.attention_mask.shape)
             if len(shapes) != 1 or case.input_ids.ndim != 2:
                 raise ValueError(f"case {case.name}: input_ids, attention_mask and position_ids must share one [B, T] shape")
+            if case.sampling is not None:
+                settings, ids = case.sampling
+                B, T = case.input_ids.shape
+                if ids.ndim != 2 or ids.shape != (B, T + settings.max_new_tokens) or not np.array_equal(ids[:, :T], case.input_ids):
+                    raise ValueError(f"case {case.name}: sampled ids of shape {list(ids.shape)} do not continue its input ids "
+                                     f"[{B}, {T}] by {settings.max_new_tokens} tokens")  # fmt: skip
             if case.greedy is not None:
                 n, ids = case.greedy
                 B, T = case.input_ids.shape

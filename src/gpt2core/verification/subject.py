@@ -37,6 +37,13 @@ Optional, each declared in `capabilities` (never discovered by calling and catch
                                                 step's checkpoints (T = 1, S = t + 1)
   "generate"  generate(case, max_new_tokens)    greedy continuation: ids [B, T + max_new_tokens]
               -> array
+  "sample"    sample_scores(case, settings,     a sampled path replayed: path_ids [B, T + n] (the case's
+              path_ids) -> {name: array}        ids, then transformers' sampled tokens, forced one at a
+                                                time with a cache); per step N its processed scores
+                                                `sample.scores@step=N` [B, V] float32: the last position's
+                                                logits cast to float32, then temperature, top-k, top-p
+                                                (settings.temperature, .top_k, .top_p; 0 and 1.0 switch a
+                                                filter off), filtered tokens -inf (gpt2core.verification.sampling)
 """
 
 from __future__ import annotations
@@ -71,8 +78,9 @@ MODEL_CHECKPOINTS = {
 }
 
 # capability -> (the verification mode it enables, the method it requires); "chained" needs only `checkpoints`
-CAPABILITIES = {"stages": ("isolated", "stage"), "decode": ("cached", "decode"), "generate": ("generate", "generate")}
-MODES = ("chained", "isolated", "cached", "generate")
+CAPABILITIES = {"stages": ("isolated", "stage"), "decode": ("cached", "decode"), "generate": ("generate", "generate"),
+                "sample": ("sampled", "sample_scores")}  # fmt: skip
+MODES = ("chained", "isolated", "cached", "generate", "sampled")
 
 
 def checkpoint_names(n_layer: int) -> list[str]:

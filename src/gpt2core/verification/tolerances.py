@@ -39,3 +39,13 @@ def scaled_atol(base: dict, ref: np.ndarray) -> float:
 # roundings, so 1e-2 and 5e-2 (about 20x and 13x the unit roundoff). Not measured: no half-precision engine
 # is verified here; the report prints the tolerance each checkpoint was held to.
 LOW_PRECISION_TOL = {"float16": 1e-2, "bfloat16": 5e-2}
+
+# Sampled generation (gpt2core.verification.sampling): transformers processes the scores in float32 whatever
+# the model's dtype. A float32 engine's scores carry its logits' difference: the logits tolerance. A float64
+# engine's logits agree to ~1e-14, so rounded to float32 they are equal or one float32 ulp apart (2^-23 ~
+# 1.2e-7 of max|scores|), and the temperature division rounds the same way on both sides: 2.4e-7 is 2 ulps.
+SAMPLE_SCORES_TOL = {np.dtype(np.float32): LOGITS_TOL[np.dtype(np.float32)], np.dtype(np.float64): 2.4e-7}
+# top-p's cumulative probabilities in float32, torch (transformers) against NumPy (gpt2core), on 80 rows of
+# 50,257 logits of scale 0.1 to 10: at most 4.8e-7 apart; 2e-6 leaves 4x. A token that close to 1 - top_p is
+# one whose filtering is decided by rounding (see sampling.undecided_tokens).
+SAMPLE_CUMULATIVE_TOL = 2e-6

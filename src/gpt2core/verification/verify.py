@@ -10,6 +10,8 @@
             after an unrelated request, so state leaking between requests shows; each step must equal
             the full pass at its position.
   generate  (capability "generate") the greedy continuation equals transformers' generate token for token.
+  sampled   (capability "sample") along transformers' sampled path (generate(do_sample=True), recorded on
+            one case), the processed scores of every step equal transformers' (gpt2core.verification.sampling).
 A mode the subject does not offer is reported as not run, never as passed.
 """
 
@@ -23,6 +25,7 @@ import numpy as np
 from .compare import Comparison, compare
 from .errors import DumpError
 from .reference_set import load_references, versions, write_references
+from .sampling import compare_sampled
 from .subject import CAPABILITIES, check_subject, kind_of, modes_of
 from .tolerances import CHECKPOINT_TOL, LOW_PRECISION_TOL
 
@@ -161,6 +164,16 @@ def compare_greedy(subject, case) -> dict:
     return {"case": case.name, "ok": True, "message": f"{got.shape[1] - case.input_ids.shape[1]} tokens equal"}
 
 
+def sampled_result(subject, case, engine_dtype) -> dict:
+    """The subject's processed scores along transformers' sampled path: ok, settings, one row per step."""
+    comparisons = compare_sampled(subject, case, engine_dtype)
+    bad = first_divergence(comparisons)
+    steps = [dict(c.as_dict(), message=c.message()) for c in comparisons]
+    summary = (bad.message() if bad is not None else
+               f"{len(steps)} steps equal within tolerance (worst margin {worst(comparisons).margin:.3g})")  # fmt: skip
+    return {"case": case.name, "ok": bad is None, "settings": case.sampling[0].as_dict(), "steps": steps, "message": summary}
+
+
 def first_divergence(comparisons: list[Comparison]) -> Comparison | None:
     """The first failing comparison in forward-pass order (comparisons are given in that order)."""
     return next((c for c in comparisons if not c.ok), None)
@@ -186,7 +199,7 @@ def verify_references(subject, refs, require: str = "offered") -> dict:
     tol = tolerance_for(subject, refs.dtype)
     vocab_size = refs.config["vocab_size"]
     per_name: dict[str, dict[str, list]] = {n: {"chained": [], "isolated": [], "cached": []} for n in names}
-    first, greedy, not_run = None, [], {}
+    first, greedy, sampled, not_run = None, [], [], {}
     for case in refs.cases:
         why = subject.can_run(case) if hasattr(subject, "can_run") else None
         if why is not None:
@@ -206,6 +219,8 @@ def verify_references(subject, refs, require: str = "offered") -> dict:
                 first = {"case": case.name, "name": bad.name, "message": bad.message()}
         if offered["generate"] and case.greedy is not None:
             greedy.append(compare_greedy(subject, case))
+        if offered["sampled"] and case.sampling is not None:
+            sampled.append(sampled_result(subject, case, refs.dtype))
     rows = []
     for n in names:
         row = {"name": n, "provided": n in provided,  # every case's chained result (for --junit)
@@ -222,9 +237,11 @@ def verify_references(subject, refs, require: str = "offered") -> dict:
     for mode, ran in offered.items():
         if not ran:
             modes[mode] = {"ran": False, "ok": None, "why": f"the subject does not offer {MODE_NEEDS[mode]!r}"}
-        elif mode == "generate":
-            modes[mode] = {"ran": bool(greedy), "ok": all(g["ok"] for g in greedy) if greedy else None,
-                           "why": None if greedy else "no case it ran records a greedy continuation"}  # fmt: skip
+        elif mode in ("generate", "sampled"):
+            results = greedy if mode == "generate" else sampled
+            what = "a greedy continuation" if mode == "generate" else "sampled generation"
+            modes[mode] = {"ran": bool(results), "ok": all(g["ok"] for g in results) if results else None,
+                           "why": None if results else f"no case it ran records {what}"}  # fmt: skip
         else:
             ran_rows = [r[mode] for r in rows if r[mode] is not None]
             modes[mode] = {"ran": bool(ran_rows), "ok": all(c["ok"] for c in ran_rows) if ran_rows else None,
@@ -257,6 +274,7 @@ def verify_references(subject, refs, require: str = "offered") -> dict:
             {"case": None, "name": "logits", "message": "logits were verified on no case (the subject ran none)"},
         "checkpoints": rows,
         "generate": greedy,
+        "sampled": sampled,
     }  # fmt: skip
 
 

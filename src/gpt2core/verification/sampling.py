@@ -1,0 +1,118 @@
+"""Sampled generation verified against transformers' `generate(do_sample=True)`, step by step.
+
+The oracle is transformers itself (gpt2core.verification.capture.capture_sampling): `generate` with a torch
+seed, `output_scores=True` and `output_logits=True` gives, per step, the scores it sampled from (the last
+position's logits cast to float32, then temperature, top-k and top-p, filtered tokens at -inf), the raw
+logits they came from, and the sampled path. A subject offering "sample" replays that path (the sampled
+tokens forced, its own cache on) and returns its processed scores of each step:
+
+  sample.scores@step=N    [B, V] float32, N = 0 .. max_new_tokens - 1   (sample.logits@step=N: the raw logits)
+
+`compare_scores` checks shape and dtype, then that the same tokens are filtered (-inf), then the finite
+scores within SAMPLE_SCORES_TOL. The one exception to "the same tokens": a token whose fate transformers
+decided within rounding of a filter's threshold (its score within tolerance of the k-th largest, its
+cumulative probability within SAMPLE_CUMULATIVE_TOL plus the scores' tolerance of 1 - top_p), recomputed
+from transformers' own raw logits. Such tokens are counted in the comparison, never silently passed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .compare import Comparison, _problem, compare
+from .tolerances import SAMPLE_CUMULATIVE_TOL, SAMPLE_SCORES_TOL
+
+SCORES, LOGITS = "sample.scores", "sample.logits"
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """transformers' sampling settings (top_k 0 and top_p 1.0 switch a filter off) and the torch seed."""
+
+    temperature: float
+    top_k: int
+    top_p: float
+    seed: int
+    max_new_tokens: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SamplingSettings":
+        s = cls(float(d["temperature"]), int(d["top_k"]), float(d["top_p"]), int(d["seed"]), int(d["max_new_tokens"]))
+        if not (s.temperature > 0 and s.top_k >= 0 and 0 < s.top_p <= 1 and s.max_new_tokens >= 1):
+            raise ValueError(f"sampling settings out of range: {d}")
+        return s
+
+
+# The sampling case every reference set records: below 1 for temperature, both filters on.
+DEFAULT_SAMPLING = SamplingSettings(temperature=0.8, top_k=40, top_p=0.9, seed=0, max_new_tokens=4)
+
+
+def step_name(kind: str, step: int) -> str:
+    """'sample.scores@step=3'."""
+    return f"{kind}@step={step}"
+
+
+def undecided_tokens(raw: np.ndarray, settings: SamplingSettings, atol: float) -> np.ndarray:
+    """[B, V] bool: tokens whose filtering transformers decided within rounding of a threshold, from its raw
+    float32 logits [B, V] (recomputed in float64): a score within 2 atol of the k-th largest, or a
+    cumulative probability within SAMPLE_CUMULATIVE_TOL + 2 atol of 1 - top_p."""
+    s = raw.astype(np.float64) / settings.temperature
+    undecided = np.zeros(s.shape, dtype=bool)
+    V = s.shape[-1]
+    if 0 < settings.top_k < V:
+        kth = np.partition(s, -settings.top_k, axis=-1)[:, -settings.top_k][:, None]
+        undecided |= np.abs(s - kth) <= 2 * atol
+        s = np.where(s < kth - 2 * atol, -np.inf, s)  # undecided tokens stay in for top-p
+    if settings.top_p < 1.0:
+        order = np.argsort(s, axis=-1, kind="stable")
+        sorted_s = np.take_along_axis(s, order, axis=-1)
+        probs = np.exp(sorted_s - sorted_s[:, -1:])
+        cum = np.cumsum(probs / probs.sum(-1, keepdims=True), axis=-1)
+        near = np.abs(cum - (1 - settings.top_p)) <= SAMPLE_CUMULATIVE_TOL + 2 * atol * cum
+        np.put_along_axis(undecided, order, np.take_along_axis(undecided, order, axis=-1) | near, axis=-1)
+    return undecided
+
+
+def compare_scores(name: str, got, ref: np.ndarray, raw: np.ndarray, settings: SamplingSettings, engine_dtype) -> Comparison:
+    """One step's processed scores against transformers': shape, dtype, the filtered set, then the values."""
+    if not isinstance(got, np.ndarray):
+        return _problem(name, got, f"expected a NumPy array, got {type(got).__name__}")
+    if got.shape != ref.shape or got.dtype != ref.dtype:
+        return _problem(name, got, f"{got.dtype} {list(got.shape)} != reference {ref.dtype} {list(ref.shape)} "
+                                   "(transformers processes scores in float32)")  # fmt: skip
+    if np.isnan(got).any() or np.isposinf(got).any():
+        return _problem(name, got, f"NaN or +inf at {[int(i) for i in np.argwhere(np.isnan(got) | np.isposinf(got))[0]]}")
+    kept = ~np.isneginf(ref)
+    tol = SAMPLE_SCORES_TOL[np.dtype(engine_dtype)]
+    atol = tol * float(np.abs(ref[kept]).max()) if kept.any() else tol
+    differ = np.isneginf(got) != ~kept
+    undecided = undecided_tokens(raw, settings, atol) if differ.any() else np.zeros_like(differ)
+    if (differ & ~undecided).any():
+        b, v = (int(i) for i in np.argwhere(differ & ~undecided)[0])
+        return _problem(name, got, f"{int((differ & ~undecided).sum())} token(s) filtered differently, first row {b} "
+                                   f"token {v}: got {float(got[b, v])!r}, transformers {float(ref[b, v])!r}")  # fmt: skip
+    both = kept & ~np.isneginf(got)
+    result = compare(name, np.where(both, got, 0).astype(got.dtype), np.where(both, ref, 0).astype(ref.dtype),
+                     {ref.dtype: tol})  # fmt: skip
+    result.worst["undecided_tokens"] = int(differ.sum())  # filtered differently within rounding of a threshold
+    return result
+
+
+def compare_sampled(subject, case, engine_dtype) -> list:
+    """The subject's processed scores along transformers' sampled path, one comparison per step."""
+    settings, ids = case.sampling
+    got = subject.sample_scores(case, settings, ids)
+    out = []
+    for step in range(ids.shape[1] - case.input_ids.shape[1]):
+        name = step_name(SCORES, step)
+        if name not in got:
+            out.append(_problem(name, None, "not returned by the subject"))
+            continue
+        raw = case.array(step_name(LOGITS, step))
+        out.append(compare_scores(name, got[name], case.array(name), raw, settings, engine_dtype))
+    return out
