@@ -75,6 +75,16 @@ def pytest_addoption(parser):
 
 
 @pytest.fixture(scope="session")
+def stress_dir():
+    """The fault catalogue's stress model (sharp attention, outlier channels), built once per machine."""
+    from support.models import CACHE
+
+    from gpt2core.verification.stress import stress_model_dir
+
+    return stress_model_dir(CACHE)
+
+
+@pytest.fixture(scope="session")
 def tiny_dir():
     from support.models import hf_model_dir
 

@@ -127,21 +127,26 @@ def capture_greedy(model_dir, case, dtype, max_new_tokens: int) -> np.ndarray:
 
 
 def capture_sampling(model_dir, case, dtype, settings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """transformers' `generate(do_sample=True)` on the case with settings (a sampling.SamplingSettings), seeded
-    with torch.manual_seed(settings.seed): (ids [B, T + n], scores [n, B, V], raw logits [n, B, V]), both
-    float32 as transformers processes them. Every step is run (min_new_tokens would add a processor that
-    changes the scores): a row that produced end-of-text is continued with it, and the replay feeds the same."""
+    """`sample_with_transformers` on the case, with transformers' model for model_dir in dtype."""
+    return sample_with_transformers(hf_model(model_dir, dtype), case.input_ids, case.attention_mask, settings)
+
+
+def sample_with_transformers(model, input_ids, attention_mask, settings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """transformers' `generate(do_sample=True)` with settings (a sampling.SamplingSettings), seeded with
+    torch.manual_seed(settings.seed), on input_ids [B, T] (attention_mask [B, T], left padding, or None):
+    (ids [B, T + n], scores [n, B, V], raw logits [n, B, V]), both float32 as transformers processes them.
+    Every step is run and every row keeps sampling: end-of-text stops nothing (eos_token_id=None; min_new_tokens
+    would add a processor that changes the scores), so a replay feeds exactly the sampled ids."""
     import torch
 
-    model = hf_model(model_dir, dtype)
-    ids = torch.tensor(case.input_ids)
-    mask = torch.ones_like(ids) if case.attention_mask is None else torch.tensor(case.attention_mask)
+    ids = torch.tensor(input_ids)
+    mask = torch.ones_like(ids) if attention_mask is None else torch.tensor(attention_mask)
     torch.manual_seed(settings.seed)
     with torch.no_grad():
         out = model.generate(ids, attention_mask=mask, max_new_tokens=settings.max_new_tokens, do_sample=True,
                              temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
                              output_scores=True, output_logits=True, return_dict_in_generate=True,
-                             pad_token_id=model.config.eos_token_id)  # fmt: skip
+                             eos_token_id=None, pad_token_id=model.config.eos_token_id)  # fmt: skip
     scores = torch.stack(out.scores).numpy()
     logits = torch.stack(out.logits).numpy()
     if scores.dtype != np.float32 or logits.dtype != np.float32 or scores.shape != logits.shape:

@@ -15,6 +15,7 @@ import weakref
 import numpy as np
 
 from ..engine import cache as cache_module
+from ..engine import generate as generate_module
 from ..engine import model as model_module
 from ..engine import ops
 
@@ -146,3 +147,44 @@ def new_cache_reused(self, batch_size=1, capacity=None):
     if key not in caches:  # one cache per model, never reset: the next request sees the last one's keys
         caches[key] = NEW_CACHE(self, batch_size, capacity)
     return caches[key]
+
+
+# --- sampling: the processed scores transformers' generate(do_sample=True) samples from -------------------
+
+GEN = {n: getattr(generate_module, n) for n in ("apply_temperature", "top_k_filter", "top_p_filter", "sampling_scores")}  # fmt: skip
+
+
+def scores_top_p_before_temperature(logits, temperature, top_k, top_p):
+    """top-p applied to the untempered distribution, temperature last (transformers tempers first)."""
+    filtered = GEN["top_p_filter"](GEN["top_k_filter"](logits.astype(np.float32), top_k), top_p)
+    return GEN["apply_temperature"](filtered, temperature)
+
+
+def scores_in_float64(logits, temperature, top_k, top_p):
+    """The filters run in the model's dtype (float64 for a float64 model); transformers casts to float32 first."""
+    x = logits.astype(np.float64)
+    return GEN["top_p_filter"](GEN["top_k_filter"](GEN["apply_temperature"](x, temperature), top_k), top_p)
+
+
+def temperature_multiplied(logits, temperature):
+    """Logits multiplied by the temperature instead of divided."""
+    return logits * np.asarray(temperature, dtype=logits.dtype)
+
+
+def top_k_keeps_one_more(logits, k):
+    """top-k keeping k + 1 tokens (an off-by-one in the threshold's index)."""
+    return GEN["top_k_filter"](logits, k + 1) if 0 < k < logits.shape[-1] - 1 else GEN["top_k_filter"](logits, k)
+
+
+def top_p_drops_crossing_token(logits, p):
+    """top-p from the most probable down, keeping tokens while the sum stays <= p: the token that carries the
+    sum past p is dropped (transformers keeps it: the smallest set whose probability reaches p)."""
+    if p >= 1.0:
+        return logits
+    order = np.argsort(-logits, axis=-1, kind="stable")
+    probs = ops.softmax(np.take_along_axis(logits, order, axis=-1))
+    remove_sorted = np.cumsum(probs, axis=-1) > p
+    remove_sorted[:, 0] = False
+    remove = np.zeros_like(remove_sorted)
+    np.put_along_axis(remove, order, remove_sorted, axis=-1)
+    return np.where(remove, -np.inf, logits)

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..engine import cache as cache_module
+from ..engine import generate as generate_module
 from ..engine import model as model_module
 from ..engine import ops
 from . import fault_variants as V
 from .numpy_subject import NumpySubject
+from .sampling import SCORES, compare_sampled
 from .verify import compare_cached, compare_case
 
 
@@ -31,13 +33,14 @@ class Fault:
     target: tuple  # (module or class, attribute name)
     replacement: object
     checkpoint: str  # the first checkpoint that must diverge
-    scenario: str = "forward"  # "forward": full passes over every case; "cache": incremental decoding
+    scenario: str = "forward"  # "forward": full passes over every case; "cache": incremental decoding;
+    # "sampling": the processed scores along transformers' sampled path (checkpoint sample.scores@step=N)
     isolated: bool = True  # the isolated comparison must blame the same checkpoint
     property_modules: tuple[str, ...] = ()  # tests/property modules that must fail on their own
     notes: str = ""
 
 
-O, M = ops, model_module
+O, M, G = ops, model_module, generate_module
 FAULTS = {f.name: f for f in [
     Fault("no_scale", "attention scores not scaled by 1/sqrt(D)", (O, "attention_scores"), V.scores_variant(lambda d: 1.0), "h0.attn_scores", property_modules=("test_ops.py",)),
     Fault("scale_1_over_d", "scores scaled by 1/D instead of 1/sqrt(D) (or the scale applied twice)", (O, "attention_scores"), V.scores_variant(lambda d: 1.0 / d), "h0.attn_scores", property_modules=("test_ops.py",)),
@@ -75,6 +78,12 @@ FAULTS = {f.name: f for f in [
     Fault("cache_advanced_twice", "KV cache length advanced twice per call (positions and keys shift)", (cache_module.KVCache, "advance"), V.advance_twice, "embeddings", scenario="cache", isolated=False, property_modules=("test_invariants.py",)),
     Fault("cache_reused_across_requests", "a new request gets the previous request's cache", (model_module.GPT2, "new_cache"), V.new_cache_reused, "embeddings", scenario="cache", isolated=False, property_modules=("test_invariants.py",),
           notes="the stale length shifts the new request's positions, so the embeddings diverge first"),
+    Fault("sampling_top_p_before_temperature", "top-p applied before the temperature (to the untempered distribution)", (G, "sampling_scores"), V.scores_top_p_before_temperature, "sample.scores", scenario="sampling", isolated=False, property_modules=("test_sampling.py",)),
+    Fault("sampling_in_float64", "sampling filters run in float64 for a float64 model (transformers casts the logits to float32)", (G, "sampling_scores"), V.scores_in_float64, "sample.scores", scenario="sampling", isolated=False, property_modules=("test_sampling.py",),
+          notes="the values agree to float32 rounding: the dtype of the scores is what shows it"),
+    Fault("sampling_temperature_multiplied", "logits multiplied by the temperature instead of divided", (G, "apply_temperature"), V.temperature_multiplied, "sample.scores", scenario="sampling", isolated=False, property_modules=("test_sampling.py",)),
+    Fault("sampling_top_k_keeps_one_more", "top-k keeps k + 1 tokens", (G, "top_k_filter"), V.top_k_keeps_one_more, "sample.scores", scenario="sampling", isolated=False, property_modules=("test_sampling.py",)),
+    Fault("sampling_top_p_drops_crossing_token", "top-p drops the token that carries the probability sum past p", (G, "top_p_filter"), V.top_p_drops_crossing_token, "sample.scores", scenario="sampling", isolated=False, property_modules=("test_sampling.py",)),
 ]}  # fmt: skip
 
 
@@ -124,13 +133,15 @@ class Detection:
 
 def _detect(model, refs, mode: str) -> Detection:
     subject, names = NumpySubject(model), refs.checkpoint_names
-    order = {n: i for i, n in enumerate(names)}
+    order = {n: i for i, n in enumerate(names)} | {SCORES: len(names)}  # sampling after the forward pass
     found = Detection()
     best = None
     for case in refs.cases:
         try:
             if mode == "cached":
                 comps = compare_cached(subject, case, names, model.config.vocab_size)
+            elif mode == "sampled":
+                comps = compare_sampled(subject, case, refs.dtype) if case.sampling is not None else []
             else:
                 comps = compare_case(subject, case, mode, names)
         except Exception as e:  # noqa: BLE001 - a crash is recorded, and never counts as caught
@@ -154,9 +165,9 @@ def run_fault(fault: Fault, models: dict, refs: dict) -> dict:
     runs = {}
     with inject(fault.name):
         for dtype, model in models.items():
-            modes = ["cached"] if fault.scenario == "cache" else ["chained"] + (["isolated"] if fault.isolated else [])
+            modes = {"cache": ["cached"], "sampling": ["sampled"]}.get(fault.scenario, ["chained"] + (["isolated"] if fault.isolated else []))
             runs[dtype] = {mode: _detect(model, refs[dtype], mode).__dict__ for mode in modes}
-    main_mode = "cached" if fault.scenario == "cache" else "chained"
+    main_mode = {"cache": "cached", "sampling": "sampled"}.get(fault.scenario, "chained")
     caught_by = [
         f"{dtype} {mode}" for dtype, by_mode in runs.items() for mode, d in by_mode.items() if d["checkpoint"] == fault.checkpoint
     ]
@@ -221,9 +232,10 @@ def run_catalogue(model_dir, refs: dict, names=None, with_sensitivity: bool = Tr
     models = {}
     for dtype, r in refs.items():
         models[dtype] = load(model_dir.path, dtype=np.dtype(dtype), config=model_dir.config)
-        baseline = _detect(models[dtype], r, "chained")
-        if baseline.checkpoint is not None or baseline.crashes:
-            raise AssertionError(f"the engine without a fault already fails ({dtype}): {baseline.message or baseline.crashes}")
+        for mode in ("chained", "sampled"):
+            baseline = _detect(models[dtype], r, mode)
+            if baseline.checkpoint is not None or baseline.crashes:
+                raise AssertionError(f"the engine without a fault already fails ({dtype}, {mode}): {baseline.message or baseline.crashes}")
     faults = [run_fault(FAULTS[n], {"float64": models["float64"]}, {"float64": refs["float64"]}) for n in (names or FAULTS)]
     report = {
         "model": str(model_dir),

@@ -12,7 +12,7 @@
                                   the case has no padding), so an engine in any language runs the cases
                                   without a JSON parser
   <case>/sample.scores@step=N.npy, sample.logits@step=N.npy
-                                  on one case (the first batch), transformers' sampled generation: the
+                                  on two cases (batches first), transformers' sampled generation: the
                                   processed scores and raw logits [B, V] float32 of each step; the manifest's
                                   "sampling" holds the settings and the sampled ids (see .sampling)
 The checkpoints come from transformers' own forward pass (gpt2core.verification.capture).
@@ -33,7 +33,7 @@ from .atomic import atomic_directory
 from .cases import Case
 from .errors import ReferencesError
 from .model_dir import ModelDir, file_sha256, read_model_dir
-from .sampling import DEFAULT_SAMPLING, LOGITS, SCORES, SamplingSettings, step_name
+from .sampling import SAMPLING_RUNS, LOGITS, SCORES, SamplingSettings, step_name
 from .subject import checkpoint_names
 
 FORMAT = "gpt2core-references/3"
@@ -77,23 +77,24 @@ def write_references(model_dir: ModelDir | Path, out_dir, cases: list[Case], dty
         "checkpoint_order": checkpoint_names(config.n_layer),
         "cases": [],
     }  # fmt: skip
-    sampled = sampling_case(cases, config.n_positions)
+    sampled = sampling_cases(cases, config.n_positions)
     with atomic_directory(out_dir) as tmp:  # an interrupted write leaves no set behind (see .atomic)
         for case in cases:
             entry = write_case(model_dir, tmp, case, dtype)
-            if case is sampled:
-                entry["sampling"] = write_sampling(model_dir, tmp, case, dtype, DEFAULT_SAMPLING)
+            if case.name in sampled:
+                entry["sampling"] = write_sampling(model_dir, tmp, case, dtype, sampled[case.name])
             manifest["cases"].append(entry)
         (tmp / CASES_FILE).write_text("".join(case.name + "\n" for case in cases))  # the case names, one per line
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return out_dir
 
 
-def sampling_case(cases: list[Case], n_positions: int) -> Case | None:
-    """The case sampled generation is recorded on: the first batch (left padding included) whose continuation
-    fits, else the first case that fits."""
-    fits = [c for c in cases if c.input_ids.shape[1] + DEFAULT_SAMPLING.max_new_tokens <= n_positions]
-    return next((c for c in fits if c.input_ids.shape[0] > 1), fits[0] if fits else None)
+def sampling_cases(cases: list[Case], n_positions: int) -> dict:
+    """case name -> the sampling settings recorded on it: SAMPLING_RUNS in order over the cases whose
+    continuation fits, batches (left padding included) first."""
+    fits = [c for c in cases if c.input_ids.shape[1] + max(s.max_new_tokens for s in SAMPLING_RUNS) <= n_positions]
+    fits.sort(key=lambda c: c.input_ids.shape[0] == 1)  # stable: batches first, then the given order
+    return {c.name: s for c, s in zip(fits, SAMPLING_RUNS)}
 
 
 def save_array(out_dir: Path, file: str, name: str, array: np.ndarray) -> dict:

@@ -48,8 +48,13 @@ class SamplingSettings:
         return s
 
 
-# The sampling case every reference set records: below 1 for temperature, both filters on.
-DEFAULT_SAMPLING = SamplingSettings(temperature=0.8, top_k=40, top_p=0.9, seed=0, max_new_tokens=4)
+# What every reference set records, each on a case of its own (reference_set.sampling_cases): a temperature
+# below 1 with both filters on, where top-p usually decides; and one above 1 with top-k alone, where top-k
+# decides (on the stress model's sharp logits top-p 0.9 keeps only a few tokens, hiding top-k's threshold).
+SAMPLING_RUNS = (
+    SamplingSettings(temperature=0.8, top_k=40, top_p=0.9, seed=0, max_new_tokens=4),
+    SamplingSettings(temperature=1.5, top_k=5, top_p=1.0, seed=1, max_new_tokens=4),
+)
 
 
 def step_name(kind: str, step: int) -> str:

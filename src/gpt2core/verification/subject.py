@@ -98,6 +98,8 @@ def kind_of(name: str) -> str:
 
 def axes_of(name: str) -> tuple[str, ...]:
     """Axis names of checkpoint `name` (e.g. 'h3.attn_scores' -> batch, head, query, key)."""
+    if name.startswith("sample."):
+        return ("batch", "token")  # sample.scores@step=N, sample.logits@step=N: [B, V]
     kind = kind_of(name)
     return LAYER_CHECKPOINTS.get(kind) or MODEL_CHECKPOINTS.get(kind, ("batch", "position", "channel"))
 
