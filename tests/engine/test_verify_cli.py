@@ -29,7 +29,9 @@ def test_references_command_writes_npy_and_manifest(tiny_dir, tmp_path, capsys):
     assert refs.dtype == np.float64
     names = checkpoint_names(2)
     inputs = ["attention_mask", "input_ids", "position_ids"]
-    assert sorted(p.stem for p in (out / "prompt0").glob("*.npy")) == sorted(names + inputs)
+    assert sorted(p.stem for p in (out / "prompt1").glob("*.npy")) == sorted(names + inputs)
+    sampled = [f"sample.{kind}@step={i}" for i in range(4) for kind in ("scores", "logits")]
+    assert sorted(p.stem for p in (out / "prompt0").glob("*.npy")) == sorted(names + inputs + sampled)
     batch = refs.case("batch")  # the inputs as plain int64 files, for engines without a JSON parser
     for name, expected in (("input_ids", batch.input_ids), ("attention_mask", batch.attention_mask),
                            ("position_ids", batch.position_ids)):  # fmt: skip
@@ -59,7 +61,7 @@ def test_verify_table_lists_every_checkpoint(tiny_dir, capsys):
     out = capsys.readouterr().out
     for name in checkpoint_names(2):
         assert f"\n{name} " in out
-    assert "modes: chained PASS, isolated PASS, cached PASS, generate PASS" in out
+    assert "modes: chained PASS, isolated PASS, cached PASS, generate PASS, sampled PASS" in out
     assert "verify: PASS - float64 max abs" in out
 
 
@@ -101,3 +103,35 @@ def test_faults_command_json(capsys):
     assert by_name["no_causal_mask"]["checkpoint"] == "h0.attn_scores"
     assert by_name["qkv_wrong_order"]["checkpoint"] == "h0.q" and by_name["qkv_wrong_order"]["margin"] > 1
     assert main(["faults", "--fault", "no_such_fault"]) == 2
+
+
+def test_reference_sets_record_transformers_sampled_generation(tiny_dir, tmp_path, capsys):
+    """Two sampling runs (SAMPLING_RUNS), batches first; each holds transformers' own path and scores."""
+    from gpt2core.verification.capture import capture_sampling
+    from gpt2core.verification.sampling import SAMPLING_RUNS
+
+    out = tmp_path / "refs"
+    assert main(["references", "--model", str(tiny_dir), "--out", str(out), "--prompt", "Hello.", "--prompt", "Hi there you"]) == 0
+    refs = load_references(out, tiny_dir)
+    assert [(c.name, c.sampling and c.sampling[0]) for c in refs.cases] == [
+        ("prompt0", SAMPLING_RUNS[1]), ("prompt1", None), ("batch", SAMPLING_RUNS[0])]
+    for case in (refs.case("batch"), refs.case("prompt0")):
+        settings, ids = case.sampling
+        again = capture_sampling(tiny_dir, case, "float64", settings)  # seeded: the same path and scores again
+        assert np.array_equal(ids, again[0]) and ids.shape == (case.input_ids.shape[0], case.input_ids.shape[1] + 4)
+        for step in range(settings.max_new_tokens):
+            scores = case.array(f"sample.scores@step={step}")
+            assert scores.dtype == np.float32 and np.array_equal(scores, again[1][step])
+            assert np.array_equal(case.array(f"sample.logits@step={step}"), again[2][step])
+            kept = np.isfinite(scores).sum(-1)
+            assert (kept >= 1).all() and (kept <= settings.top_k).all(), kept
+
+
+def test_verify_reports_a_sampling_fault_in_the_sampled_mode(tiny_dir, capsys):
+    with inject("sampling_top_k_keeps_one_more"):
+        rc, report = verify_json(capsys, "--model", str(tiny_dir), "--dtype", "float64")
+    run = report["runs"][0]
+    assert rc == 1 and run["modes"]["chained"]["ok"] and not run["modes"]["sampled"]["ok"], run["modes"]
+    failing = [g for g in run["sampled"] if not g["ok"]]
+    assert failing and failing[0]["settings"]["top_k"] == 5
+    assert "filtered differently" in failing[0]["steps"][0]["problem"], failing[0]["steps"][0]

@@ -24,6 +24,7 @@ from gpt2core.verification.faults import FAULTS, run_fault, sensitivity
 from gpt2core.verification.cases import default_cases
 from gpt2core.verification.model_dir import read_model_dir
 from gpt2core.verification.numpy_subject import NumpySubject
+from gpt2core.verification.sampling import SCORES, compare_sampled
 from gpt2core.verification.verify import compare_cached, compare_case
 from gpt2core.verification.stress import SHAPE, stress_model_dir
 
@@ -51,10 +52,12 @@ def stress(tmp_path_factory):
 
 def test_the_catalogue_has_at_least_20_distinct_faults():
     assert len(FAULTS) >= 20
-    names = checkpoint_names(SHAPE["n_layer"])
+    names = checkpoint_names(SHAPE["n_layer"]) + [SCORES]
     for f in FAULTS.values():
         assert f.checkpoint in names, f"{f.name}: {f.checkpoint} is not a checkpoint"
-        assert f.scenario in ("forward", "cache")
+        assert f.scenario in ("forward", "cache", "sampling")
+        assert (f.scenario == "sampling") == (f.checkpoint == SCORES), f"{f.name}: sampling faults live at {SCORES}"
+    assert sum(f.scenario == "sampling" for f in FAULTS.values()) >= 4
     assert len({f.replacement for f in FAULTS.values()}) == len(FAULTS), "two faults share one replacement"
 
 
@@ -66,6 +69,10 @@ def test_the_clean_engine_passes_on_the_stress_model(stress):
                  + compare_cached(subject, case, names, model.config.vocab_size))  # fmt: skip
         bad = [c.message() for c in comps if not c.ok]
         assert not bad, f"float64 {case.name}: " + "\n".join(bad[:5])
+    for dtype in DTYPES:  # sampled generation along transformers' paths, both recorded runs
+        sampled = [c for case in stress["refs"][dtype].cases if case.sampling is not None
+                   for c in compare_sampled(NumpySubject(stress["models"][dtype]), case, dtype)]  # fmt: skip
+        assert len(sampled) == 8 and all(c.ok for c in sampled), [c.message() for c in sampled if not c.ok]
     subject32, refs32 = NumpySubject(stress["models"]["float32"]), stress["refs"]["float32"]
     for case in refs32.cases:  # the sensitivity scan's float32 baseline
         bad = [c.message() for c in compare_case(subject32, case, "chained", names) if not c.ok]

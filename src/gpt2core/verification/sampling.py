@@ -65,7 +65,8 @@ def step_name(kind: str, step: int) -> str:
 def undecided_tokens(raw: np.ndarray, settings: SamplingSettings, atol: float) -> np.ndarray:
     """[B, V] bool: tokens whose filtering transformers decided within rounding of a threshold, from its raw
     float32 logits [B, V] (recomputed in float64): a score within 2 atol of the k-th largest, or a
-    cumulative probability within SAMPLE_CUMULATIVE_TOL + 2 atol of 1 - top_p."""
+    cumulative probability within SAMPLE_CUMULATIVE_TOL + 2 atol of 1 - top_p, or a score tied (within
+    2 atol) with such a token: which of tied tokens is filtered depends on the sort (torch's is not stable)."""
     s = raw.astype(np.float64) / settings.temperature
     undecided = np.zeros(s.shape, dtype=bool)
     V = s.shape[-1]
@@ -79,7 +80,9 @@ def undecided_tokens(raw: np.ndarray, settings: SamplingSettings, atol: float) -
         probs = np.exp(sorted_s - sorted_s[:, -1:])
         cum = np.cumsum(probs / probs.sum(-1, keepdims=True), axis=-1)
         near = np.abs(cum - (1 - settings.top_p)) <= SAMPLE_CUMULATIVE_TOL + 2 * atol * cum
-        np.put_along_axis(undecided, order, np.take_along_axis(undecided, order, axis=-1) | near, axis=-1)
+        for b in np.flatnonzero(near.any(axis=-1)):  # and every token tied with those: ties sort in any order
+            lo, hi = sorted_s[b, near[b]].min(), sorted_s[b, near[b]].max()
+            undecided[b] |= (s[b] >= lo - 2 * atol) & (s[b] <= hi + 2 * atol)
     return undecided
 
 
