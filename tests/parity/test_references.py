@@ -177,3 +177,33 @@ def test_manifest_path_outside_the_set_is_refused(tiny_dir, tiny_refs):
     (tiny_refs / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(ReferencesError, match="lies outside"):
         run_chain(tiny_dir, tiny_refs)
+
+
+def sampled_case_entry(manifest: dict) -> dict:
+    return next(c for c in manifest["cases"] if c.get("sampling"))
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda s: s["settings"].update(top_p=1.5), "sampling settings out of range"),
+    (lambda s: s["settings"].pop("seed"), "KeyError: 'seed'"),
+    (lambda s: s.update(ids=[row[:-1] for row in s["ids"]]), "sampled ids of shape"),
+    (lambda s: s.update(ids=[[row[0] + 1, *row[1:]] for row in s["ids"]]), "do not continue its input ids"),
+    (lambda s: s["checkpoints"][0].update(file="../outside.npy"), "lies outside"),
+])  # fmt: skip
+def test_malformed_sampling_record_is_refused(tiny_dir, tiny_refs, change, message):
+    manifest = json.loads((tiny_refs / MANIFEST).read_text())
+    change(sampled_case_entry(manifest)["sampling"])
+    (tiny_refs / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ReferencesError, match=message):
+        load_references(tiny_refs, tiny_dir)
+
+
+def test_altered_sampled_scores_file_is_refused(tiny_dir, tiny_refs):
+    entry = sampled_case_entry(json.loads((tiny_refs / MANIFEST).read_text()))["sampling"]["checkpoints"][0]
+    path = tiny_refs / entry["file"]
+    array = np.load(path)
+    array[np.unravel_index(np.argmax(array), array.shape)] += 1  # a kept token's score (filtered ones are -inf)
+    np.save(path, array)
+    case = next(c for c in load_references(tiny_refs, tiny_dir).cases if c.sampling is not None)
+    with pytest.raises(ReferencesError, match="was altered or truncated"):
+        case.array(entry["name"])

@@ -163,21 +163,21 @@ class ReferenceCase:
         mask = entry.get("attention_mask")
         self.attention_mask = None if mask is None else np.array(mask, dtype=np.int64)
         self.position_ids = np.array(entry["position_ids"], dtype=np.int64)
-        self.files = {c["name"]: c for c in entry["checkpoints"]}
+        self.files = {c["name"]: c for c in entry["checkpoints"]}  # the forward pass's checkpoints
         sampling = entry.get("sampling")
-        # transformers' sampled generation: (settings, ids [B, T + n]); its step files join the case's files
-        self.sampling = None
+        # transformers' sampled generation: (settings, ids [B, T + n]), and its per-step files
+        self.sampling, self.sampling_files = None, {}
         if sampling is not None:
             self.sampling = (SamplingSettings.from_dict(sampling["settings"]), np.array(sampling["ids"], dtype=np.int64))
-            self.files.update({c["name"]: c for c in sampling["checkpoints"]})
+            self.sampling_files = {c["name"]: c for c in sampling["checkpoints"]}
         greedy = entry["greedy"]
         # transformers' greedy continuation: ids [B, T + n], n <= max_new_tokens; None when it does not fit
         self.greedy = None if greedy is None else (int(greedy["max_new_tokens"]), np.array(greedy["ids"], dtype=np.int64))
 
     def array(self, name: str) -> np.ndarray:
-        if name not in self.files:
+        info = self.files.get(name) or self.sampling_files.get(name)
+        if info is None:
             raise ReferencesError(f"{self.root / MANIFEST}: case {self.name} has no checkpoint {name}")
-        info = self.files[name]
         path = self.root / info["file"]
         if not path.is_file():
             raise ReferencesError(
