@@ -46,7 +46,7 @@ def cmd_generate(args) -> int:
     if not prompt_ids:
         raise ValueError(f"--prompt {args.prompt!r} encodes to no tokens; give a prompt with some text")
     if len(prompt_ids) + args.max_new_tokens > md.config.n_positions:
-        raise ValueError(f"--prompt ({len(prompt_ids)} tokens) plus --max-new-tokens {args.max_new_tokens} is more than "
+        raise ValueError(f"--prompt ({len(prompt_ids)} token{'s' if len(prompt_ids) > 1 else ''}) plus --max-new-tokens {args.max_new_tokens} is more than "
                          f"the model's n_positions {md.config.n_positions}")  # fmt: skip
     model = load(md.path, dtype=np.dtype(args.dtype), config=md.config)
     ids = model.generate(
@@ -89,6 +89,7 @@ def subject_factory(args, scratch: Path):
     """The subject verify runs (default gpt2core's engine) and the dtypes it is compared in; an engine
     command writes its dumps under `scratch`."""
     from .verification.dumps import DumpMap
+    from .verification.errors import DumpError
     from .verification.external import DEFAULT_TIMEOUT, command_factory, dump_factory, import_factory, reference_dtype
 
     if args.references and (args.prompt or args.full_length):
@@ -109,7 +110,10 @@ def subject_factory(args, scratch: Path):
     if args.subject:
         return import_factory(args.subject), dtypes
     if args.dumps or args.subject_cmd:
-        dump_map = DumpMap.from_file(args.map)
+        try:
+            dump_map = DumpMap.from_file(args.map)
+        except DumpError as e:
+            raise DumpError(f"--map {e}") from None
         dtype = reference_dtype(dump_map)
         if args.dtype and args.dtype != dtype:
             raise ValueError(f"--dtype {args.dtype}, but the map declares a {dump_map.dtype} engine (compared in {dtype})")
@@ -265,7 +269,8 @@ class Parser(argparse.ArgumentParser):
     """argparse, with its errors in gpt2core's form: one line on stderr, exit status 2."""
 
     def error(self, message):
-        self.exit(2, f"gpt2core: error: {self.prog.removeprefix('gpt2core ')}: {message}\n")
+        where = self.prog.removeprefix("gpt2core").strip()
+        self.exit(2, f"gpt2core: error: {where + ': ' if where else ''}{message}\n")
 
 
 def number(kind, low=None, high=None, low_open=False, what=""):

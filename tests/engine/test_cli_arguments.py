@@ -17,7 +17,7 @@ TOO_LONG = "hello " * 200  # 200+ tokens: more than the tiny model's 128 positio
 # (command, option) -> [(arguments after the command, what the one line must say)]; MODEL is the tiny
 # model, EMPTY an empty directory, FULL a directory with a file in it, MISSING a path that does not exist
 BAD_ARGUMENTS = {
-    (None, "--debug"): [(["--debug=yes"], "argument --debug: ignored explicit argument 'yes'")],
+    (None, "--debug"): [(["--debug=yes"], "gpt2core: error: argument --debug: ignored explicit argument 'yes'")],
     ("init-model", "dir"): [(["FULL"], "FULL is not empty; give a new or empty directory"),
                             (["FULL/file"], "FULL/file is a file")],
     ("init-model", "--shape"): [(["EMPTY", "--shape", "2B"], "argument --shape: invalid choice: '2B'")],
@@ -68,6 +68,7 @@ BAD_ARGUMENTS = {
     ("verify", "--dumps"): [(["--model", "MODEL", "--dumps", "MISSING"], "argument --dumps: MISSING: no such directory"),
                             (["--model", "MODEL", "--dumps", "EMPTY"], "--dumps needs --map MAP")],
     ("verify", "--map"): [(["--model", "MODEL", "--map", "MISSING"], "argument --map: MISSING: no such file"),
+                          (["--model", "MODEL", "--map", "FULL/file", "--subject-cmd", "x {dumps}"], "--map FULL/file: not valid JSON"),
                           (["--model", "MODEL", "--map", "FULL/file"], "--map describes dumps: give it with --dumps DIR or --subject-cmd CMD")],
     ("verify", "--subject-cmd"): [(["--model", "MODEL", "--subject-cmd", "  "], "argument --subject-cmd: '  ' is blank"),
                                   (["--model", "MODEL", "--subject-cmd", "true"], "--subject-cmd needs --map MAP")],
