@@ -64,15 +64,17 @@ def step_name(kind: str, step: int) -> str:
 
 def undecided_tokens(raw: np.ndarray, settings: SamplingSettings, atol: float) -> np.ndarray:
     """[B, V] bool: tokens whose filtering transformers decided within rounding of a threshold, from its raw
-    float32 logits [B, V] (recomputed in float64): a score within 2 atol of the k-th largest, or a
-    cumulative probability within SAMPLE_CUMULATIVE_TOL + 2 atol of 1 - top_p, or a score tied (within
+    float32 logits [B, V] (recomputed in float64): where the k-th and (k+1)-th largest scores are within
+    2 atol, the tokens within 2 atol of either; a cumulative probability within SAMPLE_CUMULATIVE_TOL + 2 atol of 1 - top_p, or a score tied (within
     2 atol) with such a token: which of tied tokens is filtered depends on the sort (torch's is not stable)."""
     s = raw.astype(np.float64) / settings.temperature
     undecided = np.zeros(s.shape, dtype=bool)
     V = s.shape[-1]
-    if 0 < settings.top_k < V:
-        kth = np.partition(s, -settings.top_k, axis=-1)[:, -settings.top_k][:, None]
-        undecided |= np.abs(s - kth) <= 2 * atol
+    if 0 < settings.top_k < V:  # ambiguous only where the k-th and (k+1)-th largest are within rounding
+        ranked = -np.sort(-s, axis=-1)
+        kth, after = ranked[:, settings.top_k - 1 : settings.top_k], ranked[:, settings.top_k : settings.top_k + 1]
+        close = kth - after <= 2 * atol
+        undecided |= close & ((np.abs(s - kth) <= 2 * atol) | (np.abs(s - after) <= 2 * atol))
         s = np.where(s < kth - 2 * atol, -np.inf, s)  # undecided tokens stay in for top-p
     if settings.top_p < 1.0:
         order = np.argsort(s, axis=-1, kind="stable")
@@ -90,7 +92,9 @@ def compare_scores(name: str, got, ref: np.ndarray, raw: np.ndarray, settings: S
     """One step's processed scores against transformers': shape, dtype, the filtered set, then the values."""
     if not isinstance(got, np.ndarray):
         return _problem(name, got, f"expected a NumPy array, got {type(got).__name__}")
-    if got.shape != ref.shape or got.dtype != ref.dtype:
+    if got.shape != ref.shape:
+        return _problem(name, got, f"{got.dtype} {list(got.shape)} != reference {ref.dtype} {list(ref.shape)}")
+    if got.dtype != ref.dtype:
         return _problem(name, got, f"{got.dtype} {list(got.shape)} != reference {ref.dtype} {list(ref.shape)} "
                                    "(transformers processes scores in float32)")  # fmt: skip
     if np.isnan(got).any() or np.isposinf(got).any():

@@ -1,0 +1,141 @@
+"""The processed-scores comparison of sampled generation (gpt2core.verification.sampling) on hand-made scores:
+each way a subject's scores can be wrong is a failure naming it, and only rounding at a filter's threshold
+is excused (counted as undecided)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gpt2core.engine.generate import sampling_scores
+from gpt2core.verification.sampling import SamplingSettings, compare_sampled, compare_scores, step_name, undecided_tokens
+from gpt2core.verification.tolerances import SAMPLE_CUMULATIVE_TOL, SAMPLE_SCORES_TOL
+
+F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
+RAW = np.array([[4.0, 3.0, 2.0, 1.0, 0.0, -1.0], [0.5, 2.5, -3.0, 1.5, 0.0, 1.0]], dtype=np.float32)
+TOP3 = SamplingSettings(temperature=2.0, top_k=3, top_p=1.0, seed=0, max_new_tokens=1)
+
+
+def scores(raw, s):
+    return sampling_scores(raw, s.temperature, s.top_k, s.top_p)
+
+
+def test_equal_scores_pass_with_a_zero_margin():
+    ref = scores(RAW, TOP3)
+    c = compare_scores("sample.scores@step=0", ref.copy(), ref, RAW, TOP3, F64)
+    assert c.ok and c.max_abs == 0 and c.worst["undecided_tokens"] == 0, c.message()
+    assert np.isneginf(ref).sum() == 6 and c.atol == pytest.approx(SAMPLE_SCORES_TOL[F64] * 2.0)  # max|kept| = 4 / 2
+
+
+@pytest.mark.parametrize(("got", "problem"), [
+    (lambda r: r.astype(np.float64), "float64 [2, 6] != reference float32 [2, 6] (transformers processes scores in float32)"),
+    (lambda r: r[:1], "float32 [1, 6] != reference float32 [2, 6]"),
+    (lambda r: r.tolist(), "expected a NumPy array, got list"),
+    (lambda r: np.where(np.arange(6) == 5, np.nan, r).astype(np.float32), "NaN or +inf at [0, 5]"),
+    (lambda r: np.where(np.arange(6) == 4, np.inf, r).astype(np.float32), "NaN or +inf at [0, 4]"),
+    (lambda r: np.where(np.arange(6) == 3, 0.5, r).astype(np.float32), "1 token(s) filtered differently, first row 0 token 3: got 0.5, transformers -inf"),
+    (lambda r: np.where(np.arange(6) == 0, -np.inf, r).astype(np.float32), "1 token(s) filtered differently, first row 0 token 0: got -inf, transformers 2.0"),
+])  # fmt: skip
+def test_each_wrong_answer_is_a_named_failure(got, problem):
+    ref = scores(RAW, TOP3)
+    c = compare_scores("sample.scores@step=2", got(ref.copy()), ref, RAW, TOP3, F64)
+    assert not c.ok and c.problem == problem, c.message()
+    assert c.message().startswith("sample.scores@step=2: ")
+
+
+@pytest.mark.parametrize(("engine_dtype", "passes"), [(F32, True), (F64, False)])
+def test_values_are_held_to_the_engine_dtypes_tolerance(engine_dtype, passes):
+    """1e-5 relative is within a float32 engine's 2e-5 and far outside a float64 engine's 2.4e-7."""
+    ref = scores(RAW, TOP3)
+    got = np.where(np.isfinite(ref), ref * np.float32(1 + 1e-5), ref).astype(np.float32)
+    c = compare_scores("s", got, ref, RAW, TOP3, engine_dtype)
+    assert c.ok is passes and c.problem is None and c.atol == pytest.approx(SAMPLE_SCORES_TOL[engine_dtype] * 2.0)
+    assert c.max_abs == pytest.approx(2.0 * 1e-5, rel=1e-2) and c.worst["axis1"] == 0
+
+
+def test_a_tie_at_top_k_threshold_is_undecided_not_failed():
+    """Two tokens tied for the k-th place: transformers keeps both; an engine that cuts one is excused only there."""
+    raw = np.array([[5.0, 4.0, 3.0, 3.0, 1.0]], dtype=np.float32)
+    s = SamplingSettings(1.0, 3, 1.0, 0, 1)
+    assert undecided_tokens(raw, s, 0.0).tolist() == [[False, False, True, True, False]]
+    ref = scores(raw, s)
+    cut_tie = np.where(np.arange(5) == 3, -np.inf, ref).astype(np.float32)
+    c = compare_scores("s", cut_tie, ref, raw, s, F64)
+    assert c.ok and c.worst["undecided_tokens"] == 1, c.message()
+    cut_far = np.where(np.arange(5) == 0, -np.inf, ref).astype(np.float32)
+    assert not compare_scores("s", cut_far, ref, raw, s, F64).ok
+
+
+def test_top_k_keeping_one_less_is_not_excused():
+    """Without a near tie the k-th token is decided: an engine that cuts it fails."""
+    raw = np.array([[5.0, 4.0, 3.0, 2.0, 1.0]], dtype=np.float32)
+    s = SamplingSettings(1.0, 3, 1.0, 0, 1)
+    assert not undecided_tokens(raw, s, 1e-6).any()
+    ref = scores(raw, s)
+    c = compare_scores("s", np.where(np.arange(5) == 2, -np.inf, ref).astype(np.float32), ref, raw, s, F64)
+    assert not c.ok and "first row 0 token 2" in c.problem
+
+
+def test_top_p_threshold_and_ties_with_it_are_undecided():
+    """Cumulative probabilities (ascending) 0.1, 0.2, 0.4, 0.7, 1.0 (as logs); top_p 0.8 cuts where the sum is <= 0.2."""
+    p = np.array([0.1, 0.1, 0.2, 0.3, 0.3])
+    raw = np.log(p)[None].astype(np.float32)
+    s = SamplingSettings(1.0, 0, 0.8, 0, 1)
+    undecided = undecided_tokens(raw, s, 0.0)[0]
+    assert undecided[:2].all() and not undecided[2:].any(), undecided  # token 1 sits at 0.2; token 0 is tied with it
+    s2 = SamplingSettings(1.0, 0, 0.8 + 10 * SAMPLE_CUMULATIVE_TOL, 0, 1)  # the threshold moved off token 1
+    assert not undecided_tokens(raw, s2, 0.0).any()
+    s3 = SamplingSettings(1.0, 0, 0.8 + 0.5 * SAMPLE_CUMULATIVE_TOL, 0, 1)  # within rounding of it
+    assert undecided_tokens(raw, s3, 0.0)[0, :2].all()
+
+
+def test_the_scores_tolerance_widens_the_band():
+    raw = np.array([[5.0, 4.0, 3.0, 2.9, 1.0]], dtype=np.float32)
+    s = SamplingSettings(1.0, 3, 1.0, 0, 1)
+    assert not undecided_tokens(raw, s, 0.04).any()  # 0.1 apart, more than 2 x 0.04
+    assert undecided_tokens(raw, s, 0.06)[0].tolist() == [False, False, True, True, False]
+    s2 = SamplingSettings(2.0, 3, 1.0, 0, 1)  # the temperature halves the gap first: 0.05 < 2 x 0.03
+    assert undecided_tokens(raw, s2, 0.03)[0].tolist() == [False, False, True, True, False]
+
+
+def test_top_k_covering_the_vocabulary_decides_nothing():
+    assert not undecided_tokens(RAW, SamplingSettings(1.0, 6, 1.0, 0, 1), 1.0).any()
+    assert not undecided_tokens(RAW, SamplingSettings(1.0, 0, 1.0, 0, 1), 1.0).any()
+
+
+class Case:
+    """A reference case with one recorded sampling run of two steps."""
+
+    name = "c"
+
+    def __init__(self, settings, steps: dict):
+        self.input_ids = np.array([[1, 2]])
+        self.sampling = (settings, np.array([[1, 2, 3, 4]]))
+        self.steps = steps
+
+    def array(self, name):
+        return self.steps[name]
+
+
+class Subject:
+    def __init__(self, answer):
+        self.answer, self.calls = answer, []
+
+    def sample_scores(self, case, settings, path_ids):
+        self.calls.append((settings, path_ids.tolist()))
+        return self.answer
+
+
+def test_compare_sampled_compares_every_recorded_step():
+    raw = {step_name("sample.logits", i): RAW[i : i + 1] for i in range(2)}
+    ref = {step_name("sample.scores", i): scores(RAW[i : i + 1], TOP3) for i in range(2)}
+    case = Case(TOP3, raw | ref)
+    subject = Subject(dict(ref))
+    out = compare_sampled(subject, case, F64)
+    assert [c.name for c in out] == ["sample.scores@step=0", "sample.scores@step=1"] and all(c.ok for c in out)
+    assert subject.calls == [(TOP3, [[1, 2, 3, 4]])]
+    wrong = dict(ref, **{"sample.scores@step=1": ref["sample.scores@step=0"]})
+    out = compare_sampled(Subject(wrong), case, F64)
+    assert out[0].ok and not out[1].ok and "filtered differently" in out[1].problem
+    out = compare_sampled(Subject({"sample.scores@step=0": ref["sample.scores@step=0"]}), case, F64)
+    assert out[0].ok and out[1].problem == "not returned by the subject" and out[1].name == "sample.scores@step=1"
