@@ -11,8 +11,10 @@ subject (numpy_subject.py) are the only modules that import the engine's computa
   cases.py           the inputs references are captured on
   hf.py, capture.py  transformers' model, and every checkpoint of its own forward pass
   reference_set.py   reference sets on disk: .npy files and manifest.json, written and read with checks
+  atomic.py          writes a later run sees whole or not at all; directories built once under a file lock
   tolerances.py      every tolerance, with its measurement
   compare.py         one checkpoint against its reference: shape, dtype, then values
-  verify.py          the chained, isolated, cached and generate modes over a subject
+  sampling.py        sampled generation: transformers' processed scores of each step against the subject's
+  verify.py          the chained, isolated, cached, generate and sampled modes over a subject
   faults.py          the fault catalogue (fault_variants.py: the broken functions; stress.py: its model)
 """
