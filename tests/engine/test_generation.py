@@ -143,3 +143,39 @@ def test_top_k_keeps_exactly_the_k_largest_of_a_long_row(k):
     kept = np.isfinite(top_k_filter(logits.astype(np.float32), k))
     assert (kept.sum(axis=1) == k).all(), kept.sum(axis=1)
     assert (logits[kept].reshape(2, k) >= 1000 - k).all()  # distinct values 0..999: the k largest are >= 1000 - k
+
+
+@pytest.mark.parametrize(("path", "message"), [
+    (lambda ids: ids, "path_ids [1, 3] must continue input_ids [1, 3] by at least one token"),
+    (lambda ids: np.concatenate([ids, ids], axis=0)[:, :4], "path_ids [2, 3] must continue input_ids [1, 3]"),
+    (lambda ids: np.concatenate([ids + 1, ids[:, :1]], axis=1), "path_ids [1, 4] must continue input_ids [1, 3]"),
+    (lambda ids: np.concatenate([ids, np.zeros((1, 126), np.int64)], axis=1), "path of 129 tokens exceeds n_positions=128"),
+])  # fmt: skip
+def test_replay_refuses_a_path_that_does_not_continue_the_prompt(model, path, message):
+    from gpt2core.engine.generate import replay_scores
+    from gpt2core.errors import InputError
+
+    ids = np.array([[464, 3290, 318]])
+    with pytest.raises(InputError) as e:
+        replay_scores(model, ids, path(ids), 1.0, 0, 1.0)
+    assert str(e.value).startswith(message), e.value
+
+
+def test_replay_scores_are_what_sampled_generation_draws_from(model, monkeypatch):
+    """Replaying generate's own sampled path gives, per step, the scores next_tokens drew from; the cache holds
+    exactly the path."""
+    from gpt2core.engine import generate as g
+
+    seen, sizes = [], []
+    real_scores, real_new_cache = g.sampling_scores, type(model).new_cache
+    monkeypatch.setattr(g, "sampling_scores", lambda *a: seen.append(real_scores(*a)) or seen[-1])
+    ids = np.array([[464, 3290, 318], [50256, 15496, 13]])
+    mask = np.array([[1, 1, 1], [0, 1, 1]])
+    path = model.generate(ids, 4, attention_mask=mask, do_sample=True, temperature=0.8, top_k=20, top_p=0.9,
+                          seed=3, stop_at_eos=False)  # fmt: skip
+    drawn = np.stack(seen)
+    monkeypatch.setattr(type(model), "new_cache", lambda self, *a, **k: sizes.append(k.get("capacity")) or real_new_cache(self, *a, **k))
+    replayed = g.replay_scores(model, ids, path, 0.8, 20, 0.9, attention_mask=mask)
+    assert replayed.shape == drawn.shape == (4, 2, 50257) and replayed.dtype == np.float32
+    np.testing.assert_array_equal(replayed, drawn)
+    assert sizes == [7]

@@ -38,8 +38,10 @@ def test_equal_scores_pass_with_a_zero_margin():
 ])  # fmt: skip
 def test_each_wrong_answer_is_a_named_failure(got, problem):
     ref = scores(RAW, TOP3)
-    c = compare_scores("sample.scores@step=2", got(ref.copy()), ref, RAW, TOP3, F64)
+    answer = got(ref.copy())
+    c = compare_scores("sample.scores@step=2", answer, ref, RAW, TOP3, F64)
     assert not c.ok and c.problem == problem, c.message()
+    assert c.shape == list(np.shape(answer)), c  # the report shows what the subject returned
     assert c.message().startswith("sample.scores@step=2: ")
 
 
@@ -139,3 +141,69 @@ def test_compare_sampled_compares_every_recorded_step():
     assert out[0].ok and not out[1].ok and "filtered differently" in out[1].problem
     out = compare_sampled(Subject({"sample.scores@step=0": ref["sample.scores@step=0"]}), case, F64)
     assert out[0].ok and out[1].problem == "not returned by the subject" and out[1].name == "sample.scores@step=1"
+    out = compare_sampled(Subject({"sample.scores@step=1": ref["sample.scores@step=1"]}), case, F64)
+    assert out[0].problem == "not returned by the subject" and out[1].ok and len(out) == 2
+
+
+def test_the_undecided_band_scales_with_the_scores():
+    """Scores near 100: the 3rd and 4th largest are one float32 ulp (7.6e-6) apart, within 2 x 2.4e-7 x 100 of
+    each other: an engine that keeps the 4th instead of the 3rd is excused (a float64 engine's rounding)."""
+    raw = np.array([[100.0, 90.0, 80.0, np.nextafter(np.float32(80), np.float32(0)), 1.0]], dtype=np.float32)
+    s = SamplingSettings(1.0, 3, 1.0, 0, 1)
+    ref = scores(raw, s)
+    swapped = np.array([[100.0, 90.0, -np.inf, raw[0, 3], -np.inf]], dtype=np.float32)
+    c = compare_scores("s", swapped, ref, raw, s, F64)
+    assert c.ok and c.worst["undecided_tokens"] == 2, c.message()
+
+
+def test_the_top_k_band_edges_exactly():
+    """Binary-exact scores, atol 0.125 (band 0.25), k = 4. Row 0: the 4th and 5th largest (3.0, 2.75) are 0.25
+    apart, at the band's edge: tokens within 0.25 of either are undecided, edges included (3.25, 2.5), and
+    3.3125 and 2.4375 (0.3125 away) are not. Row 1: the same, with the 5th largest 0.375 below: decided."""
+    raw = np.array([[5, 3.3125, 3.25, 3.0, 2.75, 2.5, 2.4375, 1],
+                    [5, 3.3125, 3.25, 3.0, 2.625, 2.5, 1, 0]], dtype=np.float32)  # fmt: skip
+    got = undecided_tokens(raw, SamplingSettings(1.0, 4, 1.0, 0, 1), 0.125)
+    assert got.tolist() == [[False, False, True, True, True, True, False, False], [False] * 8], got
+    halved = undecided_tokens(raw * 2, SamplingSettings(2.0, 4, 1.0, 0, 1), 0.125)  # the temperature divides first
+    assert np.array_equal(halved, got)
+
+
+def test_top_k_of_one_with_a_tie_for_first():
+    raw = np.array([[3.0, 1.0, 3.0], [3.0, 1.0, 2.0]], dtype=np.float32)
+    assert undecided_tokens(raw, SamplingSettings(1.0, 1, 1.0, 0, 1), 0.0).tolist() == [[True, False, True], [False] * 3]
+
+
+def test_top_p_band_after_top_k():
+    """p = 0.4, 0.3, 0.2, 0.1 as logs; top-k 3 drops 0.1, leaving 4/9, 3/9, 2/9: top_p 7/9 puts the threshold
+    (2/9) on the 0.2 token, which is undecided. Without the top-k filter the sums would be 0.1, 0.3, 0.6, 1 and
+    nothing would be near. Row 1 is the same tokens in another order, so the batch axis is kept apart."""
+    p = np.array([[0.4, 0.3, 0.2, 0.1], [0.1, 0.2, 0.3, 0.4]])
+    raw = np.log(p).astype(np.float32)
+    s = SamplingSettings(1.0, 3, 7 / 9, 0, 1)
+    assert undecided_tokens(raw, s, 0.0).tolist() == [[False, False, True, False], [False, True, False, False]]
+    assert not undecided_tokens(raw, SamplingSettings(1.0, 0, 7 / 9, 0, 1), 0.0).any()
+    assert not undecided_tokens(raw, SamplingSettings(1.0, 3, 7 / 9 - 3 * SAMPLE_CUMULATIVE_TOL, 0, 1), 0.0).any()
+
+
+def test_top_p_band_grows_with_the_scores_tolerance():
+    """The band is SAMPLE_CUMULATIVE_TOL + 2 atol x the cumulative sum: at a sum of 2/9, atol 1e-4 widens it by
+    4.4e-5, so a threshold 3e-5 away is near with that atol and not without it."""
+    p = np.array([[0.4, 0.3, 0.2, 0.1]])
+    raw = np.log(p).astype(np.float32)
+    s = SamplingSettings(1.0, 3, 7 / 9 - 3e-5, 0, 1)
+    assert not undecided_tokens(raw, s, 0.0).any()
+    assert undecided_tokens(raw, s, 1e-4).tolist() == [[False, False, True, False]]
+    assert not undecided_tokens(raw, SamplingSettings(1.0, 3, 7 / 9 - 6e-5, 0, 1), 1e-4).any()
+
+
+def test_tokens_tied_with_a_top_p_threshold_token_are_undecided_within_the_band():
+    """Row 0: probabilities 0.1, 0.1, then a token 2 atol above them, the rest: the threshold (0.2) falls on the
+    second 0.1; it, its tied twin and the token at the band's edge are undecided, the last one is not.
+    Row 1 (0.15, 0.25, 0.25, 0.35) has no sum near 0.2."""
+    atol = 2.0**-12
+    a = np.float32(np.log(0.1))
+    third = a + np.float32(2 * atol)  # exact: 2^-11 is a multiple of a's ulp
+    rest = np.log(1 - 0.2 - np.exp(np.float64(third)))
+    raw = np.array([[a, a, third, rest], np.log([0.15, 0.25, 0.25, 0.35])], dtype=np.float32)
+    got = undecided_tokens(raw, SamplingSettings(1.0, 0, 0.8, 0, 1), atol)
+    assert got.tolist() == [[True, True, True, False], [False] * 4], got

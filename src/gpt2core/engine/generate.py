@@ -47,6 +47,10 @@ def top_p_filter(logits: np.ndarray, p: float) -> np.ndarray:
 def check_sampling_args(max_new_tokens, temperature, top_k, top_p) -> None:
     if type(max_new_tokens) is not int and not isinstance(max_new_tokens, np.integer) or max_new_tokens < 0:
         raise InputError(f"max_new_tokens must be a non-negative integer, got {max_new_tokens!r}")
+    check_filter_args(temperature, top_k, top_p)
+
+
+def check_filter_args(temperature, top_k, top_p) -> None:
     if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
         raise InputError(f"temperature must be a finite number > 0, got {temperature!r}")
     if type(top_k) is not int or top_k < 0:
@@ -129,7 +133,7 @@ def replay_scores(model, input_ids, path_ids, temperature: float, top_k: int, to
     """The processed scores ([n, B, V] float32, see `sampling_scores`) of each step of a sampled path forced
     through the model with a KV cache: step 0 scores the prompt input_ids [B, T]; step i scores after
     path_ids [B, T + n]'s first T + i tokens (path_ids starts with input_ids)."""
-    check_sampling_args(0, temperature, top_k, top_p)
+    check_filter_args(temperature, top_k, top_p)
     ids = as_token_ids(input_ids, model.config.vocab_size)
     path = as_token_ids(path_ids, model.config.vocab_size)
     B, T = ids.shape

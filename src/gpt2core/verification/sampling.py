@@ -101,9 +101,9 @@ def compare_scores(name: str, got, ref: np.ndarray, raw: np.ndarray, settings: S
         return _problem(name, got, f"NaN or +inf at {[int(i) for i in np.argwhere(np.isnan(got) | np.isposinf(got))[0]]}")
     kept = ~np.isneginf(ref)
     tol = SAMPLE_SCORES_TOL[np.dtype(engine_dtype)]
-    atol = tol * float(np.abs(ref[kept]).max()) if kept.any() else tol
+    atol = tol * float(np.abs(ref[kept]).max(initial=0.0))  # the value tolerance, as compare() scales it
     differ = np.isneginf(got) != ~kept
-    undecided = undecided_tokens(raw, settings, atol) if differ.any() else np.zeros_like(differ)
+    undecided = undecided_tokens(raw, settings, atol)
     if (differ & ~undecided).any():
         b, v = (int(i) for i in np.argwhere(differ & ~undecided)[0])
         return _problem(name, got, f"{int((differ & ~undecided).sum())} token(s) filtered differently, first row {b} "
