@@ -85,8 +85,10 @@ def test_top_p_threshold_and_ties_with_it_are_undecided():
     s = SamplingSettings(1.0, 0, 0.8, 0, 1)
     undecided = undecided_tokens(raw, s, 0.0)[0]
     assert undecided[:2].all() and not undecided[2:].any(), undecided  # token 1 sits at 0.2; token 0 is tied with it
-    s2 = SamplingSettings(1.0, 0, 0.8 + 10 * SAMPLE_CUMULATIVE_TOL, 0, 1)  # the threshold moved off token 1
-    assert not undecided_tokens(raw, s2, 0.0).any()
+    s2 = SamplingSettings(1.0, 0, 0.8 + 10 * SAMPLE_CUMULATIVE_TOL, 0, 1)  # the threshold moved off token 1:
+    assert undecided_tokens(raw, s2, 0.0)[0].tolist() == [True, True, False, False, False]  # the tied pair straddles the cut
+    s4 = SamplingSettings(1.0, 0, 0.75, 0, 1)  # cut after 0.2: tokens 0, 1 cut, token 2 (0.2) kept, none tied
+    assert not undecided_tokens(raw, s4, 0.0).any()
     s3 = SamplingSettings(1.0, 0, 0.8 + 0.5 * SAMPLE_CUMULATIVE_TOL, 0, 1)  # within rounding of it
     assert undecided_tokens(raw, s3, 0.0)[0, :2].all()
 
@@ -207,3 +209,14 @@ def test_tokens_tied_with_a_top_p_threshold_token_are_undecided_within_the_band(
     raw = np.array([[a, a, third, rest], np.log([0.15, 0.25, 0.25, 0.35])], dtype=np.float32)
     got = undecided_tokens(raw, SamplingSettings(1.0, 0, 0.8, 0, 1), atol)
     assert got.tolist() == [[True, True, True, False], [False] * 4], got
+
+
+def test_equal_scores_across_the_top_p_cut_are_undecided():
+    """21 equal logits, top_p 0.95: one token is cut (1/21 <= 0.05 < 2/21), no sum is near 0.05, and which one
+    is cut depends on the sort: all 21 are undecided. A cut between unequal scores stays decided (row 1)."""
+    raw = np.array([np.zeros(21), np.linspace(-2, 2, 21)], dtype=np.float32)
+    got = undecided_tokens(raw, SamplingSettings(0.3, 0, 0.95, 0, 1), 0.0)
+    assert got[0].all() and not got[1].any(), got
+    ref = scores(raw, SamplingSettings(0.3, 0, 0.95, 0, 1))
+    other = np.roll(ref, 5, axis=-1)  # another of the equal tokens cut
+    assert compare_scores("s", np.stack([other[0], ref[1]]), ref, raw, SamplingSettings(0.3, 0, 0.95, 0, 1), F32).ok

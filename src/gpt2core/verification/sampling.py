@@ -82,6 +82,11 @@ def undecided_tokens(raw: np.ndarray, settings: SamplingSettings, atol: float) -
         probs = np.exp(sorted_s - sorted_s[:, -1:])
         cum = np.cumsum(probs / probs.sum(-1, keepdims=True), axis=-1)
         near = np.abs(cum - (1 - settings.top_p)) <= SAMPLE_CUMULATIVE_TOL + 2 * atol * cum
+        # the last token cut and the first kept, when tied: which of them is cut depends on the sort
+        last_cut = np.minimum((cum <= 1 - settings.top_p)[:, :-1].sum(-1), s.shape[-1] - 1) - 1
+        for b in np.flatnonzero(last_cut >= 0):
+            pair = sorted_s[b, last_cut[b] : last_cut[b] + 2]
+            near[b, last_cut[b] : last_cut[b] + 2] |= pair[1] - pair[0] <= 2 * atol
         for b in np.flatnonzero(near.any(axis=-1)):  # and every token tied with those: ties sort in any order
             lo, hi = sorted_s[b, near[b]].min(), sorted_s[b, near[b]].max()
             undecided[b] |= (s[b] >= lo - 2 * atol) & (s[b] <= hi + 2 * atol)
