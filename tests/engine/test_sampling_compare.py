@@ -220,3 +220,16 @@ def test_equal_scores_across_the_top_p_cut_are_undecided():
     ref = scores(raw, SamplingSettings(0.3, 0, 0.95, 0, 1))
     other = np.roll(ref, 5, axis=-1)  # another of the equal tokens cut
     assert compare_scores("s", np.stack([other[0], ref[1]]), ref, raw, SamplingSettings(0.3, 0, 0.95, 0, 1), F32).ok
+
+
+def test_the_band_of_small_scores_is_not_floored_at_one():
+    """Scores below 1 (max 0.5): the band is 2 x 2.4e-7 x 0.5 = 2.4e-7, so 3rd and 4th largest 10 float32 ulps
+    (3.0e-7) apart are decided, and keeping the 4th instead of the 3rd fails."""
+    third = np.float32(0.3)
+    fourth = third - np.float32(10) * np.spacing(third)
+    raw = np.array([[0.5, 0.4, third, fourth, 0.1]], dtype=np.float32)
+    s = SamplingSettings(1.0, 3, 1.0, 0, 1)
+    ref = scores(raw, s)
+    swapped = np.array([[0.5, 0.4, -np.inf, fourth, -np.inf]], dtype=np.float32)
+    c = compare_scores("s", swapped, ref, raw, s, F64)
+    assert not c.ok and "2 token(s) filtered differently" in c.problem, c.message()
