@@ -233,3 +233,26 @@ def test_the_band_of_small_scores_is_not_floored_at_one():
     swapped = np.array([[0.5, 0.4, -np.inf, fourth, -np.inf]], dtype=np.float32)
     c = compare_scores("s", swapped, ref, raw, s, F64)
     assert not c.ok and "2 token(s) filtered differently" in c.problem, c.message()
+
+
+def test_a_tie_for_the_most_probable_token_under_a_tiny_top_p():
+    """top_p 0.01 cuts all but one token; with the two most probable tied, which one stays depends on the sort."""
+    raw = np.array([[1.0, 3.0, 3.0]], dtype=np.float32)
+    assert undecided_tokens(raw, SamplingSettings(1.0, 0, 0.01, 0, 1), 0.0).tolist() == [[False, True, True]]
+
+
+def test_the_pair_across_top_p_cut_is_tied_only_within_two_atol():
+    """Token 1 sits 2.5 atol above token 0, and top-p cuts between them: decided (not a tie)."""
+    atol = 2.0**-12
+    a = np.float32(np.log(0.1))
+    raw = np.array([[a, a + np.float32(2.5 * atol), np.log(0.8)]], dtype=np.float32)
+    assert not undecided_tokens(raw, SamplingSettings(1.0, 0, 0.85, 0, 1), atol).any()
+
+
+def test_tokens_top_k_cuts_beyond_the_band_leave_the_top_p_sums():
+    """k = 2 over 3.0, 2.0 and 2.0 - 2.5 atol: the third is cut by top-k (not a tie), so top-p's sums are over the
+    first two, and top_p = 1 - p(2.0) puts the threshold on the second token."""
+    atol = 2.0**-12
+    raw = np.array([[3.0, 2.0, 2.0 - 2.5 * atol]], dtype=np.float32)
+    top_p = 1 - 1 / (1 + np.e)
+    assert undecided_tokens(raw, SamplingSettings(1.0, 2, top_p, 0, 1), atol).tolist() == [[False, True, False]]
