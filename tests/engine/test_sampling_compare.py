@@ -256,3 +256,17 @@ def test_tokens_top_k_cuts_beyond_the_band_leave_the_top_p_sums():
     raw = np.array([[3.0, 2.0, 2.0 - 2.5 * atol]], dtype=np.float32)
     top_p = 1 - 1 / (1 + np.e)
     assert undecided_tokens(raw, SamplingSettings(1.0, 2, top_p, 0, 1), atol).tolist() == [[False, True, False]]
+
+
+@pytest.mark.parametrize(("change", "ok"), [
+    ({}, True), ({"top_k": 0}, True), ({"top_p": 1.0}, True), ({"max_new_tokens": 1}, True),
+    ({"temperature": 0.0}, False), ({"top_k": -1}, False), ({"top_p": 0.0}, False), ({"top_p": 1.01}, False),
+    ({"max_new_tokens": 0}, False),
+])  # fmt: skip
+def test_sampling_settings_from_a_manifest_are_range_checked(change, ok):
+    d = {"temperature": 0.8, "top_k": 40, "top_p": 0.9, "seed": 0, "max_new_tokens": 4} | change
+    if ok:
+        assert SamplingSettings.from_dict(d).as_dict() == d
+    else:
+        with pytest.raises(ValueError, match="sampling settings out of range"):
+            SamplingSettings.from_dict(d)
