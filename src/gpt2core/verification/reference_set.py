@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_directory
+from .atomic import atomic_directory, check_new_or_empty_dir
 from .cases import Case
 from .errors import ReferencesError
 from .model_dir import ModelDir, file_sha256, read_model_dir
@@ -66,8 +66,7 @@ def write_references(model_dir: ModelDir | Path, out_dir, cases: list[Case], dty
     require_transformers()
     model_dir = read_model_dir(model_dir)
     out_dir, dtype, config = Path(out_dir), np.dtype(dtype), model_dir.config
-    if (out_dir / MANIFEST).exists():
-        raise ReferencesError(f"{out_dir} already holds references ({MANIFEST}); choose an empty directory")
+    check_new_or_empty_dir(out_dir)  # before any capture: an existing set (or anything else) is never overwritten
     manifest = {
         "format": FORMAT,
         "dtype": dtype.name,

@@ -10,9 +10,9 @@ tokens forced, its own cache on) and returns its processed scores of each step:
 
 `compare_scores` checks shape and dtype, then that the same tokens are filtered (-inf), then the finite
 scores within SAMPLE_SCORES_TOL. The one exception to "the same tokens": a token whose fate transformers
-decided within rounding of a filter's threshold (its score within tolerance of the k-th largest, its
-cumulative probability within SAMPLE_CUMULATIVE_TOL plus the scores' tolerance of 1 - top_p), recomputed
-from transformers' own raw logits. Such tokens are counted in the comparison, never silently passed.
+decided within rounding of a filter's threshold or by the order of tied scores (`undecided_tokens`),
+recomputed from transformers' own raw logits. Such tokens are counted in the comparison, never silently
+passed.
 """
 
 from __future__ import annotations
