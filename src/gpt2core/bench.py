@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import os
 import platform
-import resource
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from .engine.ops import QUERY_BLOCK, query_blocks
+from .verification.memory import current_rss_bytes, peak_rss_bytes
 
 PROMPT_LEN = 8  # the short prompt before greedy decoding
 PREFILL_LENGTHS = (128, 512)
@@ -51,21 +50,6 @@ def interleaved_medians(fns, repeats: int) -> list[float]:
 def median_seconds(fn, repeats: int) -> float:
     """Median wall time of fn() over `repeats` runs, after one untimed warm-up run."""
     return interleaved_medians([fn], repeats)[0]
-
-
-def peak_rss_bytes() -> int:
-    """The process's peak resident set size so far (Linux reports KiB, macOS bytes)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024
-
-
-def current_rss_bytes() -> int:
-    """The process's resident set size now (Linux /proc; falls back to the peak elsewhere)."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        return peak_rss_bytes()
 
 
 def blas_info() -> dict:

@@ -12,13 +12,16 @@ import numpy as np
 from .arguments import (Parser, command_line, existing, model_location, module_factory, new_or_empty_dir,
                         non_empty, number, output_file)
 from .errors import GPT2CoreError
+from .init_model import SHAPES
+from .verification.memory import check_fits, run_memory, weights_bytes
 
 
 def cmd_init_model(args) -> int:
     from .init_model import init_model
 
-    path = init_model(args.dir, shape=args.shape, seed=args.seed)
-    print(f"wrote a {args.shape}-shape GPT-2 (seed {args.seed}) to {path}")
+    path = init_model(args.dir, shape=args.shape, seed=args.seed, stress=args.stress)
+    kind = "stress GPT-2 (sharp attention, random biases, outlier channels)" if args.stress else "GPT-2"
+    print(f"wrote a {args.shape}-shape {kind} (seed {args.seed}) to {path}")
     return 0
 
 
@@ -75,6 +78,7 @@ def cmd_references(args) -> int:
 
     md = model_dir(model_path(args))
     cases = cases_for(md, args.prompt, args.full_length)
+    check_fits(run_memory(md.config, [c.input_ids.shape for c in cases], [args.dtype]), "writing these references")
     out = write_references(md, args.out, cases, np.dtype(args.dtype), command=shell_command(args))
     print(f"wrote {len(cases)} reference case(s) ({', '.join(c.name for c in cases)}) in {args.dtype} to {out}")
     return 0
@@ -181,12 +185,17 @@ def check_fault_names(names) -> None:
 
 
 def cmd_faults(args) -> int:
+    from .verification.cases import cases_for
     from .verification.faults import catalogue_on
 
     check_fault_names(args.fault)
     from .report import format_faults
 
-    report = catalogue_on(fault_model_dir(args.model), names=args.fault, with_sensitivity=not args.no_sensitivity,
+    md = fault_model_dir(args.model)
+    cases = [c.input_ids.shape for c in cases_for(md)]  # float64 and float32 engines are loaded together
+    float32_engine = weights_bytes(md.config, np.float32)
+    check_fits(run_memory(md.config, cases, ["float64"], also_held_bytes=float32_engine), "the fault catalogue")
+    report = catalogue_on(md, names=args.fault, with_sensitivity=not args.no_sensitivity,
                           command=shell_command(args))  # fmt: skip
     print(json.dumps(report) if args.json else format_faults(report))
     return 0 if report["caught"] == report["total"] else 1
@@ -243,6 +252,8 @@ def cmd_bench(args) -> int:
     if PROMPT_LEN + args.new_tokens > md.config.n_positions:
         raise ValueError(f"--new-tokens {args.new_tokens} after the {PROMPT_LEN}-token prompt is more than the model's "
                          f"n_positions {md.config.n_positions}")  # fmt: skip
+    yardstick = weights_bytes(md.config, args.dtype)  # a pass over as many bytes as the weights, beside them
+    check_fits(run_memory(md.config, [], [args.dtype], also_held_bytes=yardstick), "this benchmark")
     report = run_bench(md.path, dtype=np.dtype(args.dtype), threads=args.threads,
                        new_tokens=args.new_tokens, repeats=args.repeats)  # fmt: skip
     print(json.dumps(report) if args.json else format_bench(report))
@@ -274,8 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("init-model", help="write a GPT-2 checkpoint directory with GPT-2's initialisation")
     p.add_argument("dir", type=new_or_empty_dir, help="a new or empty directory")
-    p.add_argument("--shape", choices=["124M", "tiny"], default="124M")
+    p.add_argument("--shape", choices=list(SHAPES), default="124M",
+                   help="gpt2 (124M), gpt2-medium (355M), gpt2-large (774M), gpt2-xl (1558M), or tiny")
     p.add_argument("--seed", type=number(int, 0, 2**63 - 1, what="0 to 2**63-1"), default=0)
+    p.add_argument("--stress", action="store_true",
+                   help="the stress model's weights (the fault catalogue's model) instead of GPT-2's initialisation")
     p.set_defaults(func=cmd_init_model)
 
     p = sub.add_parser("generate", help="continue a prompt (greedy unless a sampling flag is given)")

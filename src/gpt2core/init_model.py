@@ -21,8 +21,13 @@ from .engine.weights import expected_shapes
 from .verification.atomic import atomic_directory, build_once
 from .verification.model_dir import gpt2core_home
 
+# The configurations of Hugging Face's gpt2, gpt2-medium, gpt2-large and gpt2-xl (head size 64 throughout),
+# and a tiny one for tests.
 SHAPES = {
     "124M": GPT2Config(n_embd=768, n_layer=12, n_head=12, n_positions=1024),
+    "355M": GPT2Config(n_embd=1024, n_layer=24, n_head=16, n_positions=1024),
+    "774M": GPT2Config(n_embd=1280, n_layer=36, n_head=20, n_positions=1024),
+    "1558M": GPT2Config(n_embd=1600, n_layer=48, n_head=25, n_positions=1024),
     "tiny": GPT2Config(n_embd=64, n_layer=2, n_head=4, n_positions=128),
 }
 
@@ -60,10 +65,19 @@ def write_model_dir(out_dir: str | os.PathLike, config: GPT2Config, tensors: dic
     return Path(out_dir)
 
 
-def init_model(out_dir: str | os.PathLike, shape: str = "124M", seed: int = 0) -> Path:
+def init_model(out_dir: str | os.PathLike, shape: str = "124M", seed: int = 0, stress: bool = False) -> Path:
+    """A model directory of one of SHAPES: GPT-2's initialisation, or with `stress` the stress model's weights
+    (gpt2core.verification.stress: sharp attention, random biases, outlier channels; built by transformers)."""
     if shape not in SHAPES:
         raise ValueError(f"unknown shape {shape!r}; choose one of {', '.join(SHAPES)}")
     config = SHAPES[shape]
+    if stress:
+        from .verification.hf import require_transformers
+        from .verification.stress import build_stress_model
+
+        require_transformers()
+        fields = ("n_embd", "n_layer", "n_head", "n_positions")
+        return build_stress_model(out_dir, seed, {f: getattr(config, f) for f in fields})
     return write_model_dir(out_dir, config, init_tensors(config, seed))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .heatmap import margin_heatmaps
 from .verification.atomic import atomic_path
+from .verification.memory import WEIGHTS_FACTOR
 
 
 def _margin(cell) -> str:
@@ -80,7 +81,18 @@ def format_verify(report: dict) -> str:
     """One table per dtype (see `format_run`), then a one-line verdict."""
     tables = [format_run(run) for run in report["runs"]]
     summary = "; ".join(f"{r['dtype']} max abs {r['max_abs']:.3e}, {coverage(r)}" for r in report["runs"])
-    return "\n\n".join(tables) + f"\n\nverify: {report['verdict']} - {summary}"
+    memory = f"{format_memory(report['memory'])}\n" if "memory" in report else ""
+    return "\n\n".join(tables) + f"\n\n{memory}verify: {report['verdict']} - {summary}"
+
+
+def format_memory(m: dict) -> str:
+    """The run's peak memory against its bound (gpt2core.verification.memory), in one line."""
+    gb = 1e9
+    child = f"; the engine's command peaked at {m['children_peak_rss_bytes'] / gb:.2f} GB" if m["children_peak_rss_bytes"] else ""
+    return (f"memory: peak {m['peak_rss_bytes'] / gb:.2f} GB, {m['peak_over_baseline_bytes'] / gb:.2f} GB above the "
+            f"{m['baseline_rss_bytes'] / gb:.2f} GB held before the run; bound {m['bound_bytes'] / gb:.2f} GB "
+            f"({WEIGHTS_FACTOR} x {m['weights_bytes'] / gb:.2f} GB of weights + {m['case_references_bytes'] / gb:.2f} GB of one case's "
+            f"references): {'within' if m['within_bound'] else 'OVER'}{child}")  # fmt: skip
 
 
 def write_junit(report: dict, path) -> None:

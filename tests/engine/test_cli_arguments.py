@@ -22,6 +22,7 @@ BAD_ARGUMENTS = {
                             (["FULL/file"], "FULL/file is a file")],
     ("init-model", "--shape"): [(["EMPTY", "--shape", "2B"], "argument --shape: invalid choice: '2B'")],
     ("init-model", "--seed"): [(["EMPTY", "--seed", "-1"], "argument --seed: -1 is outside 0 to 2**63-1")],
+    ("init-model", "--stress"): [(["EMPTY", "--stress=yes"], "argument --stress: ignored explicit argument 'yes'")],
     ("generate", "--model"): [(["--model", "MISSING", "--prompt", "x"], "argument --model: model directory not found"),
                               (["--model", "EMPTY", "--prompt", "x"], "EMPTY has no config.json")],
     ("generate", "--prompt"): [(["--model", "MODEL", "--prompt", ""], "argument --prompt: '' is empty"),

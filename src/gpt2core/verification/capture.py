@@ -109,7 +109,8 @@ def capture(model_dir, case, dtype) -> dict[str, np.ndarray]:
             f"capturing from transformers {modeling_gpt2.__name__} missed {missing} / found {extra}: "
             "its GPT-2 modules changed; update gpt2core.verification.capture"
         )
-    return {name: rec[name].detach().numpy().copy() for name in expected}
+    # each torch tensor is dropped once copied, so the case is held about once, not twice
+    return {name: rec.pop(name).detach().numpy().copy() for name in expected}
 
 
 def capture_greedy(model_dir, case, dtype, max_new_tokens: int) -> np.ndarray:

@@ -14,3 +14,7 @@ class SubjectError(GPT2CoreError, ValueError):
 
 class DumpError(GPT2CoreError, ValueError):
     """A checkpoint dump an engine wrote is missing, unreadable, or of the wrong shape or dtype."""
+
+
+class MemoryNeeded(GPT2CoreError, MemoryError):
+    """A run would need more memory than the machine has available (said before anything is loaded)."""

@@ -257,6 +257,7 @@ def catalogue_on(model_dir, names=None, with_sensitivity: bool = True, command: 
     from pathlib import Path
 
     from .cases import cases_for
+    from .hf import release_hf_models
     from .model_dir import read_model_dir
     from .reference_set import load_references, versions, write_references
 
@@ -269,6 +270,7 @@ def catalogue_on(model_dir, names=None, with_sensitivity: bool = True, command: 
         refs = {}
         for dtype in ("float64", "float32"):
             write_references(model_dir, Path(tmp) / dtype, cases, dtype, command=command)
+            release_hf_models()  # transformers' model is gone before the engines are loaded
             refs[dtype] = load_references(Path(tmp) / dtype, model_dir)
         report = run_catalogue(model_dir, refs, names=names, with_sensitivity=with_sensitivity)
     report.update(weights_sha256=model_dir.weights_sha256, versions=versions())

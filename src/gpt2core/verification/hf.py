@@ -6,14 +6,19 @@ module level.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ..engine.tokenizer import MERGES_FILE, VOCAB_FILE, gpt2_vocab_files
+from ..engine.weights import WEIGHTS_INDEX_FILE, weight_files
 from .atomic import atomic_directory
 from .errors import ReferencesError
+from .memory import give_back_freed_memory
 
 _hf_models: dict = {}
 
@@ -22,6 +27,7 @@ def require_transformers():
     try:
         import torch  # noqa: F401
         import transformers  # noqa: F401
+        import transformers.models.gpt2.modeling_gpt2  # noqa: F401  (0.11 GB: imported before a run measures its memory)
     except ImportError as e:
         raise ReferencesError(
             f"building references needs torch and transformers ({e}); install them with "
@@ -37,7 +43,13 @@ def torch_dtype(dtype):
 
 
 def hf_model(model_dir, dtype):
-    """transformers' GPT2LMHeadModel for model_dir in eval mode with eager attention, loaded once per process."""
+    """transformers' GPT2LMHeadModel for model_dir in eval mode with eager attention, loaded once per process
+    (until `release_hf_models`).
+
+    transformers maps a safetensors file whose dtype is the one asked for, and reads its pages as the forward
+    pass needs them; asked for float64 from a float32 file it converts the tensors while the whole file stays
+    mapped (355M shape: a peak of 4.5 GB for 2.8 GB of float64 weights). So for float64 it loads an exact
+    float64 copy of the weights (`float64_copy`), which it maps: the peak is the weights once."""
     require_transformers()
     from transformers import GPT2LMHeadModel
     from transformers.utils import logging
@@ -45,9 +57,60 @@ def hf_model(model_dir, dtype):
     logging.disable_progress_bar()  # no "Loading weights" bar in reports
     key = (str(Path(str(model_dir)).resolve()), np.dtype(dtype).name)
     if key not in _hf_models:
-        model = GPT2LMHeadModel.from_pretrained(str(model_dir), attn_implementation="eager", dtype=torch_dtype(dtype))
+        copy = float64_copy(model_dir) if np.dtype(dtype) == np.float64 else contextlib.nullcontext(model_dir)
+        with copy as path:  # the copy's files may go once loaded: their mappings stay valid until released
+            model = GPT2LMHeadModel.from_pretrained(str(path), attn_implementation="eager", dtype=torch_dtype(dtype))
         _hf_models[key] = model.eval()
     return _hf_models[key]
+
+
+def release_hf_models() -> None:
+    """Drop every model hf_model loaded, so that its memory is free before the engine is loaded."""
+    _hf_models.clear()
+    give_back_freed_memory()
+
+
+SHARD_BYTES = 256 * 2**20  # float64 copy: tensors are converted and written a shard of about this size at a time
+
+
+@contextlib.contextmanager
+def float64_copy(model_dir):
+    """A temporary model directory with model_dir's files and its weights converted exactly to float64, in
+    shards (model.safetensors.index.json) written SHARD_BYTES at a time; yields its path, removed on exit.
+    The tensor names are kept, so transformers maps them to its modules exactly as it does model_dir's."""
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    model_dir = Path(str(model_dir))
+    sources = weight_files(model_dir)
+    with tempfile.TemporaryDirectory(prefix="gpt2core-float64-") as tmp:
+        out = Path(tmp)
+        for f in model_dir.iterdir():
+            if f.is_file() and f not in sources and f.name != WEIGHTS_INDEX_FILE:
+                shutil.copyfile(f, out / f.name)
+        weight_map, shard, size, total = {}, {}, 0, 0
+
+        def write_shard():
+            name = f"model-f64-{len(set(weight_map.values())):05d}.safetensors"
+            save_file(shard, str(out / name), metadata={"format": "pt"})
+            weight_map.update(dict.fromkeys(shard, name))
+            shard.clear()
+
+        for source in sources:
+            with safe_open(str(source), framework="np") as f:
+                for name in f.keys():
+                    array = f.get_tensor(name)
+                    shard[name] = array.astype(np.float64) if array.dtype.kind == "f" else array
+                    size += shard[name].nbytes
+                    total += shard[name].nbytes
+                    if size >= SHARD_BYTES:
+                        write_shard()
+                        size = 0
+        if shard:
+            write_shard()
+        index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+        (out / WEIGHTS_INDEX_FILE).write_text(json.dumps(index))
+        yield out
 
 
 def save_transformers_model(model, out_dir) -> Path:

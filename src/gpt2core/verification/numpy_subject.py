@@ -87,7 +87,7 @@ class NumpySubject:
     def decode(self, case, split: int):
         """Prefill positions [0, split) into a new cache, then yield the checkpoints of each one-position step."""
         ids, mask = case.input_ids, case.attention_mask
-        cache = self.model.new_cache(batch_size=ids.shape[0])
+        cache = self.model.new_cache(batch_size=ids.shape[0], capacity=ids.shape[1])  # the case, not n_positions
         self.model(ids[:, :split], None if mask is None else mask[:, :split], cache=cache)
         for t in range(split, ids.shape[1]):
             rec: dict[str, np.ndarray] = {}

@@ -25,14 +25,16 @@ OUTLIER_CHANNELS = (3, 17, 40)
 OUTLIER_SCALE = 200.0
 
 
-def build_stress_model(out_dir, seed: int = 0) -> Path:
-    """Write the stress model (config.json, model.safetensors, vocab.json, merges.txt) to out_dir."""
+def build_stress_model(out_dir, seed: int = 0, shape: dict | None = None) -> Path:
+    """Write the stress model (config.json, model.safetensors, vocab.json, merges.txt) to out_dir; `shape`:
+    n_embd, n_layer, n_head and n_positions (default SHAPE; n_embd > max(OUTLIER_CHANNELS))."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
+    shape = SHAPE if shape is None else shape
     torch.manual_seed(seed)
-    model = GPT2LMHeadModel(GPT2Config(**SHAPE))
-    C, D = SHAPE["n_embd"], SHAPE["n_embd"] // SHAPE["n_head"]
+    model = GPT2LMHeadModel(GPT2Config(**shape))
+    C, D = shape["n_embd"], shape["n_embd"] // shape["n_head"]
     gen = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         for block in model.transformer.h:

@@ -24,6 +24,8 @@ import numpy as np
 
 from .compare import Comparison, compare
 from .errors import DumpError
+from .memory import (check_fits, children_peak_rss_bytes, current_rss_bytes, give_back_freed_memory, peak_rss_bytes,
+                     reset_peak_rss, run_memory)
 from .reference_set import load_references, versions, write_references
 from .sampling import compare_sampled
 from .subject import CAPABILITIES, check_subject, kind_of, modes_of
@@ -294,32 +296,55 @@ def verify_model(model_dir, factory=None, dtypes=("float32", "float64"), referen
 
     model_dir is a gpt2core.verification.model_dir.ModelDir (or a path, read once here). The reference
     sets are read from `reference_dirs` (those of the given dtypes), or captured from transformers into a
-    temporary directory (`prompts`, or the built-in cases). Returns {"ok", "verdict", "model",
-    "weights_sha256", "versions", "runs": [verify_references(...) + "references"]}.
+    temporary directory (`prompts`, or the built-in cases). Memory (gpt2core.verification.memory): a run
+    that cannot fit is refused before anything is loaded; every reference set is captured first and
+    transformers' model released, then each dtype's subject is made, verified and released in turn, so the
+    two models are never resident together. Returns {"ok", "verdict", "model", "weights_sha256",
+    "versions", "memory", "peak_rss_bytes", "runs": [verify_references(...) + "references"]}.
     """
     from .cases import cases_for
+    from .hf import release_hf_models, require_transformers
     from .model_dir import read_model_dir
 
     if factory is None:
         from .numpy_subject import numpy_subject as factory
     model_dir = read_model_dir(model_dir)
+    if reference_dirs:
+        ref_sets = [load_references(d, model_dir) for d in reference_dirs]
+        shapes = [c.input_ids.shape for r in ref_sets for c in r.cases]
+        wanted = [r.dtype.name for r in ref_sets if r.dtype.name in dtypes]
+    else:
+        cases = cases_for(model_dir, prompts, full_length)
+        shapes, wanted = [c.input_ids.shape for c in cases], list(dtypes)
+    plan = run_memory(model_dir.config, shapes, wanted or dtypes)
+    check_fits(plan, "this verify run")
+    if not reference_dirs:
+        require_transformers()  # imported before the baseline is read: its libraries are not the run's
+    reset_peak_rss()
+    baseline = current_rss_bytes()
     runs = []
     with tempfile.TemporaryDirectory(prefix="gpt2core-references-") as tmp:
-        if reference_dirs:
-            ref_dirs = [Path(d) for d in reference_dirs]
-        else:
-            cases = cases_for(model_dir, prompts, full_length)
-            ref_dirs = [write_references(model_dir, Path(tmp) / dt, cases, dt, command=command) for dt in dtypes]
-        for ref_dir in ref_dirs:
-            refs = load_references(ref_dir, model_dir)
+        if not reference_dirs:
+            ref_sets = []
+            for dt in dtypes:
+                ref_sets.append(write_references(model_dir, Path(tmp) / dt, cases, dt, command=command))
+                release_hf_models()
+            ref_sets = [load_references(d, model_dir) for d in ref_sets]
+        for refs in ref_sets:
             if refs.dtype.name not in dtypes:
                 continue
-            run = verify_references(factory(model_dir, refs.dtype), refs, require=require)
-            run["references"] = str(ref_dir) if reference_dirs else "(temporary, built by this run)"
+            subject = factory(model_dir, refs.dtype)
+            run = verify_references(subject, refs, require=require)
+            del subject  # released before the next dtype's engine is loaded
+            give_back_freed_memory()
+            run["references"] = str(refs.root) if reference_dirs else "(temporary, built by this run)"
             runs.append(run)
     if not runs:
         raise ValueError(f"no reference set in {[str(d) for d in reference_dirs]} has dtype {' or '.join(dtypes)}")
+    peak = peak_rss_bytes()
+    memory = dict(plan, baseline_rss_bytes=baseline, peak_rss_bytes=peak, peak_over_baseline_bytes=peak - baseline,
+                  within_bound=peak - baseline <= plan["bound_bytes"], children_peak_rss_bytes=children_peak_rss_bytes())  # fmt: skip
     verdicts = {r["verdict"] for r in runs}
     verdict = "FAIL" if "FAIL" in verdicts else "INCOMPLETE" if "INCOMPLETE" in verdicts else "PASS"
     return {"ok": verdict == "PASS", "verdict": verdict, "model": str(model_dir), "weights_sha256": model_dir.weights_sha256,
-            "versions": versions(), "runs": runs}  # fmt: skip
+            "versions": versions(), "memory": memory, "peak_rss_bytes": peak, "runs": runs}  # fmt: skip

@@ -1,0 +1,121 @@
+"""gpt2core.verification.memory: the sizes it predicts are the sizes written and captured, a run that cannot
+fit is refused before anything is loaded, and a verify run reports its peak against its bound."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gpt2core.init_model import SHAPES
+from gpt2core.verification.capture import capture
+from gpt2core.verification.cases import cases_for
+from gpt2core.verification.errors import MemoryNeeded
+from gpt2core.verification.memory import (GB, INTERPRETER_BYTES, WEIGHTS_FACTOR, case_bytes, check_fits,
+                                          available_bytes, current_rss_bytes, peak_rss_bytes, reset_peak_rss,
+                                          run_memory, weights_bytes)
+from gpt2core.verification.model_dir import read_model_dir
+
+
+def test_weights_bytes_is_what_the_checkpoint_holds(tiny_dir):
+    from safetensors import safe_open
+
+    with safe_open(str(tiny_dir / "model.safetensors"), framework="np") as f:
+        stored = sum(f.get_tensor(k).size for k in f.keys() if not k.endswith((".attn.bias", ".attn.masked_bias", "lm_head.weight")))
+    md = read_model_dir(tiny_dir)
+    assert weights_bytes(md.config, np.float32) == stored * 4
+    assert weights_bytes(md.config, np.float64) == stored * 8
+
+
+@pytest.mark.parametrize("shape", ["124M", "355M", "774M", "1558M"])
+def test_weights_of_the_gpt2_family(shape):
+    """Parameter counts of gpt2, gpt2-medium, gpt2-large and gpt2-xl as Hugging Face states them."""
+    params = {"124M": 124_439_808, "355M": 354_823_168, "774M": 774_030_080, "1558M": 1_557_611_200}[shape]
+    assert weights_bytes(SHAPES[shape], np.float32) == 4 * params
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_case_bytes_is_what_capture_returns(tiny_dir, dtype):
+    md = read_model_dir(tiny_dir)
+    for case in cases_for(md):
+        arrays = capture(md, case, dtype)
+        B, T = case.input_ids.shape
+        assert case_bytes(md.config, B, T, dtype) == sum(a.nbytes for a in arrays.values()), case.name
+
+
+def test_run_memory_is_the_bound_of_the_widest_dtype():
+    cfg = SHAPES["355M"]
+    plan = run_memory(cfg, [(1, 128), (3, 20)], ["float32", "float64"], also_held_bytes=7)
+    assert plan["weights_bytes"] == weights_bytes(cfg, np.float64)
+    assert plan["case_references_bytes"] == case_bytes(cfg, 1, 128, np.float64)
+    assert plan["bound_bytes"] == int(WEIGHTS_FACTOR * plan["weights_bytes"]) + plan["case_references_bytes"] + 7
+    assert plan["needed_bytes"] == plan["bound_bytes"] + INTERPRETER_BYTES
+
+
+def test_check_fits_names_what_is_needed_and_available():
+    plan = run_memory(SHAPES["1558M"], [(1, 1024)], ["float64"])
+    with pytest.raises(MemoryNeeded) as e:
+        check_fits(plan, "this verify run", available=20 * 10**9)
+    message = str(e.value)
+    assert f"needs about {plan['needed_bytes'] / GB:.1f} GB" in message and "20.0 GB is available" in message
+    check_fits(plan, "this verify run", available=plan["needed_bytes"])  # exactly enough is enough
+
+
+def test_available_and_peak_are_read_from_the_machine():
+    available = available_bytes()
+    assert available is not None and 0 < available
+    assert reset_peak_rss()
+    start = current_rss_bytes()
+    block = np.ones(50 * 2**20 // 8)  # 50 MiB, touched
+    assert peak_rss_bytes() >= start + block.nbytes * 0.9
+    del block
+    assert reset_peak_rss() and peak_rss_bytes() < start + 40 * 2**20
+
+
+def test_verify_refuses_a_run_that_cannot_fit_before_loading_anything(tmp_path):
+    """A full-length case of the XL shape in float64 needs ~45 GB: refused in one line, exit 2, before the
+    weights (absent here: config.json only) are read."""
+    model = tmp_path / "xl"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(SHAPES["1558M"].to_dict()))
+    out = subprocess.run([sys.executable, "-m", "gpt2core.cli", "verify", "--model", str(model), "--dtype", "float64",
+                          "--full-length"], capture_output=True, text=True)  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.count("\n") == 1 and out.stderr.startswith("gpt2core: error: this verify run needs about"), out.stderr
+    assert "GB is available" in out.stderr
+
+
+def test_verify_reports_its_peak_within_the_bound(tiny_dir):
+    from gpt2core.verification.verify import verify_model
+
+    report = verify_model(tiny_dir, dtypes=["float64"], prompts=["Hello there", "A longer prompt than that one"])
+    m = report["memory"]
+    assert report["peak_rss_bytes"] == m["peak_rss_bytes"] >= m["baseline_rss_bytes"] > 0
+    assert m["peak_over_baseline_bytes"] == m["peak_rss_bytes"] - m["baseline_rss_bytes"]
+    assert m["within_bound"] == (m["peak_over_baseline_bytes"] <= m["bound_bytes"])
+
+
+@pytest.mark.parametrize(("command", "what"), [
+    (["verify", "--dtype", "float64"], "this verify run"),
+    (["references", "--dtype", "float64", "--out", "OUT"], "writing these references"),
+    (["bench", "--dtype", "float64"], "this benchmark"),
+    (["faults"], "the fault catalogue"),
+])  # fmt: skip
+def test_commands_refuse_what_cannot_fit_in_one_line(tmp_path, monkeypatch, capsys, command, what):
+    """Each command that loads a model says how much memory it needs and how much is free, before loading:
+    here the XL shape (config.json only, no weights to load) with 4 GB said to be available."""
+    from gpt2core import cli
+    from gpt2core.verification import memory
+
+    model = tmp_path / "xl"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(SHAPES["1558M"].to_dict()))
+    monkeypatch.setattr(memory, "available_bytes", lambda: 4 * 10**9)
+    argv = [str(tmp_path / "out") if a == "OUT" else a for a in command] + ["--model", str(model)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"gpt2core: error: {what} needs about"), err
+    assert "4.0 GB is available" in err and not (tmp_path / "out").exists()
