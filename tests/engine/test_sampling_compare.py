@@ -258,6 +258,31 @@ def test_tokens_top_k_cuts_beyond_the_band_leave_the_top_p_sums():
     assert undecided_tokens(raw, SamplingSettings(1.0, 2, top_p, 0, 1), atol).tolist() == [[False, True, False]]
 
 
+def test_the_group_tied_with_a_top_p_token_reaches_two_atol_and_no_further():
+    """The threshold falls on token 1 (top_p = 1 - its cumulative probability); tokens 2.5 atol below (0) and
+    above (2) it carry 0.2-0.3 of the probability each, so their own sums are far from the threshold: decided."""
+    atol = 2.0**-10
+    raw = np.array([[1.0 - 2.5 * atol, 1.0, 1.0 + 2.5 * atol, 3.0, -20.0]], dtype=np.float32)
+    s = raw[0].astype(np.float64)
+    p = np.exp(s - s.max()) / np.exp(s - s.max()).sum()
+    top_p = 1 - (p[4] + p[0] + p[1])  # ascending: token 4, 0, 1, 2, 3
+    got = undecided_tokens(raw, SamplingSettings(1.0, 0, top_p, 0, 1), atol)
+    assert got.tolist() == [[False, True, False, False, False]], got
+
+
+def test_top_p_ties_add_to_top_k_undecided_tokens():
+    """In one row: the 3rd and 4th largest tied within 2 atol (top-k undecided), and top-p's threshold on another
+    token: both sets are undecided, the one not replacing the other."""
+    atol = 2.0**-10
+    raw = np.array([[10.0, 5.0, 2.0, 2.0 + atol, -30.0]], dtype=np.float32)
+    s = raw[0].astype(np.float64)
+    kept = s[:4]
+    p = np.exp(kept - kept.max()) / np.exp(kept - kept.max()).sum()
+    top_p = 1 - (p[2] + p[3] + p[1])  # ascending among those top-k keeps: tokens 2, 3, 1, 0; threshold on token 1
+    got = undecided_tokens(raw, SamplingSettings(1.0, 3, top_p, 0, 1), atol)
+    assert got.tolist() == [[False, True, True, True, False]], got
+
+
 @pytest.mark.parametrize(("change", "ok"), [
     ({}, True), ({"top_k": 0}, True), ({"top_p": 1.0}, True), ({"max_new_tokens": 1}, True),
     ({"temperature": 0.0}, False), ({"top_k": -1}, False), ({"top_p": 0.0}, False), ({"top_p": 1.01}, False),
