@@ -74,3 +74,21 @@ def test_verify_passes_within_the_memory_bound(shape, dtype):
     assert run["checkpoints_total"] == 14 * HF_CONFIGS[shape]["n_layer"] + 3
     assert m["within_bound"], m
     assert m["peak_over_baseline_bytes"] >= m["weights_bytes"], "the weights were loaded, so the peak holds them"
+
+
+@LARGE
+def test_the_fault_catalogue_catches_every_fault_on_a_355M_stress_model():
+    """`gpt2core init-model DIR --shape 355M --stress` (16 heads, 24 layers, the stress model's sharp attention,
+    random biases and outlier channels), then `gpt2core faults --model DIR`: every fault caught where it lives."""
+    from gpt2core.verification.faults import FAULTS
+
+    def build(path):
+        out = gpt2core("init-model", str(path), "--shape", "355M", "--stress")
+        assert out.returncode == 0, out.stderr
+
+    model = build_once(CACHE / "init-355M-stress-seed0", lambda p: (p / "model.safetensors").is_file(), build)
+    out = gpt2core("faults", "--model", str(model), "--no-sensitivity", "--json")
+    assert out.returncode == 0, out.stderr[-3000:] or out.stdout[-3000:]
+    report = json.loads(out.stdout)
+    missed = {f["name"]: (f["expected_checkpoint"], f["checkpoint"], f["runs"]) for f in report["faults"] if not f["caught"]}
+    assert report["caught"] == report["total"] == len(FAULTS) and not missed, missed

@@ -19,7 +19,7 @@ from .hf import save_transformers_model
 from .model_dir import gpt2core_home
 
 SHAPE = dict(n_embd=64, n_layer=2, n_head=4, n_positions=64)
-QK_SCALE = 8.0  # every head: scores ~ 64x transformers' init (std ~2)
+QK_SCALE = 8.0  # every head: scores ~ 64x transformers' init (std ~2) at SHAPE's width (see build_stress_model)
 SHARP_HEAD_QK_SCALE = 80.0  # head 0: scores of several hundred, one-hot attention (softmax overflow without max)
 OUTLIER_CHANNELS = (3, 17, 40)
 OUTLIER_SCALE = 200.0
@@ -35,11 +35,15 @@ def build_stress_model(out_dir, seed: int = 0, shape: dict | None = None) -> Pat
     torch.manual_seed(seed)
     model = GPT2LMHeadModel(GPT2Config(**shape))
     C, D = shape["n_embd"], shape["n_embd"] // shape["n_head"]
+    # a score sums C-wide products of q and k: its size grows as n_embd, so q and k are scaled to keep the
+    # scores the size they have at SHAPE's width (at 1024 wide, unscaled, the sharp head's scores reach thousands
+    # and float64's rounding of them alone moves its probabilities by 1.3e-12, past the float64 tolerance)
+    qk_scale = QK_SCALE * (SHAPE["n_embd"] / C) ** 0.5
     gen = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         for block in model.transformer.h:
             w = block.attn.c_attn.weight  # [C, 3C]: q | k | v
-            w[:, : 2 * C] *= QK_SCALE
+            w[:, : 2 * C] *= qk_scale
             w[:, :D] *= SHARP_HEAD_QK_SCALE / QK_SCALE
             w[:, C : C + D] *= SHARP_HEAD_QK_SCALE / QK_SCALE
             for lin in (block.attn.c_attn, block.attn.c_proj, block.mlp.c_fc, block.mlp.c_proj):
