@@ -192,8 +192,8 @@ def cmd_faults(args) -> int:
     from .report import format_faults
 
     md = fault_model_dir(args.model)
-    cases = [c.input_ids.shape for c in cases_for(md)]  # float64 and float32 engines are loaded together
-    float32_engine = weights_bytes(md.config, np.float32)
+    cases = [c.input_ids.shape for c in cases_for(md)]  # the sensitivity scan loads a float32 engine beside
+    float32_engine = 0 if args.no_sensitivity else weights_bytes(md.config, np.float32)  # the float64 one
     check_fits(run_memory(md.config, cases, ["float64"], also_held_bytes=float32_engine), "the fault catalogue")
     report = catalogue_on(md, names=args.fault, with_sensitivity=not args.no_sensitivity,
                           command=shell_command(args))  # fmt: skip

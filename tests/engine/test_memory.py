@@ -96,6 +96,11 @@ def test_verify_reports_its_peak_within_the_bound(tiny_dir):
     assert report["peak_rss_bytes"] == m["peak_rss_bytes"] >= m["baseline_rss_bytes"] > 0
     assert m["peak_over_baseline_bytes"] == m["peak_rss_bytes"] - m["baseline_rss_bytes"]
     assert m["within_bound"] == (m["peak_over_baseline_bytes"] <= m["bound_bytes"])
+    from gpt2core.report import format_memory, format_verify
+
+    line = format_memory(m)
+    assert line.startswith(f"memory: peak {m['peak_rss_bytes'] / GB:.2f} GB") and f"bound {m['bound_bytes'] / GB:.2f} GB" in line
+    assert line in format_verify(report).splitlines()
 
 
 @pytest.mark.parametrize(("command", "what"), [

@@ -94,13 +94,15 @@ def check_fits(memory: dict, what: str, available: int | None = None) -> None:
     """Refuse, before anything is loaded, a run that needs more memory than is available (MemoryNeeded)."""
     available = available_bytes() if available is None else available
     if available is not None and memory["needed_bytes"] > available:
-        raise MemoryNeeded(
-            f"{what} needs about {memory['needed_bytes'] / GB:.1f} GB of memory ({memory['weights_bytes'] / GB:.1f} GB "
-            f"of weights x {WEIGHTS_FACTOR}, {memory['case_references_bytes'] / GB:.1f} GB of references of the "
-            f"largest case, {memory['also_held_bytes'] / GB:.1f} GB held beside them, {INTERPRETER_BYTES / GB:.1f} GB "
-            f"for the interpreter and libraries) and "
-            f"{available / GB:.1f} GB is available; use a machine with more memory, fewer or shorter prompts, or float32"
-        )
+        parts = [f"{memory['weights_bytes'] / GB:.1f} GB of weights x {WEIGHTS_FACTOR}"]
+        if memory["case_references_bytes"]:
+            parts.append(f"{memory['case_references_bytes'] / GB:.1f} GB of references of the largest case")
+        if memory["also_held_bytes"]:
+            parts.append(f"{memory['also_held_bytes'] / GB:.1f} GB held beside them")
+        parts.append(f"{INTERPRETER_BYTES / GB:.1f} GB for the interpreter and libraries")
+        raise MemoryNeeded(f"{what} needs about {memory['needed_bytes'] / GB:.1f} GB of memory ({', '.join(parts)}) and "
+                           f"{available / GB:.1f} GB is available; use a machine with more memory or a smaller run "
+                           "(float32, fewer or shorter prompts)")  # fmt: skip
 
 
 def give_back_freed_memory() -> None:

@@ -7,6 +7,8 @@ changes weight values, the way trained GPT-2's differ from initialisation:
   - queries and keys scaled so attention is sharp (head 0 of every layer very sharp: scores of hundreds);
   - every bias random, LayerNorm gains in [0.5, 1.5] and biases random (so each parameter matters);
   - a few residual channels with large embeddings (activation outliers, as trained GPT-2 has).
+Any shape can be built (`gpt2core init-model DIR --shape 355M --stress`): the scales are set for SHAPE's width
+and divided by sqrt(n_embd / 64) at others, so scores and logits keep their size (see build_stress_model).
 References for it still come from transformers' forward pass (gpt2core.verification.capture).
 """
 
@@ -22,7 +24,7 @@ SHAPE = dict(n_embd=64, n_layer=2, n_head=4, n_positions=64)
 QK_SCALE = 8.0  # every head: scores ~ 64x transformers' init (std ~2) at SHAPE's width (see build_stress_model)
 SHARP_HEAD_QK_SCALE = 80.0  # head 0: scores of several hundred, one-hot attention (softmax overflow without max)
 OUTLIER_CHANNELS = (3, 17, 40)
-OUTLIER_SCALE = 200.0
+OUTLIER_SCALE = 200.0  # at SHAPE's width (see build_stress_model)
 
 
 def build_stress_model(out_dir, seed: int = 0, shape: dict | None = None) -> Path:
@@ -39,6 +41,10 @@ def build_stress_model(out_dir, seed: int = 0, shape: dict | None = None) -> Pat
     # scores the size they have at SHAPE's width (at 1024 wide, unscaled, the sharp head's scores reach thousands
     # and float64's rounding of them alone moves its probabilities by 1.3e-12, past the float64 tolerance)
     qk_scale = QK_SCALE * (SHAPE["n_embd"] / C) ** 0.5
+    # likewise the logits: the outlier channels carry the residual stream, so after ln_f each holds ~sqrt(C/3) and
+    # the logits grow as sqrt(C) times the outliers' embeddings; scaled back, the next-token distribution stays
+    # as flat as at SHAPE's width (at 1024 wide, unscaled, top-p 0.9 kept one token: the sampling faults hid)
+    outlier_scale = OUTLIER_SCALE * (SHAPE["n_embd"] / C) ** 0.5
     gen = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         for block in model.transformer.h:
@@ -55,8 +61,8 @@ def build_stress_model(out_dir, seed: int = 0, shape: dict | None = None) -> Pat
         ln_f.weight.copy_(0.5 + torch.rand(ln_f.weight.shape, generator=gen))
         ln_f.bias.copy_(0.2 * torch.randn(ln_f.bias.shape, generator=gen))
         for c in OUTLIER_CHANNELS:
-            model.transformer.wte.weight[:, c] *= OUTLIER_SCALE
-            model.transformer.wpe.weight[:, c] *= OUTLIER_SCALE
+            model.transformer.wte.weight[:, c] *= outlier_scale
+            model.transformer.wpe.weight[:, c] *= outlier_scale
     return save_transformers_model(model, out_dir)
 
 
