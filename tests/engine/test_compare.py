@@ -159,3 +159,19 @@ def test_tolerance_scale_is_max_unmasked_ref_with_one_for_an_all_zero_or_empty_r
     empty = np.zeros((1, 0, 3))
     c = compare("h0.out", empty, empty, CHECKPOINT_TOL)
     assert c.ok and (c.name, c.shape, c.dtype, c.max_abs, c.max_rel, c.atol, c.worst) == ("h0.out", [1, 0, 3], "float64", 0.0, 0.0, tol, {})
+
+
+def test_the_largest_difference_is_the_largest_in_magnitude_whatever_its_sign():
+    ref = np.zeros((1, 3, 4))
+    got = ref.copy()
+    got[0, 1, 2], got[0, 2, 0] = -0.5, 0.1  # the engine below the reference by more than above it
+    c = compare("h0.attn_out", got, ref, CHECKPOINT_TOL)
+    assert c.max_abs == 0.5 and c.worst == {"batch": 0, "position": 1, "channel": 2} and c.got_value == -0.5, c.message()
+
+
+def test_float32_differences_are_measured_exactly_in_float64():
+    """1.0 - 2^-30 in float32 arithmetic rounds to 1.0; the difference reported is the exact one."""
+    ref = np.ones((1, 1, 2), np.float32)
+    got = np.array([[[2.0**-30, 1.0]]], np.float32)
+    c = compare("h0.attn_out", got, ref, CHECKPOINT_TOL)
+    assert c.max_abs == 1.0 - 2.0**-30, c.max_abs

@@ -124,3 +124,24 @@ def test_commands_refuse_what_cannot_fit_in_one_line(tmp_path, monkeypatch, caps
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"gpt2core: error: {what} needs about"), err
     assert "4.0 GB is available" in err and not (tmp_path / "out").exists()
+
+
+def test_transformers_float64_model_is_loaded_from_an_exact_copy(tiny_dir):
+    """hf_model's float64 model (loaded from the float64 copy it maps) has exactly the parameters transformers
+    gets converting the float32 file itself; a file already in float64 is used as it is."""
+    import torch
+    from transformers import GPT2LMHeadModel
+
+    from gpt2core.verification.hf import float64_copy, hf_model, release_hf_models, stored_in_float64
+
+    converted = GPT2LMHeadModel.from_pretrained(str(tiny_dir), dtype=torch.float64).state_dict()
+    release_hf_models()
+    ours = hf_model(tiny_dir, np.float64).state_dict()
+    assert ours.keys() == converted.keys()
+    for name, tensor in converted.items():
+        assert ours[name].dtype == tensor.dtype and torch.equal(ours[name], tensor), name
+    assert not stored_in_float64(tiny_dir)
+    with float64_copy(tiny_dir) as copy:
+        assert stored_in_float64(copy) and (copy / "config.json").read_bytes() == (tiny_dir / "config.json").read_bytes()
+    assert not copy.exists()
+    release_hf_models()

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from support.models import CACHE
 
@@ -54,9 +55,9 @@ def test_init_model_writes_the_configuration_transformers_reads(shape):
     assert {k: getattr(SHAPES[shape], k) for k in HF_CONFIGS[shape]} == HF_CONFIGS[shape]
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("shape", SHAPE_PARAMS)
-def test_verify_passes_within_the_memory_bound(shape, dtype):
+def test_verify_passes_within_the_memory_bound(shape, dtype):  # dtype: float32 and float64 (tests/parity/conftest.py)
+    dtype = np.dtype(dtype).name
     model = family_dir(shape)
     start = time.perf_counter()
     out = gpt2core("verify", "--model", str(model), "--dtype", dtype, "--json")

@@ -57,7 +57,8 @@ def hf_model(model_dir, dtype):
     logging.disable_progress_bar()  # no "Loading weights" bar in reports
     key = (str(Path(str(model_dir)).resolve()), np.dtype(dtype).name)
     if key not in _hf_models:
-        copy = float64_copy(model_dir) if np.dtype(dtype) == np.float64 else contextlib.nullcontext(model_dir)
+        convert = np.dtype(dtype) == np.float64 and not stored_in_float64(model_dir)
+        copy = float64_copy(model_dir) if convert else contextlib.nullcontext(model_dir)
         with copy as path:  # the copy's files may go once loaded: their mappings stay valid until released
             model = GPT2LMHeadModel.from_pretrained(str(path), attn_implementation="eager", dtype=torch_dtype(dtype))
         _hf_models[key] = model.eval()
@@ -68,6 +69,18 @@ def release_hf_models() -> None:
     """Drop every model hf_model loaded, so that its memory is free before the engine is loaded."""
     _hf_models.clear()
     give_back_freed_memory()
+
+
+def stored_in_float64(model_dir) -> bool:
+    """Whether every floating-point tensor of model_dir's weight files is stored in float64 already."""
+    from safetensors import safe_open
+
+    for source in weight_files(Path(str(model_dir))):
+        with safe_open(str(source), framework="np") as f:
+            if any(f.get_slice(name).get_dtype().startswith(("F", "BF")) and f.get_slice(name).get_dtype() != "F64"
+                   for name in f.keys()):  # fmt: skip
+                return False
+    return True
 
 
 SHARD_BYTES = 256 * 2**20  # float64 copy: tensors are converted and written a shard of about this size at a time

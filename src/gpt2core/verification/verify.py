@@ -325,11 +325,10 @@ def verify_model(model_dir, factory=None, dtypes=("float32", "float64"), referen
     runs = []
     with tempfile.TemporaryDirectory(prefix="gpt2core-references-") as tmp:
         if not reference_dirs:
-            ref_sets = []
             for dt in dtypes:
-                ref_sets.append(write_references(model_dir, Path(tmp) / dt, cases, dt, command=command))
-                release_hf_models()
-            ref_sets = [load_references(d, model_dir) for d in ref_sets]
+                write_references(model_dir, Path(tmp) / dt, cases, dt, command=command)
+                release_hf_models()  # before the next dtype's model, and before any engine
+            ref_sets = [load_references(Path(tmp) / dt, model_dir) for dt in dtypes]
         for refs in ref_sets:
             if refs.dtype.name not in dtypes:
                 continue
