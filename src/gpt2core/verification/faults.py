@@ -262,6 +262,7 @@ def catalogue_on(model_dir, names=None, with_sensitivity: bool = True, command: 
 
     from .cases import cases_for
     from .hf import release_hf_models
+    from .memory import check_fits, run_memory, weights_bytes
     from .model_dir import read_model_dir
     from .reference_set import load_references, versions, write_references
 
@@ -270,6 +271,9 @@ def catalogue_on(model_dir, names=None, with_sensitivity: bool = True, command: 
         raise ValueError(f"unknown fault(s) {unknown}; known: {', '.join(FAULTS)}")
     model_dir = read_model_dir(model_dir)
     cases = cases_for(model_dir)
+    float32_engine = weights_bytes(model_dir.config, np.float32) if with_sensitivity else 0  # beside the float64 one
+    plan = run_memory(model_dir.config, [c.input_ids.shape for c in cases], ["float64"], also_held_bytes=float32_engine)
+    check_fits(plan, "the fault catalogue")
     with tempfile.TemporaryDirectory(prefix="gpt2core-faults-") as tmp:
         refs = {}
         for dtype in ("float64", "float32") if with_sensitivity else ("float64",):

@@ -77,8 +77,7 @@ def stored_in_float64(model_dir) -> bool:
 
     for source in weight_files(Path(str(model_dir))):
         with safe_open(str(source), framework="np") as f:
-            if any(f.get_slice(name).get_dtype().startswith(("F", "BF")) and f.get_slice(name).get_dtype() != "F64"
-                   for name in f.keys()):  # fmt: skip
+            if {f.get_slice(name).get_dtype() for name in f.keys()} & {"F16", "BF16", "F32"}:
                 return False
     return True
 

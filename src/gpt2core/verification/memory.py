@@ -128,7 +128,7 @@ def reset_peak_rss() -> bool:
 
 def peak_rss_bytes() -> int:
     """This process's peak resident set size since it started or since `reset_peak_rss` (Linux: VmHWM;
-    elsewhere getrusage's lifetime peak; Linux reports KiB, macOS bytes)."""
+    elsewhere getrusage's lifetime peak)."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
@@ -136,13 +136,17 @@ def peak_rss_bytes() -> int:
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024
+    return ru_maxrss_bytes(resource.RUSAGE_SELF)
 
 
 def children_peak_rss_bytes() -> int:
     """The largest peak resident set size of this process's finished children (an engine's command)."""
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return ru_maxrss_bytes(resource.RUSAGE_CHILDREN)
+
+
+def ru_maxrss_bytes(who: int) -> int:
+    """getrusage's peak resident set size in bytes (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(who).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024
 
 
