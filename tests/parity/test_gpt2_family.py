@@ -34,14 +34,15 @@ def gpt2core(*args: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "gpt2core.cli", *args], capture_output=True, text=True, **kwargs)
 
 
-def family_dir(shape: str):
-    """`gpt2core init-model DIR --shape shape` (seed 0), run once per machine."""
+def family_dir(shape: str, stress: bool = False):
+    """`gpt2core init-model DIR --shape shape [--stress]` (seed 0), run once per machine."""
 
     def build(path):
-        out = gpt2core("init-model", str(path), "--shape", shape)
+        out = gpt2core("init-model", str(path), "--shape", shape, *(["--stress"] if stress else []))
         assert out.returncode == 0, out.stderr
 
-    return build_once(CACHE / f"init-{shape}-seed0", lambda p: (p / "model.safetensors").is_file(), build)
+    name = f"init-{shape}{'-stress' if stress else ''}-seed0"
+    return build_once(CACHE / name, lambda p: (p / "model.safetensors").is_file(), build)
 
 
 @pytest.mark.parametrize("shape", SHAPE_PARAMS)
@@ -83,11 +84,7 @@ def test_the_fault_catalogue_catches_every_fault_on_a_355M_stress_model():
     random biases and outlier channels), then `gpt2core faults --model DIR`: every fault caught where it lives."""
     from gpt2core.verification.faults import FAULTS
 
-    def build(path):
-        out = gpt2core("init-model", str(path), "--shape", "355M", "--stress")
-        assert out.returncode == 0, out.stderr
-
-    model = build_once(CACHE / "init-355M-stress-seed0", lambda p: (p / "model.safetensors").is_file(), build)
+    model = family_dir("355M", stress=True)
     out = gpt2core("faults", "--model", str(model), "--no-sensitivity", "--json")
     assert out.returncode == 0, out.stderr[-3000:] or out.stdout[-3000:]
     report = json.loads(out.stdout)
