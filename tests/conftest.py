@@ -66,14 +66,6 @@ def pytest_report_header(config):
     return f"gpt2core: FAULT INJECTED: {name} (this run must fail)" if name else None
 
 
-def pytest_addoption(parser):
-    parser.addoption(
-        "--gpt2core-model",
-        default=os.environ.get("GPT2CORE_MODEL"),
-        help="run the parity suite against this GPT-2 directory too (or set GPT2CORE_MODEL), e.g. trained gpt2",
-    )
-
-
 @pytest.fixture(scope="session")
 def stress_dir():
     """The fault catalogue's stress model (sharp attention, outlier channels), built once per machine."""
@@ -99,7 +91,7 @@ def gpt2_124m_dir():
 
 
 def _register_hypothesis_profiles():
-    """dev (default), ci, audit and mutmut profiles; choose with GPT2CORE_HYPOTHESIS_PROFILE."""
+    """dev (default), ci, audit, mutmut and the fault catalogue's profiles; choose with GPT2CORE_HYPOTHESIS_PROFILE."""
     from hypothesis import HealthCheck, Phase, settings
 
     common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -110,6 +102,11 @@ def _register_hypothesis_profiles():
     # shrinking or explaining of a failure (only whether a test fails counts; shrinking took ~2 s a mutant)
     settings.register_profile("mutmut", max_examples=15, database=None, derandomize=True,
                               phases=[Phase.explicit, Phase.reuse, Phase.generate], **common)  # fmt: skip
+    # the fault catalogue's property runs (tests/negative): only whether a module fails counts, so no shrinking
+    # (a drawn model per shrink step took up to 97 s a fault); faults-ops draws as many examples as ci
+    no_shrink = [Phase.explicit, Phase.reuse, Phase.generate]
+    settings.register_profile("faults", max_examples=20, database=None, phases=no_shrink, **common)
+    settings.register_profile("faults-ops", max_examples=100, database=None, phases=no_shrink, **common)
     default = "mutmut" if os.environ.get("MUTANT_UNDER_TEST") else "dev"
     settings.load_profile(os.environ.get("GPT2CORE_HYPOTHESIS_PROFILE", default))
 

@@ -1,7 +1,7 @@
 """Parity fixtures: every test runs on the tiny and the 124M shape (and on --gpt2core-model when given).
 
 Reference sets are written by `gpt2core.verification.reference_set.write_references` (transformers' own forward pass) into
-.cache/test-references under a key that hashes the weights, cases, versions and capture code (see
+.cache/test-models/references under a key that hashes the weights, cases, versions and capture code (see
 tests/support/references.py), and read back through `load_references`, which checks the weights' sha256,
 every file's sha256, shape and dtype on every load: the tests exercise the same files a user's engine would read.
 """

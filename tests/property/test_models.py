@@ -1,4 +1,5 @@
-"""A whole block and a whole small model against transformers' GPT2Block / GPT2LMHeadModel, random configs."""
+"""A whole block against transformers' GPT2Block, and a whole small model against GPT2LMHeadModel (the
+conformance suite's differential test), on random configs."""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from support.compare import assert_close
-from support.models import hf_positions
 from support.random_models import engine_from_hf, hf_random_model
-from support.strategies import DTYPES, INIT_STDS, SEEDS, float_arrays, gpt2_configs, left_padding_masks, token_ids
+from support.strategies import DTYPES, INIT_STDS, SEEDS, float_arrays, gpt2_configs
 from gpt2core.verification.tolerances import OP_TOL, scaled_atol
 
 from gpt2core.engine import ops
@@ -36,14 +36,6 @@ def test_block_matches_gpt2block(cfg, dtype, seed, std, data):
     check(f"block out B,T={[B, T]} cfg={cfg}", got, ref)
 
 
-@given(cfg=gpt2_configs(), dtype=DTYPES, seed=SEEDS, std=INIT_STDS, data=st.data())
-def test_model_matches_gpt2lmheadmodel(cfg, dtype, seed, std, data):
-    hf = hf_random_model(cfg, seed % 2**31, std, dtype)
-    model = engine_from_hf(hf, dtype)
-    B, T = data.draw(st.integers(1, 3)), data.draw(st.integers(1, min(12, cfg["n_positions"])))
-    ids = data.draw(token_ids(cfg["vocab_size"], B, T), label="ids")
-    mask = data.draw(left_padding_masks(B, T), label="mask")
-    with torch.no_grad():
-        ref = hf(torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
-                 position_ids=torch.from_numpy(hf_positions(mask))).logits.numpy()  # fmt: skip
-    check(f"logits B,T={[B, T]} cfg={cfg}", model(ids, mask), ref)
+# The whole model against transformers on drawn configs, weights and inputs: the conformance suite's
+# differential test, run here on gpt2core's engine (setup.cfg's gpt2core_subject); every checkpoint compared.
+from gpt2core.conformance.test_differential import test_drawn_model_matches_transformers, pytest_generate_tests  # noqa: E402,F401

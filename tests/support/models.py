@@ -13,31 +13,17 @@ from pathlib import Path
 
 import numpy as np
 
-from gpt2core.init_model import SHAPES
+from gpt2core.conformance.builtin import transformers_model_dir
 from gpt2core.verification import cases, hf
-from gpt2core.verification.atomic import build_once
-from gpt2core.verification.hf import save_transformers_model
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("GPT2CORE_TEST_CACHE", REPO / ".cache" / "test-models"))
 
 
 def hf_model_dir(shape: str = "tiny", seed: int = 0) -> Path:
-    """Directory of a GPT-2 of `shape` (see gpt2core.init_model.SHAPES) initialised by transformers."""
-    import torch
-    import transformers
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    def build(path):
-        cfg = SHAPES[shape]
-        torch.manual_seed(seed)
-        model = GPT2LMHeadModel(
-            GPT2Config(n_embd=cfg.n_embd, n_layer=cfg.n_layer, n_head=cfg.n_head, n_positions=cfg.n_positions)
-        )
-        save_transformers_model(model, path)
-
-    path = CACHE / f"hf-{shape}-seed{seed}-tf{transformers.__version__}"
-    return build_once(path, lambda p: (p / "model.safetensors").is_file(), build)
+    """Directory of a GPT-2 of `shape` (see gpt2core.init_model.SHAPES) initialised by transformers (the
+    conformance suite's built-in tiny model is this directory)."""
+    return transformers_model_dir(CACHE, shape, seed)
 
 
 # transformers' model and positions come from the package's reference code, so tests and

@@ -9,8 +9,10 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+# drawn GPT-2 configs, token ids, padding masks and initializer stds: the conformance suite's, one definition
+from gpt2core.conformance.strategies import INIT_STDS, SEEDS, gpt2_configs, left_padding_masks, token_ids  # noqa: F401
+
 DTYPES = st.sampled_from([np.dtype(np.float32), np.dtype(np.float64)])
-SEEDS = st.integers(0, 2**32 - 1)
 
 
 @st.composite
@@ -42,36 +44,3 @@ def head_shapes(draw, max_batch=3, max_heads=4, max_head_dim=32, max_seq=12):
     )
 
 
-@st.composite
-def left_padding_masks(draw, batch, seq):
-    """[batch, seq] 0/1 masks, padding on the left, every row with at least one token."""
-    lengths = draw(st.lists(st.integers(1, seq), min_size=batch, max_size=batch))
-    return np.array([[0] * (seq - n) + [1] * n for n in lengths], dtype=np.int64)
-
-
-@st.composite
-def gpt2_configs(draw, max_layers=2):
-    """Small GPT-2 configs with any head count and head size (n_embd = n_head * head_dim)."""
-    n_head = draw(st.integers(1, 4))
-    head_dim = draw(st.sampled_from([1, 2, 4, 8, 16]))
-    vocab = draw(st.integers(8, 300))
-    return dict(
-        vocab_size=vocab,
-        n_positions=draw(st.integers(8, 40)),
-        n_embd=n_head * head_dim,
-        n_head=n_head,
-        n_layer=draw(st.integers(1, max_layers)),
-        layer_norm_epsilon=draw(st.sampled_from([1e-5, 1e-6, 1e-3])),
-        bos_token_id=vocab - 1,
-        eos_token_id=vocab - 1,
-    )
-
-
-@st.composite
-def token_ids(draw, vocab_size, batch, seq):
-    rng = np.random.default_rng(draw(SEEDS))
-    return rng.integers(0, vocab_size, (batch, seq))
-
-
-# initializer std: 0.02 is GPT-2's (nearly uniform attention); larger values make attention sharp
-INIT_STDS = st.sampled_from([0.02, 0.2, 0.5])

@@ -46,12 +46,16 @@ def reference_dtype(dump_map: DumpMap) -> str:
     return dump_map.dtype if dump_map.dtype in ("float32", "float64") else "float32"
 
 
-def run_engine_command(template: str, references: Path, dumps: Path, timeout: float = DEFAULT_TIMEOUT) -> None:
-    """Run `template` with {references} and {dumps} filled in (shell-quoted), once, in a shell.
+def run_engine_command(template: str, references: Path, dumps: Path, timeout: float = DEFAULT_TIMEOUT,
+                       model: Path | None = None) -> None:  # fmt: skip
+    """Run `template` with {references}, {dumps} and {model} (the model directory) filled in (shell-quoted),
+    once, in a shell.
 
     A non-zero exit is a SubjectError with the status and the tail of stderr; past `timeout` seconds the
     command's whole process group is killed and that is a SubjectError too."""
     command = template.replace("{references}", shlex.quote(str(references))).replace("{dumps}", shlex.quote(str(dumps)))
+    if model is not None:
+        command = command.replace("{model}", shlex.quote(str(model)))
     dumps.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(command, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)  # fmt: skip
@@ -69,15 +73,15 @@ def run_engine_command(template: str, references: Path, dumps: Path, timeout: fl
 
 class CommandSubject(DumpSubject):
     """Dumps written by an engine command, run once on the reference set before the first checkpoint is
-    read (the cases' reference directory fills {references})."""
+    read (the cases' reference directory fills {references}, the model directory {model})."""
 
-    def __init__(self, template: str, dumps_dir: Path, dump_map: DumpMap, config, timeout: float):
+    def __init__(self, template: str, dumps_dir: Path, dump_map: DumpMap, config, timeout: float, model: Path | None = None):
         super().__init__(dumps_dir, dump_map, config)
-        self.template, self.timeout, self.ran = template, timeout, False
+        self.template, self.timeout, self.model, self.ran = template, timeout, model, False
 
     def checkpoints(self, case):
         if not self.ran:
-            run_engine_command(self.template, case.root, self.root, self.timeout)
+            run_engine_command(self.template, case.root, self.root, self.timeout, self.model)
             self.ran = True
         return super().checkpoints(case)
 
@@ -87,4 +91,4 @@ def command_factory(template: str, dump_map: DumpMap, dumps_dir: Path, timeout: 
     if "{dumps}" not in template:
         raise SubjectError(f"--subject-cmd {template!r} must contain {{dumps}} (where the engine writes its dumps)")
     return lambda model_dir, dtype: CommandSubject(template, Path(dumps_dir) / np.dtype(dtype).name, dump_map,
-                                                   model_dir.config, timeout)  # fmt: skip
+                                                   model_dir.config, timeout, model_dir.path)  # fmt: skip

@@ -65,6 +65,14 @@ def hf_model(model_dir, dtype):
     return _hf_models[key]
 
 
+def forget_hf_model(model_dir) -> None:
+    """Drop the models hf_model loaded from model_dir (no garbage collection: 0.2 s in a process holding torch,
+    which a drawn example of the conformance suite would pay each time)."""
+    path = str(Path(str(model_dir)).resolve())
+    for key in [k for k in _hf_models if k[0] == path]:
+        del _hf_models[key]
+
+
 def release_hf_models() -> None:
     """Drop every model hf_model loaded, so that its memory is free before the engine is loaded."""
     _hf_models.clear()

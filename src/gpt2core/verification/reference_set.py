@@ -58,12 +58,18 @@ def versions() -> dict[str, str]:
     return versions
 
 
-def write_references(model_dir: ModelDir | Path, out_dir, cases: list[Case], dtype=np.float32, command: str | None = None) -> Path:
+def write_references(model_dir: ModelDir | Path, out_dir, cases: list[Case], dtype=np.float32, command: str | None = None,
+                     checkpoints: bool = True, generation: bool = True) -> Path:  # fmt: skip
     """Capture `cases` from transformers on model_dir and write them (and manifest.json) to out_dir, a new or
-    empty directory; the set appears there whole when it is complete, never in part."""
+    empty directory; the set appears there whole when it is complete, never in part.
+
+    generation=False records no greedy continuation and no sampled path (the conformance suite's drawn
+    models); checkpoints=False writes the cases' inputs alone, for tests that compare an engine with itself
+    (gpt2core.conformance's invariants), and needs no transformers."""
     from .hf import require_transformers
 
-    require_transformers()
+    if checkpoints:
+        require_transformers()
     model_dir = read_model_dir(model_dir)
     out_dir, dtype, config = Path(out_dir), np.dtype(dtype), model_dir.config
     check_new_or_empty_dir(out_dir)  # before any capture: an existing set (or anything else) is never overwritten
@@ -76,10 +82,10 @@ def write_references(model_dir: ModelDir | Path, out_dir, cases: list[Case], dty
         "checkpoint_order": checkpoint_names(config.n_layer),
         "cases": [],
     }  # fmt: skip
-    sampled = sampling_cases(cases, config.n_positions)
+    sampled = sampling_cases(cases, config.n_positions) if checkpoints and generation else {}
     with atomic_directory(out_dir) as tmp:  # an interrupted write leaves no set behind (see .atomic)
         for case in cases:
-            entry = write_case(model_dir, tmp, case, dtype)
+            entry = write_case(model_dir, tmp, case, dtype, checkpoints, generation)
             if case.name in sampled:
                 entry["sampling"] = write_sampling(model_dir, tmp, case, dtype, sampled[case.name])
             manifest["cases"].append(entry)
@@ -115,17 +121,18 @@ def write_sampling(model_dir: ModelDir, out_dir: Path, case: Case, dtype: np.dty
     return {"settings": settings.as_dict(), "ids": ids.tolist(), "checkpoints": entries}
 
 
-def write_case(model_dir: ModelDir, out_dir: Path, case: Case, dtype: np.dtype) -> dict:
+def write_case(model_dir: ModelDir, out_dir: Path, case: Case, dtype: np.dtype, checkpoints: bool = True,
+               generation: bool = True) -> dict:  # fmt: skip
     """Capture one case into out_dir/<case>/ (checkpoints, inputs); its manifest entry."""
     from .capture import capture, capture_greedy
 
-    arrays = capture(model_dir, case, dtype)
+    arrays = capture(model_dir, case, dtype) if checkpoints else {}
     (out_dir / case.name).mkdir()
     entries = [save_array(out_dir, f"{case.name}/{name}.npy", name, array) for name, array in arrays.items()]
     mask = np.ones_like(case.input_ids) if case.attention_mask is None else case.attention_mask
     for name, array in (("input_ids", case.input_ids), ("attention_mask", mask), ("position_ids", case.position_ids)):
         np.save(out_dir / case.name / f"{name}.npy", np.asarray(array, dtype="<i8"), allow_pickle=False)
-    fits = case.input_ids.shape[1] + GREEDY_TOKENS <= model_dir.config.n_positions
+    fits = checkpoints and generation and case.input_ids.shape[1] + GREEDY_TOKENS <= model_dir.config.n_positions
     greedy = capture_greedy(model_dir, case, dtype, GREEDY_TOKENS).tolist() if fits else None
     return {
         "name": case.name, "texts": case.texts, "input_ids": case.input_ids.tolist(),

@@ -33,10 +33,19 @@ def build_stress_model(out_dir, seed: int = 0, shape: dict | None = None) -> Pat
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    shape = SHAPE if shape is None else shape
     torch.manual_seed(seed)
-    model = GPT2LMHeadModel(GPT2Config(**shape))
-    C, D = shape["n_embd"], shape["n_embd"] // shape["n_head"]
+    model = GPT2LMHeadModel(GPT2Config(**(SHAPE if shape is None else shape)))
+    sharpen(model, seed, OUTLIER_CHANNELS)
+    return save_transformers_model(model, out_dir)
+
+
+def sharpen(model, seed: int, outlier_channels) -> None:
+    """Make transformers' GPT2LMHeadModel `model` a stress model in place: sharp attention (head 0 of every
+    layer sharpest), random biases and LayerNorm parameters, large embeddings on `outlier_channels`."""
+    import torch
+
+    C = model.config.n_embd
+    D = C // model.config.n_head
     # a score sums C-wide products of q and k: its size grows as n_embd, so q and k are scaled to keep the
     # scores the size they have at SHAPE's width (at 1024 wide, unscaled, the sharp head's scores reach thousands
     # and float64's rounding of them alone moves its probabilities by 1.3e-12, past the float64 tolerance)
@@ -60,10 +69,9 @@ def build_stress_model(out_dir, seed: int = 0, shape: dict | None = None) -> Pat
         ln_f = model.transformer.ln_f
         ln_f.weight.copy_(0.5 + torch.rand(ln_f.weight.shape, generator=gen))
         ln_f.bias.copy_(0.2 * torch.randn(ln_f.bias.shape, generator=gen))
-        for c in OUTLIER_CHANNELS:
+        for c in outlier_channels:
             model.transformer.wte.weight[:, c] *= outlier_scale
             model.transformer.wpe.weight[:, c] *= outlier_scale
-    return save_transformers_model(model, out_dir)
 
 
 def stress_model_dir(cache_dir=None) -> Path:

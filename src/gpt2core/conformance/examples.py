@@ -1,0 +1,61 @@
+"""One drawn example, run on the engine under test: its directory, its subject, and on failure the
+directory kept with a command that reproduces the comparison outside pytest."""
+
+from __future__ import annotations
+
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..verification.model_dir import read_model_dir
+from ..verification.verify import compare_cached, compare_case, default_split, first_divergence, tolerance_for
+from .drawn import cases_of, keep, write_example
+from .plugin import skip_for
+
+
+@contextmanager
+def example_dir(session):
+    """A fresh directory for one example; removed when the example passes, kept (and named) when it fails."""
+    work = session.workdir("example")
+    yield work  # an exception leaves it in place
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def decodable(case) -> bool:
+    """Whether cached decoding can be compared on the case: a prefill in which every row has a token, and at
+    least one position after it (compare_cached's default split)."""
+    split, T = default_split(case), case.input_ids.shape[1]
+    mask = case.attention_mask
+    return split < T and (mask is None or bool(mask[:, :split].any(axis=1).all()))
+
+
+def differential(session, cfg, weights, inputs, dtype) -> None:
+    """Every checkpoint the subject provides, on every drawn input, against transformers; in the isolated
+    and cached modes too where the subject offers them. An AssertionError names the first divergence and
+    the command that reproduces it."""
+    target = session.target
+    with example_dir(session) as work:
+        refs = write_example(work, cfg, weights, cases_of(inputs), dtype)
+        subject = target.make(read_model_dir(work / "model"), dtype, work)
+        provided = [n for n in refs.checkpoint_names if n in getattr(subject, "provides", refs.checkpoint_names)]
+        tol = tolerance_for(subject, refs.dtype)
+        ran, failures = 0, []
+        for case in refs.cases:
+            why = subject.can_run(case) if hasattr(subject, "can_run") else None
+            if why:
+                continue
+            ran += 1
+            comps = compare_case(subject, case, "chained", provided, tol)
+            if "stages" in subject.capabilities:
+                comps += compare_case(subject, case, "isolated", provided, tol)
+            if "decode" in subject.capabilities and decodable(case):
+                comps += compare_cached(subject, case, provided, cfg["vocab_size"], tol=tol)
+            bad = first_divergence(comps)
+            if bad is not None:
+                failures.append(f"case {case.name} {list(case.input_ids.shape)}: {bad.message()}")
+        if not ran:
+            skip_for(f"the drawn inputs: {why}")
+        if failures:
+            kept = keep(work, work.parent / f"failed-{work.name}")
+            raise AssertionError("\n".join(failures) + "\nreproduce outside pytest:\n  "
+                                 + target.reproduce(kept / "model", kept / "references"))  # fmt: skip

@@ -1,0 +1,133 @@
+"""One pytest session's view of the conformance suite: the engine under test (Target), the built-in models,
+their reference sets and subjects, and the parity comparisons, each computed once and shared by the tests."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from ..verification.cases import default_cases
+from ..verification.errors import SubjectError
+from ..verification.model_dir import gpt2core_home, read_model_dir
+from ..verification.reference_set import MANIFEST, load_references
+from ..verification.subject import checkpoint_names
+from ..verification.verify import compare_case, tolerance_for
+from .builtin import builtin_model_dir, cached_references
+from .target import Target, resolve
+
+DEFAULT_CASES = ["one_token", "hello", "sentence", "random_tokens", "padded_batch"]
+PATHS = ("dumps", "map", "references", "model", "cache")  # options that name a file or directory
+N_LAYER = {"tiny": 2, "stress": 2}  # SHAPES["tiny"], stress.SHAPE
+
+
+class UsageProblem(Exception):
+    """The options do not name a usable engine (reported by the plugin as a usage error)."""
+
+
+class ConformanceSession:
+    def __init__(self, config):
+        self.config = config
+        self._target: Target | None = None
+        self._refs: dict = {}
+        self._subjects: dict = {}
+        self._parity: dict = {}
+        self._workdir: Path | None = None
+
+    def option(self, name: str):
+        """--gpt2core-<name>, else the ini key gpt2core_<name> (a path there is relative to the ini file)."""
+        value = self.config.getoption(f"--gpt2core-{name}")
+        if value in (None, [], ""):
+            ini = self.config.getini(f"gpt2core_{name.replace('-', '_')}")
+            value = (ini.split() if name == "dtype" else ini) or None
+            if value and name in PATHS and self.config.inipath is not None:
+                value = str(self.config.inipath.parent / value)
+        return value
+
+    @property
+    def target(self) -> Target:
+        if self._target is None:
+            try:
+                self._target = resolve(self.option("subject"), self.option("subject-cmd"), self.option("dumps"),
+                                       self.option("map"), self.option("references"), self.option("dtype"),
+                                       float(self.option("timeout") or 600))  # fmt: skip
+            except SubjectError as e:
+                raise UsageProblem(str(e)) from None
+        return self._target
+
+    @property
+    def cache(self) -> Path:
+        return Path(self.option("cache") or gpt2core_home() / "conformance")
+
+    def workdir(self, what: str) -> Path:
+        """A new directory for `what` under this session's temporary directory (pytest's basetemp)."""
+        if self._workdir is None:
+            factory = getattr(self.config, "_tmp_path_factory", None)
+            self._workdir = factory.mktemp("gpt2core") if factory else Path(tempfile.mkdtemp(prefix="gpt2core-"))
+        return Path(tempfile.mkdtemp(prefix=what + "-", dir=self._workdir))
+
+    # --- the parity tests' plan (at collection) ---------------------------------------------------------
+
+    def parity_plan(self) -> list[tuple[str, str, list[str], list[str]]]:
+        """(model, dtype, case names, checkpoint names) for every reference set the parity tests run on."""
+        target = self.target
+        if target.kind == "dumps":
+            manifest = json.loads((target.references / MANIFEST).read_text()) if (target.references / MANIFEST).is_file() else None
+            if manifest is None:
+                raise UsageProblem(f"--gpt2core-references {target.references}: no {MANIFEST} there")
+            names = checkpoint_names(manifest["model"]["config"]["n_layer"])
+            return [("references", manifest["dtype"], [c["name"] for c in manifest["cases"]], names)]
+        plan = [("tiny", dt, DEFAULT_CASES, checkpoint_names(N_LAYER["tiny"])) for dt in target.dtypes]
+        if "float64" in target.dtypes:
+            plan.append(("stress", "float64", DEFAULT_CASES, checkpoint_names(N_LAYER["stress"])))
+        user = self.option("model")
+        if user:
+            config = Path(user) / "config.json"
+            if not config.is_file():
+                raise UsageProblem(f"--gpt2core-model {user}: no config.json there (give a Hugging Face GPT-2 directory)")
+            n_layer = json.loads(config.read_text())["n_layer"]
+            plan += [("user", dt, DEFAULT_CASES, checkpoint_names(n_layer)) for dt in target.dtypes]
+        return plan
+
+    # --- built once per session ----------------------------------------------------------------------
+
+    def model_dir(self, model: str) -> Path:
+        if model == "references":
+            return Path(json.loads((self.target.references / MANIFEST).read_text())["model"]["path"])
+        return builtin_model_dir(model, self.cache, self.option("model"))
+
+    def references(self, model: str, dtype: str):
+        key = (model, dtype)
+        if key not in self._refs:
+            if model == "references":
+                self._refs[key] = load_references(self.target.references, self.model_dir(model))
+            else:
+                md = read_model_dir(self.model_dir(model))
+                cases = default_cases(md.config, md.tokenizer)
+                self._refs[key] = cached_references(self.cache, md.path, dtype, cases, lambda: self.workdir("references"))
+        return self._refs[key]
+
+    def subject(self, model: str, dtype: str):
+        key = (model, dtype)
+        if key not in self._subjects:
+            self._subjects[key] = self.target.make(read_model_dir(self.model_dir(model)), dtype, self.workdir(f"{model}-{dtype}"))
+        return self._subjects[key]
+
+    def parity(self, model: str, dtype: str, mode: str) -> dict:
+        """case name -> {"skip": reason} or {"comparisons": [Comparison, ...] in forward-pass order}."""
+        key = (model, dtype, mode)
+        if key not in self._parity:
+            refs, subject = self.references(model, dtype), self.subject(model, dtype)
+            provided = [n for n in refs.checkpoint_names if n in getattr(subject, "provides", refs.checkpoint_names)]
+            tol = tolerance_for(subject, refs.dtype)
+            out = {}
+            for case in refs.cases:
+                why = subject.can_run(case) if hasattr(subject, "can_run") else None
+                out[case.name] = {"skip": why} if why else {"comparisons": compare_case(subject, case, mode, provided, tol)}
+            self._parity[key] = out
+        return self._parity[key]
+
+    def cleanup(self) -> None:
+        if self._workdir is not None and getattr(self.config, "_tmp_path_factory", None) is None:
+            shutil.rmtree(self._workdir, ignore_errors=True)

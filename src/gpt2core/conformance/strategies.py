@@ -1,0 +1,83 @@
+"""Hypothesis strategies for drawn GPT-2s: configs, weights and inputs (shared by gpt2core's own property
+tests, tests/support/strategies.py, so both draw from one definition)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from hypothesis import strategies as st
+
+SEEDS = st.integers(0, 2**32 - 1)
+# initializer std: 0.02 is GPT-2's (nearly uniform attention); larger values make attention sharp
+INIT_STDS = st.sampled_from([0.02, 0.2, 0.5])
+
+
+@st.composite
+def gpt2_configs(draw, max_layers=2):
+    """Small GPT-2 configs with any head count and head size (n_embd = n_head * head_dim)."""
+    n_head = draw(st.integers(1, 4))
+    head_dim = draw(st.sampled_from([1, 2, 4, 8, 16]))
+    vocab = draw(st.integers(8, 300))
+    return dict(
+        vocab_size=vocab,
+        n_positions=draw(st.integers(8, 40)),
+        n_embd=n_head * head_dim,
+        n_head=n_head,
+        n_layer=draw(st.integers(1, max_layers)),
+        layer_norm_epsilon=draw(st.sampled_from([1e-5, 1e-6, 1e-3])),
+        bos_token_id=vocab - 1,
+        eos_token_id=vocab - 1,
+    )
+
+
+@dataclass(frozen=True)
+class Weights:
+    """How a drawn model's weights are made, all by transformers' GPT2LMHeadModel from `seed`:
+    init_std 0.02 is GPT-2's initialisation (zero biases, LayerNorm the identity); a larger std also
+    randomises every bias and LayerNorm parameter; `sharp` adds the stress model's sharp attention and
+    outlier channels (gpt2core.verification.stress.sharpen)."""
+
+    seed: int
+    init_std: float
+    sharp: bool
+
+
+def weights(sharp: bool = True):
+    """Weights for a drawn model; sharp=False leaves out the stress model's sharp attention."""
+    return st.builds(Weights, SEEDS, INIT_STDS, st.booleans() if sharp else st.just(False))
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """One drawn input: token ids [B, T] and a 0/1 left-padding mask [B, T] (None: no padding)."""
+
+    input_ids: np.ndarray
+    attention_mask: np.ndarray | None
+
+    def __repr__(self) -> str:  # what a failure prints: small enough to read, exact enough to rebuild
+        mask = None if self.attention_mask is None else self.attention_mask.tolist()
+        return f"Inputs(input_ids={self.input_ids.tolist()}, attention_mask={mask})"
+
+
+@st.composite
+def token_ids(draw, vocab_size, batch, seq):
+    rng = np.random.default_rng(draw(SEEDS))
+    return rng.integers(0, vocab_size, (batch, seq))
+
+
+@st.composite
+def left_padding_masks(draw, batch, seq):
+    """[batch, seq] 0/1 masks, padding on the left, every row with at least one token."""
+    lengths = draw(st.lists(st.integers(1, seq), min_size=batch, max_size=batch))
+    return np.array([[0] * (seq - n) + [1] * n for n in lengths], dtype=np.int64)
+
+
+@st.composite
+def inputs(draw, vocab_size: int, n_positions: int, max_batch: int = 3, max_seq: int = 12):
+    """A batch of 1..max_batch rows of 1..min(max_seq, n_positions) tokens, left-padded or not."""
+    B = draw(st.integers(1, max_batch))
+    T = draw(st.integers(1, min(max_seq, n_positions)))
+    ids = draw(token_ids(vocab_size, B, T))
+    mask = draw(st.none() | left_padding_masks(B, T))
+    return Inputs(ids, None if mask is None or mask.all() else mask)
