@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..verification.model_dir import read_model_dir
+from ..verification.tolerances import CHECKPOINT_TOL, DRAWN_TOL
 from ..verification.verify import compare_cached, compare_case, default_split, first_divergence, tolerance_for
 from .drawn import cases_of, keep, write_example
 from .plugin import skip_for
@@ -19,6 +20,12 @@ def example_dir(session):
     work = session.workdir("example")
     yield work  # an exception leaves it in place
     shutil.rmtree(work, ignore_errors=True)
+
+
+def drawn_tolerance(subject, dtype) -> dict:
+    """DRAWN_TOL, or a half-precision engine's own tolerance (gpt2core.verification.verify.tolerance_for)."""
+    tol = tolerance_for(subject, dtype)
+    return DRAWN_TOL if tol is CHECKPOINT_TOL else tol
 
 
 def decodable(case) -> bool:
@@ -38,7 +45,7 @@ def differential(session, cfg, weights, inputs, dtype) -> None:
         refs = write_example(work, cfg, weights, cases_of(inputs), dtype)
         subject = target.make(read_model_dir(work / "model"), dtype, work)
         provided = [n for n in refs.checkpoint_names if n in getattr(subject, "provides", refs.checkpoint_names)]
-        tol = tolerance_for(subject, refs.dtype)
+        tol = drawn_tolerance(subject, refs.dtype)
         ran, failures = 0, []
         for case in refs.cases:
             why = subject.can_run(case) if hasattr(subject, "can_run") else None

@@ -1,6 +1,6 @@
 """Invariants: the engine compared with itself, no reference needed. Each drawn example writes a model and
 its cases' inputs (gpt2core.conformance.drawn), runs the subject once on all of them, and compares parts of
-its checkpoints that must agree, within the checkpoint tolerance of the dtype."""
+its checkpoints that must agree, within DRAWN_TOL (gpt2core.verification.tolerances)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 from ..verification.compare import compare
 from ..verification.model_dir import read_model_dir
 from ..verification.subject import kind_of
-from ..verification.tolerances import CHECKPOINT_TOL
+from ..verification.tolerances import DRAWN_TOL
 from .drawn import write_example
 from .plugin import skip_for
 
@@ -66,10 +66,10 @@ def positions(name: str, array: np.ndarray, queries: slice, keys: slice) -> np.n
 
 
 def assert_agree(pairs, what: str, run: Run) -> None:
-    """pairs: (label, got, expected); every one within CHECKPOINT_TOL, else one message with all that fail."""
+    """pairs: (label, got, expected); every one within DRAWN_TOL, else one message with all that fail."""
     bad = []
     for label, got, expected in pairs:
-        c = compare(label, got, expected, CHECKPOINT_TOL)
+        c = compare(label, got, expected, DRAWN_TOL)
         if not c.ok:
             bad.append(c.message())
     if bad:

@@ -18,6 +18,7 @@ from .builtin import builtin_model_dir, cached_references
 from .target import Target, resolve
 
 DEFAULT_CASES = ["one_token", "hello", "sentence", "random_tokens", "padded_batch"]
+ENGINE_OPTIONS = ("subject", "subject-cmd", "dumps")  # each names the engine under test
 PATHS = ("dumps", "map", "references", "model", "cache")  # options that name a file or directory
 N_LAYER = {"tiny": 2, "stress": 2}  # SHAPES["tiny"], stress.SHAPE
 
@@ -47,11 +48,13 @@ class ConformanceSession:
 
     @property
     def target(self) -> Target:
+        """The engine the options name; an engine named on the command line replaces the ini file's."""
         if self._target is None:
+            on_command_line = any(self.config.getoption(f"--gpt2core-{n}") for n in ENGINE_OPTIONS)
+            get = (lambda n: self.config.getoption(f"--gpt2core-{n}")) if on_command_line else self.option
             try:
-                self._target = resolve(self.option("subject"), self.option("subject-cmd"), self.option("dumps"),
-                                       self.option("map"), self.option("references"), self.option("dtype"),
-                                       float(self.option("timeout") or 600))  # fmt: skip
+                self._target = resolve(get("subject"), get("subject-cmd"), get("dumps"), get("map"), get("references"),
+                                       self.option("dtype"), float(self.option("timeout") or 600))  # fmt: skip
             except SubjectError as e:
                 raise UsageProblem(str(e)) from None
         return self._target

@@ -44,8 +44,11 @@ class Weights:
 
 
 def weights(sharp: bool = True):
-    """Weights for a drawn model; sharp=False leaves out the stress model's sharp attention."""
-    return st.builds(Weights, SEEDS, INIT_STDS, st.booleans() if sharp else st.just(False))
+    """Weights for a drawn model: GPT-2's initialisation or a larger std, or (unless sharp=False) the stress
+    model's: GPT-2's initialisation sharpened, as gpt2core.verification.stress builds it. (Sharpened on top of
+    a std of 0.5, scores reached 1e5 and float64's rounding alone moved attention by 1.4e-12.)"""
+    plain = st.builds(Weights, SEEDS, INIT_STDS, st.just(False))
+    return st.one_of(plain, st.builds(Weights, SEEDS, st.just(0.02), st.just(True))) if sharp else plain
 
 
 @dataclass(frozen=True)

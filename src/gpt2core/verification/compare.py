@@ -79,7 +79,8 @@ def compare(name: str, got, ref: np.ndarray, tol: dict) -> Comparison:
 
     The tolerance is relative to the reference's largest magnitude (1 when the reference is all zeros):
     no floor of 1, so a checkpoint whose values are all small (attention output of random weights,
-    ~0.03) is held to the same relative precision as the logits.
+    ~0.03) is held to the same relative precision as the logits; a tolerance with a `floor` attribute
+    (tolerances.FlooredTolerance) scales by max(floor, max|ref|) instead.
     """
     ref = np.asarray(ref)
     if not isinstance(got, np.ndarray):
@@ -107,7 +108,8 @@ def compare(name: str, got, ref: np.ndarray, tol: dict) -> Comparison:
     np.abs(diff, out=diff)
     diff[masked] = 0.0
     ref_max = float(np.max(np.abs(ref), where=~masked, initial=0.0))
-    atol = tol[ref.dtype] * (ref_max if ref_max > 0 else 1.0)
+    scale = max(ref_max, getattr(tol, "floor", 0.0))  # a FlooredTolerance holds small checkpoints to an absolute one
+    atol = tol[ref.dtype] * (scale if scale > 0 else 1.0)
     if not ref.size:
         return Comparison(name, list(ref.shape), str(ref.dtype), 0.0, 0.0, atol, {})
     flat = int(np.argmax(diff))
