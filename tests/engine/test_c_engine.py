@@ -128,3 +128,47 @@ def test_a_command_past_its_timeout_is_stopped(tiny64, capsys):
     rc, _, err = verify(capsys, "--model", model, "--map", ENGINE / "map.json", "--timeout", "1",
                         "--subject-cmd", "sleep 30 # {dumps}")  # fmt: skip
     assert rc == 2 and "ran past --timeout 1 s and was stopped" in err
+
+
+class Outcome:
+    """The reports of a pytest session run inside this process."""
+
+    def __init__(self):
+        self.passed, self.failed, self.errors = [], [], []
+
+    def pytest_runtest_logreport(self, report):
+        if report.when == "call" and report.passed:
+            self.passed.append(report)
+        elif report.failed:
+            (self.failed if report.when == "call" else self.errors).append(report)
+
+
+def differential_tests(binary: Path, map_file: Path, profile: str, *args: str):
+    """The conformance suite's differential property tests (pytest --pyargs gpt2core.conformance -m property)
+    on the C engine through --gpt2core-subject-cmd, run inside this process; (exit status, Outcome)."""
+    from support.models import CACHE
+
+    outcome = Outcome()
+    ret = pytest.main(["--pyargs", "gpt2core.conformance", "-m", "property", "-q", "-p", "no:cacheprovider",
+                       "--gpt2core-subject-cmd", f"{binary} {{model}} {{references}} {{dumps}}", "--gpt2core-map",
+                       str(map_file), "--gpt2core-cache", str(CACHE), "--hypothesis-profile", profile, *args],
+                      plugins=[outcome])  # fmt: skip
+    return ret, outcome
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_c_engine_passes_the_differential_property_tests(binaries, dtype):
+    """Drawn configs, weights and batches (left padding included) in the ci profile (100 examples), each
+    example's inputs run by one process of the engine."""
+    ret, outcome = differential_tests(binaries[dtype], ENGINE / ("map.json" if dtype == "float32" else "map-f64.json"), "ci")
+    failures = "\n".join(r.longreprtext[-3000:] for r in outcome.failed + outcome.errors)
+    assert ret == pytest.ExitCode.OK and len(outcome.passed) == 1, failures
+    assert [r.nodeid.split("::")[-1] for r in outcome.passed] == [f"test_drawn_model_matches_transformers[{dtype}]"]
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_each_fault_build_fails_the_differential_property_tests(fault, tmp_path):
+    binary = build(tmp_path / "gpt2", "USE_DOUBLE", f"FAULT_{fault}")
+    ret, outcome = differential_tests(binary, ENGINE / "map-f64.json", "faults", "-x")  # no shrinking: only failing counts
+    assert ret == pytest.ExitCode.TESTS_FAILED and len(outcome.failed) == 1 and not outcome.errors, fault
+    assert "reproduce outside pytest:" in outcome.failed[0].longreprtext

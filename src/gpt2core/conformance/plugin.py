@@ -40,7 +40,7 @@ OPTIONS = [  # (name, help); each is --gpt2core-<name> and the ini key gpt2core_
     ("model", "also run the parity tests on this GPT-2 directory, e.g. a trained gpt2 (or set GPT2CORE_MODEL)"),
     ("cache", "where built models and reference sets are kept (default: $GPT2CORE_HOME/conformance)"),
     ("timeout", "seconds one run of --gpt2core-subject-cmd may take (default 600)"),
-    ("examples", "hypothesis examples per drawn test (sets max_examples for the whole run; default: the profile's)"),
+    ("examples", "hypothesis examples per drawn test (default: the loaded hypothesis profile's max_examples)"),
 ]
 
 
@@ -61,13 +61,16 @@ def pytest_configure(config):
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     config._gpt2core = ConformanceSession(config)
-    examples = config._gpt2core.option("examples")
-    if examples:
-        from hypothesis import settings
-
-        settings.register_profile("gpt2core-examples", settings(settings.default, max_examples=int(examples)))
-        settings.load_profile("gpt2core-examples")
     config.pluginmanager.register(SkipCounter(), "gpt2core-skip-counter")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session):
+    """A run of the conformance suite (pytest --pyargs gpt2core.conformance) names its engine now: a bad option
+    is one usage error (exit status 4), before anything is collected."""
+    config = session.config
+    if any(str(a).startswith("gpt2core.conformance") or "gpt2core/conformance" in str(a) for a in config.args):
+        session_of(config)
 
 
 def session_of(config):

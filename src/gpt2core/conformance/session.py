@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from ..verification.cases import default_cases
-from ..verification.errors import SubjectError
+from ..errors import GPT2CoreError
 from ..verification.model_dir import gpt2core_home, read_model_dir
 from ..verification.reference_set import MANIFEST, load_references
 from ..verification.subject import checkpoint_names
@@ -55,9 +55,20 @@ class ConformanceSession:
             try:
                 self._target = resolve(get("subject"), get("subject-cmd"), get("dumps"), get("map"), get("references"),
                                        self.option("dtype"), float(self.option("timeout") or 600))  # fmt: skip
-            except SubjectError as e:
+            except GPT2CoreError as e:  # SubjectError, DumpError (a map that is missing or malformed)
                 raise UsageProblem(str(e)) from None
         return self._target
+
+    def hypothesis_settings(self):
+        """The drawn tests' settings, from the hypothesis profile loaded when they run (not when gpt2core was
+        imported), with --gpt2core-examples' count; no deadline, and no too_slow or data_too_large health check:
+        an example writes a model and runs the engine on it."""
+        from hypothesis import HealthCheck, settings
+
+        checks = set(settings.default.suppress_health_check) | {HealthCheck.too_slow, HealthCheck.data_too_large}
+        examples = self.option("examples")
+        extra = {"max_examples": int(examples)} if examples else {}
+        return settings(settings.default, deadline=None, suppress_health_check=sorted(checks, key=lambda c: c.name), **extra)
 
     @property
     def cache(self) -> Path:

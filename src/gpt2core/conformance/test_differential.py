@@ -11,7 +11,7 @@ A subject reached through a command gets each example's inputs in one batch: one
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from .examples import differential
@@ -28,16 +28,20 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("drawn_dtype", target.dtypes if target.runs_new_inputs else ["(dumps)"])
 
 
-@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(data=st.data())
-def test_drawn_model_matches_transformers(gpt2core_session, drawn_dtype, data):
+def test_drawn_model_matches_transformers(gpt2core_session, drawn_dtype):
     target = gpt2core_session.target
     if not target.runs_new_inputs:
         skip_for("new inputs (a dump directory holds the runs of one reference set)")
-    cfg = data.draw(gpt2_configs(), label="config")
-    # the stress model's sharp attention in float64 only: float32's rounding of scores in the hundreds is as
-    # large as its tolerance (the fault catalogue's stress model is compared in float64 for the same reason)
-    w = data.draw(weights(sharp=drawn_dtype == "float64"), label="weights")
     per_example = INPUTS_PER_EXAMPLE.get(target.kind, 1)
-    drawn = data.draw(st.lists(inputs(cfg["vocab_size"], cfg["n_positions"]), min_size=1, max_size=per_example), label="inputs")
-    differential(gpt2core_session, cfg, w, drawn, drawn_dtype)
+
+    @gpt2core_session.hypothesis_settings()
+    @given(data=st.data())
+    def drawn_model_matches_transformers(data):
+        cfg = data.draw(gpt2_configs(), label="config")
+        # the stress model's sharp attention in float64 only: float32's rounding of scores in the hundreds is as
+        # large as its tolerance (the fault catalogue's stress model is compared in float64 for the same reason)
+        w = data.draw(weights(sharp=drawn_dtype == "float64"), label="weights")
+        drawn = data.draw(st.lists(inputs(cfg["vocab_size"], cfg["n_positions"]), min_size=1, max_size=per_example), label="inputs")
+        differential(gpt2core_session, cfg, w, drawn, drawn_dtype)
+
+    drawn_model_matches_transformers()
