@@ -41,7 +41,7 @@ def pytest_configure(config):
 MUTMUT_ORDER = (
     "engine/test_architecture.py", "negative/test_bad_input.py", "engine/test_compare.py", "engine/test_mutation_score.py", "property/test_ops.py",
     "property/test_sampling.py", "engine/test_hub.py", "engine/test_generation.py", "parity/test_checkpoints.py",
-    "parity/test_logits.py", "engine/test_loading.py", "engine/test_checkpoint_recording.py",
+    "parity/test_logits.py", "parity/test_conformance.py", "engine/test_loading.py", "engine/test_checkpoint_recording.py",
     "property/test_invariants.py", "parity/test_references.py", "property/test_models.py",
     "negative/test_fuzz_readers.py", "engine/test_subjects.py", "engine/test_dumps.py",
 )  # fmt: skip

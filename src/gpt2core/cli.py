@@ -318,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subject", metavar="MODULE:FACTORY", type=module_factory, help="verify the engine factory(model_dir, dtype) returns")
     p.add_argument("--dumps", metavar="DIR", type=existing("dir"), help="verify dumps an engine wrote for --references (needs --map)")
     p.add_argument("--map", metavar="MAP", type=existing("file"), help="JSON map of the engine's dump files and layouts")
-    p.add_argument("--subject-cmd", metavar="CMD", type=command_line, help='run CMD (with {references} and {dumps} filled in) once, then verify its dumps (needs --map)')
+    p.add_argument("--subject-cmd", metavar="CMD", type=command_line, help='run CMD (with {references}, {dumps} and {model} filled in) once, then verify its dumps (needs --map)')
     p.add_argument("--timeout", type=number(float, 0, low_open=True, what="(0, inf) seconds"),
                    help="seconds --subject-cmd may run (default 600; only with --subject-cmd)")
     p.add_argument("--require", choices=["offered", "all"], default="offered",

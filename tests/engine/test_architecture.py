@@ -92,3 +92,21 @@ def test_no_import_cycles():
     for m in sorted(GRAPH):
         if m not in state:
             visit(m)
+
+
+def test_the_conformance_suite_sees_engines_only_through_the_protocol():
+    """gpt2core.conformance runs any subject: it reaches gpt2core's own engine only as the subject an ini file or
+    option names, never by import; and nothing below it (engine, verification, the command line) imports it."""
+    allowed_tools = {"gpt2core.errors", "gpt2core.init_model", "gpt2core.bench"}  # SHAPES; cpu_name for a cache key
+    bad = {}
+    for m, deps in GRAPH.items():
+        if m.startswith("gpt2core.conformance"):
+            wrong = {d for d in deps if d.startswith("gpt2core.engine") and d not in MODEL_FORMAT}
+            wrong |= {d for d in deps if not d.startswith(("gpt2core.engine", "gpt2core.verification", "gpt2core.conformance"))
+                      and d not in allowed_tools}  # fmt: skip
+            wrong |= {d for d in deps if d in ENGINE_SIDE}
+        else:
+            wrong = {d for d in deps if d.startswith("gpt2core.conformance")}
+        if wrong:
+            bad[m] = sorted(wrong)
+    assert "gpt2core.conformance.plugin" in GRAPH and not bad, bad

@@ -74,7 +74,6 @@ def test_layer_norm_rows_have_zero_mean_and_unit_variance(dtype, rows, width, da
 # Causality, batch and padding independence, and cache equivalence on drawn models: the conformance suite's
 # invariants, run here on gpt2core's engine (setup.cfg's gpt2core_subject), every checkpoint compared.
 from gpt2core.conformance.test_invariants import (  # noqa: E402,F401
-    pytest_generate_tests,
     test_a_sequence_does_not_depend_on_its_batch_neighbours,
     test_cached_decoding_equals_the_full_pass,
     test_changing_future_tokens_never_changes_earlier_outputs,

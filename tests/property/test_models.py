@@ -38,4 +38,4 @@ def test_block_matches_gpt2block(cfg, dtype, seed, std, data):
 
 # The whole model against transformers on drawn configs, weights and inputs: the conformance suite's
 # differential test, run here on gpt2core's engine (setup.cfg's gpt2core_subject); every checkpoint compared.
-from gpt2core.conformance.test_differential import test_drawn_model_matches_transformers, pytest_generate_tests  # noqa: E402,F401
+from gpt2core.conformance.test_differential import test_drawn_model_matches_transformers  # noqa: E402,F401

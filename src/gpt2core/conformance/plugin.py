@@ -84,6 +84,31 @@ def session_of(config):
     return state
 
 
+def pytest_generate_tests(metafunc):
+    """Parametrize the conformance tests (wherever they are collected from, a star import included):
+    gpt2core_parity_point (model, dtype, mode, case, checkpoint), gpt2core_parity_case (model, dtype, case),
+    gpt2core_parity_set (model, dtype), gpt2core_drawn_dtype (each dtype the engine runs in)."""
+    names = set(metafunc.fixturenames)
+    if not names & {"gpt2core_parity_point", "gpt2core_parity_case", "gpt2core_parity_set", "gpt2core_drawn_dtype"}:
+        return
+    state = session_of(metafunc.config)
+    if "gpt2core_drawn_dtype" in names:
+        target = state.target
+        metafunc.parametrize("gpt2core_drawn_dtype", target.dtypes if target.runs_new_inputs else ["(dumps)"])
+        return
+    plan = state.parity_plan()
+    if "gpt2core_parity_point" in names:  # one test per model, dtype, mode, case and checkpoint
+        points = [(m, dt, mode, case, name) for m, dt, cases, names_ in plan for mode in ("chained", "isolated")
+                  for case in cases for name in names_]  # fmt: skip
+        metafunc.parametrize("gpt2core_parity_point", points, ids=["-".join(p) for p in points])
+    elif "gpt2core_parity_case" in names:
+        points = [(m, dt, case) for m, dt, cases, _ in plan for case in cases]
+        metafunc.parametrize("gpt2core_parity_case", points, ids=["-".join(p) for p in points])
+    else:
+        sets = [(m, dt) for m, dt, _, _ in plan]
+        metafunc.parametrize("gpt2core_parity_set", sets, ids=["-".join(s) for s in sets])
+
+
 def skip_for(what: str) -> None:
     """Skip the running test because the subject lacks `what` (a capability or a checkpoint)."""
     pytest.skip(CAPABILITY + what)

@@ -15,20 +15,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from .examples import differential
-from .plugin import session_of, skip_for
-from .strategies import gpt2_configs, inputs, weights
+from .plugin import skip_for
+from .strategies import drawn_configs, inputs, weights
 
-pytestmark = pytest.mark.property
 INPUTS_PER_EXAMPLE = {"python": 2, "command": 4}  # a command's examples are batched: one process runs them all
 
 
-def pytest_generate_tests(metafunc):
-    if "drawn_dtype" in metafunc.fixturenames:
-        target = session_of(metafunc.config).target
-        metafunc.parametrize("drawn_dtype", target.dtypes if target.runs_new_inputs else ["(dumps)"])
-
-
-def test_drawn_model_matches_transformers(gpt2core_session, drawn_dtype):
+@pytest.mark.property
+def test_drawn_model_matches_transformers(gpt2core_session, gpt2core_drawn_dtype):
     target = gpt2core_session.target
     if not target.runs_new_inputs:
         skip_for("new inputs (a dump directory holds the runs of one reference set)")
@@ -37,11 +31,11 @@ def test_drawn_model_matches_transformers(gpt2core_session, drawn_dtype):
     @gpt2core_session.hypothesis_settings()
     @given(data=st.data())
     def drawn_model_matches_transformers(data):
-        cfg = data.draw(gpt2_configs(), label="config")
+        cfg = data.draw(drawn_configs(gpt2core_drawn_dtype), label="config")
         # the stress model's sharp attention in float64 only: float32's rounding of scores in the hundreds is as
         # large as its tolerance (the fault catalogue's stress model is compared in float64 for the same reason)
-        w = data.draw(weights(sharp=drawn_dtype == "float64"), label="weights")
+        w = data.draw(weights(sharp=gpt2core_drawn_dtype == "float64"), label="weights")
         drawn = data.draw(st.lists(inputs(cfg["vocab_size"], cfg["n_positions"]), min_size=1, max_size=per_example), label="inputs")
-        differential(gpt2core_session, cfg, w, drawn, drawn_dtype)
+        differential(gpt2core_session, cfg, w, drawn, gpt2core_drawn_dtype)
 
     drawn_model_matches_transformers()

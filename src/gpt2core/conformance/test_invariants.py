@@ -14,37 +14,31 @@ from ..verification.tolerances import DRAWN_TOL
 from ..verification.verify import compare_cached
 from .examples import example_dir
 from .invariants import Run, assert_agree, fail, positions
-from .plugin import session_of, skip_for
-from .strategies import gpt2_configs, token_ids, weights
+from .plugin import skip_for
+from .strategies import drawn_configs, token_ids, weights
 
-pytestmark = pytest.mark.invariants
-
-
-def pytest_generate_tests(metafunc):
-    if "drawn_dtype" in metafunc.fixturenames:
-        target = session_of(metafunc.config).target
-        metafunc.parametrize("drawn_dtype", target.dtypes if target.runs_new_inputs else ["(dumps)"])
 
 
 def drawn_model(session, data, dtype):
     if not session.target.runs_new_inputs:
         skip_for("new inputs (a dump directory holds the runs of one reference set)")
-    cfg = data.draw(gpt2_configs(), label="config")
+    cfg = data.draw(drawn_configs(dtype), label="config")
     return cfg, data.draw(weights(sharp=dtype == "float64"), label="weights")  # see test_differential
 
 
-def test_changing_future_tokens_never_changes_earlier_outputs(gpt2core_session, drawn_dtype):
+@pytest.mark.invariants
+def test_changing_future_tokens_never_changes_earlier_outputs(gpt2core_session, gpt2core_drawn_dtype):
     @gpt2core_session.hypothesis_settings()
     @given(data=st.data())
     def example(data):
-        cfg, w = drawn_model(gpt2core_session, data, drawn_dtype)
+        cfg, w = drawn_model(gpt2core_session, data, gpt2core_drawn_dtype)
         V, T = cfg["vocab_size"], data.draw(st.integers(2, min(12, cfg["n_positions"])), label="T")
         t = data.draw(st.integers(1, T - 1), label="first changed position")
         ids = data.draw(token_ids(V, data.draw(st.integers(1, 2), label="B"), T), label="ids")
         other = ids.copy()
         other[:, t:] = (ids[:, t:] + 1 + data.draw(st.integers(0, V - 2), label="shift")) % V
         with example_dir(gpt2core_session) as work:
-            run = Run(gpt2core_session, cfg, w, [Case("a", ids), Case("b", other)], drawn_dtype, work)
+            run = Run(gpt2core_session, cfg, w, [Case("a", ids), Case("b", other)], gpt2core_drawn_dtype, work)
             run.require_runs("a", "b")
             first = slice(0, t)
             pairs = [(f"{n}[positions < {t}]", positions(n, run.checkpoint("b", n), first, first), positions(n, run.checkpoint("a", n), first, first))
@@ -54,16 +48,17 @@ def test_changing_future_tokens_never_changes_earlier_outputs(gpt2core_session, 
     example()
 
 
-def test_a_sequence_does_not_depend_on_its_batch_neighbours(gpt2core_session, drawn_dtype):
+@pytest.mark.invariants
+def test_a_sequence_does_not_depend_on_its_batch_neighbours(gpt2core_session, gpt2core_drawn_dtype):
     @gpt2core_session.hypothesis_settings()
     @given(data=st.data())
     def example(data):
-        cfg, w = drawn_model(gpt2core_session, data, drawn_dtype)
+        cfg, w = drawn_model(gpt2core_session, data, gpt2core_drawn_dtype)
         B, T = data.draw(st.integers(2, 3), label="B"), data.draw(st.integers(1, min(10, cfg["n_positions"])), label="T")
         ids = data.draw(token_ids(cfg["vocab_size"], B, T), label="ids")
         cases = [Case("batch", ids)] + [Case(f"row{b}", ids[b : b + 1]) for b in range(B)]
         with example_dir(gpt2core_session) as work:
-            run = Run(gpt2core_session, cfg, w, cases, drawn_dtype, work)
+            run = Run(gpt2core_session, cfg, w, cases, gpt2core_drawn_dtype, work)
             run.require_runs("batch", "row0")
             pairs = [(f"{n}[row {b} of {B}]", run.checkpoint("batch", n)[b : b + 1], run.checkpoint(f"row{b}", n))
                      for b in range(B) for n in run.names]  # fmt: skip
@@ -72,18 +67,19 @@ def test_a_sequence_does_not_depend_on_its_batch_neighbours(gpt2core_session, dr
     example()
 
 
-def test_left_padding_with_its_mask_gives_the_unpadded_result(gpt2core_session, drawn_dtype):
+@pytest.mark.invariants
+def test_left_padding_with_its_mask_gives_the_unpadded_result(gpt2core_session, gpt2core_drawn_dtype):
     @gpt2core_session.hypothesis_settings()
     @given(data=st.data())
     def example(data):
-        cfg, w = drawn_model(gpt2core_session, data, drawn_dtype)
+        cfg, w = drawn_model(gpt2core_session, data, gpt2core_drawn_dtype)
         n = data.draw(st.integers(1, min(8, cfg["n_positions"] - 1)), label="tokens")
         pad = data.draw(st.integers(1, min(8, cfg["n_positions"] - n)), label="padding")
         ids = data.draw(token_ids(cfg["vocab_size"], 1, n), label="ids")
         filler = data.draw(token_ids(cfg["vocab_size"], 1, pad), label="padding ids")
         padded = Case("padded", np.concatenate([filler, ids], 1), np.array([[0] * pad + [1] * n]))
         with example_dir(gpt2core_session) as work:
-            run = Run(gpt2core_session, cfg, w, [padded, Case("alone", ids)], drawn_dtype, work)
+            run = Run(gpt2core_session, cfg, w, [padded, Case("alone", ids)], gpt2core_drawn_dtype, work)
             run.require_runs("padded", "alone")
             tokens = slice(pad, None)
             pairs = [(f"{n_}[after {pad} padding]", positions(n_, run.checkpoint("padded", n_), tokens, tokens), run.checkpoint("alone", n_))
@@ -93,7 +89,8 @@ def test_left_padding_with_its_mask_gives_the_unpadded_result(gpt2core_session, 
     example()
 
 
-def test_cached_decoding_equals_the_full_pass(gpt2core_session, drawn_dtype):
+@pytest.mark.invariants
+def test_cached_decoding_equals_the_full_pass(gpt2core_session, gpt2core_drawn_dtype):
     """Prefill, then one position at a time with the subject's cache, after an unrelated request: each step
     equals the subject's own full pass at that position (gpt2core.verification.verify.compare_cached)."""
     @gpt2core_session.hypothesis_settings()
@@ -101,12 +98,12 @@ def test_cached_decoding_equals_the_full_pass(gpt2core_session, drawn_dtype):
     def example(data):
         if gpt2core_session.target.kind != "python":
             skip_for("'decode' (cached decoding; an engine reached through dumps runs whole passes)")
-        cfg, w = drawn_model(gpt2core_session, data, drawn_dtype)
+        cfg, w = drawn_model(gpt2core_session, data, gpt2core_drawn_dtype)
         B, T = data.draw(st.integers(1, 2), label="B"), data.draw(st.integers(2, min(12, cfg["n_positions"])), label="T")
         ids = data.draw(token_ids(cfg["vocab_size"], B, T), label="ids")
         split = data.draw(st.integers(1, T - 1), label="prefill positions")
         with example_dir(gpt2core_session) as work:
-            run = Run(gpt2core_session, cfg, w, [Case("c", ids)], drawn_dtype, work)
+            run = Run(gpt2core_session, cfg, w, [Case("c", ids)], gpt2core_drawn_dtype, work)
             if "decode" not in run.subject.capabilities:
                 skip_for("'decode' (cached decoding)")
             full = CapturedCase(run.case("c"), {n: run.checkpoint("c", n) for n in run.names})

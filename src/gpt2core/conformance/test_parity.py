@@ -8,29 +8,12 @@ import pytest
 
 from ..verification.sampling import compare_sampled
 from ..verification.verify import compare_cached, compare_greedy, first_divergence, tolerance_for
-from .plugin import session_of, skip_for
-
-pytestmark = pytest.mark.parity
+from .plugin import skip_for
 
 
-def pytest_generate_tests(metafunc):
-    if not {"parity_set", "parity_case", "parity_point"} & set(metafunc.fixturenames):
-        return
-    plan = session_of(metafunc.config).parity_plan()
-    if "parity_point" in metafunc.fixturenames:  # one test per model, dtype, mode, case and checkpoint
-        points = [(m, dt, mode, case, name) for m, dt, cases, names in plan for mode in ("chained", "isolated")
-                  for case in cases for name in names]  # fmt: skip
-        metafunc.parametrize("parity_point", points, ids=["-".join(p) for p in points])
-    elif "parity_case" in metafunc.fixturenames:
-        points = [(m, dt, case) for m, dt, cases, _ in plan for case in cases]
-        metafunc.parametrize("parity_case", points, ids=["-".join(p) for p in points])
-    else:
-        sets = [(m, dt) for m, dt, _, _ in plan]
-        metafunc.parametrize("parity_set", sets, ids=["-".join(s) for s in sets])
-
-
-def test_checkpoint(gpt2core_session, parity_point):
-    model, dtype, mode, case_name, name = parity_point
+@pytest.mark.parity
+def test_checkpoint(gpt2core_session, gpt2core_parity_point):
+    model, dtype, mode, case_name, name = gpt2core_parity_point
     subject = gpt2core_session.subject(model, dtype)
     if mode == "isolated" and "stages" not in subject.capabilities:
         skip_for("'stages' (the isolated mode)")
@@ -45,10 +28,11 @@ def test_checkpoint(gpt2core_session, parity_point):
     assert c.ok, f"{model} {dtype} {mode} case {case_name}: {c.message()}\n  the case's first diverging checkpoint: {first.message()}"
 
 
-def test_cached_decoding(gpt2core_session, parity_case):
+@pytest.mark.parity
+def test_cached_decoding(gpt2core_session, gpt2core_parity_case):
     """Prefill, then decode one position at a time with the subject's cache (after an unrelated request):
     every checkpoint of every step equals transformers' full pass at that position."""
-    model, dtype, case_name = parity_case
+    model, dtype, case_name = gpt2core_parity_case
     subject = gpt2core_session.subject(model, dtype)
     if "decode" not in subject.capabilities:
         skip_for("'decode' (cached decoding)")
@@ -63,9 +47,10 @@ def test_cached_decoding(gpt2core_session, parity_case):
     assert not bad, f"{model} {dtype} case {case_name}: {len(bad)} of {len(comps)} comparisons fail:\n" + "\n".join(bad[:10])
 
 
-def test_greedy_generation(gpt2core_session, parity_set):
+@pytest.mark.parity
+def test_greedy_generation(gpt2core_session, gpt2core_parity_set):
     """The greedy continuation equals transformers' generate, token for token, on every case it was recorded for."""
-    model, dtype = parity_set
+    model, dtype = gpt2core_parity_set
     subject = gpt2core_session.subject(model, dtype)
     if "generate" not in subject.capabilities:
         skip_for("'generate' (greedy generation)")
@@ -75,9 +60,10 @@ def test_greedy_generation(gpt2core_session, parity_set):
     assert not bad, "\n".join(bad)
 
 
-def test_sampled_generation(gpt2core_session, parity_set):
+@pytest.mark.parity
+def test_sampled_generation(gpt2core_session, gpt2core_parity_set):
     """Along transformers' sampled path, the processed scores of every step equal transformers'."""
-    model, dtype = parity_set
+    model, dtype = gpt2core_parity_set
     subject = gpt2core_session.subject(model, dtype)
     if "sample" not in subject.capabilities:
         skip_for("'sample' (sampled generation)")
