@@ -24,7 +24,7 @@ import numpy as np
 from safetensors.numpy import load_file
 
 
-def layer_norm(x, g, b, eps):
+def layer_norm(x, g, b, eps=1e-5):  # every call passes eps: a mutant of this default survives (equivalent)
     mean = x.mean(-1, keepdims=True)
     var = ((x - mean) ** 2).mean(-1, keepdims=True)
     return (x - mean) / np.sqrt(var + eps) * g + b
@@ -161,3 +161,71 @@ def test_a_bad_option_is_one_usage_error(tmp_path, args, message):
     r = run_suite(project, "-c", "pytest.ini", "--co", "-q", *args)
     assert r.returncode == pytest.ExitCode.USAGE_ERROR, r.stdout[-2000:] + r.stderr[-2000:]
     assert message in r.stdout + r.stderr and "Traceback" not in r.stdout + r.stderr, r.stdout[-2000:] + r.stderr[-2000:]
+
+
+MUTMUT_SETUP = """
+[tool:pytest]
+gpt2core_subject = mini_gpt2.adapter:make_subject
+gpt2core_examples = 10
+gpt2core_cache = {cache}
+
+[mutmut]
+source_paths = mini_gpt2/
+do_not_mutate = mini_gpt2/adapter.py
+pytest_add_cli_args_test_selection =
+    tests/
+pytest_add_cli_args =
+    -p
+    no:cacheprovider
+    -m
+    property or invariants
+"""
+CONFTEST = """
+import os
+
+if os.environ.get("MUTANT_UNDER_TEST"):  # mutmut forks a process per mutant: torch's thread pool hangs after a fork
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from hypothesis import Phase, settings  # noqa: E402
+
+# under mutmut: the same few examples every time, no shrinking (only whether a test fails counts)
+settings.register_profile("mutmut", max_examples=5, derandomize=True, database=None, deadline=None,
+                          phases=[Phase.explicit, Phase.reuse, Phase.generate])
+if os.environ.get("MUTANT_UNDER_TEST"):
+    settings.load_profile("mutmut")
+"""
+TEST_FILE = """
+from gpt2core.conformance.test_parity import *  # noqa: F401,F403
+from gpt2core.conformance.test_differential import *  # noqa: F401,F403
+from gpt2core.conformance.test_invariants import *  # noqa: F401,F403
+"""
+
+
+def test_mutmut_runs_a_users_engine_against_the_conformance_suite(tmp_path):
+    """The README's worked setup.cfg on mini_gpt2: gelu's and layer_norm's mutants run against the
+    conformance suite; the mutants that change the computation are killed, and the one that changes
+    layer_norm's unused default epsilon survives (an equivalent mutant, the kind a triage names)."""
+    project = write_package(tmp_path / "project")
+    (project / "tests").mkdir()
+    (project / "tests" / "test_conformance.py").write_text(TEST_FILE)
+    (project / "tests" / "conftest.py").write_text(CONFTEST)
+    (project / "setup.cfg").write_text(MUTMUT_SETUP.format(cache=CACHE))
+    env = {**os.environ, "PYTHONPATH": str(project)}
+    for name in ("GPT2CORE_HYPOTHESIS_PROFILE", "MUTANT_UNDER_TEST", "PYTEST_XDIST_WORKER", "PYTEST_CURRENT_TEST"):
+        env.pop(name, None)
+    run = subprocess.run([sys.executable, "-m", "mutmut", "run", "mini_gpt2.engine.x_gelu__mutmut_*",
+                          "mini_gpt2.engine.x_layer_norm__mutmut_*"], cwd=project, capture_output=True, text=True,
+                         env=env, timeout=900)  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=project,
+                             capture_output=True, text=True, env=env)  # fmt: skip
+    status = dict(line.strip().rsplit(": ", 1) for line in results.stdout.splitlines() if ": " in line)
+    ran = {k: v for k, v in status.items() if "x_gelu__" in k or "x_layer_norm__" in k}
+    killed = [k for k, v in ran.items() if v == "killed"]
+    survived = [k for k, v in ran.items() if v == "survived"]
+    assert len(killed) >= 10 and set(killed) | set(survived) == set(ran), ran
+    assert len(survived) >= 1 and all("x_layer_norm__" in k for k in survived), ran
+    source = (project / "mutants" / "mini_gpt2" / "engine.py").read_text()
+    for name in survived:  # each survivor is the unused default, mutated
+        function = source[source.index(f"def {name.split('.')[-1]}("):]
+        assert function.splitlines()[0].count("eps=") == 1 and "eps=1e-5" not in function.splitlines()[0], function[:300]
