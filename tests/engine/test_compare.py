@@ -175,3 +175,19 @@ def test_float32_differences_are_measured_exactly_in_float64():
     got = np.array([[[2.0**-30, 1.0]]], np.float32)
     c = compare("h0.attn_out", got, ref, CHECKPOINT_TOL)
     assert c.max_abs == 1.0 - 2.0**-30, c.max_abs
+
+
+def test_a_floored_tolerance_scales_by_the_larger_of_one_and_max_ref():
+    """DRAWN_TOL (the conformance suite's drawn models): a reference of scale 2.6e-5 is held to 1e-12 absolute in
+    float64, not 1e-12 x 2.6e-5; one of scale 4 to 4e-12, as CHECKPOINT_TOL holds it."""
+    from gpt2core.verification.tolerances import DRAWN_TOL
+
+    small = np.full((1, 2, 3), 2.6e-5)
+    c = compare("h0.attn_heads", small + 5e-13, small, DRAWN_TOL)
+    assert c.ok and c.atol == 1e-12, c.message()
+    assert not compare("h0.attn_heads", small + 5e-13, small, CHECKPOINT_TOL).ok
+    assert not compare("h0.attn_heads", small + 2e-12, small, DRAWN_TOL).ok
+    large = np.full((1, 2, 3), -4.0)
+    c = compare("logits", large + 3e-12, large, DRAWN_TOL)
+    assert c.ok and c.atol == 4e-12 == compare("logits", large, large, CHECKPOINT_TOL).atol, c.message()
+    assert compare("h0.attn_heads", np.zeros((1, 2, 3)), np.zeros((1, 2, 3)), DRAWN_TOL).atol == 1e-12
