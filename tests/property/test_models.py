@@ -3,7 +3,6 @@ conformance suite's differential test), on random configs."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from hypothesis import given
 from hypothesis import strategies as st

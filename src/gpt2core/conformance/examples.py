@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 from contextlib import contextmanager
-from pathlib import Path
 
 from ..verification.model_dir import read_model_dir
 from ..verification.tolerances import CHECKPOINT_TOL, DRAWN_TOL
