@@ -51,12 +51,17 @@ class Weights:
     sharp: bool
 
 
-def weights(sharp: bool = True):
-    """Weights for a drawn model: GPT-2's initialisation or a larger std, or (unless sharp=False) the stress
-    model's: GPT-2's initialisation sharpened, as gpt2core.verification.stress builds it. (Sharpened on top of
-    a std of 0.5, scores reached 1e5 and float64's rounding alone moved attention by 1.4e-12.)"""
+def weights(dtype: str):
+    """Weights for a drawn model in `dtype`. float64: GPT-2's initialisation, a std of 0.2 or 0.5 with random
+    biases and LayerNorm, or the stress model's (GPT-2's initialisation sharpened, as
+    gpt2core.verification.stress builds it; sharpened on top of a std of 0.5, scores reached 1e5 and float64's
+    rounding alone moved attention by 1.4e-12). float32: GPT-2's initialisation or a std of 0.2. A std of 0.5
+    makes attention as sharp as the stress model's (at n_embd 64, float32's rounding of the scores moved
+    h1.attn_probs by 2.5e-5, margin 1.26), and the stress model is compared in float64 for that reason."""
+    if dtype != "float64":
+        return st.builds(Weights, SEEDS, st.sampled_from([0.02, 0.2]), st.just(False))
     plain = st.builds(Weights, SEEDS, INIT_STDS, st.just(False))
-    return st.one_of(plain, st.builds(Weights, SEEDS, st.just(0.02), st.just(True))) if sharp else plain
+    return st.one_of(plain, st.builds(Weights, SEEDS, st.just(0.02), st.just(True)))
 
 
 @dataclass(frozen=True)

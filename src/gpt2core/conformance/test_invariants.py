@@ -23,7 +23,7 @@ def drawn_model(session, data, dtype):
     if not session.target.runs_new_inputs:
         skip_for("new inputs (a dump directory holds the runs of one reference set)")
     cfg = data.draw(drawn_configs(dtype), label="config")
-    return cfg, data.draw(weights(sharp=dtype == "float64"), label="weights")  # see test_differential
+    return cfg, data.draw(weights(dtype), label="weights")
 
 
 @pytest.mark.invariants
