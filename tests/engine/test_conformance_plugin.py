@@ -154,6 +154,7 @@ def test_a_python_engine_outside_the_repository_passes_and_its_broken_copy_fails
     (["--gpt2core-subject=no_such_module:f"], "cannot import no_such_module"),
     (["--gpt2core-subject-cmd", "./engine {references} {dumps}"], "needs --gpt2core-map MAP"),
     (["--gpt2core-dumps", "dumps", "--gpt2core-map", "/nonexistent/map.json"], "map"),
+    (["--gpt2core-subject=mini_gpt2.adapter:make_subject", "--gpt2core-timeout", "soon"], "--gpt2core-timeout 'soon'"),
 ])  # fmt: skip
 def test_a_bad_option_is_one_usage_error(tmp_path, args, message):
     project = write_package(tmp_path / "p")

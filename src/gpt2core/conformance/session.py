@@ -52,9 +52,14 @@ class ConformanceSession:
         if self._target is None:
             on_command_line = any(self.config.getoption(f"--gpt2core-{n}") for n in ENGINE_OPTIONS)
             get = (lambda n: self.config.getoption(f"--gpt2core-{n}")) if on_command_line else self.option
+            timeout = self.option("timeout") or "600"
+            try:
+                seconds = float(timeout)
+            except ValueError:
+                raise UsageProblem(f"--gpt2core-timeout {timeout!r}: expected seconds, e.g. 600") from None
             try:
                 self._target = resolve(get("subject"), get("subject-cmd"), get("dumps"), get("map"), get("references"),
-                                       self.option("dtype"), float(self.option("timeout") or 600))  # fmt: skip
+                                       self.option("dtype"), seconds)  # fmt: skip
             except GPT2CoreError as e:  # SubjectError, DumpError (a map that is missing or malformed)
                 raise UsageProblem(str(e)) from None
         return self._target
