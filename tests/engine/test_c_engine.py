@@ -130,30 +130,15 @@ def test_a_command_past_its_timeout_is_stopped(tiny64, capsys):
     assert rc == 2 and "ran past --timeout 1 s and was stopped" in err
 
 
-class Outcome:
-    """The reports of a pytest session run inside this process."""
-
-    def __init__(self):
-        self.passed, self.failed, self.errors = [], [], []
-
-    def pytest_runtest_logreport(self, report):
-        if report.when == "call" and report.passed:
-            self.passed.append(report)
-        elif report.failed:
-            (self.failed if report.when == "call" else self.errors).append(report)
-
-
 def differential_tests(binary: Path, map_file: Path, profile: str, *args: str):
     """The conformance suite's differential property tests (pytest --pyargs gpt2core.conformance -m property)
     on the C engine through --gpt2core-subject-cmd, run inside this process; (exit status, Outcome)."""
+    from support.inprocess import run_pytest
     from support.models import CACHE
 
-    outcome = Outcome()
-    ret = pytest.main(["--pyargs", "gpt2core.conformance", "-m", "property", "-q", "-p", "no:cacheprovider",
+    return run_pytest(["--pyargs", "gpt2core.conformance", "-m", "property", "-q", "-p", "no:cacheprovider",
                        "--gpt2core-subject-cmd", f"{binary} {{model}} {{references}} {{dumps}}", "--gpt2core-map",
-                       str(map_file), "--gpt2core-cache", str(CACHE), "--hypothesis-profile", profile, *args],
-                      plugins=[outcome])  # fmt: skip
-    return ret, outcome
+                       str(map_file), "--gpt2core-cache", str(CACHE), "--hypothesis-profile", profile, *args])  # fmt: skip
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

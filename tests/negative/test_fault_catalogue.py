@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.inprocess import run_pytest
 from support.models import CACHE
 from support.references import reference_set
 
@@ -113,17 +114,6 @@ def test_float64_detects_a_1e_10_relative_weight_perturbation(stress):
 PROPERTY_CASES = [(name, m) for name, f in FAULTS.items() for m in f.property_modules]
 
 
-class Outcome:
-    """The reports of a pytest session run inside this process."""
-
-    def __init__(self):
-        self.failed, self.errors = [], []
-
-    def pytest_runtest_logreport(self, report):
-        if report.failed:
-            (self.failed if report.when == "call" else self.errors).append(report)
-
-
 @pytest.mark.parametrize(("name", "module"), PROPERTY_CASES, ids=[f"{n}-{m}" for n, m in PROPERTY_CASES])
 def test_property_suite_alone_fails_on_fault(name, module, monkeypatch):
     """The property module, run by itself with the fault injected, fails on an assertion.
@@ -139,13 +129,11 @@ def test_property_suite_alone_fails_on_fault(name, module, monkeypatch):
     # model-level modules write a model per example: 20 of them; no shrinking (tests/conftest.py)
     profile = "faults-ops" if module == "test_ops.py" else "faults"
     previous = settings.get_current_profile_name()
-    for imported in [m for m in sys.modules if m == module[:-3] or m.startswith("gpt2core.conformance.test_")]:
-        monkeypatch.delitem(sys.modules, imported)
-    outcome = Outcome()
+    monkeypatch.delitem(sys.modules, module[:-3], raising=False)
     settings.load_profile(profile)
     try:
         with inject(name):
-            ret = pytest.main([str(TESTS / "property" / module), "-x", "-q", "-p", "no:cacheprovider"], plugins=[outcome])
+            ret, outcome = run_pytest([str(TESTS / "property" / module), "-x", "-q", "-p", "no:cacheprovider"])
     finally:
         settings.load_profile(previous)
     reports = "\n".join(r.longreprtext for r in outcome.failed + outcome.errors)

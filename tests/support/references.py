@@ -40,8 +40,8 @@ def reference_set(model_dir: Path, dtype, tmp_path_factory, cases=None):
             cases = default_cases(md.config, md.tokenizer)
             _default_sets[key] = reference_set(model_dir, dtype, tmp_path_factory, cases)
         return _default_sets[key]
-    key = (model_dir, np.dtype(dtype).name, tuple(c.name for c in cases), content_key(model_dir, dtype, cases))
-    if key not in _sets:
+    key = (model_dir, np.dtype(dtype).name, content_key(model_dir, dtype, cases))
+    if key not in _sets:  # content_key once more inside cached_references: only on the first use of a set
         _sets[key] = cached_references(CACHE, model_dir, dtype, cases, lambda: tmp_path_factory.mktemp("references"))
     return _sets[key]
 

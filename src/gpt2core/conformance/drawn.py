@@ -3,7 +3,6 @@ reference set of drawn inputs captured from transformers' own forward pass on it
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from ..verification.cases import Case
@@ -50,8 +49,6 @@ def write_example(work: Path, cfg: dict, weights: Weights, cases: list[Case], dt
     return load_references(work / "references", model_dir)
 
 
-def keep(work: Path, where: Path) -> Path:
-    """Move an example's directory to `where` (kept for the reproduction command a failure prints)."""
-    where.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(work), str(where))
-    return where
+def keep(work: Path) -> Path:
+    """Rename a failed example's directory to failed-<name> beside it (kept for the command a failure prints)."""
+    return work.rename(work.parent / f"failed-{work.name}")

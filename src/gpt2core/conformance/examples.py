@@ -62,6 +62,6 @@ def differential(session, cfg, weights, inputs, dtype) -> None:
         if not ran:
             skip_for(f"the drawn inputs: {why}")
         if failures:
-            kept = keep(work, work.parent / f"failed-{work.name}")
+            kept = keep(work)
             raise AssertionError("\n".join(failures) + "\nreproduce outside pytest:\n  "
                                  + target.reproduce(kept / "model", kept / "references"))  # fmt: skip

@@ -10,7 +10,7 @@ from ..verification.compare import compare
 from ..verification.model_dir import read_model_dir
 from ..verification.subject import kind_of
 from ..verification.tolerances import DRAWN_TOL
-from .drawn import write_example
+from .drawn import keep, write_example
 from .plugin import skip_for
 
 
@@ -53,18 +53,6 @@ def masked_as_min(name: str, scores: np.ndarray, case) -> np.ndarray:
     return np.where(allowed, scores, np.finfo(scores.dtype).min).astype(scores.dtype)
 
 
-def positions(name: str, array: np.ndarray, queries: slice, keys: slice) -> np.ndarray:
-    """The part of checkpoint `name` at query positions `queries` and key positions `keys`."""
-    kind = kind_of(name)
-    if kind == "q":
-        return array[:, :, queries]
-    if kind in ("k", "v"):
-        return array[:, :, keys]
-    if kind in ("attn_scores", "attn_probs"):
-        return array[:, :, queries][:, :, :, keys]
-    return array[:, queries]
-
-
 def assert_agree(pairs, what: str, run: Run) -> None:
     """pairs: (label, got, expected); every one within DRAWN_TOL, else one message with all that fail."""
     bad = []
@@ -78,7 +66,5 @@ def assert_agree(pairs, what: str, run: Run) -> None:
 
 def fail(run: Run, message: str):
     """Keep the example's model and inputs and raise an AssertionError naming where they are."""
-    kept = run.work.parent / f"failed-{run.work.name}"
-    run.work.rename(kept)
-    run.work = kept
+    run.work = kept = keep(run.work)
     raise AssertionError(f"{message}\nthe model and its inputs are kept in {kept}")

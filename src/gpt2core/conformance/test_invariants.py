@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from ..verification.cases import Case
 from ..verification.reference_set import CapturedCase
 from ..verification.tolerances import DRAWN_TOL
-from ..verification.verify import compare_cached
+from ..verification.verify import compare_cached, positions
 from .examples import example_dir
-from .invariants import Run, assert_agree, fail, positions
+from .invariants import Run, assert_agree, fail
 from .plugin import skip_for
 from .strategies import drawn_configs, token_ids, weights
 

@@ -91,16 +91,22 @@ def compare_case(subject, case, mode: str, names, tol: dict = CHECKPOINT_TOL) ->
     raise ValueError(f"mode must be 'chained' or 'isolated', got {mode!r}")
 
 
+def positions(name: str, array: np.ndarray, queries: slice, keys: slice) -> np.ndarray:
+    """The part of checkpoint `name` at query positions `queries` and key positions `keys`."""
+    kind = kind_of(name)
+    if kind == "q":
+        return array[:, :, queries]
+    if kind in ("k", "v"):
+        return array[:, :, keys]
+    if kind in ("attn_scores", "attn_probs"):
+        return array[:, :, queries][:, :, :, keys]
+    return array[:, queries]
+
+
 def reference_slice(name: str, ref: np.ndarray, b: int, t: int, key_tokens: np.ndarray) -> np.ndarray:
     """The part of a full-pass reference that one decoding step at position t of row b must reproduce."""
-    kind = kind_of(name)
-    if kind in ("k", "v"):
-        return ref[b : b + 1, :, : t + 1][:, :, key_tokens]
-    if kind == "q":
-        return ref[b : b + 1, :, t : t + 1]
-    if kind in ("attn_scores", "attn_probs"):
-        return ref[b : b + 1, :, t : t + 1, : t + 1]
-    return ref[b : b + 1, t : t + 1]
+    part = positions(name, ref[b : b + 1], slice(t, t + 1), slice(0, t + 1))
+    return part[:, :, key_tokens] if kind_of(name) in ("k", "v") else part
 
 
 class Unrelated:

@@ -1,0 +1,25 @@
+"""Running a pytest session inside this process (pytest.main): torch and transformers are imported once, not
+once per run as a fresh interpreter would."""
+
+from __future__ import annotations
+
+import pytest
+
+
+class Outcome:
+    """The reports of a pytest session run inside this process."""
+
+    def __init__(self):
+        self.passed, self.failed, self.errors = [], [], []
+
+    def pytest_runtest_logreport(self, report):
+        if report.when == "call" and report.passed:
+            self.passed.append(report)
+        elif report.failed:
+            (self.failed if report.when == "call" else self.errors).append(report)
+
+
+def run_pytest(args: list[str]) -> tuple[int, Outcome]:
+    """pytest.main(args) in this process: its exit status and its reports."""
+    outcome = Outcome()
+    return pytest.main(args, plugins=[outcome]), outcome
