@@ -62,6 +62,10 @@ def format_run(run: dict) -> str:
                      f"{'PASS' if g['ok'] else 'FAIL'} ({g['message']})")  # fmt: skip
     if run["not_provided"]:
         lines.append(f"not provided by the subject ({len(run['not_provided'])}): {', '.join(run['not_provided'])}")
+    for note in run.get("notes", []):
+        lines.append(f"note: {note}")
+    if run.get("entries_excluded"):
+        lines.append(f"entries compared: {run['entries_compared']:,}; at padding positions, not compared: {run['entries_excluded']:,}")
     for case, why in run["cases_not_run"].items():
         lines.append(f"case {case}: NOT RUN ({why})")
     lines.append(coverage(run))

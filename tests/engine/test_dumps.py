@@ -88,7 +88,7 @@ def test_an_engine_in_its_own_layout_passes(dumped, capsys):
     (run,) = report["runs"]
     assert run["verdict"] == "PASS" and run["subject"] == "rearranged numpy"
     assert run["checkpoints_provided"] == run["checkpoints_total"] == 2 * 14 + 3
-    assert run["cases_not_run"] == {"padded_batch": "3 rows, and the engine runs one row at a time"}
+    assert run["cases_not_run"] == {"padded_batch": "3 rows, and the map says the engine runs one row at a time (runs.batch false)"}
     assert run["cases_run"] == ["one_token", "hello", "sentence", "random_tokens"]
     assert run["modes"]["isolated"]["ran"] is False
     from junitparser import JUnitXml

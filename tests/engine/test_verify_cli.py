@@ -28,7 +28,7 @@ def test_references_command_writes_npy_and_manifest(tiny_dir, tmp_path, capsys):
     assert refs.case("batch").attention_mask.tolist()[0][0] == 0  # "Hello." is left-padded in the batch
     assert refs.dtype == np.float64
     names = checkpoint_names(2)
-    inputs = ["attention_mask", "input_ids", "position_ids"]
+    inputs = ["attention_mask", "input_ids", "position_ids", "lengths"]
     assert sorted(p.stem for p in (out / "prompt1").glob("*.npy")) == sorted(names + inputs)
     sampled = [f"sample.{kind}@step={i}" for i in range(4) for kind in ("scores", "logits")]
     assert sorted(p.stem for p in (out / "prompt0").glob("*.npy")) == sorted(names + inputs + sampled)
@@ -38,6 +38,9 @@ def test_references_command_writes_npy_and_manifest(tiny_dir, tmp_path, capsys):
         array = np.load(out / "batch" / f"{name}.npy", allow_pickle=False)
         assert array.dtype == np.dtype("<i8") and np.array_equal(array, expected), name
     assert np.load(out / "prompt0" / "attention_mask.npy").tolist() == [[1, 1]]  # no padding: all ones
+    lengths = np.load(out / "batch" / "lengths.npy", allow_pickle=False)  # tokens per row, for right-padded engines
+    assert lengths.dtype == np.dtype("<i8") and lengths.tolist() == batch.attention_mask.sum(axis=1).tolist()
+    assert lengths[0] < lengths[1]  # "Hello." is the shorter row
     manifest = json.loads((out / MANIFEST).read_text())
     assert manifest["command"].startswith("gpt2core references --model")
     with pytest.raises(SystemExit) as refused:  # never overwrites a set

@@ -3,7 +3,9 @@
 `compare` never broadcasts and never passes on a fallback: a wrong shape, a wrong dtype, a non-finite
 value or a masked attention score that is not exactly the mask value is a failure of its own. Entries the
 reference holds at the dtype's most negative value (masked attention scores) must match exactly and are
-left out of the value scale, so 3.4e38 never becomes the tolerance's scale.
+left out of the value scale, so 3.4e38 never becomes the tolerance's scale. Entries the model does not
+define (`defined` False: padding positions, see gpt2core.verification.batch_layout) are not compared at
+all, whatever they hold; the comparison counts the entries it compared.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ class Comparison:
     got_value: float = float("nan")
     ref_value: float = float("nan")
     problem: str | None = None  # a failure other than a value difference (shape, dtype, non-finite, mask)
+    compared: int = 0  # entries compared (the defined ones)
+    excluded: int = 0  # entries at positions the model does not define (padding), not compared
 
     @property
     def ok(self) -> bool:
@@ -60,7 +64,7 @@ class Comparison:
             "name": self.name, "ok": self.ok, "shape": self.shape, "dtype": self.dtype,
             "max_abs": self.max_abs, "max_rel": self.max_rel, "tolerance": self.atol,
             "margin": self.margin if np.isfinite(self.margin) else None, "layer": self.layer,
-            "worst": self.worst, "problem": self.problem,
+            "worst": self.worst, "problem": self.problem, "compared": self.compared, "excluded": self.excluded,
         }  # fmt: skip
 
 
@@ -74,8 +78,11 @@ def _index(mask: np.ndarray, axes) -> dict:
     return dict(zip(axes, (int(i) for i in np.argwhere(mask)[0])))
 
 
-def compare(name: str, got, ref: np.ndarray, tol: dict) -> Comparison:
+def compare(name: str, got, ref: np.ndarray, tol: dict, defined: np.ndarray | None = None) -> Comparison:
     """Compare `got` with `ref`: |got - ref| <= tol[dtype] * max|ref| over the unmasked entries.
+
+    `defined` (bool, the reference's shape; None: every entry) selects the entries the model defines; the
+    others are neither compared nor checked for finiteness nor part of the scale.
 
     The tolerance is relative to the reference's largest magnitude (1 when the reference is all zeros):
     no floor of 1, so a checkpoint whose values are all small (attention output of random weights,
@@ -91,31 +98,37 @@ def compare(name: str, got, ref: np.ndarray, tol: dict) -> Comparison:
         return _problem(name, got, f"dtype {got.dtype} != reference dtype {ref.dtype}")
     if ref.dtype not in tol:
         return _problem(name, got, f"no tolerance for dtype {ref.dtype}")
+    if defined is None:
+        defined = np.ones(ref.shape, bool)
+    elif defined.shape != ref.shape or defined.dtype != bool:
+        raise ValueError(f"{name}: the defined entries are {defined.dtype} {list(defined.shape)}, not bool {list(ref.shape)}")
     axes = axes_of(name)
     if len(axes) != ref.ndim:
         axes = tuple(f"axis{i}" for i in range(ref.ndim))
-    if not np.isfinite(ref).all():
-        return _problem(name, got, f"the reference has non-finite values, first at {_index(~np.isfinite(ref), axes)}")
-    masked = ref == np.finfo(ref.dtype).min
+    if not np.all(np.isfinite(ref), where=defined):
+        return _problem(name, got, f"the reference has non-finite values, first at {_index(defined & ~np.isfinite(ref), axes)}")
+    masked = (ref == np.finfo(ref.dtype).min) & defined
     if (got[masked] != ref[masked]).any():
         at = _index(masked & (got != ref), axes)
         return _problem(name, got, f"a masked entry is not the mask value {float(np.finfo(ref.dtype).min)!r} at {at}")
-    if not np.isfinite(got).all():
-        return _problem(name, got, f"non-finite value at {_index(~np.isfinite(got), axes)}")
+    if not np.all(np.isfinite(got), where=defined):
+        return _problem(name, got, f"non-finite value at {_index(defined & ~np.isfinite(got), axes)}")
     # one float64 temporary the size of the checkpoint, not five (the logits of a 128-token case of the 355M
     # shape are 51 MB in float64): the subtraction casts as it goes, abs and the masking work in place
-    diff = np.subtract(got, ref, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):  # whatever padding positions hold is never read
+        diff = np.subtract(got, ref, dtype=np.float64)
     np.abs(diff, out=diff)
-    diff[masked] = 0.0
-    ref_max = float(np.max(np.abs(ref), where=~masked, initial=0.0))
+    diff[masked | ~defined] = 0.0
+    ref_max = float(np.max(np.abs(ref), where=defined & ~masked, initial=0.0))
     scale = max(ref_max, getattr(tol, "floor", 0.0))  # a FlooredTolerance holds small checkpoints to an absolute one
     atol = tol[ref.dtype] * (scale if scale > 0 else 1.0)
-    if not ref.size:
-        return Comparison(name, list(ref.shape), str(ref.dtype), 0.0, 0.0, atol, {})
+    counts = {"compared": int(defined.sum()), "excluded": int(defined.size - defined.sum())}
+    if not counts["compared"]:
+        return Comparison(name, list(ref.shape), str(ref.dtype), 0.0, 0.0, atol, {}, **counts)
     flat = int(np.argmax(diff))
     idx = np.unravel_index(flat, diff.shape)
     max_abs = float(diff[idx])
     return Comparison(
         name, list(ref.shape), str(ref.dtype), max_abs, max_abs / ref_max if ref_max else max_abs, atol,
-        dict(zip(axes, (int(i) for i in idx))), float(got[idx]), float(ref[idx]),
+        dict(zip(axes, (int(i) for i in idx))), float(got[idx]), float(ref[idx]), **counts,
     )  # fmt: skip

@@ -1,55 +1,81 @@
 """Engines in any language: checkpoint dumps (.npy files) read through a declared map, as a subject.
 
 An engine runs the cases of a reference set (each case's `input_ids.npy`, `attention_mask.npy` and
-`position_ids.npy`, int64 [B, T]) and writes its checkpoints as .npy files in its own layout. A map (JSON)
-declares that layout, so the engine never rewrites its tensors into gpt2core's:
+`position_ids.npy`, int64 [B, T] left-padded, and `lengths.npy`, int64 [B], the tokens of each row) and
+writes its checkpoints as .npy files in its own layout. A map (JSON) declares that layout, so the engine
+never rewrites its tensors into gpt2core's:
 
 {
-  "format": "gpt2core-map/1",
+  "format": "gpt2core-map/2",            (gpt2core-map/1 files are read the same way)
   "engine": "my-engine",                 the name reports give it
   "dtype": "float32",                    what it computes in: float32 or float64 (compared with references
                                          of that dtype), float16 or bfloat16 (its dumps upcast to float32
                                          and compared with float32 references at LOW_PRECISION_TOL)
+  "batch_layout": "right-padded",        how it lays out a batch: "left-padded" (gpt2core's cases, the
+                                         default), "right-padded" or "packed" (every row's tokens on one
+                                         axis, no batch axis); see gpt2core.verification.batch_layout
   "runs": {"batch": false, "padding": false},
-                                         cases it cannot run (several rows; left padding) are "not run"
+                                         cases it cannot run (several rows; rows of different lengths)
+                                         are "not run"
   "single_row_without_batch": true,      a case of one row is written without the layout's b axis
   "masked_scores": "-inf",               how masked attention scores are written: "min" (the dtype's
-                                         minimum, as transformers), "-inf", or "not computed" (ignored)
+                                         minimum, as transformers), "-inf", "not computed" (ignored), or
+                                         {"at_or_below": -1e9} (any value at or below it is masked)
   "checkpoints": {                       only what the engine provides; the rest is "not provided"
     "embeddings": {"file": "{case}/embeddings.npy", "layout": "t c"},
     "h{i}.q": {"file": "{case}/h{i}.qkv.npy", "layout": "t (three h d)", "select": {"three": 0}},
+    "h{i}.ln_1": {"file": "{case}/ln_1.npy", "layout": "l b t c"},
+    "h{i}.attn_scores": {"file": "{case}/kq-{i}.npy", "layout": "h t s", "unscaled": true, "key_window": true},
     "logits": {"file": "{case}/logits.npy", "layout": "t v", "vocab_padded": true}
   }
 }
 
-`file` is a path under the dump directory with `{case}` and `{i}` (the layer) filled in (default
-"{case}/{name}.npy"); `layout` is an einops pattern of the dump's axes (default: gpt2core's own), with
-b batch, t position (queries), s key position, h head, d head size, c channel (C, or 4C in the MLP),
-v vocabulary, and any name of the map's own for a fused axis taken apart with `select` (q, k and v from
-one [T, 3C] tensor: "t (three h d)" with three = 0, 1, 2). A layout without b is allowed for cases of
-one row. `vocab_padded`: the last axis is at least the vocabulary and sliced to it. Dumps are never
-unpickled; a missing, unreadable, truncated, object-typed or wrongly shaped file is a DumpError naming
-the file and what was expected.
+Per checkpoint:
+  file          a path under the dump directory with {case} and {i} filled in (default "{case}/{name}.npy");
+                {i} is the layer number plus `layer_offset`
+  layout        an einops pattern of the dump's axes (default: gpt2core's own): b batch, t position
+                (queries), s key position, h head, d head size, c channel (C, or 4C in the MLP), v vocabulary,
+                l layer (a stacked file of every provided layer, with no {i} in its name: the k-th provided
+                layer at index k + layer_offset), and any name of the map's own for a fused axis taken apart
+                with `select` (q, k and v from one [T, 3C] tensor: "t (three h d)" with three = 0, 1, 2). A
+                layout without b is allowed for cases of one row, and is the rule for a packed batch.
+  select        {axis: index} for the map's own axes
+  vocab_padded  logits only: the last axis is at least the vocabulary and sliced to it
+  key_window    k, v, attn_scores, attn_probs: the key axis s may be longer than the case (a KV-cache
+                window); the case's keys are taken from where its queries are, the rest ignored
+  unscaled      attn_scores only: written as q.k before the 1/sqrt(d) scale; gpt2core scales them
+  layers        which layers the engine dumps: a list, or {"start": 0, "step": 2}; the rest are "not provided"
+  layer_offset  added to the layer number for {i} and to the index on the l axis (default 0)
+Every key is checked: an unknown one is an error naming the closest known key (keys starting with "_"
+are comments). Dumps are never unpickled; a missing, unreadable, truncated, object-typed or wrongly shaped
+file is a DumpError naming the file and what was expected.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
+from .batch_layout import to_left_padded, token_mask
 from .errors import DumpError
-from .subject import LAYER_CHECKPOINTS, MODEL_CHECKPOINTS, kind_of
+from .subject import BATCH_LAYOUTS, LAYER_CHECKPOINTS, MODEL_CHECKPOINTS, kind_of, masked_scores_problem
 
-FORMAT = "gpt2core-map/1"
+FORMAT = "gpt2core-map/2"
+FORMATS = ("gpt2core-map/1", FORMAT)  # /1 maps are read unchanged: /2 only adds keys
 DTYPES = ("float32", "float64", "float16", "bfloat16")
-MASKED_SCORES = ("min", "-inf", "not computed")
 LETTERS = {"batch": "b", "head": "h", "position": "t", "query": "t", "key": "s", "dim": "d", "channel": "c",
            "token": "v"}  # fmt: skip
-SPEC_KEYS = {"file", "layout", "select", "vocab_padded"}
+TOP_KEYS = ("format", "engine", "dtype", "batch_layout", "runs", "single_row_without_batch", "masked_scores", "checkpoints")
+RUNS_KEYS = ("batch", "padding")
+SPEC_KEYS = ("file", "layout", "select", "vocab_padded", "key_window", "unscaled", "layers", "layer_offset")
+LAYERS_KEYS = ("start", "step")
+KEY_KINDS = ("k", "v", "attn_scores", "attn_probs")  # the checkpoints with a key axis
 
 
 def canonical_layout(kind: str) -> str:
@@ -72,27 +98,49 @@ def target_layout(kind: str, layout: str) -> str:
     return target
 
 
+def check_keys(obj: dict, known: tuple[str, ...], where: str) -> None:
+    """Refuse a key of `obj` that is not in `known` (keys starting with '_' are comments), naming the closest."""
+    for key in obj:
+        if key in known or (isinstance(key, str) and key.startswith("_")):
+            continue
+        close = difflib.get_close_matches(str(key), known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise DumpError(f"{where}: unknown key {key!r}{hint} (known: {', '.join(known)})")
+
+
+def is_int(value) -> bool:
+    return type(value) is int
+
+
 class DumpMap:
     """A parsed, checked map file (see the module docstring)."""
 
     def __init__(self, data, source: str = "map"):
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
+        if not isinstance(data, dict) or data.get("format") not in FORMATS:
             found = data.get("format") if isinstance(data, dict) else type(data).__name__
             raise DumpError(f"{source}: format {found!r}, expected {FORMAT!r}")
+        check_keys(data, TOP_KEYS, source)
         self.engine = str(data.get("engine", "engine"))
         self.dtype = data.get("dtype", "float32")
         if self.dtype not in DTYPES:
             raise DumpError(f"{source}: dtype {self.dtype!r}; expected one of {', '.join(DTYPES)}")
+        self.batch_layout = data.get("batch_layout", "left-padded")
+        if self.batch_layout not in BATCH_LAYOUTS:
+            raise DumpError(f"{source}: batch_layout {self.batch_layout!r}; expected one of {', '.join(BATCH_LAYOUTS)}")
         runs = data.get("runs", {})
-        if not isinstance(runs, dict) or set(runs) - {"batch", "padding"} or not all(isinstance(v, bool) for v in runs.values()):
+        if not isinstance(runs, dict):
+            raise DumpError(f"{source}: runs must be an object of booleans 'batch' and 'padding', got {runs!r}")
+        check_keys(runs, RUNS_KEYS, f"{source}: runs")
+        if not all(isinstance(v, bool) for v in runs.values()):
             raise DumpError(f"{source}: runs must be an object of booleans 'batch' and 'padding', got {runs!r}")
         self.runs_batch, self.runs_padding = runs.get("batch", True), runs.get("padding", True)
         self.single_row_without_batch = data.get("single_row_without_batch", False)
         if type(self.single_row_without_batch) is not bool:
             raise DumpError(f"{source}: single_row_without_batch must be true or false")
         self.masked_scores = data.get("masked_scores", "min")
-        if self.masked_scores not in MASKED_SCORES:
-            raise DumpError(f"{source}: masked_scores {self.masked_scores!r}; expected one of {', '.join(MASKED_SCORES)}")
+        problem = masked_scores_problem(self.masked_scores)
+        if problem is not None:
+            raise DumpError(f"{source}: {problem}")
         specs = data.get("checkpoints")
         if not isinstance(specs, dict) or "logits" not in specs:
             raise DumpError(f"{source}: 'checkpoints' must be an object that provides at least 'logits'")
@@ -101,35 +149,66 @@ class DumpMap:
             kind = kind_of(name)
             templated = name.startswith("h{i}.") and kind in LAYER_CHECKPOINTS
             if not (templated or name in MODEL_CHECKPOINTS):
-                raise DumpError(f"{source}: unknown checkpoint {name!r}; per-layer ones are written 'h{{i}}.<kind>' "
-                                f"with kind one of {', '.join(LAYER_CHECKPOINTS)}, the others {', '.join(MODEL_CHECKPOINTS)}")  # fmt: skip
+                known = [f"h{{i}}.{k}" for k in LAYER_CHECKPOINTS] + list(MODEL_CHECKPOINTS)
+                close = difflib.get_close_matches(name, known, n=1)
+                raise DumpError(f"{source}: unknown checkpoint {name!r}{f'; did you mean {close[0]!r}?' if close else ''} "
+                                f"(per-layer ones are written 'h{{i}}.<kind>' with kind one of {', '.join(LAYER_CHECKPOINTS)}, "
+                                f"the others {', '.join(MODEL_CHECKPOINTS)})")  # fmt: skip
             spec = {} if spec is None else spec
-            if not isinstance(spec, dict) or set(spec) - SPEC_KEYS:
-                raise DumpError(f"{source}: checkpoint {name!r}: expected an object with keys among {sorted(SPEC_KEYS)}, got {spec!r}")
+            if not isinstance(spec, dict):
+                raise DumpError(f"{source}: checkpoint {name!r}: expected an object with keys among {list(SPEC_KEYS)}, got {spec!r}")
+            check_keys(spec, SPEC_KEYS, f"{source}: checkpoint {name!r}")
             self.specs[name] = self._checked(name, kind, spec, source)
 
-    @staticmethod
-    def _checked(name, kind, spec, source) -> dict:
-        file = spec.get("file", "{case}/" + name + ".npy")
-        if not isinstance(file, str) or ".." in Path(file).parts or Path(file).is_absolute() or "{case}" not in file:
-            raise DumpError(f"{source}: checkpoint {name!r}: file {file!r} must be a relative path holding {{case}}")
-        if name.startswith("h{i}.") and "{i}" not in file:
-            raise DumpError(f"{source}: checkpoint {name!r}: file {file!r} must hold {{i}}, the layer")
+    def _checked(self, name, kind, spec, source) -> dict:
+        where = f"{source}: checkpoint {name!r}"
         layout = spec.get("layout", canonical_layout(kind))
         select = spec.get("select", {})
-        if not isinstance(layout, str) or not isinstance(select, dict) or not all(type(v) is int for v in select.values()):
-            raise DumpError(f"{source}: checkpoint {name!r}: layout must be an einops pattern and select an object of integers")
-        wanted = set(target_layout(kind, layout).split())
+        if not isinstance(layout, str) or not isinstance(select, dict) or not all(is_int(v) for v in select.values()):
+            raise DumpError(f"{where}: layout must be an einops pattern and select an object of integers")
         have = set(letters_of(layout))
-        extra = have - wanted - set(select)
+        stacked = "l" in have
+        per_layer = name.startswith("h{i}.")
+        file = spec.get("file", "{case}/" + name + ".npy")
+        if not isinstance(file, str) or ".." in Path(file).parts or Path(file).is_absolute() or "{case}" not in file:
+            raise DumpError(f"{where}: file {file!r} must be a relative path holding {{case}}")
+        if stacked and not per_layer:
+            raise DumpError(f"{where}: layout {layout!r} has a layer axis l, but {name} is not a per-layer checkpoint")
+        if per_layer and stacked == ("{i}" in file):
+            raise DumpError(f"{where}: file {file!r} must hold {{i}} (one file per layer) or the layout a layer axis l "
+                            "(one file of every layer), not both")  # fmt: skip
+        if "l" in select:
+            raise DumpError(f"{where}: the layer axis l is chosen by the layer, not by select")
+        wanted = set(target_layout(kind, layout).split())
+        extra = have - wanted - set(select) - {"l"}
         if wanted - have - {"b"} or extra:
-            raise DumpError(f"{source}: checkpoint {name!r}: layout {layout!r} must name the axes "
-                            f"{target_layout(kind, layout)!r} (b may be left out) and select each other axis; "
-                            f"missing {sorted(wanted - have - {'b'})}, not selected {sorted(extra)}")  # fmt: skip
-        padded = spec.get("vocab_padded", False)
-        if type(padded) is not bool or (padded and kind != "logits"):
-            raise DumpError(f"{source}: checkpoint {name!r}: vocab_padded is a boolean, for logits only")
-        return {"file": file, "layout": layout, "select": select, "vocab_padded": padded}
+            raise DumpError(f"{where}: layout {layout!r} must name the axes {target_layout(kind, layout)!r} (b may be "
+                            f"left out) and select each other axis; missing {sorted(wanted - have - {'b'})}, "
+                            f"not selected {sorted(extra)}")  # fmt: skip
+        if self.batch_layout == "packed" and "b" in have:
+            raise DumpError(f"{where}: layout {layout!r} has a batch axis b, but a packed batch has none (rows follow "
+                            "one another on the t axis)")  # fmt: skip
+        flags = {}
+        for flag, kinds in (("vocab_padded", ("logits",)), ("key_window", KEY_KINDS), ("unscaled", ("attn_scores",))):
+            flags[flag] = spec.get(flag, False)
+            if type(flags[flag]) is not bool or (flags[flag] and kind not in kinds):
+                raise DumpError(f"{where}: {flag} is a boolean, for {' and '.join(kinds)} only")
+        if flags["key_window"] and "s" not in have:
+            raise DumpError(f"{where}: key_window needs the key axis written s in the layout (got {layout!r})")
+        layers, offset = spec.get("layers"), spec.get("layer_offset", 0)
+        if (layers is not None or "layer_offset" in spec) and not per_layer:
+            raise DumpError(f"{where}: layers and layer_offset are for per-layer checkpoints (h{{i}}.<kind>)")
+        if not is_int(offset):
+            raise DumpError(f"{where}: layer_offset must be an integer, got {offset!r}")
+        if isinstance(layers, dict):
+            check_keys(layers, LAYERS_KEYS, f"{where}: layers")
+            start, step = layers.get("start", 0), layers.get("step", 1)
+            if not (is_int(start) and is_int(step) and start >= 0 and step >= 1):
+                raise DumpError(f"{where}: layers {layers!r}: start must be an integer >= 0 and step >= 1")
+        elif layers is not None and not (isinstance(layers, list) and layers and all(is_int(i) and i >= 0 for i in layers)
+                                          and len(set(layers)) == len(layers)):  # fmt: skip
+            raise DumpError(f"{where}: layers must be a list of distinct layer numbers or {{'start': 0, 'step': 2}}, got {layers!r}")
+        return {"file": file, "layout": layout, "select": select, "layers": layers, "layer_offset": offset, **flags}
 
     @classmethod
     def from_file(cls, path) -> DumpMap:
@@ -142,12 +221,38 @@ class DumpMap:
             raise DumpError(f"{path}: not valid JSON ({e})") from None
         return cls(data, source=str(path))
 
+    def layers_of(self, template: str, n_layer: int) -> list[int]:
+        """The layers the map provides checkpoint `template` (h{i}.<kind>) for, in an n_layer model."""
+        layers = self.specs[template]["layers"]
+        if layers is None:
+            return list(range(n_layer))
+        if isinstance(layers, dict):
+            return list(range(layers.get("start", 0), n_layer, layers.get("step", 1)))
+        beyond = [i for i in layers if i >= n_layer]
+        if beyond:
+            raise DumpError(f"map: checkpoint {template!r} lists layers {beyond}, but the model has {n_layer}")
+        return sorted(layers)
+
     def provides(self, n_layer: int) -> list[str]:
         """The checkpoint names this map provides for an n_layer model."""
         out = []
         for name in self.specs:
-            out += [name.replace("{i}", str(i)) for i in range(n_layer)] if "{i}" in name else [name]
+            out += [name.replace("{i}", str(i)) for i in self.layers_of(name, n_layer)] if "{i}" in name else [name]
         return out
+
+    def notes(self) -> list[str]:
+        """What gpt2core does to this map's dumps before comparing them, one line each (for the report)."""
+        notes = []
+        if self.batch_layout != "left-padded":
+            notes.append(f"batch layout {self.batch_layout}: each row's tokens are taken from where the engine put them")
+        for name, spec in self.specs.items():
+            if "l" in letters_of(spec["layout"]):
+                notes.append(f"{name}: one file of every layer ({spec['file']}, layer axis l)")
+            if spec["key_window"]:
+                notes.append(f"{name}: a key window; the case's keys are compared, the rest of the window ignored")
+            if spec["unscaled"]:
+                notes.append(f"{name}: written unscaled (q.k); gpt2core multiplies them by 1/sqrt(head size) before comparing")
+        return notes
 
 
 def read_npy(path: Path) -> np.ndarray:
@@ -196,14 +301,15 @@ class DumpSubject:
         self.masked_scores = dump_map.masked_scores
         self.precision = dump_map.dtype
         self.provides = frozenset(dump_map.provides(config.n_layer))
+        self.notes = dump_map.notes()
 
     def can_run(self, case) -> str | None:
         """Why the engine cannot run the case (None: it can)."""
         B = case.input_ids.shape[0]
         if B > 1 and not self.map.runs_batch:
-            return f"{B} rows, and the engine runs one row at a time"
+            return f"{B} rows, and the map says the engine runs one row at a time (runs.batch false)"
         if case.attention_mask is not None and not case.attention_mask.all() and not self.map.runs_padding:
-            return "left padding, and the engine takes no attention mask"
+            return "rows of different lengths, and the map says the engine runs no padded batch (runs.padding false)"
         return None
 
     def checkpoints(self, case) -> Mapping[str, np.ndarray]:
@@ -212,42 +318,64 @@ class DumpSubject:
         return LazyCheckpoints(self, case)
 
     def checkpoint(self, case, name: str) -> np.ndarray:
-        """One checkpoint of the case, read from its dump and brought into gpt2core's layout and dtype."""
+        """One checkpoint of the case, read from its dump and brought into gpt2core's layout and dtype (the
+        case's left padding; NaN at padding positions where the engine lays its batch out otherwise)."""
         kind = kind_of(name)
         template = name if kind in MODEL_CHECKPOINTS else "h{i}." + kind
-        spec = self.map.specs[template]
-        layer = name.split(".")[0][1:] if kind in LAYER_CHECKPOINTS else ""
-        path = self.root / spec["file"].replace("{case}", case.name).replace("{i}", layer)
+        spec = dict(self.map.specs[template])
+        layer = int(name.split(".")[0][1:]) if kind in LAYER_CHECKPOINTS else None
+        index = None if layer is None else self.map.layers_of(template, self.config.n_layer).index(layer) + spec["layer_offset"]
+        file = spec["file"].replace("{case}", case.name)
+        if layer is not None:
+            file = file.replace("{i}", str(layer + spec["layer_offset"]))
+        path = self.root / file
         array = read_npy(path)
-        B, T = case.input_ids.shape
-        cfg = self.config
         expected_dtype = {"float16": "float16", "bfloat16": "float32"}.get(self.precision, self.precision)
         if array.dtype.name != expected_dtype:
             raise DumpError(f"dump file {path}: dtype {array.dtype.name}, the map declares {self.precision} "
                             f"(expected {expected_dtype} files)")  # fmt: skip
+        B = case.input_ids.shape[0]
         if B == 1 and self.map.single_row_without_batch and "b" in letters_of(spec["layout"]):
-            spec = dict(spec, layout=" ".join(re.sub(r"\bb\b", " ", spec["layout"]).split()))
-        return to_canonical(array, spec, kind, B, T, cfg, str(path)).astype(
-            np.float32 if self.precision in ("float16", "bfloat16") else array.dtype, copy=False
-        )
+            spec["layout"] = " ".join(re.sub(r"\bb\b", " ", spec["layout"]).split())
+        if "l" in letters_of(spec["layout"]):
+            spec["select"] = {"l": index, **spec["select"]}
+        out = to_canonical(array, spec, kind, case, self.map.batch_layout, self.config, str(path))
+        if spec["unscaled"]:
+            out = scaled_scores(out, self.config.head_dim, self.masked_scores)
+        return out.astype(np.float32 if self.precision in ("float16", "bfloat16") else array.dtype, copy=False)
 
 
-def to_canonical(array, spec: dict, kind: str, B: int, T: int, config, where: str) -> np.ndarray:
-    """A dumped array in the engine's layout -> gpt2core's layout for kind, with every size checked."""
+def scaled_scores(scores: np.ndarray, head_dim: int, masked_scores) -> np.ndarray:
+    """Unscaled attention scores (q.k) -> scaled by 1/sqrt(head_dim), the entries written as masked left as they
+    are (-inf, the dtype's minimum, or at or below the declared threshold)."""
+    threshold = masked_scores["at_or_below"] if isinstance(masked_scores, dict) else -np.inf
+    with np.errstate(invalid="ignore"):
+        real = np.isfinite(scores) & (scores != np.finfo(scores.dtype).min) & (scores > threshold)
+    return np.where(real, scores * scores.dtype.type(1 / math.sqrt(head_dim)), scores)
+
+
+def to_canonical(array, spec: dict, kind: str, case, batch_layout: str, config, where: str) -> np.ndarray:
+    """A dumped array in the engine's layout -> gpt2core's layout for kind (the case's [B, T] left padding),
+    with every size checked."""
     import einops
 
+    B, T = case.input_ids.shape
     layout, select = spec["layout"], spec["select"]
     target = target_layout(kind, layout)
-    if "b" not in letters_of(layout):
-        if B != 1:
+    names = letters_of(layout)
+    if "b" not in names:
+        if B != 1 and batch_layout != "packed":
             raise DumpError(f"dump file {where}: layout {layout!r} has no batch axis, but the case has {B} rows")
         target = target.replace("b ", "")
-    sizes = {"b": B, "t": T, "s": T, "h": config.n_head, "d": config.head_dim}
+    sizes = {"b": B, "h": config.n_head, "d": config.head_dim}
+    if batch_layout == "left-padded":  # else the token axes are as long as the engine makes them, checked below
+        sizes["t"] = T
+        if not spec["key_window"]:
+            sizes["s"] = T
     if kind != "logits":
         sizes["c"] = config.mlp_width if kind in ("mlp_fc", "mlp_act") else config.n_embd
     elif not spec["vocab_padded"]:
         sizes["v"] = config.vocab_size
-    names = letters_of(layout)
     given = {k: v for k, v in sizes.items() if k in names}
     expected = " x ".join(f"{k}={v}" for k, v in given.items())
     try:
@@ -259,10 +387,13 @@ def to_canonical(array, spec: dict, kind: str, B: int, T: int, config, where: st
         if not 0 <= index < out.shape[0]:
             raise DumpError(f"dump file {where}: select {axis}={index}, but the axis has {out.shape[0]} entries")
         out = out[index]
-    if "b" not in letters_of(layout):
+    if "b" not in names and batch_layout != "packed":
         out = out[None]
     if spec["vocab_padded"]:
         if out.shape[-1] < config.vocab_size:
             raise DumpError(f"dump file {where}: {out.shape[-1]} logits per position, fewer than the vocabulary's {config.vocab_size}")
         out = out[..., : config.vocab_size]
+    if batch_layout != "left-padded" or spec["key_window"]:
+        name = kind if kind in MODEL_CHECKPOINTS else "h0." + kind
+        out = to_left_padded(out, name, token_mask(case), batch_layout, f"dump file {where}")
     return np.ascontiguousarray(out)

@@ -9,8 +9,10 @@
   cases.txt                       the case names, one per line
   <case>/input_ids.npy, attention_mask.npy, position_ids.npy
                                   the case's inputs as little-endian int64 [B, T] (the mask all ones when
-                                  the case has no padding), so an engine in any language runs the cases
-                                  without a JSON parser
+                                  the case has no padding; padding on the left), so an engine in any
+                                  language runs the cases without a JSON parser
+  <case>/lengths.npy              int64 [B]: each row's tokens (the last `length` of its T positions), for
+                                  an engine that lays its batch out right-padded or packed
   <case>/sample.scores@step=N.npy, sample.logits@step=N.npy
                                   on two cases (batches first), transformers' sampled generation: the
                                   processed scores and raw logits [B, V] float32 of each step; the manifest's
@@ -130,7 +132,9 @@ def write_case(model_dir: ModelDir, out_dir: Path, case: Case, dtype: np.dtype, 
     (out_dir / case.name).mkdir()
     entries = [save_array(out_dir, f"{case.name}/{name}.npy", name, array) for name, array in arrays.items()]
     mask = np.ones_like(case.input_ids) if case.attention_mask is None else case.attention_mask
-    for name, array in (("input_ids", case.input_ids), ("attention_mask", mask), ("position_ids", case.position_ids)):
+    inputs = (("input_ids", case.input_ids), ("attention_mask", mask), ("position_ids", case.position_ids),
+              ("lengths", mask.sum(axis=1)))  # fmt: skip
+    for name, array in inputs:
         np.save(out_dir / case.name / f"{name}.npy", np.asarray(array, dtype="<i8"), allow_pickle=False)
     fits = checkpoints and generation and case.input_ids.shape[1] + GREEDY_TOKENS <= model_dir.config.n_positions
     greedy = capture_greedy(model_dir, case, dtype, GREEDY_TOKENS).tolist() if fits else None

@@ -82,6 +82,25 @@ CAPABILITIES = {"stages": ("isolated", "stage"), "decode": ("cached", "decode"),
                 "sample": ("sampled", "sample_scores")}  # fmt: skip
 MODES = ("chained", "isolated", "cached", "generate", "sampled")
 
+# How an engine writes masked attention scores (a subject's `masked_scores`, a dump map's): the dtype's minimum
+# (as transformers), -inf, not computed at all, or {"at_or_below": x}: any value at or below x (-1e10, -65504)
+MASKED_SCORES = ("min", "-inf", "not computed")
+# How an engine lays out a batch (a subject's `batch_layout`, a dump map's): see gpt2core.verification.batch_layout
+BATCH_LAYOUTS = ("left-padded", "right-padded", "packed")
+
+
+def masked_scores_problem(value) -> str | None:
+    """Why `value` is not a masked-score convention (None: it is one)."""
+    if isinstance(value, str) and value in MASKED_SCORES:
+        return None
+    if isinstance(value, dict) and set(value) == {"at_or_below"}:
+        x = value["at_or_below"]
+        if isinstance(x, (int, float)) and not isinstance(x, bool) and x < 0:
+            return None
+        return f"masked_scores {{'at_or_below': {x!r}}}: the threshold must be a negative number, e.g. -1e9"
+    return (f"masked_scores {value!r}; expected one of {', '.join(map(repr, MASKED_SCORES))} "
+            "or {'at_or_below': x} (x a negative number: any score at or below it counts as masked)")  # fmt: skip
+
 
 def checkpoint_names(n_layer: int) -> list[str]:
     """Every canonical checkpoint name of an n_layer GPT-2, in the order the forward pass computes them."""
@@ -134,6 +153,12 @@ def check_subject(subject) -> None:
         method = CAPABILITIES[capability][1]
         if not callable(getattr(subject, method, None)):
             raise SubjectError(f"subject {subject.name} declares {capability!r} but has no {method}() method")
+    problem = masked_scores_problem(getattr(subject, "masked_scores", "min"))
+    if problem is not None:
+        raise SubjectError(f"subject {subject.name}: {problem}")
+    layout = getattr(subject, "batch_layout", "left-padded")
+    if layout not in BATCH_LAYOUTS:
+        raise SubjectError(f"subject {subject.name}: batch_layout {layout!r}; expected one of {', '.join(BATCH_LAYOUTS)}")
 
 
 def modes_of(subject) -> dict[str, bool]:

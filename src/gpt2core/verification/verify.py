@@ -28,7 +28,8 @@ from .memory import (check_fits, children_peak_rss_bytes, current_rss_bytes, giv
                      reset_peak_rss, run_memory)
 from .reference_set import load_references, versions, write_references
 from .sampling import compare_sampled
-from .subject import CAPABILITIES, check_subject, kind_of, modes_of
+from .batch_layout import defined_entries, ids_to_left_padded, to_left_padded, token_mask
+from .subject import CAPABILITIES, axes_of, check_subject, kind_of, modes_of
 from .tolerances import CHECKPOINT_TOL, LOW_PRECISION_TOL
 
 MODE_NEEDS = {mode: capability for capability, (mode, _) in CAPABILITIES.items()}  # mode -> the capability it needs
@@ -39,8 +40,9 @@ def compare_chained(subject, case, names, tol: dict = CHECKPOINT_TOL) -> list[Co
 
     A checkpoint the subject cannot produce (a DumpError: a missing, unreadable or misshapen dump file)
     is a failure naming the file, never a skip; masked attention scores are read in the subject's
-    declared convention (`masked_scores`)."""
+    declared convention (`masked_scores`); entries at padding positions are not compared."""
     got = subject.checkpoints(case)
+    tokens = token_mask(case)
     out = []
     for n in names:
         if n not in got:
@@ -51,30 +53,62 @@ def compare_chained(subject, case, names, tol: dict = CHECKPOINT_TOL) -> list[Co
         except DumpError as e:
             out.append(failed(n, str(e)))
             continue
-        ref = case.array(n)
-        array, problem = masked_convention(n, array, ref, getattr(subject, "masked_scores", "min"))
-        out.append(compare(n, array, ref, tol) if problem is None else failed(n, problem))
+        out.append(compare_defined(subject, n, array, case.array(n), tokens, tol))
     return out
 
 
-def masked_convention(name: str, got, ref: np.ndarray, convention: str):
+def compare_defined(subject, name: str, got, ref: np.ndarray, tokens: np.ndarray, tol: dict) -> Comparison:
+    """One full-pass checkpoint of the subject against its reference over the entries the model defines
+    (`tokens` [B, T]: where the case holds a token), in the subject's batch layout and masked-score
+    convention."""
+    defined = defined_entries(name, tokens, ref.shape)
+    layout = getattr(subject, "batch_layout", "left-padded")
+    if layout != "left-padded" and isinstance(got, np.ndarray):
+        try:
+            got = to_left_padded(got, name, tokens, layout, f"{name} ({layout})")
+        except DumpError as e:
+            return failed(name, str(e))
+    got, problem = masked_convention(name, got, ref, getattr(subject, "masked_scores", "min"), defined)
+    return compare(name, got, ref, tol, defined) if problem is None else failed(name, problem)
+
+
+def masked_convention(name: str, got, ref: np.ndarray, convention, defined: np.ndarray | None = None):
     """Masked attention scores in the subject's convention -> transformers' (the dtype's minimum).
 
-    "min": as they are; "-inf": each must be -inf; "not computed": whatever they hold is ignored. Only
-    entries the reference masks are touched, so an -inf anywhere else is still a failure."""
+    "min": as they are; "-inf": each must be -inf; "not computed": whatever they hold is ignored;
+    {"at_or_below": x}: each must be at or below x (an engine masking with -1e10 or -65504). Only entries
+    the reference masks (among the defined ones) are touched, so an -inf anywhere else is still a failure.
+    Returns (array, problem or None)."""
     if convention == "min" or kind_of(name) != "attn_scores" or not isinstance(got, np.ndarray) or got.shape != ref.shape:
         return got, None
     masked = ref == np.finfo(ref.dtype).min
-    if convention == "-inf" and not np.isneginf(got[masked]).all():
-        at = [int(i) for i in np.argwhere(masked & ~np.isneginf(got))[0]]
-        return got, f"a masked score is not -inf (the declared convention) at {at}: {float(got[tuple(at)])!r}"
+    if defined is not None:
+        masked &= defined
+    if convention == "-inf":
+        bad = masked & ~np.isneginf(got)
+    elif isinstance(convention, dict):
+        with np.errstate(invalid="ignore"):
+            bad = masked & ~(got <= convention["at_or_below"])
+    else:
+        bad = np.zeros_like(masked)
+    if bad.any():
+        at = format_position(name, np.argwhere(bad)[0])
+        rule = "-inf" if convention == "-inf" else f"at or below {convention['at_or_below']!r}"
+        return got, f"a masked score is not {rule} (the declared convention) at {at}: {float(got[bad].flat[0])!r}"
     return np.where(masked, np.finfo(ref.dtype).min, got).astype(got.dtype), None
 
 
+def format_position(name: str, index) -> str:
+    """An entry's position with its axes named, e.g. 'batch 0, head 1, query 3, key 4'."""
+    return ", ".join(f"{axis} {int(i)}" for axis, i in zip(axes_of(name), index))
+
+
 def compare_isolated(subject, case, names, tol: dict = CHECKPOINT_TOL) -> list[Comparison]:
-    """Every checkpoint computed by the subject's own stage from the reference's inputs."""
+    """Every checkpoint computed by the subject's own stage from the reference's inputs, in the subject's
+    masked-score convention, over the entries the model defines."""
     refs = {n: case.array(n) for n in names}  # each file read once: stages read their inputs from here
-    return [compare(n, subject.stage(n, case, refs.__getitem__), refs[n], tol) for n in names]
+    tokens = token_mask(case)
+    return [compare_defined(subject, n, subject.stage(n, case, refs.__getitem__), refs[n], tokens, tol) for n in names]
 
 
 def failed(name: str, problem: str) -> Comparison:
@@ -132,9 +166,9 @@ def compare_cached(subject, case, names, vocab_size: int, split: int | None = No
     """Prefill `split` positions, then decode the rest one at a time with the subject's cache; compare every
     checkpoint of every step with the full pass at that position. Named `<checkpoint>@t=<step>,b=<row>`.
 
-    An unrelated request runs first (prefill only), so state kept between requests shows. Keys and values
-    are compared at token positions only: padding keys are masked, and a padding query attends uniformly
-    to however many keys its call has, so they legitimately differ from the full pass.
+    An unrelated request runs first (prefill only), so state kept between requests shows. Keys, values,
+    scores and probabilities are compared at token keys only: padding is not model output (the queries
+    decoded are tokens: decoding starts after the first column where every row has one).
     """
     ids, mask = case.input_ids, case.attention_mask
     B, T = ids.shape
@@ -154,17 +188,27 @@ def compare_cached(subject, case, names, vocab_size: int, split: int | None = No
                 got = rec[n][b : b + 1]
                 if kind_of(n) in ("k", "v") and got.ndim == 4 and got.shape[2] == t + 1:
                     got = got[:, :, key_tokens]
-                out.append(compare(f"{n}@t={t},b={b}", got, reference_slice(n, refs[n], b, t, key_tokens), tol))
+                ref = reference_slice(n, refs[n], b, t, key_tokens)
+                step = f"{n}@t={t},b={b}"
+                defined = None  # padding keys of a step's scores and probabilities are not compared
+                if kind_of(n) in ("attn_scores", "attn_probs"):
+                    defined = np.broadcast_to(key_tokens, ref.shape).copy()
+                got, problem = masked_convention(n, got, ref, getattr(subject, "masked_scores", "min"), defined)
+                out.append(compare(step, got, ref, tol, defined) if problem is None else failed(step, problem))
     return out
 
 
 def compare_greedy(subject, case) -> dict:
-    """The subject's greedy continuation against transformers' (the reference set's), token for token."""
+    """The subject's greedy continuation against transformers' (the reference set's), token for token over
+    each row's prompt tokens and every new token (padding is not compared; a subject laid out right-padded
+    returns its rows so, see batch_layout.ids_to_left_padded)."""
     n, expected = case.greedy
-    got = np.asarray(subject.generate(case, n))
+    tokens = token_mask(case)
+    got = ids_to_left_padded(np.asarray(subject.generate(case, n)), tokens, getattr(subject, "batch_layout", "left-padded"))
     if got.shape != expected.shape:
         return {"case": case.name, "ok": False, "message": f"ids of shape {list(got.shape)}, transformers' {list(expected.shape)}"}
-    differ = np.argwhere(got != expected)
+    defined = np.concatenate([tokens, np.ones((tokens.shape[0], expected.shape[1] - tokens.shape[1]), bool)], axis=1)
+    differ = np.argwhere((got != expected) & defined)
     if differ.size:
         b, t = (int(i) for i in differ[0])
         return {"case": case.name, "ok": False,
@@ -280,6 +324,9 @@ def verify_references(subject, refs, require: str = "offered") -> dict:
         "worst_margin": worst(chained_all).margin if chained_all else float("nan"),
         "first_divergence": first if logits_verified else
             {"case": None, "name": "logits", "message": "logits were verified on no case (the subject ran none)"},
+        "notes": list(getattr(subject, "notes", [])),
+        "entries_compared": sum(c.compared for c in chained_all),
+        "entries_excluded": sum(c.excluded for c in chained_all),
         "checkpoints": rows,
         "generate": greedy,
         "sampled": sampled,
