@@ -1,0 +1,420 @@
+"""Real batches and real layouts: padding is never compared, and a map describes what deployed engines write.
+
+The dumps here are gpt2core's own engine's checkpoints (float64, the tiny model, every built-in case, the
+left-padded batch included), rewritten the way deployed engines lay them out: right-padded or packed rows,
+every layer in one stacked file, every other layer, a KV-cache window longer than the case, scores before
+the 1/sqrt(d) scale, a finite mask value. Whatever the layout, padding positions hold garbage (NaN, 1e30):
+a correct engine must pass, and one wrong value at a real position must fail where it is.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from support.models import engine_model
+
+from gpt2core.verification.batch_layout import TOKEN_AXES, token_mask
+from gpt2core.verification.dumps import FORMAT, DumpMap, DumpSubject
+from gpt2core.verification.errors import DumpError
+from gpt2core.verification.numpy_subject import NumpySubject
+from gpt2core.verification.subject import LAYER_CHECKPOINTS, axes_of
+from gpt2core.verification.verify import verify_references
+
+GARBAGE = (np.nan, 1e30)
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_dir, tmp_path_factory):
+    from support.references import reference_set
+
+    refs = reference_set(tiny_dir, np.float64, tmp_path_factory)
+    model = engine_model(tiny_dir, np.float64)
+    recs = {}
+    for case in refs.cases:
+        rec = {}
+        model.forward(case.input_ids, case.attention_mask, checkpoints=rec)
+        recs[case.name] = rec
+    return refs, model, recs
+
+
+def engine_layout(name: str, array: np.ndarray, tokens: np.ndarray, layout: str, window: int = 0, garbage=np.nan):
+    """A canonical (left-padded) checkpoint as an engine with `layout` writes it: each row's tokens moved to
+    the start of the row (right-padded) or one after another on one axis without the batch (packed), `window`
+    extra keys on a key axis, and `garbage` wherever the model defines nothing."""
+    axes = axes_of(name)[1:]
+    token_axes = [i for i, a in enumerate(axes) if a in TOKEN_AXES]
+    lengths = tokens.sum(axis=1)
+    T = tokens.shape[1]
+    rows = []
+    for b, length in enumerate(lengths):
+        row = array[b]
+        for i in token_axes:
+            row = np.take(row, np.arange(T - length, T), axis=i)
+        rows.append(row)
+    width = {"left-padded": T, "right-padded": T, "packed": int(lengths.sum())}[layout]
+    shape = [width + (window if axes[i] == "key" else 0) if i in token_axes else n for i, n in enumerate(array.shape[1:])]
+    out = np.full(([] if layout == "packed" else [len(lengths)]) + shape, garbage, dtype=array.dtype)
+    start = 0
+    for b, (row, length) in enumerate(zip(rows, lengths)):
+        offset = {"left-padded": T - length, "right-padded": 0, "packed": start}[layout]
+        where = tuple(slice(offset, offset + length) if i in token_axes else slice(None) for i in range(len(axes)))
+        (out if layout == "packed" else out[b])[where] = row
+        start += length
+    return out
+
+
+def write_case_dumps(recs, refs, out, layout="left-padded", window=0, garbage=np.nan, transform=None):
+    """Every checkpoint of every case as `{case}/{name}.npy`, in `layout`; transform(name, array) may change one."""
+    for case in refs.cases:
+        tokens = token_mask(case)
+        (out / case.name).mkdir(parents=True, exist_ok=True)
+        for name, array in recs[case.name].items():
+            array = array.copy()
+            if transform is not None:
+                array = transform(name, array, case)
+            np.save(out / case.name / f"{name}.npy", engine_layout(name, array, tokens, layout, window, garbage))
+
+
+def run(tiny_dir, refs, dumps, dump_map: dict, require="offered"):
+    subject = DumpSubject(dumps, DumpMap(dump_map), read_config(tiny_dir))
+    return verify_references(subject, refs, require=require)
+
+
+def read_config(tiny_dir):
+    from gpt2core.verification.model_dir import read_model_dir
+
+    return read_model_dir(tiny_dir).config
+
+
+def full_map(**top):
+    return {"format": FORMAT, "engine": "layout test", "dtype": "float64", **top,
+            "checkpoints": {n: {} for n in ["embeddings", *(f"h{{i}}.{k}" for k in LAYER_CHECKPOINTS), "ln_f", "logits"]}}  # fmt: skip
+
+
+def every_entry_compared(run_, refs):
+    """The entries a run compared = the entries at real tokens, counted independently of the code under test."""
+    expected = 0
+    for case in refs.cases:
+        mask = token_mask(case)
+        real = int(mask.sum())
+        per_row = mask.sum(axis=1)
+        for name in refs.checkpoint_names:
+            shape = case.array(name).shape
+            axes = axes_of(name)
+            if "key" in axes:  # query x key pairs within each row
+                expected += int((per_row**2).sum()) * shape[1]
+            elif axes[1] == "head":  # q: [B, H, T, D]
+                expected += real * shape[1] * shape[3]
+            else:
+                expected += real * shape[-1]
+    return run_["entries_compared"] == expected, (run_["entries_compared"], expected)
+
+
+@pytest.mark.parametrize("garbage", GARBAGE)
+def test_garbage_at_padding_positions_only_passes(tiny_dir, setup, tmp_path, garbage):
+    refs, _, recs = setup
+    write_case_dumps(recs, refs, tmp_path, garbage=garbage)
+    result = run(tiny_dir, refs, tmp_path, full_map())
+    assert result["verdict"] == "PASS", result["first_divergence"]
+    assert result["cases_run"] == [c.name for c in refs.cases] and not result["cases_not_run"]
+    assert every_entry_compared(result, refs)
+    assert result["entries_excluded"] > 0  # the padded batch's padding
+
+
+@pytest.mark.parametrize("garbage", GARBAGE)
+def test_the_same_garbage_at_one_real_position_fails_and_names_it(tiny_dir, setup, tmp_path, garbage):
+    refs, _, recs = setup
+    batch = refs.case("padded_batch")
+    b = 1  # "Hello.": two tokens, the rest padding
+    t = int(np.argmax(batch.attention_mask[b]))  # its first real position
+
+    def spoil(name, array, case):
+        if case.name == "padded_batch" and name == "h1.mlp_fc":
+            array[b, t, 5] = garbage
+        return array
+
+    write_case_dumps(recs, refs, tmp_path, garbage=garbage, transform=spoil)
+    result = run(tiny_dir, refs, tmp_path, full_map())
+    fd = result["first_divergence"]
+    assert result["verdict"] == "FAIL" and fd["name"] == "h1.mlp_fc" and fd["case"] == "padded_batch", fd
+    if np.isnan(garbage):
+        assert f"non-finite value at {{'batch': {b}, 'position': {t}, 'channel': 5}}" in fd["message"]
+    else:
+        assert f"worst at layer 1, batch {b}, position {t}, channel 5" in fd["message"]
+
+
+@pytest.mark.parametrize("convention", ["min", "-inf", {"at_or_below": -1e9}])
+def test_a_future_key_left_unmasked_still_fails(tiny_dir, setup, tmp_path, convention):
+    """Masked entries between real tokens are defined: a score at a future key that holds a number fails
+    in every convention that says scores are masked."""
+    refs, _, recs = setup
+    value = -1e10 if isinstance(convention, dict) else {"min": np.finfo(np.float64).min, "-inf": -np.inf}[convention]
+
+    def convert(name, array, case, leak):
+        if name.endswith("attn_scores"):
+            array[array == np.finfo(array.dtype).min] = value
+            if leak and case.name == "sentence" and name == "h0.attn_scores":
+                array[0, 2, 3, 7] = 0.25  # query 3 sees key 7
+        return array
+
+    for leak in (False, True):
+        out = tmp_path / str(leak)
+        write_case_dumps(recs, refs, out, transform=lambda n, a, c: convert(n, a, c, leak))
+        result = run(tiny_dir, refs, out, full_map(masked_scores=convention))
+        if not leak:
+            assert result["verdict"] == "PASS", result["first_divergence"]
+            continue
+        fd = result["first_divergence"]
+        assert result["verdict"] == "FAIL" and (fd["name"], fd["case"]) == ("h0.attn_scores", "sentence"), fd
+        assert "batch 0, head 2, query 3, key 7" in fd["message"] or "'query': 3, 'key': 7" in fd["message"], fd
+
+
+def test_a_masked_score_below_the_threshold_is_masked_and_above_it_fails(tiny_dir, setup, tmp_path):
+    refs, _, recs = setup
+
+    def convert(name, array, case):
+        if name.endswith("attn_scores"):
+            array[array == np.finfo(array.dtype).min] = -1e4  # fp16 engines mask with -1e4 or -65504
+        return array
+
+    write_case_dumps(recs, refs, tmp_path, transform=convert)
+    assert run(tiny_dir, refs, tmp_path, full_map(masked_scores={"at_or_below": -1e4}))["verdict"] == "PASS"
+    result = run(tiny_dir, refs, tmp_path, full_map(masked_scores={"at_or_below": -1e5}))
+    assert result["verdict"] == "FAIL" and "a masked score is not at or below -100000.0" in result["first_divergence"]["message"]
+
+
+def per_layer_kinds(*kinds):
+    return [f"h{{i}}.{k}" for k in (kinds or LAYER_CHECKPOINTS)]
+
+
+def write_stacked(recs, refs, out, n_layer, layers, offset=0):
+    """Every per-layer checkpoint of `layers` stacked into one file per kind: [l, B, ...] (index k + offset)."""
+    for case in refs.cases:
+        (out / case.name).mkdir(parents=True, exist_ok=True)
+        for kind in LAYER_CHECKPOINTS:
+            arrays = [recs[case.name][f"h{i}.{kind}"] for i in layers]
+            pad = [np.full_like(arrays[0], np.nan)] * offset
+            np.save(out / case.name / f"{kind}.npy", np.stack(pad + arrays))
+        for name in ("embeddings", "ln_f", "logits"):
+            np.save(out / case.name / f"{name}.npy", recs[case.name][name])
+
+
+def test_a_stacked_layer_axis(tiny_dir, setup, tmp_path):
+    refs, model, recs = setup
+    L = model.config.n_layer
+    write_stacked(recs, refs, tmp_path, L, range(L))
+    dump_map = full_map()
+    for kind in LAYER_CHECKPOINTS:
+        layout = "l " + " ".join({"batch": "b", "head": "h", "position": "t", "query": "t", "key": "s", "dim": "d",
+                                  "channel": "c"}[a] for a in LAYER_CHECKPOINTS[kind])  # fmt: skip
+        dump_map["checkpoints"][f"h{{i}}.{kind}"] = {"file": f"{{case}}/{kind}.npy", "layout": layout}
+    result = run(tiny_dir, refs, tmp_path, dump_map)
+    assert result["verdict"] == "PASS" and result["checkpoints_provided"] == result["checkpoints_total"]
+    assert any("layer axis l" in n for n in result["notes"])
+    # the layers in the wrong order are caught
+    for case in refs.cases:
+        for kind in LAYER_CHECKPOINTS:
+            f = tmp_path / case.name / f"{kind}.npy"
+            np.save(f, np.load(f)[::-1])
+    assert run(tiny_dir, refs, tmp_path, dump_map)["first_divergence"]["name"] == "h0.ln_1"
+
+
+def test_every_other_layer_with_an_offset(tiny_dir, setup, tmp_path):
+    """An engine that dumps layers 0, 2, ... numbered from 1, one file per layer, and a stacked one."""
+    refs, model, recs = setup
+    L = model.config.n_layer
+    for case in refs.cases:
+        (tmp_path / case.name).mkdir()
+        for i in range(0, L, 2):
+            np.save(tmp_path / case.name / f"block{i + 1}.mlp_act.npy", recs[case.name][f"h{i}.mlp_act"])
+        np.save(tmp_path / case.name / "logits.npy", recs[case.name]["logits"])
+    dump_map = {"format": FORMAT, "dtype": "float64", "checkpoints": {
+        "logits": {}, "h{i}.mlp_act": {"file": "{case}/block{i}.mlp_act.npy", "layers": {"step": 2}, "layer_offset": 1}}}
+    result = run(tiny_dir, refs, tmp_path, dump_map)
+    assert result["verdict"] == "PASS", result["first_divergence"]
+    assert result["checkpoints_provided"] == 1 + len(range(0, L, 2))
+    assert [n for n in result["not_provided"] if n.endswith("mlp_act")] == [f"h{i}.mlp_act" for i in range(1, L, 2)]
+    stacked = tmp_path / "stacked"
+    write_stacked(recs, refs, stacked, L, range(0, L, 2), offset=1)
+    dump_map["checkpoints"]["h{i}.mlp_act"] = {"file": "{case}/mlp_act.npy", "layout": "l b t c", "layers": [0], "layer_offset": 1}
+    assert run(tiny_dir, refs, stacked, dump_map)["verdict"] == "PASS"
+    dump_map["checkpoints"]["h{i}.mlp_act"]["layer_offset"] = 0  # reads the NaN layer
+    assert run(tiny_dir, refs, stacked, dump_map)["verdict"] == "FAIL"
+
+
+KEY_LAYOUTS = {"k": "b h s d", "v": "b h s d", "attn_scores": "b h t s", "attn_probs": "b h t s"}
+
+
+@pytest.mark.parametrize("layout", ["left-padded", "right-padded", "packed"])
+def test_batch_layouts_with_a_key_window(tiny_dir, setup, tmp_path, layout):
+    """Every checkpoint in the engine's batch layout, keys in a window 7 longer than the case, garbage at padding."""
+    refs, _, recs = setup
+    write_case_dumps(recs, refs, tmp_path, layout=layout, window=7, garbage=1e30)
+    dump_map = full_map(batch_layout=layout)
+    for name, spec in dump_map["checkpoints"].items():
+        kind = name.rsplit(".", 1)[-1]
+        axes = [{"batch": "b", "head": "h", "position": "t", "query": "t", "key": "s", "dim": "d", "channel": "c",
+                 "token": "v"}[a] for a in axes_of("h0." + kind if name.startswith("h{i}") else name)]  # fmt: skip
+        if layout == "packed":
+            axes = axes[1:]
+        spec["layout"] = " ".join(axes)
+        if kind in KEY_LAYOUTS:
+            spec["key_window"] = True
+    result = run(tiny_dir, refs, tmp_path, dump_map)
+    assert result["verdict"] == "PASS", result["first_divergence"]
+    assert every_entry_compared(result, refs)
+    assert result["cases_run"] == [c.name for c in refs.cases]
+    # the same dumps read as another layout fail at the first checkpoint the padded batch holds
+    other = {"left-padded": "right-padded", "right-padded": "left-padded", "packed": None}[layout]
+    if other is not None:
+        wrong = run(tiny_dir, refs, tmp_path, dict(dump_map, batch_layout=other))
+        assert wrong["verdict"] == "FAIL" and wrong["first_divergence"]["case"] == "padded_batch"
+
+
+def test_a_wrong_value_in_a_packed_row_is_found_in_its_row(tiny_dir, setup, tmp_path):
+    refs, _, recs = setup
+    batch = refs.case("padded_batch")
+    b, t = 2, batch.input_ids.shape[1] - 1  # the last token of the third row
+
+    def spoil(name, array, case):
+        if case.name == "padded_batch" and name == "h0.attn_probs":
+            array[b, 1, t, t] += 1e-9
+        return array
+
+    write_case_dumps(recs, refs, tmp_path, layout="packed", transform=spoil)
+    dump_map = full_map(batch_layout="packed")
+    for name, spec in dump_map["checkpoints"].items():
+        kind = name.rsplit(".", 1)[-1]
+        spec["layout"] = {"q": "h t d", "k": "h s d", "v": "h s d", "attn_scores": "h t s", "attn_probs": "h t s",
+                          "logits": "t v"}.get(kind, "t c")  # fmt: skip
+    fd = run(tiny_dir, refs, tmp_path, dump_map)["first_divergence"]
+    assert (fd["name"], fd["case"]) == ("h0.attn_probs", "padded_batch"), fd
+    assert f"batch {b}, head 1, query {t}, key {t}" in fd["message"], fd
+
+
+def test_unscaled_scores_with_a_finite_mask(tiny_dir, setup, tmp_path):
+    """Scores written as q.k (llama.cpp's kq) with -1e10 at masked entries: gpt2core scales them and says so."""
+    refs, model, recs = setup
+    D = model.config.n_embd // model.config.n_head
+
+    def unscale(name, array, case):
+        if name.endswith("attn_scores"):
+            masked = array == np.finfo(array.dtype).min
+            array = np.where(masked, -1e10, array * np.sqrt(D))
+        return array
+
+    write_case_dumps(recs, refs, tmp_path, transform=unscale)
+    dump_map = full_map(masked_scores={"at_or_below": -1e9})
+    result = run(tiny_dir, refs, tmp_path, dump_map)
+    assert result["verdict"] == "FAIL" and result["first_divergence"]["name"] == "h0.attn_scores"  # declared scaled
+    dump_map["checkpoints"]["h{i}.attn_scores"]["unscaled"] = True
+    result = run(tiny_dir, refs, tmp_path, dump_map)
+    assert result["verdict"] == "PASS", result["first_divergence"]
+    assert any("unscaled" in n for n in result["notes"])
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"masked_score": "-inf"}, "unknown key 'masked_score'; did you mean 'masked_scores'?"),
+    ({"runs": {"paddding": False}}, "runs: unknown key 'paddding'; did you mean 'padding'?"),
+    ({"checkpoints": {"logits": {"layuot": "t v"}}}, "checkpoint 'logits': unknown key 'layuot'; did you mean 'layout'?"),
+    ({"checkpoints": {"logits": {}, "h{i}.ln_1": {"layers": {"stpe": 2}}}}, "layers: unknown key 'stpe'; did you mean 'step'?"),
+    ({"checkpoints": {"logits": {}, "h{i}.ln1": {}}}, "did you mean 'h{i}.ln_1'?"),
+    ({"batch_layout": "padded"}, "batch_layout 'padded'"),
+    ({"masked_scores": {"at_or_below": 5}}, "must be a negative number"),
+    ({"batch_layout": "packed", "checkpoints": {"logits": {"layout": "b t v"}}}, "a packed batch has none"),
+    ({"checkpoints": {"logits": {}, "h{i}.ln_1": {"file": "{case}/x{i}.npy", "layout": "l b t c"}}}, "not both"),
+    ({"checkpoints": {"logits": {}, "h{i}.ln_1": {"file": "{case}/x.npy", "layout": "b t c"}}}, "must hold {i}"),
+    ({"checkpoints": {"logits": {"layout": "l t v"}}}, "not a per-layer checkpoint"),
+    ({"checkpoints": {"logits": {}, "h{i}.ln_1": {"key_window": True}}}, "key_window is a boolean, for k and v"),
+    ({"checkpoints": {"logits": {}, "h{i}.attn_probs": {"unscaled": True}}}, "unscaled is a boolean, for attn_scores only"),
+    ({"checkpoints": {"logits": {}, "h{i}.k": {"key_window": True, "layout": "b h t d"}}}, "key_window needs the key axis"),
+    ({"checkpoints": {"logits": {}, "h{i}.ln_1": {"layers": [1, 1]}}}, "distinct layer numbers"),
+    ({"checkpoints": {"logits": {}, "h{i}.ln_1": {"layer_offset": "1"}}}, "layer_offset must be an integer"),
+    ({"checkpoints": {"logits": {"layers": [0]}}}, "for per-layer checkpoints"),
+])  # fmt: skip
+def test_a_map_with_an_unknown_or_wrong_key_is_refused_naming_it(change, message):
+    base = {"format": FORMAT, "checkpoints": {"logits": {}}}
+    with pytest.raises(DumpError) as e:
+        DumpMap({**base, **change}, source="map.json")
+    assert message in str(e.value), str(e.value)
+
+
+def test_comments_and_version_1_maps_are_read():
+    assert DumpMap({"format": "gpt2core-map/1", "_comment": "made by hand", "checkpoints": {"logits": {}}}).batch_layout == "left-padded"
+
+
+def test_a_map_listing_a_layer_the_model_lacks_is_refused():
+    dump_map = DumpMap({"format": FORMAT, "checkpoints": {"logits": {}, "h{i}.ln_1": {"layers": [0, 5]}}})
+    with pytest.raises(DumpError, match=r"lists layers \[5\], but the model has 2"):
+        dump_map.provides(2)
+
+
+class Conventions:
+    """gpt2core's engine as a subject that writes masked scores in another convention, in every mode it runs."""
+
+    capabilities = frozenset({"stages"})
+
+    def __init__(self, model, masked_scores):
+        self.inner, self.masked_scores = NumpySubject(model), masked_scores
+        self.name = f"masked scores {masked_scores}"
+
+    def convert(self, name, array):
+        if not name.endswith("attn_scores"):
+            return array
+        value = -1e10 if isinstance(self.masked_scores, dict) else {"-inf": -np.inf, "not computed": 0.0}[self.masked_scores]
+        return np.where(array == np.finfo(array.dtype).min, value, array)
+
+    def checkpoints(self, case):
+        return {n: self.convert(n, a) for n, a in self.inner.checkpoints(case).items()}
+
+    def stage(self, name, case, ref):
+        return self.convert(name, self.inner.stage(name, case, ref))
+
+
+@pytest.mark.parametrize("convention", ["-inf", "not computed", {"at_or_below": -1e9}])
+def test_the_isolated_mode_honours_the_masked_score_convention(tiny_dir, setup, convention):
+    refs, model, _ = setup
+    result = verify_references(Conventions(model, convention), refs)
+    assert result["modes"]["isolated"] == {"ran": True, "ok": True, "why": None}, result["first_divergence"]
+    assert result["verdict"] == "PASS"
+
+
+class RightPadded:
+    """gpt2core's engine as a subject that lays its batch out right-padded (as CTranslate2 does): checkpoints
+    and generated ids, each row's tokens first; garbage after them."""
+
+    capabilities = frozenset({"generate"})
+    batch_layout = "right-padded"
+    name = "right-padded"
+
+    def __init__(self, model, spoil=False):
+        self.inner, self.spoil = NumpySubject(model), spoil
+
+    def checkpoints(self, case):
+        tokens = token_mask(case)
+        return {n: engine_layout(n, a, tokens, "right-padded", garbage=np.nan) for n, a in self.inner.checkpoints(case).items()}
+
+    def generate(self, case, n):
+        ids = self.inner.generate(case, n)
+        tokens = np.concatenate([token_mask(case), np.ones((ids.shape[0], ids.shape[1] - case.input_ids.shape[1]), bool)], 1)
+        out = np.full_like(ids, 7)  # any padding id
+        for b in range(ids.shape[0]):
+            row = ids[b][tokens[b]]
+            out[b, : len(row)] = row
+        if self.spoil and ids.shape[0] > 1:
+            out[1, tokens[1].sum() - 1] += 1  # the last new token of row 1
+        return out
+
+
+def test_a_right_padded_python_subject_passes_with_its_generation(tiny_dir, setup):
+    refs, model, _ = setup
+    result = verify_references(RightPadded(model), refs)
+    assert result["verdict"] == "PASS", result["first_divergence"]
+    assert result["modes"]["generate"]["ok"] and len(result["generate"]) == sum(c.greedy is not None for c in refs.cases) >= 4
+    spoiled = verify_references(RightPadded(model, spoil=True), refs)
+    bad = [g for g in spoiled["generate"] if not g["ok"]]
+    assert spoiled["verdict"] == "FAIL" and [g["case"] for g in bad] == ["padded_batch"]
+    assert bad[0]["message"].startswith("row 1 position ")
+
