@@ -322,12 +322,12 @@ static void run_case(const Model *m, const char *refs, const char *dumps_root, c
                         if (srow[s] > mx) mx = srow[s];
                         any = 1;
                     }
-                    for (long s = 0; s < T; s++) {  /* a query with no allowed key (padding) attends uniformly, as in transformers */
-                        double e = !any ? 1.0 : isinf(srow[s]) ? 0.0 : exp(srow[s] - mx);
+                    for (long s = 0; s < T; s++) {  /* a padding query has no allowed key: its row is left at 0 (not model output) */
+                        double e = !any || isinf(srow[s]) ? 0.0 : exp(srow[s] - mx);
                         acc[s] = e;
                         sum += e;
                     }
-                    for (long s = 0; s < T; s++) prow[s] = (real)(acc[s] / sum);
+                    for (long s = 0; s < T; s++) prow[s] = (real)(any ? acc[s] / sum : 0.0);
                     for (long e = 0; e < D; e++) {
                         double o = 0;
                         for (long s = 0; s < T; s++) o += (double)prow[s] * qkv[s * 3 * C + 2 * C + h * D + e];

@@ -91,6 +91,20 @@ def test_the_float64_build_passes_at_float64_tolerance(binaries, tiny64, capsys,
     rc, report, err = verify(capsys, "--model", model, "--references", refs.root, "--dumps", tmp_path / "dumps",
                              "--map", ENGINE / "map-f64.json")  # fmt: skip
     assert rc == 0 and report["runs"][0]["max_rel"] < 1e-12, err
+    assert "padded_batch" in report["runs"][0]["cases_run"]
+
+
+def test_the_engine_does_not_imitate_transformers_padding_rows(binaries, tiny64, tmp_path):
+    """A padding query has no key to attend to: transformers attends uniformly to every key there, the C
+    engine leaves the row at 0. Both are fine, because padding is not compared (the test above passes)."""
+    model, refs = tiny64
+    subprocess.run([binaries["float64"], model, refs.root, tmp_path / "dumps"], check=True, capture_output=True)
+    case = refs.case("padded_batch")
+    b = int(np.argmin(case.attention_mask.sum(axis=1)))  # the shortest row
+    pad = int(np.argmax(case.attention_mask[b]))  # its padding positions: 0 .. pad - 1
+    ours = np.load(tmp_path / "dumps" / "padded_batch" / "h0_probs.npy")[b, :, :pad]
+    theirs = case.array("h0.attn_probs")[b, :, :pad]
+    assert pad > 0 and np.all(ours == 0) and np.allclose(theirs, 1 / theirs.shape[-1]), (ours, theirs)
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))
