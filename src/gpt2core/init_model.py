@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save_file
 
-from .engine.config import GPT2Config
+from .engine.config import GPT2Config, published_config
 from .engine.tokenizer import MERGES_FILE, VOCAB_FILE, gpt2_vocab_files
 from .engine.weights import expected_shapes
 from .verification.atomic import atomic_directory, build_once
@@ -53,7 +53,7 @@ def init_tensors(config: GPT2Config, seed: int) -> dict[str, np.ndarray]:
 def write_model_dir(out_dir: str | os.PathLike, config: GPT2Config, tensors: dict[str, np.ndarray]) -> Path:
     """Write config.json, model.safetensors, vocab.json, merges.txt into out_dir (new or empty), atomically."""
     with atomic_directory(out_dir) as tmp:
-        (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
+        (tmp / "config.json").write_text(json.dumps(published_config(config.to_dict()), indent=2, sort_keys=True) + "\n")
         save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         encoder, bpe = gpt2_vocab_files()
         shutil.copyfile(encoder, tmp / VOCAB_FILE)

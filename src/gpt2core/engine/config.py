@@ -14,6 +14,22 @@ SUPPORTED_ACTIVATIONS = ("gelu_new", "gelu_pytorch_tanh")
 # Hugging Face settings with the value GPT-2 uses: any other value changes the computation and is refused.
 GPT2_SETTINGS = {"scale_attn_weights": True, "scale_attn_by_inverse_layer_idx": False, "add_cross_attention": False}
 
+# The fields of GPT-2's published config.json (openai-community/gpt2) that are not its shape, and n_ctx, which
+# transformers 5 no longer writes but the ecosystem's converters read (llama.cpp's convert_hf_to_gguf.py:
+# KeyError 'n_ctx' without it). Written into every model directory gpt2core makes (see `published_config`).
+GPT2_PUBLISHED_FIELDS = {
+    "activation_function": "gelu_new", "attn_pdrop": 0.1, "bos_token_id": 50256, "embd_pdrop": 0.1, "eos_token_id": 50256,
+    "initializer_range": 0.02, "layer_norm_epsilon": 1e-05, "model_type": "gpt2", "architectures": ["GPT2LMHeadModel"],
+    "resid_pdrop": 0.1, "summary_activation": None, "summary_first_dropout": 0.1, "summary_proj_to_labels": True,
+    "summary_type": "cls_index", "summary_use_proj": True,
+    "task_specific_params": {"text-generation": {"do_sample": True, "max_length": 50}},
+}  # fmt: skip
+
+
+def published_config(d: dict) -> dict:
+    """A config.json dict completed with GPT-2's published fields where it lacks them, and n_ctx = n_positions."""
+    return {**GPT2_PUBLISHED_FIELDS, **d, "n_ctx": d.get("n_ctx", d.get("n_positions", 1024))}
+
 
 @dataclasses.dataclass(frozen=True)
 class GPT2Config:

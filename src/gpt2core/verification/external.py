@@ -8,6 +8,7 @@ import os
 import shlex
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +20,13 @@ DEFAULT_TIMEOUT = 600  # seconds: a 124M-shape C engine runs the five default ca
 
 
 def import_factory(spec: str):
-    """'pkg.module:factory' -> the callable factory(model_dir, dtype) it names."""
+    """'pkg.module:factory' -> the callable factory(model_dir, dtype) it names. The current directory is on the
+    import path, as for `python -m`: an adapter module beside the user is found."""
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise SubjectError(f"--subject {spec!r}: expected MODULE:FACTORY, e.g. my_engine.gpt2core_adapter:make_subject")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:

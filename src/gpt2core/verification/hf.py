@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine.config import published_config
 from ..engine.tokenizer import MERGES_FILE, VOCAB_FILE, gpt2_vocab_files
 from ..engine.weights import WEIGHTS_INDEX_FILE, weight_files
 from .atomic import atomic_directory
@@ -134,9 +135,12 @@ def float64_copy(model_dir):
 
 
 def save_transformers_model(model, out_dir) -> Path:
-    """`model.save_pretrained` plus GPT-2's real vocabulary, into out_dir (new or empty), moved into place last."""
+    """`model.save_pretrained` plus GPT-2's real vocabulary, into out_dir (new or empty), moved into place last;
+    config.json completed with GPT-2's published fields (n_ctx among them), as the ecosystem's converters expect."""
     with atomic_directory(out_dir) as tmp:
         model.save_pretrained(tmp)
+        config = json.loads((tmp / "config.json").read_text())
+        (tmp / "config.json").write_text(json.dumps(published_config(config), indent=2, sort_keys=True) + "\n")
         encoder, bpe = gpt2_vocab_files()
         shutil.copyfile(encoder, tmp / VOCAB_FILE)
         shutil.copyfile(bpe, tmp / MERGES_FILE)
