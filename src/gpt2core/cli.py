@@ -207,7 +207,6 @@ def cmd_mutation_score(args) -> int:
 
 
 def cmd_audit(args) -> int:
-    from pathlib import Path
 
     from .audit import run_audit
     from .mutation import EQUIVALENTS_FILE

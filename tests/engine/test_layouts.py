@@ -9,13 +9,13 @@ a correct engine must pass, and one wrong value at a real position must fail whe
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
+from support.layouts import RightPadded, engine_layout
 from support.models import engine_model
 
-from gpt2core.verification.batch_layout import TOKEN_AXES, token_mask
+from gpt2core.verification.batch_layout import token_mask
 from gpt2core.verification.dumps import FORMAT, DumpMap, DumpSubject
 from gpt2core.verification.errors import DumpError
 from gpt2core.verification.numpy_subject import NumpySubject
@@ -37,32 +37,6 @@ def setup(tiny_dir, tmp_path_factory):
         model.forward(case.input_ids, case.attention_mask, checkpoints=rec)
         recs[case.name] = rec
     return refs, model, recs
-
-
-def engine_layout(name: str, array: np.ndarray, tokens: np.ndarray, layout: str, window: int = 0, garbage=np.nan):
-    """A canonical (left-padded) checkpoint as an engine with `layout` writes it: each row's tokens moved to
-    the start of the row (right-padded) or one after another on one axis without the batch (packed), `window`
-    extra keys on a key axis, and `garbage` wherever the model defines nothing."""
-    axes = axes_of(name)[1:]
-    token_axes = [i for i, a in enumerate(axes) if a in TOKEN_AXES]
-    lengths = tokens.sum(axis=1)
-    T = tokens.shape[1]
-    rows = []
-    for b, length in enumerate(lengths):
-        row = array[b]
-        for i in token_axes:
-            row = np.take(row, np.arange(T - length, T), axis=i)
-        rows.append(row)
-    width = {"left-padded": T, "right-padded": T, "packed": int(lengths.sum())}[layout]
-    shape = [width + (window if axes[i] == "key" else 0) if i in token_axes else n for i, n in enumerate(array.shape[1:])]
-    out = np.full(([] if layout == "packed" else [len(lengths)]) + shape, garbage, dtype=array.dtype)
-    start = 0
-    for b, (row, length) in enumerate(zip(rows, lengths)):
-        offset = {"left-padded": T - length, "right-padded": 0, "packed": start}[layout]
-        where = tuple(slice(offset, offset + length) if i in token_axes else slice(None) for i in range(len(axes)))
-        (out if layout == "packed" else out[b])[where] = row
-        start += length
-    return out
 
 
 def write_case_dumps(recs, refs, out, layout="left-padded", window=0, garbage=np.nan, transform=None):
@@ -381,33 +355,6 @@ def test_the_isolated_mode_honours_the_masked_score_convention(tiny_dir, setup, 
     assert result["verdict"] == "PASS"
 
 
-class RightPadded:
-    """gpt2core's engine as a subject that lays its batch out right-padded (as CTranslate2 does): checkpoints
-    and generated ids, each row's tokens first; garbage after them."""
-
-    capabilities = frozenset({"generate"})
-    batch_layout = "right-padded"
-    name = "right-padded"
-
-    def __init__(self, model, spoil=False):
-        self.inner, self.spoil = NumpySubject(model), spoil
-
-    def checkpoints(self, case):
-        tokens = token_mask(case)
-        return {n: engine_layout(n, a, tokens, "right-padded", garbage=np.nan) for n, a in self.inner.checkpoints(case).items()}
-
-    def generate(self, case, n):
-        ids = self.inner.generate(case, n)
-        tokens = np.concatenate([token_mask(case), np.ones((ids.shape[0], ids.shape[1] - case.input_ids.shape[1]), bool)], 1)
-        out = np.full_like(ids, 7)  # any padding id
-        for b in range(ids.shape[0]):
-            row = ids[b][tokens[b]]
-            out[b, : len(row)] = row
-        if self.spoil and ids.shape[0] > 1:
-            out[1, tokens[1].sum() - 1] += 1  # the last new token of row 1
-        return out
-
-
 def test_a_right_padded_python_subject_passes_with_its_generation(tiny_dir, setup):
     refs, model, _ = setup
     result = verify_references(RightPadded(model), refs)
@@ -418,3 +365,21 @@ def test_a_right_padded_python_subject_passes_with_its_generation(tiny_dir, setu
     assert spoiled["verdict"] == "FAIL" and [g["case"] for g in bad] == ["padded_batch"]
     assert bad[0]["message"].startswith("row 1 position ")
 
+
+
+def test_the_conformance_suite_runs_a_right_padded_subject(tiny_dir):
+    """Parity, differential and invariant tests on the right-padded subject (--gpt2core-subject): it passes them."""
+    from support.inprocess import run_pytest
+    from support.models import CACHE
+
+    ret, outcome = run_pytest(["--pyargs", "gpt2core.conformance", "-q", "-p", "no:cacheprovider", "-m",
+                               "parity or property or invariants", "--gpt2core-subject", "support.layouts:make_right_padded",
+                               "--gpt2core-dtype", "float64", "--gpt2core-cache", str(CACHE), "--gpt2core-examples", "10",
+                               "-k", "not stress"])  # fmt: skip
+    failures = "\n".join(r.longreprtext[-3000:] for r in outcome.failed + outcome.errors)
+    assert ret == pytest.ExitCode.OK and not failures, failures
+    names = {r.nodeid.split("::")[-1].split("[")[0] for r in outcome.passed}
+    assert {"test_checkpoint", "test_greedy_generation", "test_drawn_model_matches_transformers",
+            "test_left_padding_with_its_mask_gives_the_unpadded_result"} <= names, names
+    padded = [r for r in outcome.passed if "padded_batch" in r.nodeid and "test_checkpoint" in r.nodeid]
+    assert len(padded) == 31, len(padded)  # every checkpoint of the tiny model on the padded batch

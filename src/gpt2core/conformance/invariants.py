@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..verification.batch_layout import to_left_padded, token_mask
 from ..verification.compare import compare
 from ..verification.model_dir import read_model_dir
 from ..verification.subject import kind_of
@@ -34,9 +35,15 @@ class Run:
                 skip_for(f"the invariant's inputs: {why}")
 
     def checkpoint(self, case_name: str, name: str) -> np.ndarray:
+        """The subject's checkpoint in the case's layout (left-padded; NaN at padding for a subject that lays
+        its batch out otherwise), masked scores as the dtype's minimum."""
         if case_name not in self._out:
             self._out[case_name] = self.subject.checkpoints(self.case(case_name))
-        return masked_as_min(name, np.asarray(self._out[case_name][name]), self.case(case_name))
+        array, case = np.asarray(self._out[case_name][name]), self.case(case_name)
+        layout = getattr(self.subject, "batch_layout", "left-padded")
+        if layout != "left-padded":
+            array = to_left_padded(array, name, token_mask(case), layout, f"{name} ({layout})")
+        return masked_as_min(name, array, case)
 
 
 def masked_as_min(name: str, scores: np.ndarray, case) -> np.ndarray:
