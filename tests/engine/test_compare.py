@@ -191,3 +191,71 @@ def test_a_floored_tolerance_scales_by_the_larger_of_one_and_max_ref():
     c = compare("logits", large + 3e-12, large, DRAWN_TOL)
     assert c.ok and c.atol == 4e-12 == compare("logits", large, large, CHECKPOINT_TOL).atol, c.message()
     assert compare("h0.attn_heads", np.zeros((1, 2, 3)), np.zeros((1, 2, 3)), DRAWN_TOL).atol == 1e-12
+
+
+def padded_scores():
+    """scores() of a batch whose row 1 has one padding position (position 0) and the entries the model defines."""
+    from gpt2core.verification.batch_layout import defined_entries
+
+    ref = scores()
+    tokens = np.array([[True] * 4, [False, True, True, True]])
+    return ref, defined_entries("h0.attn_scores", tokens, ref.shape)
+
+
+def test_entries_the_model_does_not_define_are_not_compared_at_all():
+    ref, defined = padded_scores()
+    got = ref.copy()
+    got[1, :, 0, :] = np.nan  # a padding query row
+    got[1, :, 2, 0] = 1e30  # a padding key (masked in the reference: not held to the mask value either)
+    ref_with_artefact = ref.copy()
+    ref_with_artefact[1, :, 0, :] = 1e6  # whatever the reference holds there is not its scale
+    c = compare("h0.attn_scores", got, ref_with_artefact, CHECKPOINT_TOL, defined)
+    assert c.ok and c.max_abs == 0.0 and c.compared == int(defined.sum()) and c.excluded == defined.size - c.compared
+    assert c.atol == CHECKPOINT_TOL[np.dtype(F64)] * 9.5  # max |ref| over the defined, unmasked entries
+    assert (c.compared, c.excluded) == (2 * 3 * 16 - 3 * 7, 3 * 7)  # row 1: query 0 (4 keys) and key 0 (3 more)
+
+
+def test_a_defined_entry_still_fails_in_every_way():
+    ref, defined = padded_scores()
+    for where, value, problem in (((1, 1, 2, 1), np.nan, "non-finite value at {'batch': 1, 'head': 1, 'query': 2, 'key': 1}"),
+                                  ((1, 1, 1, 3), 0.5, "a masked entry is not the mask value"),
+                                  ((1, 1, 3, 2), 7.0, None)):  # fmt: skip
+        got = ref.copy()
+        got[where] = value
+        c = compare("h0.attn_scores", got, ref, CHECKPOINT_TOL, defined)
+        assert not c.ok
+        if problem is None:
+            assert c.compared == int(defined.sum()) and c.worst == {"batch": 1, "head": 1, "query": 3, "key": 2} and c.got_value == 7.0
+        else:
+            assert c.problem.startswith(problem), c.problem
+    bad_ref = ref.copy()
+    bad_ref[1, 0, 3, 3] = np.inf
+    assert compare("h0.attn_scores", ref, bad_ref, CHECKPOINT_TOL, defined).problem.startswith("the reference has non-finite")
+    bad_ref[1, 0, 3, 3], bad_ref[1, 0, 0, 0] = ref[1, 0, 3, 3], np.inf  # at a padding query: not read
+    assert compare("h0.attn_scores", ref, bad_ref, CHECKPOINT_TOL, defined).ok
+
+
+def test_nothing_defined_compares_nothing_and_a_wrong_mask_is_refused():
+    import pytest
+
+    ref, defined = padded_scores()
+    c = compare("h0.attn_scores", np.full_like(ref, np.nan), ref, CHECKPOINT_TOL, np.zeros_like(defined))
+    assert c.ok and (c.compared, c.excluded, c.max_abs, c.worst) == (0, ref.size, 0.0, {})
+    with pytest.raises(ValueError, match="not bool"):
+        compare("h0.attn_scores", ref, ref, CHECKPOINT_TOL, defined[:1])
+    with pytest.raises(ValueError, match="not bool"):
+        compare("h0.attn_scores", ref, ref, CHECKPOINT_TOL, defined.astype(np.int8))
+
+
+def test_defined_entries_follow_every_token_axis():
+    from gpt2core.verification.batch_layout import defined_entries
+
+    tokens = np.array([[False, True, True]])
+    assert defined_entries("h0.ln_1", tokens, (1, 3, 2)).tolist() == [[[False, False], [True, True], [True, True]]]
+    q = defined_entries("h0.q", tokens, (1, 2, 3, 1))
+    assert q[0, :, :, 0].tolist() == [[False, True, True]] * 2
+    k = defined_entries("h0.k", tokens, (1, 1, 3, 2))
+    assert k[0, 0].tolist() == [[False, False], [True, True], [True, True]]
+    probs = defined_entries("h0.attn_probs", tokens, (1, 1, 3, 3))
+    assert probs[0, 0].tolist() == [[False] * 3, [False, True, True], [False, True, True]]
+    assert defined_entries("logits", tokens, (1, 3, 4)).sum() == 8
