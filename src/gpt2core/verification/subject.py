@@ -28,6 +28,11 @@ Required of every subject:
                                                 case.attention_mask ([B, T] 0/1, left padding, or None)
                                                 and case.position_ids [B, T]
 
+Optional attributes: `provides` (the names it returns), `can_run(case)` (None, or why not), `masked_scores`
+(MASKED_SCORES, or {"at_or_below": x}), `batch_layout` (BATCH_LAYOUTS: a right-padded subject returns each
+row's tokens first, see gpt2core.verification.batch_layout), `precision`, `notes`. Entries at padding
+positions are never compared, whatever a subject returns there.
+
 Optional, each declared in `capabilities` (never discovered by calling and catching an exception):
   "stages"    stage(name, case, ref) -> array   one checkpoint computed by the subject's own stage from the
                                                 reference's inputs, ref(checkpoint name) -> array (the
