@@ -43,7 +43,7 @@ MUTMUT_ORDER = (
     "property/test_sampling.py", "engine/test_hub.py", "engine/test_generation.py", "parity/test_checkpoints.py",
     "parity/test_logits.py", "parity/test_conformance.py", "engine/test_loading.py", "engine/test_checkpoint_recording.py",
     "property/test_invariants.py", "parity/test_references.py", "property/test_models.py",
-    "negative/test_fuzz_readers.py", "engine/test_subjects.py", "engine/test_dumps.py",
+    "negative/test_fuzz_readers.py", "engine/test_subjects.py", "engine/test_dumps.py", "engine/test_layouts.py",
 )  # fmt: skip
 LAST = "negative/test_fault_catalogue.py"
 
