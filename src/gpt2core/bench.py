@@ -19,12 +19,12 @@ import os
 import platform
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 
 from .engine.ops import QUERY_BLOCK, query_blocks
 from .verification.memory import current_rss_bytes, peak_rss_bytes
+from .verification.reference_cache import cpu_name
 
 PROMPT_LEN = 8  # the short prompt before greedy decoding
 PREFILL_LENGTHS = (128, 512)
@@ -241,16 +241,6 @@ def ratios(r: dict) -> dict:
             out[f"prefill_{T}_ratio_vs_transformers"] = r[f"prefill_{T}_s"] / r[f"prefill_{T}_s_transformers"]
             out[f"prefill_{T}_ratio_vs_matmul_floor"] = r[f"prefill_{T}_s"] / r[f"prefill_{T}_matmul_floor_s"]
     return out
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 TARGETS = (  # (key, comparison, bound, what the issue asks)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +115,13 @@ def subject_factory(args, scratch: Path):
         raise ValueError("--dumps needs --references DIR: the reference set the engine ran")
     dtypes = [args.dtype] if args.dtype else ["float32", "float64"]
     if args.subject:
-        return import_factory(args.subject), dtypes
+        factory = import_factory(args.subject)
+        declared = getattr(factory, "dtypes", None)  # a factory that declares its dtypes is asked first
+        if declared is not None:
+            if args.dtype and args.dtype not in declared:
+                raise ValueError(f"--dtype {args.dtype}, but --subject {args.subject} declares {', '.join(declared)} only")
+            dtypes = [d for d in ("float32", "float64") if d in declared and d in dtypes]
+        return factory, dtypes
     if args.dumps or args.subject_cmd:
         try:
             dump_map = DumpMap.from_file(args.map)
@@ -127,6 +134,47 @@ def subject_factory(args, scratch: Path):
             return dump_factory(args.dumps, dump_map), [dtype]
         return command_factory(args.subject_cmd, dump_map, scratch, args.timeout or DEFAULT_TIMEOUT), [dtype]
     return None, dtypes
+
+
+def references_model(reference_dirs) -> str | None:
+    """The model a reference set was made for (its manifest's record), for a verify run given --references but
+    no --model; None without --references. A record that points nowhere is refused: nothing is built instead."""
+    from .verification.reference_set import MANIFEST
+
+    if not reference_dirs:
+        return None
+    manifest = Path(reference_dirs[0]) / MANIFEST
+    try:
+        path = json.loads(manifest.read_text())["model"]["path"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ValueError(f"--references {reference_dirs[0]}: no readable {MANIFEST} naming its model; give --model DIR") from None
+    if not (Path(path) / "config.json").is_file():
+        raise ValueError(f"--references {reference_dirs[0]} was made for the model in {path}, which is not there; "
+                         "give --model DIR (the same weights)")  # fmt: skip
+    return path
+
+
+def cmd_cache(args) -> int:
+    """gpt2core cache list | clear: the reference sets verify keeps (gpt2core.verification.reference_cache)."""
+    from .verification.reference_cache import cache_root, cap_bytes, clear, entries
+
+    root = cache_root()
+    if args.action == "clear":
+        removed = clear(root)
+        print(json.dumps({"removed": removed}) if args.json else f"removed {len(removed)} reference set(s) from {root / 'references'}")
+        return 0
+    sets = entries(root)
+    if args.json:
+        print(json.dumps({"root": str(root / "references"), "cap_bytes": cap_bytes(), "sets": sets}))
+        return 0
+    total = sum(e["bytes"] for e in sets)
+    print(f"{len(sets)} reference set(s) in {root / 'references'}, {total / 1e9:.2f} GB of a {cap_bytes() / 1e9:.1f} GB cap "
+          "(GPT2CORE_REFERENCE_CACHE_GB), least recently used first:")  # fmt: skip
+    for e in sets:
+        used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e["last_used"]))
+        print(f"  {Path(e['path']).name}  {e['dtype']}  {e['bytes'] / 1e6:.1f} MB  used {used}  model {e['model']}  "
+              f"cases {', '.join(e['cases'])}")  # fmt: skip
+    return 0
 
 
 def check_cases(md, args) -> None:
@@ -150,7 +198,7 @@ def cmd_verify(args) -> int:
 
     with tempfile.TemporaryDirectory(prefix="gpt2core-dumps-") as scratch:  # an engine command's dumps, removed after
         factory, dtypes = subject_factory(args, Path(scratch))
-        md = model_dir(model_path(args))
+        md = model_dir(args.model or references_model(args.references) or model_path(args))
         check_cases(md, args)
         report = verify_model(
             md,
@@ -161,9 +209,10 @@ def cmd_verify(args) -> int:
             full_length=args.full_length,
             command=shell_command(args),
             require=args.require,
+            cache=not args.no_cache,
         )
     if args.junit:
-        write_junit(report, args.junit)
+        write_junit(report, args.junit, group=args.junit_group)
     print(json.dumps(report) if args.json else format_verify(report))
     return EXIT_CODES[report["verdict"]]
 
@@ -322,8 +371,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds --subject-cmd may run (default 600; only with --subject-cmd)")
     p.add_argument("--require", choices=["offered", "all"], default="offered",
                    help="offered: pass when all the subject offers passes (default); all: INCOMPLETE unless every checkpoint, case and mode ran")
-    p.add_argument("--junit", metavar="FILE", type=output_file, help="also write JUnit XML: one testcase per case and checkpoint")
+    p.add_argument("--junit", metavar="FILE", type=output_file, help="also write JUnit XML (see --junit-group)")
+    p.add_argument("--junit-group", choices=["checkpoint", "kind", "case"], default="checkpoint",
+                   help="JUnit testcases per case and checkpoint (default), per checkpoint kind, or per case")
+    p.add_argument("--no-cache", action="store_true", help="capture the references into a temporary directory, not the cache")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("cache", help="list or clear the reference sets verify keeps ($GPT2CORE_HOME/references)")
+    p.add_argument("action", choices=["list", "clear"])
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_cache)
 
     p = sub.add_parser("faults", help="inject every catalogued fault and show where the comparison catches it")
     p.add_argument("--model", type=model_location, help="model directory (default: the stress model: sharp attention, random biases, outliers)")

@@ -33,18 +33,23 @@ def format_settings(settings: dict) -> str:
 
 
 def format_run(run: dict) -> str:
-    """A table of every checkpoint: chained max abs/rel difference, tolerance, margin; isolated and cached
-    margins; then the greedy-generation comparison."""
-    lines = [
-        f"{run['dtype']}: {run['verdict']} - subject {run['subject']} over cases {', '.join(run['cases'])}; "
-        f"max abs diff {run['max_abs']:.3e}, max rel diff {run['max_rel']:.3e}, worst margin {run['worst_margin']:.3g}",
-        format_modes(run),
-        f"{'checkpoint':<16} {'max abs':>10} {'max rel':>10} {'tolerance':>10} {'margin':>8} {'isolated':>8} {'cached':>8}  case",
-    ]
-    for row in run["checkpoints"]:
+    """The run's headline (what ran, what did not, the largest difference and the worst margin, each with its
+    checkpoint and case), its modes, a table of every compared checkpoint (the case with the largest margin:
+    its max abs and rel difference, tolerance and margin; the isolated and cached margins), generation, what
+    was not provided (one line per kind), and the first divergence in forward-pass order."""
+    not_run = run["cases_not_run"]
+    ran = ", ".join(run["cases_run"]) or "none"
+    skipped = f"; NOT RUN: {', '.join(f'{c} ({why})' for c, why in not_run.items())}" if not_run else ""
+    lines = [f"{run['dtype']}: {run['verdict']} - subject {run['subject']} ({run['precision']} engine); cases run: {ran}{skipped}",
+             coverage(run) + extremes(run), format_modes(run)]  # fmt: skip
+    rows = [r for r in run["checkpoints"] if r["chained"] is not None or r["provided"]]
+    if rows:
+        lines.append("per checkpoint, the case with the largest margin (max abs, max rel, tolerance and margin are that case's):")
+        lines.append(f"{'checkpoint':<16} {'max abs':>10} {'max rel':>10} {'tolerance':>10} {'margin':>8} {'isolated':>8} {'cached':>8}  case")
+    for row in rows:
         ch = row["chained"]
         if ch is None:
-            lines.append(f"{row['name']:<16} {'not provided' if not row['provided'] else 'not run'}")
+            lines.append(f"{row['name']:<16} not compared (no case ran)")
             continue
         problems = [c["problem"] for c in (ch, row["isolated"], row["cached"]) if c is not None and c["problem"]]
         if problems:
@@ -61,66 +66,143 @@ def format_run(run: dict) -> str:
         lines.append(f"sampled generation, case {g['case']} ({format_settings(g['settings'])}): "
                      f"{'PASS' if g['ok'] else 'FAIL'} ({g['message']})")  # fmt: skip
     if run["not_provided"]:
-        lines.append(f"not provided by the subject ({len(run['not_provided'])}): {', '.join(run['not_provided'])}")
+        lines.append(f"not provided by the subject ({len(run['not_provided'])} of {run['checkpoints_total']}): "
+                     + "; ".join(collapse(run["not_provided"])))  # fmt: skip
     for note in run.get("notes", []):
         lines.append(f"note: {note}")
     if run.get("entries_excluded"):
         lines.append(f"entries compared: {run['entries_compared']:,}; at padding positions, not compared: {run['entries_excluded']:,}")
-    for case, why in run["cases_not_run"].items():
-        lines.append(f"case {case}: NOT RUN ({why})")
-    lines.append(coverage(run))
     if run["first_divergence"]:
         fd = run["first_divergence"]
-        lines.append(f"first diverging checkpoint: {fd['name']} (case {fd['case']}): {fd['message']}")
+        where = f"case {fd['case']}, {fd.get('mode', 'chained')}" if fd["case"] else "no case"
+        lines.append(f"first divergence (earliest in forward order over every case and mode): {fd['name']} ({where}): {fd['message']}")
     return "\n".join(lines)
 
 
+def collapse(names: list[str]) -> list[str]:
+    """Checkpoint names grouped by kind: ['embeddings', 'h0.q', 'h1.q', 'h3.q'] -> ['embeddings', 'q (h0-h1, h3)']."""
+    layers: dict[str, list[int]] = {}
+    out = []
+    for name in names:
+        head, _, kind = name.partition(".")
+        if kind and head[1:].isdigit():
+            if kind not in layers:
+                out.append(kind)
+            layers.setdefault(kind, []).append(int(head[1:]))
+        else:
+            out.append(name)
+    return [f"{item} ({spans(layers[item])})" if item in layers else item for item in out]
+
+
+def spans(numbers: list[int]) -> str:
+    """[0, 1, 2, 5] -> 'h0-h2, h5'."""
+    parts, start = [], None
+    for i, n in enumerate(numbers):
+        if start is None:
+            start = n
+        if i + 1 == len(numbers) or numbers[i + 1] != n + 1:
+            parts.append(f"h{start}" if start == n else f"h{start}-h{n}")
+            start = None
+    return ", ".join(parts)
+
+
 def coverage(run: dict) -> str:
-    """'verified N of M checkpoints over K of L cases' with the precision and what is required."""
-    return (f"verified {run['checkpoints_provided']} of {run['checkpoints_total']} checkpoints over "
-            f"{len(run['cases_run'])} of {len(run['cases'])} cases ({run['precision']} engine; --require {run['require']})")
+    """'compared N of M checkpoints (P passed) over K of L cases' with the precision and what is required: what
+    ran, never called verified."""
+    return (f"compared {run['checkpoints_compared']} of {run['checkpoints_total']} checkpoints ({run['checkpoints_passed']} "
+            f"passed) over {len(run['cases_run'])} of {len(run['cases'])} cases ({run['precision']} engine; --require {run['require']})")  # fmt: skip
+
+
+def extremes(run: dict) -> str:
+    """'; largest abs diff X (checkpoint, case C); worst margin Y (checkpoint, case C)', or nothing when nothing was compared."""
+    if not run.get("max_abs_at"):
+        return ""
+    big, worst = run["max_abs_at"], run["worst_margin_at"]
+    return (f"; largest abs diff {run['max_abs']:.3e} ({big['name']}, case {big['case']}); "
+            f"worst margin {run['worst_margin']:.3g} ({worst['name']}, case {worst['case']})")
 
 
 def format_verify(report: dict) -> str:
     """One table per dtype (see `format_run`), then a one-line verdict."""
     tables = [format_run(run) for run in report["runs"]]
-    summary = "; ".join(f"{r['dtype']} max abs {r['max_abs']:.3e}, {coverage(r)}" for r in report["runs"])
+    summary = "; ".join(f"{r['dtype']} {coverage(r)}{extremes(r)}" for r in report["runs"])
     memory = f"{format_memory(report['memory'])}\n" if "memory" in report else ""
     return "\n\n".join(tables) + f"\n\n{memory}verify: {report['verdict']} - {summary}"
 
 
 def format_memory(m: dict) -> str:
-    """The run's peak memory against its bound (gpt2core.verification.memory), in one line."""
+    """The run's peak memory in one line; against its bound only where the bound applies (gpt2core's own engine,
+    on weights of at least 1 GiB: below that the run's fixed costs, a few hundred MB, outweigh the weights)."""
     gb = 1e9
-    verdict = "within" if m["within_bound"] else "OVER"
-    if not m["within_bound"] and m["weights_bytes"] < 2**30:
-        verdict += " (on a model this small the run's fixed costs, a few hundred MB, outweigh its weights)"
     child = f"; the engine's command peaked at {m['children_peak_rss_bytes'] / gb:.2f} GB" if m["children_peak_rss_bytes"] else ""
-    return (f"memory: peak {m['peak_rss_bytes'] / gb:.2f} GB, {m['peak_over_baseline_bytes'] / gb:.2f} GB above the "
-            f"{m['baseline_rss_bytes'] / gb:.2f} GB held before the run; bound {m['bound_bytes'] / gb:.2f} GB "
-            f"({WEIGHTS_FACTOR} x {m['weights_bytes'] / gb:.2f} GB of weights + {m['case_references_bytes'] / gb:.2f} GB of one case's "
-            f"references): {verdict}{child}")  # fmt: skip
+    line = (f"memory: peak {m['peak_rss_bytes'] / gb:.2f} GB, {m['peak_over_baseline_bytes'] / gb:.2f} GB above the "
+            f"{m['baseline_rss_bytes'] / gb:.2f} GB held before the run")  # fmt: skip
+    if not m.get("bound_applies", True):
+        why = ("the bound is for gpt2core's own engine" if not m.get("own_engine", True) else
+               "no bound on weights under 1 GiB: the run's fixed costs outweigh them")  # fmt: skip
+        return f"{line} ({why}){child}"
+    verdict = "within" if m["within_bound"] else "OVER"
+    return (f"{line}; bound {m['bound_bytes'] / gb:.2f} GB ({WEIGHTS_FACTOR} x {m['weights_bytes'] / gb:.2f} GB of weights + "
+            f"{m['case_references_bytes'] / gb:.2f} GB of one case's references): {verdict}{child}")  # fmt: skip
 
 
-def write_junit(report: dict, path) -> None:
-    """JUnit XML of a verify report: one testcase per dtype, case and checkpoint (chained mode), so any CI
-    shows the result. A checkpoint not provided or a case not run is a skipped testcase saying so."""
+def write_junit(report: dict, path, group: str = "checkpoint") -> None:
+    """JUnit XML of a verify report, one testsuite per dtype, for GitHub, GitLab or Jenkins.
+
+    group "checkpoint": a testcase per case and provided checkpoint (chained mode); "kind": one per checkpoint kind
+    (ln_1, attn_probs, ...: every layer and case); "case": one per case (every checkpoint). Then one testcase per
+    other mode (isolated, cached, generate, sampled), one per case not run and one per kind not provided. What did
+    not run or is not provided is skipped, or, under --require all, a failure: a CI that reads JUnit alone sees
+    exactly the verdict (PASS: no failure and no error)."""
     from junitparser import Failure, JUnitXml, Skipped, TestCase, TestSuite
 
+    if group not in ("checkpoint", "kind", "case"):
+        raise ValueError(f"JUnit group {group!r}; expected checkpoint, kind or case")
     xml = JUnitXml("gpt2core verify")
     for run in report["runs"]:
         suite = TestSuite(f"gpt2core verify {run['subject']} {run['dtype']}")
-        for case in run["cases"]:
-            for row in run["checkpoints"]:
-                test = TestCase(row["name"], classname=f"{run['dtype']}.{case}")
-                results = [r for r in row["results"] if r["case"] == case]
-                if case in run["cases_not_run"]:
-                    test.result = [Skipped(f"case not run: {run['cases_not_run'][case]}")]
-                elif not row["provided"]:
-                    test.result = [Skipped("not provided by the subject")]
-                elif not results or not results[0]["ok"]:
-                    test.result = [Failure(results[0]["message"] if results else "not compared")]
-                suite.add_testcase(test)
+        strict = run["require"] == "all"
+
+        def missing(name, classname, why):
+            test = TestCase(name, classname=classname)
+            test.result = [Failure(f"required (--require all): {why}") if strict else Skipped(why)]
+            suite.add_testcase(test)
+
+        results = {}  # (group key) -> [messages of failures], in the order first seen
+        for row in run["checkpoints"]:
+            if not row["provided"]:
+                continue
+            for r in row["results"]:
+                key = {"checkpoint": (f"{run['dtype']}.{r['case']}", row["name"]),
+                       "kind": (run["dtype"], row["name"].split(".")[-1]), "case": (run["dtype"], r["case"])}[group]  # fmt: skip
+                results.setdefault(key, [])
+                if not r["ok"]:
+                    results[key].append(r["message"])
+        for (classname, name), bad in results.items():
+            test = TestCase(name, classname=classname)
+            if bad:
+                test.result = [Failure(bad[0] + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))]
+            suite.add_testcase(test)
+        for mode, m in run["modes"].items():
+            if mode == "chained":
+                continue
+            if not m["ran"]:
+                missing(f"mode {mode}", run["dtype"], f"mode {mode} NOT RUN ({m['why']})")
+                continue
+            test = TestCase(f"mode {mode}", classname=run["dtype"])
+            if not m["ok"]:
+                bad = [g["message"] for g in run.get("generate" if mode == "generate" else "sampled", []) if not g["ok"]]
+                rows = [r[mode]["message"] for r in run["checkpoints"] if r.get(mode) and not r[mode]["ok"]]
+                test.result = [Failure((bad + rows + [f"mode {mode} failed"])[0])]
+            suite.add_testcase(test)
+        for case, why in run["cases_not_run"].items():
+            missing(f"case {case}", run["dtype"], f"case {case} NOT RUN ({why})")
+        for kind in collapse(run["not_provided"]):
+            missing(f"not provided: {kind}", run["dtype"], f"not provided by the subject: {kind}")
+        if run["first_divergence"] and not run["checkpoints_compared"]:
+            test = TestCase("logits", classname=run["dtype"])
+            test.result = [Failure(run["first_divergence"]["message"])]
+            suite.add_testcase(test)
         xml.add_testsuite(suite)
     with atomic_path(path) as tmp:
         xml.write(str(tmp), pretty=True)

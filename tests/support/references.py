@@ -2,7 +2,7 @@
 plugin's parity tests and these suites share one set per (model, dtype, cases).
 
 A set lives in <repo>/.cache/test-models/references/<model>-<dtype>-<key>, where the key hashes everything the
-files depend on (builtin.content_key), so a stale set cannot be found, and every load goes through
+files depend on (reference_cache.content_key), so a stale set cannot be found, and every load goes through
 `load_references`, which checks the weights' hash and every file's sha256, shape and dtype again.
 
 The cache is what keeps mutmut honest and fast: each mutant runs in a forked pytest session, and a set
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from support.models import CACHE
 
-from gpt2core.conformance.builtin import cached_references, content_key
+from gpt2core.verification.reference_cache import cached_references, content_key
 from gpt2core.verification.cases import default_cases
 from gpt2core.verification.model_dir import read_model_dir
 from gpt2core.verification.numpy_subject import NumpySubject

@@ -69,7 +69,12 @@ def resolve(subject: str | None, subject_cmd: str | None, dumps: str | None, map
         if d not in DTYPES:
             raise SubjectError(f"--gpt2core-dtype {d!r}: expected float32 or float64")
     if subject:
-        factory = import_factory(subject)
+        factory = import_factory(subject, "--gpt2core-subject")
+        declared = getattr(factory, "dtypes", None)  # a factory that declares its dtypes is asked first
+        if declared is not None:
+            if dtypes and not set(dtypes) <= set(declared):
+                raise SubjectError(f"--gpt2core-dtype {', '.join(dtypes)}, but {subject} declares {', '.join(declared)} only")
+            dtypes = [d for d in DTYPES if d in declared and (not dtypes or d in dtypes)]
         return Target("python", subject, tuple(dtypes or DTYPES),
                       lambda md, dtype, work: factory(md, np.dtype(dtype)), ["--subject", subject])  # fmt: skip
     if not map_file:

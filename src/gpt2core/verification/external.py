@@ -19,21 +19,23 @@ from .errors import SubjectError
 DEFAULT_TIMEOUT = 600  # seconds: a 124M-shape C engine runs the five default cases in well under a minute
 
 
-def import_factory(spec: str):
+def import_factory(spec: str, option: str = "--subject"):
     """'pkg.module:factory' -> the callable factory(model_dir, dtype) it names. The current directory is on the
-    import path, as for `python -m`: an adapter module beside the user is found."""
+    import path, as for `python -m`: an adapter module beside the user is found. Errors name `option`, the
+    option the user gave it with."""
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
-        raise SubjectError(f"--subject {spec!r}: expected MODULE:FACTORY, e.g. my_engine.gpt2core_adapter:make_subject")
+        raise SubjectError(f"{option} {spec!r}: expected MODULE:FACTORY, e.g. my_engine.gpt2core_adapter:make_subject")
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
-        raise SubjectError(f"--subject {spec!r}: cannot import {module_name} ({e})") from None
+        raise SubjectError(f"{option} {spec!r}: cannot import {module_name} ({e}); the module must be importable "
+                           "from the current directory or the installed packages") from None
     factory = getattr(module, attr, None)
     if not callable(factory):
-        raise SubjectError(f"--subject {spec!r}: {module_name} has no callable {attr!r}")
+        raise SubjectError(f"{option} {spec!r}: {module_name} has no callable {attr!r}")
     return factory
 
 

@@ -26,12 +26,16 @@ from .compare import Comparison, compare
 from .errors import DumpError
 from .memory import (check_fits, children_peak_rss_bytes, current_rss_bytes, give_back_freed_memory, peak_rss_bytes,
                      reset_peak_rss, run_memory)
+from .reference_cache import cache_root, cached_references, is_cached
 from .reference_set import load_references, versions, write_references
 from .sampling import compare_sampled
 from .batch_layout import defined_entries, ids_to_left_padded, to_left_padded, token_mask
-from .subject import CAPABILITIES, axes_of, check_subject, kind_of, modes_of
+from .subject import CAPABILITIES, MODES, axes_of, check_subject, kind_of, modes_of
 from .tolerances import CHECKPOINT_TOL, LOW_PRECISION_TOL
 
+# The memory bound (gpt2core.verification.memory) is a verdict on gpt2core's own engine, on weights of 1 GiB or more:
+# on the tiny model the run's fixed costs (0.25 GB above the baseline) are 20 times its 13 MB of weights
+BOUND_FROM_BYTES = 2**30
 MODE_NEEDS = {mode: capability for capability, (mode, _) in CAPABILITIES.items()}  # mode -> the capability it needs
 
 
@@ -250,15 +254,17 @@ def verify_references(subject, refs, require: str = "offered") -> dict:
     cases it cannot run (`can_run(case)` gives the reason), modes it does not offer. The verdict is FAIL
     when a comparison fails or logits were verified on no case; with require="offered" (the default) PASS
     when everything the subject offers passed; with require="all" INCOMPLETE unless every checkpoint, case
-    and mode ran."""
+    and mode ran. The first divergence is the earliest failing checkpoint in forward-pass order over every
+    case and mode (greedy and sampled generation after the logits); `first_per_case` has each case's."""
     check_subject(subject)
     names, offered = refs.checkpoint_names, modes_of(subject)
     provided = [n for n in names if n in getattr(subject, "provides", names)]
     tol = tolerance_for(subject, refs.dtype)
     vocab_size = refs.config["vocab_size"]
+    order = {n: i for i, n in enumerate(names)}
     per_name: dict[str, dict[str, list]] = {n: {"chained": [], "isolated": [], "cached": []} for n in names}
-    first, greedy, sampled, not_run = None, [], [], {}
-    for case in refs.cases:
+    failures, greedy, sampled, not_run = [], [], [], {}  # failures: (rank, mode index, case index, divergence)
+    for index, case in enumerate(refs.cases):
         why = subject.can_run(case) if hasattr(subject, "can_run") else None
         if why is not None:
             not_run[case.name] = why
@@ -272,19 +278,26 @@ def verify_references(subject, refs, require: str = "offered") -> dict:
                 comparisons = compare_case(subject, case, mode, provided, tol)
             for c in comparisons:
                 per_name[c.name.split("@")[0]][mode].append((case.name, c))
-            bad = first_divergence(comparisons)
-            if mode == "chained" and bad is not None and first is None:
-                first = {"case": case.name, "name": bad.name, "message": bad.message()}
+            bad = earliest(comparisons, order)
+            if bad is not None:
+                failures.append((order[bad.name.split("@")[0]], MODES.index(mode), index,
+                                 {"case": case.name, "mode": mode, "name": bad.name.split("@")[0], "message": bad.message()}))  # fmt: skip
         if offered["generate"] and case.greedy is not None:
             greedy.append(compare_greedy(subject, case))
+            if not greedy[-1]["ok"]:
+                failures.append((len(names) + 1, MODES.index("generate"), index,
+                                 {"case": case.name, "mode": "generate", "name": "greedy generation", "message": greedy[-1]["message"]}))  # fmt: skip
         if offered["sampled"] and case.sampling is not None:
             sampled.append(sampled_result(subject, case, refs.dtype))
+            if not sampled[-1]["ok"]:
+                failures.append((len(names), MODES.index("sampled"), index,
+                                 {"case": case.name, "mode": "sampled", "name": "sampled generation", "message": sampled[-1]["message"]}))  # fmt: skip
     rows = []
     for n in names:
         row = {"name": n, "provided": n in provided,  # every case's chained result (for --junit)
                "results": [{"case": case_name, "ok": c.ok, "message": c.message()} for case_name, c in per_name[n]["chained"]]}
         for mode, pairs in per_name[n].items():
-            if pairs:
+            if pairs:  # the case with the largest margin: its max abs, max rel, tolerance and margin together
                 case_name, c = max(pairs, key=lambda pc: pc[1].margin)
                 row[mode] = dict(c.as_dict(), case=case_name, message=c.message())
             else:
@@ -304,12 +317,19 @@ def verify_references(subject, refs, require: str = "offered") -> dict:
             ran_rows = [r[mode] for r in rows if r[mode] is not None]
             modes[mode] = {"ran": bool(ran_rows), "ok": all(c["ok"] for c in ran_rows) if ran_rows else None,
                            "why": None if ran_rows else "no case was run"}  # fmt: skip
-    chained_all = [c for n in names for _, c in per_name[n]["chained"]]
+    chained_all = [(case_name, c) for n in names for case_name, c in per_name[n]["chained"]]
     cases_run = [c.name for c in refs.cases if c.name not in not_run]
     logits_verified = bool(per_name["logits"]["chained"])
     ok = logits_verified and all(m["ok"] for m in modes.values() if m["ran"])
     complete = all(m["ran"] for m in modes.values()) and len(provided) == len(names) and not not_run
     verdict = "FAIL" if not ok else "INCOMPLETE" if require == "all" and not complete else "PASS"
+    failures.sort(key=lambda f: f[:3])
+    first_per_case = {}
+    for *_, divergence in failures:
+        first_per_case.setdefault(divergence["case"], divergence)
+    largest = max(chained_all, key=lambda pc: pc[1].max_abs, default=None)
+    worst_one = max(chained_all, key=lambda pc: pc[1].margin, default=None)
+    compared = [r for r in rows if r["chained"] is not None]
     return {
         "subject": subject.name,
         "dtype": refs.dtype.name,
@@ -319,24 +339,35 @@ def verify_references(subject, refs, require: str = "offered") -> dict:
         "cases_not_run": not_run,
         "checkpoints_provided": len(provided),
         "checkpoints_total": len(names),
+        "checkpoints_compared": len(compared),
+        "checkpoints_passed": sum(r["chained"]["ok"] and r["ok"] for r in compared),
         "not_provided": [n for n in names if n not in provided],
         "require": require,
         "modes": modes,
         "ok": ok,
         "complete": complete,
         "verdict": verdict,
-        "max_abs": max((c.max_abs for c in chained_all), default=float("nan")),
-        "max_rel": max((c.max_rel for c in chained_all), default=float("nan")),
-        "worst_margin": worst(chained_all).margin if chained_all else float("nan"),
-        "first_divergence": first if logits_verified else
-            {"case": None, "name": "logits", "message": "logits were verified on no case (the subject ran none)"},
+        "max_abs": largest[1].max_abs if largest else float("nan"),
+        "max_abs_at": {"name": largest[1].name, "case": largest[0]} if largest else None,
+        "max_rel": max((c.max_rel for _, c in chained_all), default=float("nan")),
+        "worst_margin": worst_one[1].margin if worst_one else float("nan"),
+        "worst_margin_at": {"name": worst_one[1].name, "case": worst_one[0]} if worst_one else None,
+        "first_divergence": (failures[0][3] if failures else None) if logits_verified else
+            {"case": None, "mode": "chained", "name": "logits", "message": "logits were verified on no case (the subject ran none)"},
+        "first_per_case": first_per_case,
         "notes": list(getattr(subject, "notes", [])),
-        "entries_compared": sum(c.compared for c in chained_all),
-        "entries_excluded": sum(c.excluded for c in chained_all),
+        "entries_compared": sum(c.compared for _, c in chained_all),
+        "entries_excluded": sum(c.excluded for _, c in chained_all),
         "checkpoints": rows,
         "generate": greedy,
         "sampled": sampled,
     }  # fmt: skip
+
+
+def earliest(comparisons: list[Comparison], order: dict) -> Comparison | None:
+    """The failing comparison earliest in forward-pass order (a decoding step's checkpoint ranks as the
+    checkpoint; among equals, the first given)."""
+    return min((c for c in comparisons if not c.ok), key=lambda c: order[c.name.split("@")[0]], default=None)
 
 
 def tolerance_for(subject, ref_dtype) -> dict:
@@ -349,13 +380,15 @@ def tolerance_for(subject, ref_dtype) -> dict:
 
 
 def verify_model(model_dir, factory=None, dtypes=("float32", "float64"), reference_dirs=None, prompts=None,
-                 full_length: bool = False, command: str | None = None, require: str = "offered") -> dict:  # fmt: skip
+                 full_length: bool = False, command: str | None = None, require: str = "offered",
+                 cache: bool = True) -> dict:  # fmt: skip
     """Verify the subject `factory(model_dir, dtype)` makes (default: gpt2core's NumPy engine) on model_dir
     against transformers, one run per dtype.
 
     model_dir is a gpt2core.verification.model_dir.ModelDir (or a path, read once here). The reference
-    sets are read from `reference_dirs` (those of the given dtypes), or captured from transformers into a
-    temporary directory (`prompts`, or the built-in cases). Memory (gpt2core.verification.memory): a run
+    sets are read from `reference_dirs` (those of the given dtypes), or taken from the reference cache
+    (gpt2core.verification.reference_cache: captured from transformers once per weights, cases, dtype and
+    versions), or with cache=False captured into a temporary directory (`prompts`, or the built-in cases). Memory (gpt2core.verification.memory): a run
     that cannot fit is refused before anything is loaded; every reference set is captured first and
     transformers' model released, then each dtype's subject is made, verified and released in turn, so the
     two models are never resident together. Returns {"ok", "verdict", "model", "weights_sha256",
@@ -365,8 +398,10 @@ def verify_model(model_dir, factory=None, dtypes=("float32", "float64"), referen
     from .hf import release_hf_models, require_transformers
     from .model_dir import read_model_dir
 
+    from .numpy_subject import numpy_subject
+
     if factory is None:
-        from .numpy_subject import numpy_subject as factory
+        factory = numpy_subject
     model_dir = read_model_dir(model_dir)
     if reference_dirs:
         ref_sets = [load_references(d, model_dir) for d in reference_dirs]
@@ -377,13 +412,18 @@ def verify_model(model_dir, factory=None, dtypes=("float32", "float64"), referen
         shapes, wanted = [c.input_ids.shape for c in cases], list(dtypes)
     plan = run_memory(model_dir.config, shapes, wanted or dtypes)
     check_fits(plan, "this verify run")
-    if not reference_dirs:
+    if not reference_dirs and not (cache and all(is_cached(cache_root(), model_dir, dt, cases) for dt in dtypes)):
         require_transformers()  # imported before the baseline is read: its libraries are not the run's
     reset_peak_rss()
     baseline = current_rss_bytes()
     runs = []
     with tempfile.TemporaryDirectory(prefix="gpt2core-references-") as tmp:
-        if not reference_dirs:
+        if not reference_dirs and cache:
+            ref_sets = []
+            for dt in dtypes:
+                ref_sets.append(cached_references(cache_root(), model_dir, dt, cases, command=command, capped=True))
+                release_hf_models()  # before the next dtype's model, and before any engine (a no-op on a hit)
+        elif not reference_dirs:
             for dt in dtypes:
                 write_references(model_dir, Path(tmp) / dt, cases, dt, command=command)
                 release_hf_models()  # before the next dtype's model, and before any engine
@@ -395,15 +435,17 @@ def verify_model(model_dir, factory=None, dtypes=("float32", "float64"), referen
             run = verify_references(subject, refs, require=require)
             del subject  # released before the next dtype's engine is loaded
             give_back_freed_memory()
-            run["references"] = str(refs.root) if reference_dirs else "(temporary, built by this run)"
+            run["references"] = str(refs.root) if reference_dirs or cache else "(temporary, built by this run)"
             runs.append(run)
     if not runs:
         raise ValueError(f"no reference set in {[str(d) for d in reference_dirs]} has dtype {' or '.join(dtypes)}")
     # the kernel's two counters (VmHWM, the resident size) may disagree by a few hundred KB of per-thread slack:
     # on a run that grew nothing the peak came out 0.1-0.2 MB below the baseline; the run held at least that
     peak = max(peak_rss_bytes(), baseline)
+    own_engine = factory is numpy_subject
     memory = dict(plan, baseline_rss_bytes=baseline, peak_rss_bytes=peak, peak_over_baseline_bytes=peak - baseline,
-                  within_bound=peak - baseline <= plan["bound_bytes"], children_peak_rss_bytes=children_peak_rss_bytes())  # fmt: skip
+                  within_bound=peak - baseline <= plan["bound_bytes"], children_peak_rss_bytes=children_peak_rss_bytes(),
+                  own_engine=own_engine, bound_applies=own_engine and plan["weights_bytes"] >= BOUND_FROM_BYTES)  # fmt: skip
     verdicts = {r["verdict"] for r in runs}
     verdict = "FAIL" if "FAIL" in verdicts else "INCOMPLETE" if "INCOMPLETE" in verdicts else "PASS"
     return {"ok": verdict == "PASS", "verdict": verdict, "model": str(model_dir), "weights_sha256": model_dir.weights_sha256,
