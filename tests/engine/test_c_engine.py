@@ -69,7 +69,7 @@ def test_the_c_engine_passes_in_float32(binaries, shape, capsys, tmp_path, monke
     assert run["checkpoints_provided"] == run["checkpoints_total"]
     from junitparser import JUnitXml
 
-    cases = [c for suite in JUnitXml.fromfile(str(tmp_path / "junit.xml")) for c in suite]
+    cases = [c for suite in JUnitXml.fromfile(str(tmp_path / "junit.xml")) for c in suite if "." in c.classname]
     assert len(cases) == len(run["cases"]) * run["checkpoints_total"] and all(not c.result for c in cases)
     assert len({(c.classname, c.name) for c in cases}) == len(cases)
     left = [p.name for p in scratch.iterdir() if p.name.startswith("gpt2core-")]  # (torch keeps a cache there too)

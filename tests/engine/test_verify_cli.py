@@ -65,7 +65,8 @@ def test_verify_table_lists_every_checkpoint(tiny_dir, capsys):
     for name in checkpoint_names(2):
         assert f"\n{name} " in out
     assert "modes: chained PASS, isolated PASS, cached PASS, generate PASS, sampled PASS" in out
-    assert "verify: PASS - float64 max abs" in out
+    assert "verify: PASS - float64 compared 31 of 31 checkpoints (31 passed) over 5 of 5 cases" in out
+    assert "verified" not in out
 
 
 @pytest.mark.parametrize(("fault", "first"), [("no_causal_mask", "h0.attn_scores"), ("exact_gelu", "h0.mlp_act")])

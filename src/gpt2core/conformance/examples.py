@@ -4,13 +4,41 @@ directory kept with a command that reproduces the comparison outside pytest."""
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from contextlib import contextmanager
 
 from ..verification.model_dir import read_model_dir
 from ..verification.tolerances import CHECKPOINT_TOL, DRAWN_TOL
 from ..verification.verify import compare_cached, compare_case, default_split, first_divergence, tolerance_for
 from .drawn import cases_of, keep, write_example
-from .plugin import skip_for
+
+
+class NotRunnable(Exception):
+    """A drawn example the subject could not run (its `can_run` refused every input): counted, never a pass."""
+
+
+class Coverage:
+    """How many of a drawn test's examples the subject ran, and why the others did not. A drawn test never ends
+    on the first input its subject cannot run (pytest.skip inside hypothesis would skip the whole test, whatever
+    the other examples show): each such example is counted, and `check` fails the test if any was not run."""
+
+    def __init__(self):
+        self.ran, self.not_run = 0, Counter()
+
+    @contextmanager
+    def example(self):
+        try:
+            yield
+        except NotRunnable as e:
+            self.not_run[str(e)] += 1
+            return
+        self.ran += 1
+
+    def check(self, what: str) -> None:
+        if self.not_run:
+            reasons = "; ".join(f"{n} x {why}" for why, n in self.not_run.most_common())
+            raise AssertionError(f"{what}: the subject ran {self.ran} of {self.ran + sum(self.not_run.values())} drawn "
+                                 f"examples; it could not run the others ({reasons})")  # fmt: skip
 
 
 @contextmanager
@@ -60,7 +88,7 @@ def differential(session, cfg, weights, inputs, dtype) -> None:
             if bad is not None:
                 failures.append(f"case {case.name} {list(case.input_ids.shape)}: {bad.message()}")
         if not ran:
-            skip_for(f"the drawn inputs: {why}")
+            raise NotRunnable(why)
         if failures:
             kept = keep(work)
             raise AssertionError("\n".join(failures) + "\nreproduce outside pytest:\n  "

@@ -12,7 +12,7 @@ from ..verification.model_dir import read_model_dir
 from ..verification.subject import kind_of
 from ..verification.tolerances import DRAWN_TOL
 from .drawn import keep, write_example
-from .plugin import skip_for
+from .examples import NotRunnable
 
 
 class Run:
@@ -29,10 +29,11 @@ class Run:
         return self.refs.case(name)
 
     def require_runs(self, *names) -> None:
+        """NotRunnable (counted by the test's Coverage) unless the subject runs each named case."""
         for name in names:
             why = self.subject.can_run(self.case(name)) if hasattr(self.subject, "can_run") else None
             if why:
-                skip_for(f"the invariant's inputs: {why}")
+                raise NotRunnable(f"the invariant's inputs: {why}")
 
     def checkpoint(self, case_name: str, name: str) -> np.ndarray:
         """The subject's checkpoint in the case's layout (left-padded; NaN at padding for a subject that lays

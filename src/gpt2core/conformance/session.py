@@ -8,7 +8,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..verification.cases import default_cases
+import numpy as np
+
+from ..verification.cases import Case, default_cases
 from ..errors import GPT2CoreError
 from ..verification.model_dir import gpt2core_home, read_model_dir
 from ..verification.reference_set import MANIFEST, load_references
@@ -131,6 +133,20 @@ class ConformanceSession:
         key = (model, dtype)
         if key not in self._subjects:
             self._subjects[key] = self.target.make(read_model_dir(self.model_dir(model)), dtype, self.workdir(f"{model}-{dtype}"))
+        return self._subjects[key]
+
+    def input_limits(self, dtype: str) -> dict:
+        """What inputs the engine runs, asked before anything is drawn (its `can_run` on two probes, on the built-in
+        tiny model): {"batch": several rows, "padding": rows of different lengths}. The drawn tests draw only
+        such inputs, so none of their examples is lost to a case the engine cannot run."""
+        key = ("limits", dtype)
+        if key not in self._subjects:
+            subject = self.subject("tiny", dtype)
+            can_run = getattr(subject, "can_run", lambda case: None)
+            ids = np.array([[1, 2], [3, 4]])
+            batch = can_run(Case("probe-batch", ids)) is None
+            probe = Case("probe-padding", ids if batch else ids[:1], np.array([[0, 1], [1, 1]] if batch else [[0, 1]]))
+            self._subjects[key] = {"batch": batch, "padding": can_run(probe) is None}
         return self._subjects[key]
 
     def parity(self, model: str, dtype: str, mode: str) -> dict:

@@ -90,10 +90,11 @@ def left_padding_masks(draw, batch, seq):
 
 
 @st.composite
-def inputs(draw, vocab_size: int, n_positions: int, max_batch: int = 3, max_seq: int = 12):
-    """A batch of 1..max_batch rows of 1..min(max_seq, n_positions) tokens, left-padded or not."""
+def inputs(draw, vocab_size: int, n_positions: int, max_batch: int = 3, max_seq: int = 12, padding: bool = True):
+    """A batch of 1..max_batch rows of 1..min(max_seq, n_positions) tokens, left-padded or not (never with
+    padding=False: for an engine that runs no padded batch)."""
     B = draw(st.integers(1, max_batch))
     T = draw(st.integers(1, min(max_seq, n_positions)))
     ids = draw(token_ids(vocab_size, B, T))
-    mask = draw(st.none() | left_padding_masks(B, T))
+    mask = draw(st.none() | left_padding_masks(B, T)) if padding else None
     return Inputs(ids, None if mask is None or mask.all() else mask)

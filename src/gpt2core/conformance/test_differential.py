@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from .examples import differential
+from .examples import Coverage, differential
 from .plugin import skip_for
 from .strategies import drawn_configs, inputs, weights
 
@@ -27,13 +27,19 @@ def test_drawn_model_matches_transformers(gpt2core_session, gpt2core_drawn_dtype
     if not target.runs_new_inputs:
         skip_for("new inputs (a dump directory holds the runs of one reference set)")
     per_example = INPUTS_PER_EXAMPLE.get(target.kind, 1)
+    limits = gpt2core_session.input_limits(gpt2core_drawn_dtype)  # draw only what the engine runs
+    rows = 3 if limits["batch"] else 1
+    coverage = Coverage()
 
     @gpt2core_session.hypothesis_settings()
     @given(data=st.data())
     def drawn_model_matches_transformers(data):
         cfg = data.draw(drawn_configs(gpt2core_drawn_dtype), label="config")
         w = data.draw(weights(gpt2core_drawn_dtype), label="weights")  # float32: no sharp attention (see weights)
-        drawn = data.draw(st.lists(inputs(cfg["vocab_size"], cfg["n_positions"]), min_size=1, max_size=per_example), label="inputs")
-        differential(gpt2core_session, cfg, w, drawn, gpt2core_drawn_dtype)
+        one = inputs(cfg["vocab_size"], cfg["n_positions"], max_batch=rows, padding=limits["padding"])
+        drawn = data.draw(st.lists(one, min_size=1, max_size=per_example), label="inputs")
+        with coverage.example():
+            differential(gpt2core_session, cfg, w, drawn, gpt2core_drawn_dtype)
 
     drawn_model_matches_transformers()
+    coverage.check("the differential test")

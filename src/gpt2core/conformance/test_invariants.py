@@ -12,7 +12,7 @@ from ..verification.cases import Case
 from ..verification.reference_set import CapturedCase
 from ..verification.tolerances import DRAWN_TOL
 from ..verification.verify import compare_cached, positions
-from .examples import example_dir
+from .examples import Coverage, example_dir
 from .invariants import Run, assert_agree, fail
 from .plugin import skip_for
 from .strategies import drawn_configs, token_ids, weights
@@ -34,10 +34,10 @@ def test_changing_future_tokens_never_changes_earlier_outputs(gpt2core_session, 
         cfg, w = drawn_model(gpt2core_session, data, gpt2core_drawn_dtype)
         V, T = cfg["vocab_size"], data.draw(st.integers(2, min(12, cfg["n_positions"])), label="T")
         t = data.draw(st.integers(1, T - 1), label="first changed position")
-        ids = data.draw(token_ids(V, data.draw(st.integers(1, 2), label="B"), T), label="ids")
+        ids = data.draw(token_ids(V, data.draw(st.integers(1, rows), label="B"), T), label="ids")
         other = ids.copy()
         other[:, t:] = (ids[:, t:] + 1 + data.draw(st.integers(0, V - 2), label="shift")) % V
-        with example_dir(gpt2core_session) as work:
+        with example_dir(gpt2core_session) as work, coverage.example():
             run = Run(gpt2core_session, cfg, w, [Case("a", ids), Case("b", other)], gpt2core_drawn_dtype, work)
             run.require_runs("a", "b")
             first = slice(0, t)
@@ -45,7 +45,9 @@ def test_changing_future_tokens_never_changes_earlier_outputs(gpt2core_session, 
                      for n in run.names]  # fmt: skip
             assert_agree(pairs, f"tokens changed from position {t} on changed earlier positions", run)
 
+    rows, coverage = 2 if gpt2core_session.input_limits(gpt2core_drawn_dtype)["batch"] else 1, Coverage()
     example()
+    coverage.check("causality")
 
 
 @pytest.mark.invariants
@@ -57,14 +59,18 @@ def test_a_sequence_does_not_depend_on_its_batch_neighbours(gpt2core_session, gp
         B, T = data.draw(st.integers(2, 3), label="B"), data.draw(st.integers(1, min(10, cfg["n_positions"])), label="T")
         ids = data.draw(token_ids(cfg["vocab_size"], B, T), label="ids")
         cases = [Case("batch", ids)] + [Case(f"row{b}", ids[b : b + 1]) for b in range(B)]
-        with example_dir(gpt2core_session) as work:
+        with example_dir(gpt2core_session) as work, coverage.example():
             run = Run(gpt2core_session, cfg, w, cases, gpt2core_drawn_dtype, work)
             run.require_runs("batch", "row0")
             pairs = [(f"{n}[row {b} of {B}]", run.checkpoint("batch", n)[b : b + 1], run.checkpoint(f"row{b}", n))
                      for b in range(B) for n in run.names]  # fmt: skip
             assert_agree(pairs, "a row of a batch differs from the same row run alone", run)
 
+    if not gpt2core_session.input_limits(gpt2core_drawn_dtype)["batch"]:
+        skip_for("batches (the engine runs one row at a time)")
+    coverage = Coverage()
     example()
+    coverage.check("batch independence")
 
 
 @pytest.mark.invariants
@@ -78,7 +84,7 @@ def test_left_padding_with_its_mask_gives_the_unpadded_result(gpt2core_session, 
         ids = data.draw(token_ids(cfg["vocab_size"], 1, n), label="ids")
         filler = data.draw(token_ids(cfg["vocab_size"], 1, pad), label="padding ids")
         padded = Case("padded", np.concatenate([filler, ids], 1), np.array([[0] * pad + [1] * n]))
-        with example_dir(gpt2core_session) as work:
+        with example_dir(gpt2core_session) as work, coverage.example():
             run = Run(gpt2core_session, cfg, w, [padded, Case("alone", ids)], gpt2core_drawn_dtype, work)
             run.require_runs("padded", "alone")
             tokens = slice(pad, None)
@@ -86,7 +92,11 @@ def test_left_padding_with_its_mask_gives_the_unpadded_result(gpt2core_session, 
                      for n_ in run.names]  # fmt: skip
             assert_agree(pairs, f"{pad} positions of left padding changed the tokens' outputs", run)
 
+    if not gpt2core_session.input_limits(gpt2core_drawn_dtype)["padding"]:
+        skip_for("padding (the engine runs no padded batch)")
+    coverage = Coverage()
     example()
+    coverage.check("padding independence")
 
 
 @pytest.mark.invariants
@@ -99,7 +109,7 @@ def test_cached_decoding_equals_the_full_pass(gpt2core_session, gpt2core_drawn_d
         if gpt2core_session.target.kind != "python":
             skip_for("'decode' (cached decoding; an engine reached through dumps runs whole passes)")
         cfg, w = drawn_model(gpt2core_session, data, gpt2core_drawn_dtype)
-        B, T = data.draw(st.integers(1, 2), label="B"), data.draw(st.integers(2, min(12, cfg["n_positions"])), label="T")
+        B, T = data.draw(st.integers(1, rows), label="B"), data.draw(st.integers(2, min(12, cfg["n_positions"])), label="T")
         ids = data.draw(token_ids(cfg["vocab_size"], B, T), label="ids")
         split = data.draw(st.integers(1, T - 1), label="prefill positions")
         with example_dir(gpt2core_session) as work:
@@ -113,4 +123,5 @@ def test_cached_decoding_equals_the_full_pass(gpt2core_session, gpt2core_drawn_d
                 fail(run, f"cached decoding from position {split}: {len(bad)} of {len(comps)} comparisons differ from the "
                           "full pass:\n" + "\n".join(bad[:8]))  # fmt: skip
 
+    rows = 2 if gpt2core_session.target.kind == "python" and gpt2core_session.input_limits(gpt2core_drawn_dtype)["batch"] else 1
     example()
