@@ -68,3 +68,41 @@ def make_right_padded(model_dir, dtype) -> RightPadded:
     import gpt2core
 
     return RightPadded(gpt2core.load(model_dir.path, dtype=np.dtype(dtype), config=model_dir.config))
+
+
+class Limited:
+    """gpt2core's engine as a subject that cannot run some inputs (its `can_run` says which)."""
+
+    capabilities = frozenset()
+
+    def __init__(self, model, refuse, name):
+        self.inner, self.refuse, self.name = NumpySubject(model), refuse, name
+
+    def can_run(self, case):
+        return self.refuse(case)
+
+    def checkpoints(self, case):
+        return self.inner.checkpoints(case)
+
+
+def unpadded(case):
+    if case.input_ids.shape[0] > 1:
+        return "one row at a time"
+    if case.attention_mask is not None and not case.attention_mask.all():
+        return "no padding"
+    return None
+
+
+def make_unpadded(model_dir, dtype) -> Limited:
+    """A subject that runs one row at a time and no padding (--gpt2core-subject support.layouts:make_unpadded)."""
+    import gpt2core
+
+    return Limited(gpt2core.load(model_dir.path, dtype=np.dtype(dtype), config=model_dir.config), unpadded, "unpadded")
+
+
+def make_short_only(model_dir, dtype) -> Limited:
+    """A subject that refuses inputs longer than 4 tokens: the drawn tests cannot know it in advance."""
+    import gpt2core
+
+    model = gpt2core.load(model_dir.path, dtype=np.dtype(dtype), config=model_dir.config)
+    return Limited(model, lambda case: "longer than 4 tokens" if case.input_ids.shape[1] > 4 else None, "short only")

@@ -1,0 +1,211 @@
+"""A verdict an engine author can trust at a glance: the headline says what ran, the first divergence is the
+earliest in forward order over every case and mode, JUnit says what the verdict says, references are captured
+once and reused, and the conformance suite never hides examples its subject could not run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from support.models import engine_model
+
+from gpt2core.cli import main
+from gpt2core.report import collapse, format_verify, write_junit
+from gpt2core.verification.numpy_subject import NumpySubject
+from gpt2core.verification.verify import verify_references
+
+
+class Broken:
+    """gpt2core's engine with one checkpoint spoiled on one case, and one case it says it cannot run."""
+
+    capabilities = frozenset()
+    name = "broken"
+
+    def __init__(self, model, spoil: dict, cannot_run=("padded_batch",), provides=None):
+        self.inner, self.spoil, self.cannot_run = NumpySubject(model), spoil, cannot_run
+        if provides is not None:
+            self.provides = provides
+
+    def can_run(self, case):
+        return "the test says so" if case.name in self.cannot_run else None
+
+    def checkpoints(self, case):
+        out = dict(self.inner.checkpoints(case))
+        for name in self.spoil.get(case.name, ()):
+            out[name] = out[name] + 1e-3
+        return out
+
+
+@pytest.fixture(scope="module")
+def tiny64(tiny_dir, tmp_path_factory):
+    from support.references import reference_set
+
+    return engine_model(tiny_dir, np.float64), reference_set(tiny_dir, np.float64, tmp_path_factory)
+
+
+def junit_of(run, tmp_path, group="checkpoint"):
+    from junitparser import JUnitXml
+
+    write_junit({"runs": [run]}, tmp_path / "junit.xml", group=group)
+    cases = [c for suite in JUnitXml.fromfile(str(tmp_path / "junit.xml")) for c in suite]
+    kinds = lambda kind: [c for c in cases if c.result and type(c.result[0]).__name__ == kind]  # noqa: E731
+    return cases, kinds("Failure"), kinds("Skipped")
+
+
+def test_the_first_divergence_is_the_earliest_in_forward_order_over_every_case(tiny64):
+    """h1.attn_heads fails on the first case, h0.attn_probs on a later one: the earlier checkpoint is named."""
+    model, refs = tiny64
+    run = verify_references(Broken(model, {"one_token": ["h1.attn_heads"], "sentence": ["h0.attn_probs"]}), refs)
+    fd = run["first_divergence"]
+    assert (fd["name"], fd["case"], fd["mode"]) == ("h0.attn_probs", "sentence", "chained"), fd
+    assert {c: d["name"] for c, d in run["first_per_case"].items()} == {"one_token": "h1.attn_heads", "sentence": "h0.attn_probs"}
+
+
+def test_headline_table_first_divergence_and_junit_agree(tiny64, tmp_path):
+    """One case not run, one checkpoint failing: every output says so, and JUnit fails."""
+    model, refs = tiny64
+    run = verify_references(Broken(model, {"hello": ["h1.mlp_out"]}), refs)
+    assert run["verdict"] == "FAIL" and run["cases_not_run"] == {"padded_batch": "the test says so"}
+    text = format_verify({"verdict": run["verdict"], "runs": [run]})
+    headline = text.splitlines()[0]
+    assert headline.startswith("float64: FAIL - subject broken") and "cases run: one_token, hello, sentence, random_tokens;" in headline
+    assert "NOT RUN: padded_batch (the test says so)" in headline and "padded_batch," not in headline.split("NOT RUN")[0]
+    assert "verified" not in text and "compared 31 of 31 checkpoints (30 passed) over 4 of 5 cases" in text
+    assert "worst margin" in text and "(h1.mlp_out, case hello)" in text
+    row = next(line for line in text.splitlines() if line.startswith("h1.mlp_out "))
+    assert row.endswith("hello  <-- FAIL")
+    assert "first divergence (earliest in forward order over every case and mode): h1.mlp_out (case hello, chained)" in text
+    cases, failures, skipped = junit_of(run, tmp_path)
+    assert [(c.classname, c.name) for c in failures] == [("float64.hello", "h1.mlp_out")]
+    assert sorted(c.name for c in skipped) == ["case padded_batch", "mode cached", "mode generate", "mode isolated", "mode sampled"]
+    for group, name in (("kind", "mlp_out"), ("case", "hello")):
+        _, failures, _ = junit_of(run, tmp_path, group)
+        assert [c.name for c in failures] == [name], group
+
+
+def test_the_largest_difference_is_named_with_its_case(tiny64):
+    model, refs = tiny64
+    run = verify_references(Broken(model, {"sentence": ["logits"]}, cannot_run=()), refs)
+    assert run["max_abs_at"] == {"name": "logits", "case": "sentence"} and run["max_abs"] == pytest.approx(1e-3, rel=1e-6)
+    assert run["worst_margin_at"] == {"name": "logits", "case": "sentence"}
+    row = next(r for r in run["checkpoints"] if r["name"] == "logits")
+    assert row["chained"]["case"] == "sentence" and row["chained"]["margin"] == run["worst_margin"]
+
+
+def test_under_require_all_what_is_missing_fails_in_junit(tiny64, tmp_path):
+    """A logits-only subject: one skipped testcase per kind not provided, not one per checkpoint and case; under
+    --require all each is a failure, so a CI reading JUnit alone sees INCOMPLETE as red."""
+    model, refs = tiny64
+    subject = Broken(model, {}, cannot_run=(), provides=frozenset({"logits"}))
+    for require, verdict in (("offered", "PASS"), ("all", "INCOMPLETE")):
+        run = verify_references(subject, refs, require=require)
+        assert run["verdict"] == verdict
+        cases, failures, skipped = junit_of(run, tmp_path)
+        missing = failures if require == "all" else skipped
+        assert len(cases) == 5 + 4 + 16 and len(missing) == 4 + 16  # logits x 5 cases; 4 modes; 16 kinds not provided
+        assert (not skipped) if require == "all" else (not failures)
+        assert "not provided: attn_scores (h0-h1)" in {c.name for c in missing}
+    assert collapse(["embeddings", "h0.q", "h1.q", "h3.q", "logits"]) == ["embeddings", "q (h0-h1, h3)", "logits"]
+
+
+def test_a_second_verify_captures_nothing_and_a_changed_version_is_a_miss(tiny_dir, tmp_path, monkeypatch, capsys):
+    from gpt2core.verification import reference_cache, reference_set
+
+    monkeypatch.setenv("GPT2CORE_HOME", str(tmp_path / "home"))
+    assert main(["verify", "--model", str(tiny_dir), "--dtype", "float64"]) == 0
+    capsys.readouterr()
+    (entry,) = reference_cache.entries(reference_cache.cache_root())
+    assert entry["dtype"] == "float64" and entry["cases"][-1] == "padded_batch"
+
+    def no_capture(*args, **kwargs):
+        raise AssertionError("captured again")
+
+    monkeypatch.setattr(reference_set, "write_references", no_capture)
+    monkeypatch.setattr(reference_cache, "write_references", no_capture)
+    assert main(["verify", "--model", str(tiny_dir), "--dtype", "float64", "--json"]) == 0  # a hit: no capture
+    assert json.loads(capsys.readouterr().out)["runs"][0]["references"] == entry["path"]
+    real = reference_cache.installed
+    monkeypatch.setattr(reference_cache, "installed", lambda p: "9.9" if p == "transformers" else real(p))
+    with pytest.raises(AssertionError, match="captured again"):  # another transformers: a miss
+        main(["--debug", "verify", "--model", str(tiny_dir), "--dtype", "float64"])
+    assert main(["cache", "clear"]) == 0 and not reference_cache.entries(reference_cache.cache_root())
+
+
+def test_the_cache_keeps_to_its_cap_least_recently_used_first(tmp_path, monkeypatch):
+    from gpt2core.verification import reference_cache
+
+    root = tmp_path / "cache"
+    for i, name in enumerate(["old", "middle", "new"]):
+        d = root / "references" / name
+        d.mkdir(parents=True)
+        (d / "manifest.json").write_text(json.dumps({"model": {"path": "m"}, "dtype": "float32", "cases": []}))
+        (d / "data.npy").write_bytes(b"x" * 1000)
+        (d / reference_cache.USED).write_text(f"{100 + i}\n")
+    assert [e["path"].rsplit("/", 1)[1] for e in reference_cache.entries(root)] == ["old", "middle", "new"]
+    removed = reference_cache.trim(root, keep=root / "references" / "old", cap=2500)
+    assert [p.rsplit("/", 1)[1] for p in removed] == ["middle"]  # old is kept (just used), new fits
+    monkeypatch.setenv("GPT2CORE_REFERENCE_CACHE_GB", "x")
+    with pytest.raises(ValueError, match="GPT2CORE_REFERENCE_CACHE_GB='x'"):
+        reference_cache.cap_bytes()
+
+
+def test_references_without_model_use_the_sets_own_record_or_refuse(tiny_dir, tiny64, tmp_path, capsys):
+    _, refs = tiny64
+    assert main(["verify", "--references", str(refs.root), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"] == str(tiny_dir.resolve())
+    moved = tmp_path / "refs"
+    import shutil
+
+    shutil.copytree(refs.root, moved)
+    manifest = json.loads((moved / "manifest.json").read_text())
+    manifest["model"]["path"] = str(tmp_path / "gone")
+    (moved / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["verify", "--references", str(moved)]) == 2
+    err = capsys.readouterr().err
+    assert "was made for the model in" in err and "give --model DIR" in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_adapter_in_the_current_directory_and_its_declared_dtypes(tiny_dir, tmp_path, monkeypatch, capsys):
+    """`--subject mymod:make` finds ./mymod.py; a factory that declares its dtypes gets only those references."""
+    import sys
+
+    (tmp_path / "mymod.py").write_text(
+        "from gpt2core.verification.numpy_subject import numpy_subject\n"
+        "def make(model_dir, dtype):\n    return numpy_subject(model_dir, dtype)\n"
+        "make.dtypes = ('float64',)\n")  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    assert main(["verify", "--model", str(tiny_dir), "--subject", "mymod:make", "--json"]) == 0
+    assert [r["dtype"] for r in json.loads(capsys.readouterr().out)["runs"]] == ["float64"]
+    assert main(["verify", "--model", str(tiny_dir), "--subject", "mymod:make", "--dtype", "float32"]) == 2
+    assert "declares float64 only" in capsys.readouterr().err
+    assert main(["verify", "--model", str(tiny_dir), "--subject", "nomod:make"]) == 2
+    assert "importable from the current directory" in capsys.readouterr().err
+
+
+def conformance(factory: str, marks: str, examples: int = 12):
+    from support.inprocess import run_pytest
+    from support.models import CACHE
+
+    return run_pytest(["--pyargs", "gpt2core.conformance", "-q", "-p", "no:cacheprovider", "-m", marks,
+                       "--gpt2core-subject", factory, "--gpt2core-dtype", "float64", "--gpt2core-cache", str(CACHE),
+                       "--gpt2core-examples", str(examples)])  # fmt: skip
+
+
+def test_the_conformance_suite_runs_every_example_on_a_subject_without_padding():
+    """A subject that runs one row at a time and no padding: the drawn tests draw only inputs it can run (and
+    would fail, saying how many ran, if it could not run one); batch and padding invariants are skipped for want
+    of the capability before anything is drawn."""
+    ret, outcome = conformance("support.layouts:make_unpadded", "property or invariants")
+    failures = "\n".join(r.longreprtext[-3000:] for r in outcome.failed + outcome.errors)
+    assert ret == pytest.ExitCode.OK and not failures, failures
+    passed = {r.nodeid.split("::")[-1].split("[")[0] for r in outcome.passed}
+    assert {"test_drawn_model_matches_transformers", "test_changing_future_tokens_never_changes_earlier_outputs"} <= passed
+
+
+def test_a_drawn_test_whose_subject_refuses_some_examples_fails_saying_how_many_ran():
+    ret, outcome = conformance("support.layouts:make_short_only", "property")
+    assert ret == pytest.ExitCode.TESTS_FAILED and len(outcome.failed) == 1
+    text = outcome.failed[0].longreprtext
+    assert "the differential test: the subject ran" in text and "x longer than 4 tokens)" in text, text[-2000:]
