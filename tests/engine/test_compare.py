@@ -33,7 +33,7 @@ def test_a_masked_entry_must_equal_the_mask_value_exactly_and_is_located():
     got = ref.copy()
     got[0, 1, 2, 3] = -1e30  # very negative, yet not the mask value
     c = compare("h0.attn_scores", got, ref, CHECKPOINT_TOL)
-    assert c.problem == f"a masked entry is not the mask value {float(MIN)!r} at {{'batch': 0, 'head': 1, 'query': 2, 'key': 3}}"
+    assert c.problem == f"a masked entry is not the mask value {float(MIN)!r} at batch 0, head 1, query 2, key 3"
 
 
 def test_non_finite_values_are_located_in_got_and_ref():
@@ -41,12 +41,12 @@ def test_non_finite_values_are_located_in_got_and_ref():
     got = ref.copy()
     got[1, 0, 2, 1] = np.nan
     assert compare("h0.attn_scores", got, ref, CHECKPOINT_TOL).problem == (
-        "non-finite value at {'batch': 1, 'head': 0, 'query': 2, 'key': 1}"
+        "non-finite value at batch 1, head 0, query 2, key 1"
     )
     bad_ref = ref.copy()
     bad_ref[0, 2, 1, 0] = np.inf
     assert compare("h0.attn_scores", ref, bad_ref, CHECKPOINT_TOL).problem == (
-        "the reference has non-finite values, first at {'batch': 0, 'head': 2, 'query': 1, 'key': 0}"
+        "the reference has non-finite values, first at batch 0, head 2, query 1, key 0"
     )
 
 
@@ -125,7 +125,7 @@ def test_problems_keep_the_name_shape_and_dtype_of_what_was_compared():
     bad_ref[0, 1, 2] = np.nan
     c = compare("ln_f", ref, bad_ref, CHECKPOINT_TOL)
     assert (c.name, c.shape, c.dtype, c.ok) == ("ln_f", [1, 2, 3], "float64", False)
-    assert c.problem == "the reference has non-finite values, first at {'batch': 0, 'position': 1, 'channel': 2}"
+    assert c.problem == "the reference has non-finite values, first at batch 0, position 1, channel 2"
 
 
 def test_masked_entry_and_non_finite_problems_keep_the_shape_and_name_the_dtypes_mask_value():
@@ -137,12 +137,12 @@ def test_masked_entry_and_non_finite_problems_keep_the_shape_and_name_the_dtypes
     c = compare("h2.attn_scores", got, ref, CHECKPOINT_TOL)
     assert (c.name, c.shape, c.dtype) == ("h2.attn_scores", [2, 3, 4, 4], "float32")
     assert c.problem == (f"a masked entry is not the mask value {float(np.finfo(np.float32).min)!r} at "
-                         "{'batch': 1, 'head': 2, 'query': 0, 'key': 3}")  # fmt: skip
+                         "batch 1, head 2, query 0, key 3")  # fmt: skip
     got = ref.copy()
     got[0, 0, 0, 0] = np.inf
     c = compare("h2.attn_scores", got, ref, CHECKPOINT_TOL)
     assert (c.name, c.shape, c.dtype) == ("h2.attn_scores", [2, 3, 4, 4], "float32")
-    assert c.problem == "non-finite value at {'batch': 0, 'head': 0, 'query': 0, 'key': 0}"
+    assert c.problem == "non-finite value at batch 0, head 0, query 0, key 0"
 
 
 def test_tolerance_scale_is_max_unmasked_ref_with_one_for_an_all_zero_or_empty_reference():
@@ -217,7 +217,7 @@ def test_entries_the_model_does_not_define_are_not_compared_at_all():
 
 def test_a_defined_entry_still_fails_in_every_way():
     ref, defined = padded_scores()
-    for where, value, problem in (((1, 1, 2, 1), np.nan, "non-finite value at {'batch': 1, 'head': 1, 'query': 2, 'key': 1}"),
+    for where, value, problem in (((1, 1, 2, 1), np.nan, "non-finite value at batch 1, head 1, query 2, key 1"),
                                   ((1, 1, 1, 3), 0.5, "a masked entry is not the mask value"),
                                   ((1, 1, 3, 2), 7.0, None)):  # fmt: skip
         got = ref.copy()

@@ -167,7 +167,6 @@ def test_a_bad_option_is_one_usage_error(tmp_path, args, message):
 MUTMUT_SETUP = """
 [tool:pytest]
 gpt2core_subject = mini_gpt2.adapter:make_subject
-gpt2core_examples = 10
 gpt2core_cache = {cache}
 
 [mutmut]
@@ -179,7 +178,7 @@ pytest_add_cli_args =
     -p
     no:cacheprovider
     -m
-    property or invariants
+    parity or property or invariants
 """
 CONFTEST = """
 import os

@@ -31,8 +31,8 @@ def test_equal_scores_pass_with_a_zero_margin():
     (lambda r: r.astype(np.float64), "float64 [2, 6] != reference float32 [2, 6] (transformers processes scores in float32)"),
     (lambda r: r[:1], "float32 [1, 6] != reference float32 [2, 6]"),
     (lambda r: r.tolist(), "expected a NumPy array, got list"),
-    (lambda r: np.where(np.arange(6) == 5, np.nan, r).astype(np.float32), "NaN or +inf at [0, 5]"),
-    (lambda r: np.where(np.arange(6) == 4, np.inf, r).astype(np.float32), "NaN or +inf at [0, 4]"),
+    (lambda r: np.where(np.arange(6) == 5, np.nan, r).astype(np.float32), "NaN or +inf at batch 0, token 5"),
+    (lambda r: np.where(np.arange(6) == 4, np.inf, r).astype(np.float32), "NaN or +inf at batch 0, token 4"),
     (lambda r: np.where(np.arange(6) == 3, 0.5, r).astype(np.float32), "1 token(s) filtered differently, first row 0 token 3: got 0.5, transformers -inf"),
     (lambda r: np.where(np.arange(6) == 0, -np.inf, r).astype(np.float32), "1 token(s) filtered differently, first row 0 token 0: got -inf, transformers 2.0"),
 ])  # fmt: skip

@@ -74,8 +74,9 @@ def _problem(name, got, problem) -> Comparison:
     return Comparison(name, shape, dtype, float("inf"), float("inf"), 0.0, {}, problem=problem)
 
 
-def _index(mask: np.ndarray, axes) -> dict:
-    return dict(zip(axes, (int(i) for i in np.argwhere(mask)[0])))
+def _index(mask: np.ndarray, axes) -> str:
+    """The first True entry of mask, its axes named as in every message: 'batch 1, head 2, query 3, key 0'."""
+    return ", ".join(f"{axis} {int(i)}" for axis, i in zip(axes, np.argwhere(mask)[0]))
 
 
 def compare(name: str, got, ref: np.ndarray, tol: dict, defined: np.ndarray | None = None) -> Comparison:
