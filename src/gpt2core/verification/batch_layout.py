@@ -59,11 +59,11 @@ def defined_entries(name: str, tokens: np.ndarray, shape: tuple[int, ...]) -> np
     return defined
 
 
-def row_starts(lengths: np.ndarray, layout: str) -> np.ndarray:
-    """[B]: where row b's first token sits on the engine's token axis (left-padded: after its padding,
-    right-padded: 0, packed: after the rows before it)."""
+def row_starts(lengths: np.ndarray, layout: str, width: int) -> np.ndarray:
+    """[B]: where row b's first token sits on the engine's token axis (left-padded rows of `width` positions:
+    after its padding, right-padded: 0, packed: after the rows before it)."""
     if layout == "left-padded":
-        return int(lengths.max(initial=0)) - lengths
+        return width - lengths
     if layout == "right-padded":
         return np.zeros_like(lengths)
     if layout == "packed":
@@ -83,7 +83,7 @@ def to_left_padded(array: np.ndarray, name: str, tokens: np.ndarray, layout: str
     engine_axes = axes[1:] if layout == "packed" else axes  # packed: gpt2core's axes without the batch
     if array.ndim != len(engine_axes):
         raise DumpError(f"{where}: {array.ndim} axes, expected {len(engine_axes)} ({', '.join(engine_axes)})")
-    starts = row_starts(lengths, layout) + (T - int(lengths.max(initial=0)) if layout == "left-padded" else 0)
+    starts = row_starts(lengths, layout, T)
     shape = [len(lengths)] + [T if a in TOKEN_AXES else n for a, n in zip(axes[1:], array.shape[-len(axes) + 1 :])]
     out = np.full(shape, np.nan, dtype=array.dtype)
     for b, (start, length) in enumerate(zip(starts, lengths)):
