@@ -209,3 +209,22 @@ def test_a_drawn_test_whose_subject_refuses_some_examples_fails_saying_how_many_
     assert ret == pytest.ExitCode.TESTS_FAILED and len(outcome.failed) == 1
     text = outcome.failed[0].longreprtext
     assert "the differential test: the subject ran" in text and "x longer than 4 tokens)" in text, text[-2000:]
+
+
+def test_a_changed_weights_file_is_another_key(tiny_dir, tmp_path):
+    import shutil
+
+    from gpt2core.verification.cases import Case
+    from gpt2core.verification.reference_cache import content_key
+
+    copy = tmp_path / "m"
+    shutil.copytree(tiny_dir, copy)
+    cases = [Case("c", np.array([[1, 2, 3]]))]
+    assert content_key(copy, "float64", cases) == content_key(tiny_dir, "float64", cases)
+    weights = copy / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # one bit of the last weight
+    weights.write_bytes(bytes(data))
+    assert content_key(copy, "float64", cases) != content_key(tiny_dir, "float64", cases)
+    assert content_key(tiny_dir, "float32", cases) != content_key(tiny_dir, "float64", cases)
+    assert content_key(tiny_dir, "float64", [Case("c", np.array([[1, 2, 4]]))]) != content_key(tiny_dir, "float64", cases)
