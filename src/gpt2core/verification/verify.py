@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .batch_layout import defined_entries, ids_to_left_padded, to_left_padded, token_mask
 from .compare import Comparison, compare
 from .errors import DumpError
 from .memory import (check_fits, children_peak_rss_bytes, current_rss_bytes, give_back_freed_memory, peak_rss_bytes,
@@ -29,7 +30,6 @@ from .memory import (check_fits, children_peak_rss_bytes, current_rss_bytes, giv
 from .reference_cache import cache_root, cached_references, is_cached
 from .reference_set import load_references, versions, write_references
 from .sampling import compare_sampled
-from .batch_layout import defined_entries, ids_to_left_padded, to_left_padded, token_mask
 from .subject import CAPABILITIES, MODES, axes_of, check_subject, kind_of, modes_of
 from .tolerances import CHECKPOINT_TOL, LOW_PRECISION_TOL
 
@@ -65,14 +65,14 @@ def compare_defined(subject, name: str, got, ref: np.ndarray, tokens: np.ndarray
     """One full-pass checkpoint of the subject against its reference over the entries the model defines
     (`tokens` [B, T]: where the case holds a token), in the subject's batch layout and masked-score
     convention."""
+    layout = getattr(subject, "batch_layout", "left-padded")
     try:
         defined = defined_entries(name, tokens, ref.shape)
     except ValueError:  # a reference whose shape does not fit the case: the shapes are compared first
         shape_differs = not isinstance(got, np.ndarray) or got.shape != ref.shape
-        if shape_differs and getattr(subject, "batch_layout", "left-padded") == "left-padded":
+        if shape_differs and layout == "left-padded":
             return compare(name, got, ref, tol)
         return failed(name, f"the reference's shape {list(ref.shape)} does not fit the case's {list(tokens.shape)} tokens")
-    layout = getattr(subject, "batch_layout", "left-padded")
     if layout != "left-padded" and isinstance(got, np.ndarray):
         try:
             got = to_left_padded(got, name, tokens, layout, f"{name} ({layout})")
