@@ -383,3 +383,26 @@ def test_the_conformance_suite_runs_a_right_padded_subject(tiny_dir):
             "test_left_padding_with_its_mask_gives_the_unpadded_result"} <= names, names
     padded = [r for r in outcome.passed if "padded_batch" in r.nodeid and "test_checkpoint" in r.nodeid]
     assert len(padded) == 31, len(padded)  # every checkpoint of the tiny model on the padded batch
+
+
+def test_to_left_padded_checks_its_input_and_keeps_the_dtype():
+    """The mapping itself: rows land at the end of the case, the dtype is kept, NaN fills padding, and a token
+    axis too short for a row or a wrong number of axes is a DumpError naming what was needed."""
+    from gpt2core.verification.batch_layout import row_starts, to_left_padded
+
+    tokens = np.array([[True, True, True], [False, True, True]])
+    right = np.arange(2 * 3 * 2, dtype=np.float32).reshape(2, 3, 2)  # [B, T, C], row 1's tokens at 0 and 1
+    out = to_left_padded(right, "h0.ln_1", tokens, "right-padded", "x.npy")
+    assert out.dtype == np.float32 and out.shape == (2, 3, 2)
+    assert np.array_equal(out[0], right[0]) and np.array_equal(out[1, 1:], right[1, :2]) and np.isnan(out[1, 0]).all()
+    packed = np.arange(5 * 2, dtype=np.float32).reshape(5, 2)  # no batch axis: 3 + 2 tokens
+    out = to_left_padded(packed, "h0.ln_1", tokens, "packed", "x.npy")
+    assert np.array_equal(out[0], packed[:3]) and np.array_equal(out[1, 1:], packed[3:])
+    with pytest.raises(DumpError, match=r"^x.npy: its position axis has 4 entries; row 1 of the case \(packed\) needs 5$"):
+        to_left_padded(packed[:4], "h0.ln_1", tokens, "packed", "x.npy")
+    with pytest.raises(DumpError, match=r"^x.npy: 3 axes, expected 2 \(position, channel\)$"):
+        to_left_padded(right, "h0.ln_1", tokens, "packed", "x.npy")
+    assert row_starts(np.array([3, 2]), "left-padded", 4).tolist() == [1, 2]
+    assert row_starts(np.array([3, 2]), "packed", 4).tolist() == [0, 3]
+    with pytest.raises(ValueError, match=r"^batch layout 'diagonal'; expected one of left-padded, right-padded, packed$"):
+        row_starts(np.array([3]), "diagonal", 3)

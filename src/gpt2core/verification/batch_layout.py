@@ -35,11 +35,6 @@ def token_mask(case) -> np.ndarray:
     return np.asarray(case.attention_mask).astype(bool)
 
 
-def row_lengths(case) -> np.ndarray:
-    """[B] int64: the number of tokens in each row of the case."""
-    return token_mask(case).sum(axis=1).astype(np.int64)
-
-
 def defined_entries(name: str, tokens: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """A bool array of `shape` (checkpoint `name`'s, canonical layout): True where the model defines the
     entry, i.e. every token axis (position, query, key) is at a token of `tokens` [B, T] in that row."""
