@@ -101,7 +101,7 @@ def to_left_padded(array: np.ndarray, name: str, tokens: np.ndarray, layout: str
 def ids_to_left_padded(ids: np.ndarray, tokens: np.ndarray, layout: str) -> np.ndarray:
     """Generated ids [B, L] with each row's prompt then its new tokens, in the engine's batch layout (left-
     or right-padded; a packed engine returns its rows right-padded) -> [B, T + n] in the case's layout, n the
-    number of new tokens, -1 at padding. Rows that disagree on n keep the shortest's."""
+    number of new tokens (the width less the longest row), -1 at padding."""
     B, T = tokens.shape
     lengths = tokens.sum(axis=1)
     if layout == "left-padded" or ids.ndim != 2 or ids.shape[0] != B:

@@ -74,9 +74,14 @@ def _problem(name, got, problem) -> Comparison:
     return Comparison(name, shape, dtype, float("inf"), float("inf"), 0.0, {}, problem=problem)
 
 
+def named_position(axes, index) -> str:
+    """An entry's position with its axes named, as in every message: 'batch 1, head 2, query 3, key 0'."""
+    return ", ".join(f"{axis} {int(i)}" for axis, i in zip(axes, index))
+
+
 def _index(mask: np.ndarray, axes) -> str:
-    """The first True entry of mask, its axes named as in every message: 'batch 1, head 2, query 3, key 0'."""
-    return ", ".join(f"{axis} {int(i)}" for axis, i in zip(axes, np.argwhere(mask)[0]))
+    """The first True entry of mask, its axes named (named_position)."""
+    return named_position(axes, np.argwhere(mask)[0])
 
 
 def compare(name: str, got, ref: np.ndarray, tol: dict, defined: np.ndarray | None = None) -> Comparison:

@@ -324,7 +324,6 @@ class DumpSubject:
         template = name if kind in MODEL_CHECKPOINTS else "h{i}." + kind
         spec = dict(self.map.specs[template])
         layer = int(name.split(".")[0][1:]) if kind in LAYER_CHECKPOINTS else None
-        index = None if layer is None else self.map.layers_of(template, self.config.n_layer).index(layer) + spec["layer_offset"]
         file = spec["file"].replace("{case}", case.name)
         if layer is not None:
             file = file.replace("{i}", str(layer + spec["layer_offset"]))
@@ -337,7 +336,8 @@ class DumpSubject:
         B = case.input_ids.shape[0]
         if B == 1 and self.map.single_row_without_batch and "b" in letters_of(spec["layout"]):
             spec["layout"] = " ".join(re.sub(r"\bb\b", " ", spec["layout"]).split())
-        if "l" in letters_of(spec["layout"]):
+        if "l" in letters_of(spec["layout"]):  # the k-th provided layer, at k + layer_offset
+            index = self.map.layers_of(template, self.config.n_layer).index(layer) + spec["layer_offset"]
             spec["select"] = {"l": index, **spec["select"]}
         out = to_canonical(array, spec, kind, case, self.map.batch_layout, self.config, str(path))
         if spec["unscaled"]:

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .compare import Comparison, _problem, compare
+from .compare import Comparison, _problem, compare, named_position
 from .tolerances import SAMPLE_CUMULATIVE_TOL, SAMPLE_SCORES_TOL
 
 SCORES, LOGITS = "sample.scores", "sample.logits"
@@ -103,7 +103,7 @@ def compare_scores(name: str, got, ref: np.ndarray, raw: np.ndarray, settings: S
         return _problem(name, got, f"{got.dtype} {list(got.shape)} != reference {ref.dtype} {list(ref.shape)} "
                                    "(transformers processes scores in float32)")  # fmt: skip
     if np.isnan(got).any() or np.isposinf(got).any():
-        return _problem(name, got, f"NaN or +inf at {', '.join(f'{a} {int(i)}' for a, i in zip(('batch', 'token'), np.argwhere(np.isnan(got) | np.isposinf(got))[0]))}")
+        return _problem(name, got, f"NaN or +inf at {named_position(('batch', 'token'), np.argwhere(np.isnan(got) | np.isposinf(got))[0])}")
     kept = ~np.isneginf(ref)
     tol = SAMPLE_SCORES_TOL[np.dtype(engine_dtype)]
     atol = tol * float(np.abs(ref[kept]).max(initial=0.0))  # the value tolerance, as compare() scales it

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .batch_layout import defined_entries, ids_to_left_padded, to_left_padded, token_mask
-from .compare import Comparison, compare
+from .compare import Comparison, compare, named_position
 from .errors import DumpError
 from .memory import (check_fits, children_peak_rss_bytes, current_rss_bytes, give_back_freed_memory, peak_rss_bytes,
                      reset_peak_rss, run_memory)
@@ -102,15 +102,10 @@ def masked_convention(name: str, got, ref: np.ndarray, convention, defined: np.n
     else:
         bad = np.zeros_like(masked)
     if bad.any():
-        at = format_position(name, np.argwhere(bad)[0])
+        at = named_position(axes_of(name), np.argwhere(bad)[0])
         rule = "-inf" if convention == "-inf" else f"at or below {convention['at_or_below']!r}"
         return got, f"a masked score is not {rule} (the declared convention) at {at}: {float(got[bad].flat[0])!r}"
     return np.where(masked, np.finfo(ref.dtype).min, got).astype(got.dtype), None
-
-
-def format_position(name: str, index) -> str:
-    """An entry's position with its axes named, e.g. 'batch 0, head 1, query 3, key 4'."""
-    return ", ".join(f"{axis} {int(i)}" for axis, i in zip(axes_of(name), index))
 
 
 def compare_isolated(subject, case, names, tol: dict = CHECKPOINT_TOL) -> list[Comparison]:
