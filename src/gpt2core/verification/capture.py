@@ -33,12 +33,14 @@ def _inputs(case) -> tuple:
     return torch.tensor(case.input_ids), kwargs
 
 
-def capture(model_dir, case, dtype) -> dict[str, np.ndarray]:
-    """Every checkpoint of transformers' forward pass on `case`, as NumPy arrays under their canonical names."""
+def capture(model_dir, case, dtype, model=None) -> dict[str, np.ndarray]:
+    """Every checkpoint of transformers' forward pass on `case`, as NumPy arrays under their canonical names;
+    `model` (default: transformers' model for model_dir in dtype) may be one at another precision
+    (gpt2core.verification.precision.honest), whose arrays come out in its dtype."""
     import torch
     from transformers.models.gpt2 import modeling_gpt2
 
-    model = hf_model(model_dir, dtype)
+    model = hf_model(model_dir, dtype) if model is None else model
     rec: dict[str, torch.Tensor] = {}
 
     def output_of(name):
@@ -110,7 +112,15 @@ def capture(model_dir, case, dtype) -> dict[str, np.ndarray]:
             "its GPT-2 modules changed; update gpt2core.verification.capture"
         )
     # each torch tensor is dropped once copied, so the case is held about once, not twice
-    return {name: rec.pop(name).detach().numpy().copy() for name in expected}
+    return {name: tensor_to_numpy(rec.pop(name)) for name in expected}
+
+
+def tensor_to_numpy(tensor) -> np.ndarray:
+    """A detached copy; bfloat16 (which NumPy lacks) as float32, exactly."""
+    import torch
+
+    tensor = tensor.detach()
+    return (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy().copy()
 
 
 def capture_greedy(model_dir, case, dtype, max_new_tokens: int) -> np.ndarray:

@@ -32,10 +32,22 @@ class Comparison:
     problem: str | None = None  # a failure other than a value difference (shape, dtype, non-finite, mask)
     compared: int = 0  # entries compared (the defined ones)
     excluded: int = 0  # entries at positions the model does not define (padding), not compared
+    waiver: str | None = None  # the reason of a declared deviation covering this checkpoint (precision.deviations)
+    waiver_tol: float = 0.0  # the deviation's tolerance, relative to max|ref| (as max_rel)
+
+    @property
+    def within(self) -> bool:
+        """Within its own tolerance (the budget), no waiver needed."""
+        return self.problem is None and self.max_abs <= self.atol
+
+    @property
+    def waived(self) -> bool:
+        """Beyond its budget, but within the tolerance of a deviation the engine declared."""
+        return self.problem is None and not self.within and self.waiver is not None and self.max_rel <= self.waiver_tol
 
     @property
     def ok(self) -> bool:
-        return self.problem is None and self.max_abs <= self.atol
+        return self.within or self.waived
 
     @property
     def margin(self) -> float:
@@ -52,7 +64,7 @@ class Comparison:
             return f"{self.name}: {self.problem}"
         where = ", ".join(f"{k} {v}" for k, v in self.worst.items())
         layer = "" if self.layer is None else f"layer {self.layer}, "
-        verdict = "ok" if self.ok else "EXCEEDS TOLERANCE"
+        verdict = "ok" if self.within else f"WAIVED ({self.waiver}; max rel {self.max_rel:.3e} within the declared {self.waiver_tol:.3e})" if self.waived else "EXCEEDS TOLERANCE"
         return (
             f"{self.name}: {verdict}: shape {self.shape} {self.dtype}; max abs diff {self.max_abs:.3e} "
             f"(tolerance {self.atol:.3e}, margin {self.margin:.3g}), max rel diff {self.max_rel:.3e}; "
@@ -65,6 +77,7 @@ class Comparison:
             "max_abs": self.max_abs, "max_rel": self.max_rel, "tolerance": self.atol,
             "margin": self.margin if np.isfinite(self.margin) else None, "layer": self.layer,
             "worst": self.worst, "problem": self.problem, "compared": self.compared, "excluded": self.excluded,
+            "waived": self.waived, "waiver": self.waiver if self.waived else None,
         }  # fmt: skip
 
 
@@ -84,8 +97,9 @@ def _index(mask: np.ndarray, axes) -> str:
     return named_position(axes, np.argwhere(mask)[0])
 
 
-def compare(name: str, got, ref: np.ndarray, tol: dict, defined: np.ndarray | None = None) -> Comparison:
-    """Compare `got` with `ref`: |got - ref| <= tol[dtype] * max|ref| over the unmasked entries.
+def compare(name: str, got, ref: np.ndarray, tol: dict, defined: np.ndarray | None = None, at_least: float = 0.0) -> Comparison:
+    """Compare `got` with `ref`: |got - ref| <= max(tol[dtype] * max|ref|, at_least) over the unmasked entries
+    (at_least: an absolute budget measured for this checkpoint, gpt2core.verification.precision.budgets).
 
     `defined` (bool, the reference's shape; None: every entry) selects the entries the model defines; the
     others are neither compared nor checked for finiteness nor part of the scale.
@@ -127,7 +141,7 @@ def compare(name: str, got, ref: np.ndarray, tol: dict, defined: np.ndarray | No
     diff[masked | ~defined] = 0.0
     ref_max = float(np.max(np.abs(ref), where=defined & ~masked, initial=0.0))
     scale = max(ref_max, getattr(tol, "floor", 0.0))  # a FlooredTolerance holds small checkpoints to an absolute one
-    atol = tol[ref.dtype] * (scale if scale > 0 else 1.0)
+    atol = max(tol[ref.dtype] * (scale if scale > 0 else 1.0), at_least)
     counts = {"compared": int(defined.sum()), "excluded": int(defined.size - defined.sum())}
     if not counts["compared"]:
         return Comparison(name, list(ref.shape), str(ref.dtype), 0.0, 0.0, atol, {}, **counts)

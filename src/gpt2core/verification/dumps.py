@@ -8,9 +8,16 @@ never rewrites its tensors into gpt2core's:
 {
   "format": "gpt2core-map/2",            (gpt2core-map/1 files are read the same way)
   "engine": "my-engine",                 the name reports give it
-  "dtype": "float32",                    what it computes in: float32 or float64 (compared with references
-                                         of that dtype), float16 or bfloat16 (its dumps upcast to float32
-                                         and compared with float32 references at LOW_PRECISION_TOL)
+  "dtype": "float32",                    its precision class (gpt2core.verification.precision.classes):
+                                         float64, float32, float16, bfloat16, int8, float32-f16kv, gguf-f16
+                                         (f16), gguf-q8_0 (q8_0), gguf-q4_0 (q4_0); held to that class's
+                                         measured budgets against references of the class's dtype (float32
+                                         for all but float64). Dump files: float64 for float64; float32
+                                         for float32 and int8; float16 or float32 for float16 and the
+                                         llama.cpp classes; bfloat16 as raw bits in uint16 files, or float32
+  "deviations": [{"checkpoints": "h*.mlp_act", "tolerance": 2e-3, "reason": "...", "and_after": true}],
+                                         known deviations, WAIVED within their tolerance (never a plain
+                                         PASS; see gpt2core.verification.precision.deviations)
   "batch_layout": "right-padded",        how it lays out a batch: "left-padded" (gpt2core's cases, the
                                          default), "right-padded" or "packed" (every row's tokens on one
                                          axis, no batch axis); see gpt2core.verification.batch_layout
@@ -64,14 +71,16 @@ import numpy as np
 
 from .batch_layout import to_left_padded, token_mask
 from .errors import DumpError
+from .precision.classes import precision_class
+from .precision.deviations import parse_deviations
 from .subject import BATCH_LAYOUTS, LAYER_CHECKPOINTS, MODEL_CHECKPOINTS, kind_of, masked_scores_problem
 
 FORMAT = "gpt2core-map/2"
 FORMATS = ("gpt2core-map/1", FORMAT)  # /1 maps are read unchanged: /2 only adds keys
-DTYPES = ("float32", "float64", "float16", "bfloat16")
 LETTERS = {"batch": "b", "head": "h", "position": "t", "query": "t", "key": "s", "dim": "d", "channel": "c",
            "token": "v"}  # fmt: skip
-TOP_KEYS = ("format", "engine", "dtype", "batch_layout", "runs", "single_row_without_batch", "masked_scores", "checkpoints")
+TOP_KEYS = ("format", "engine", "dtype", "batch_layout", "runs", "single_row_without_batch", "masked_scores", "deviations",
+            "checkpoints")  # fmt: skip
 RUNS_KEYS = ("batch", "padding")
 SPEC_KEYS = ("file", "layout", "select", "vocab_padded", "key_window", "unscaled", "layers", "layer_offset")
 LAYERS_KEYS = ("start", "step")
@@ -122,8 +131,11 @@ class DumpMap:
         check_keys(data, TOP_KEYS, source)
         self.engine = str(data.get("engine", "engine"))
         self.dtype = data.get("dtype", "float32")
-        if self.dtype not in DTYPES:
-            raise DumpError(f"{source}: dtype {self.dtype!r}; expected one of {', '.join(DTYPES)}")
+        try:
+            self.precision = precision_class(self.dtype if isinstance(self.dtype, str) else repr(self.dtype))
+            self.deviations = parse_deviations(data.get("deviations"), source)
+        except ValueError as e:
+            raise DumpError(f"{source}: dtype: {e}" if "precision" in str(e) else str(e)) from None
         self.batch_layout = data.get("batch_layout", "left-padded")
         if self.batch_layout not in BATCH_LAYOUTS:
             raise DumpError(f"{source}: batch_layout {self.batch_layout!r}; expected one of {', '.join(BATCH_LAYOUTS)}")
@@ -263,8 +275,9 @@ def read_npy(path: Path) -> np.ndarray:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
         raise DumpError(f"dump file {path} is not a readable .npy file ({e})") from None
-    if not isinstance(array, np.ndarray) or array.dtype.kind != "f":
-        raise DumpError(f"dump file {path}: dtype {getattr(array, 'dtype', type(array).__name__)}, expected floats")
+    if not isinstance(array, np.ndarray) or (array.dtype.kind != "f" and array.dtype != np.dtype("<u2")):
+        raise DumpError(f"dump file {path}: dtype {getattr(array, 'dtype', type(array).__name__)}, expected floats "
+                        "(or uint16 holding bfloat16 bits)")  # fmt: skip
     return array
 
 
@@ -299,7 +312,8 @@ class DumpSubject:
         self.root, self.map, self.config = Path(dumps_dir), dump_map, config
         self.name = dump_map.engine
         self.masked_scores = dump_map.masked_scores
-        self.precision = dump_map.dtype
+        self.precision = dump_map.precision.name
+        self.deviations = dump_map.deviations
         self.provides = frozenset(dump_map.provides(config.n_layer))
         self.notes = dump_map.notes()
 
@@ -328,11 +342,7 @@ class DumpSubject:
         if layer is not None:
             file = file.replace("{i}", str(layer + spec["layer_offset"]))
         path = self.root / file
-        array = read_npy(path)
-        expected_dtype = {"float16": "float16", "bfloat16": "float32"}.get(self.precision, self.precision)
-        if array.dtype.name != expected_dtype:
-            raise DumpError(f"dump file {path}: dtype {array.dtype.name}, the map declares {self.precision} "
-                            f"(expected {expected_dtype} files)")  # fmt: skip
+        array = file_values(read_npy(path), self.map.precision, path)
         B = case.input_ids.shape[0]
         if B == 1 and self.map.single_row_without_batch and "b" in letters_of(spec["layout"]):
             spec["layout"] = " ".join(re.sub(r"\bb\b", " ", spec["layout"]).split())
@@ -342,7 +352,19 @@ class DumpSubject:
         out = to_canonical(array, spec, kind, case, self.map.batch_layout, self.config, str(path))
         if spec["unscaled"]:
             out = scaled_scores(out, self.config.head_dim, self.masked_scores)
-        return out.astype(np.float32 if self.precision in ("float16", "bfloat16") else array.dtype, copy=False)
+        return out.astype(self.map.precision.reference_dtype, copy=False)
+
+
+def file_values(array: np.ndarray, cls, path) -> np.ndarray:
+    """A dump file's array as floats, if its dtype is one precision class `cls` allows (a uint16 file holds
+    raw bfloat16 bits: they become float32 exactly); a DumpError naming the file otherwise."""
+    name = "bfloat16" if array.dtype == np.dtype("<u2") else array.dtype.name
+    if name not in cls.dump_dtypes:
+        allowed = ", ".join("bfloat16 (raw bits in a uint16 file)" if d == "bfloat16" else d for d in cls.dump_dtypes)
+        raise DumpError(f"dump file {path}: dtype {array.dtype.name}, the map declares precision {cls.name} (its files: {allowed})")
+    if name == "bfloat16":
+        return (array.astype(np.uint32) << 16).view(np.float32)
+    return array
 
 
 def scaled_scores(scores: np.ndarray, head_dim: int, masked_scores) -> np.ndarray:

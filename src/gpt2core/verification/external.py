@@ -48,8 +48,8 @@ def dump_factory(dumps_dir, dump_map: DumpMap):
 
 
 def reference_dtype(dump_map: DumpMap) -> str:
-    """The reference dtype an engine is compared with: its own, or float32 for a half-precision engine."""
-    return dump_map.dtype if dump_map.dtype in ("float32", "float64") else "float32"
+    """The reference dtype an engine is compared with: its precision class's (float64 for float64, else float32)."""
+    return dump_map.precision.reference_dtype
 
 
 def run_engine_command(template: str, references: Path, dumps: Path, timeout: float = DEFAULT_TIMEOUT,

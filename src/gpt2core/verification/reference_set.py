@@ -13,6 +13,9 @@
                                   language runs the cases without a JSON parser
   <case>/lengths.npy              int64 [B]: each row's tokens (the last `length` of its T positions), for
                                   an engine that lays its batch out right-padded or packed
+  budgets/float32.json            (float32 sets) what float32 arithmetic earns per checkpoint and case:
+                                  transformers' float32 pass against its float64 one (gpt2core.verification.
+                                  precision.budgets); other classes' budgets are added by `gpt2core budgets`
   <case>/sample.scores@step=N.npy, sample.logits@step=N.npy
                                   on two cases (batches first), transformers' sampled generation: the
                                   processed scores and raw logits [B, V] float32 of each step; the manifest's
@@ -93,7 +96,28 @@ def write_references(model_dir: ModelDir | Path, out_dir, cases: list[Case], dty
             manifest["cases"].append(entry)
         (tmp / CASES_FILE).write_text("".join(case.name + "\n" for case in cases))  # the case names, one per line
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        if checkpoints and dtype == np.float32:
+            write_float32_budgets(model_dir, tmp, cases, command)
     return out_dir
+
+
+def write_float32_budgets(model_dir: ModelDir, root: Path, cases: list[Case], command: str | None) -> None:
+    """The set's float32 budgets (gpt2core.verification.precision.budgets): its own checkpoints, transformers
+    in float32, against transformers' float64 pass on each case. The float32 model is released first, so the
+    two are never resident together."""
+    from .capture import capture
+    from .hf import release_hf_models
+    from .model_dir import file_sha256
+    from .precision import budgets
+
+    release_hf_models()
+    errors = {}
+    for case in cases:
+        truth = capture(model_dir, case, np.float64)
+        own = {name: np.load(root / case.name / f"{name}.npy", allow_pickle=False) for name in truth}
+        errors[case.name] = budgets.case_errors(own, truth, case)
+    release_hf_models()
+    budgets.write(root, budgets.document(errors, "float32", file_sha256(root / MANIFEST), command))
 
 
 def sampling_cases(cases: list[Case], n_positions: int) -> dict:

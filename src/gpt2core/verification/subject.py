@@ -30,7 +30,9 @@ Required of every subject:
 
 Optional attributes: `provides` (the names it returns), `can_run(case)` (None, or why not), `masked_scores`
 (MASKED_SCORES, or {"at_or_below": x}), `batch_layout` (BATCH_LAYOUTS: a right-padded subject returns each
-row's tokens first, see gpt2core.verification.batch_layout), `precision`, `notes`. Entries at padding
+row's tokens first, see gpt2core.verification.batch_layout), `precision` (a precision class, e.g. "float16",
+"int8", "q8_0": gpt2core.verification.precision.classes; default the reference set's dtype), `deviations`
+(known deviations, WAIVED within their tolerance: gpt2core.verification.precision.deviations), `notes`. Entries at padding
 positions are never compared, whatever a subject returns there.
 
 Optional, each declared in `capabilities` (never discovered by calling and catching an exception):
@@ -164,6 +166,15 @@ def check_subject(subject) -> None:
     layout = getattr(subject, "batch_layout", "left-padded")
     if layout not in BATCH_LAYOUTS:
         raise SubjectError(f"subject {subject.name}: batch_layout {layout!r}; expected one of {', '.join(BATCH_LAYOUTS)}")
+    from .precision.classes import precision_class
+    from .precision.deviations import parse_deviations
+
+    try:
+        if hasattr(subject, "precision"):
+            precision_class(subject.precision)
+        parse_deviations(getattr(subject, "deviations", ()), f"subject {subject.name}")
+    except ValueError as e:
+        raise SubjectError(f"subject {subject.name}: {e}") from None
 
 
 def modes_of(subject) -> dict[str, bool]:

@@ -54,11 +54,17 @@ def scaled_atol(base: dict, ref: np.ndarray) -> float:
     scale = max(1.0, float(np.abs(ref).max())) if ref.size else 1.0
     return base[np.dtype(ref.dtype)] * scale
 
-# Engines that compute in half precision (declared in their dump map) are compared with float32 references:
-# float16's unit roundoff is 4.9e-4 and bfloat16's 3.9e-3, and rounding accumulates over a layer's ~10
-# roundings, so 1e-2 and 5e-2 (about 20x and 13x the unit roundoff). Not measured: no half-precision engine
-# is verified here; the report prints the tolerance each checkpoint was held to.
-LOW_PRECISION_TOL = {"float16": 1e-2, "bfloat16": 5e-2}
+# Precision classes (gpt2core.verification.precision): an engine's budget per checkpoint and case is
+# max(PRECISION_FLOOR[class] * max|ref|, BUDGET_FACTOR * the honest implementation's error on that input).
+BUDGET_FACTOR = 4.0  # PROVISIONAL
+KL_FACTOR = BUDGET_FACTOR**2  # KL grows as the square of a small logits error
+KL_FLOOR = 1e-12
+PRECISION_FLOOR = {
+    "float64": CHECKPOINT_TOL[np.dtype(np.float64)],
+    "float32": CHECKPOINT_TOL[np.dtype(np.float32)],
+    "float16": 4.9e-4, "bfloat16": 3.9e-3, "int8": 3.9e-3, "float32-f16kv": 4.9e-4,
+    "gguf-f16": 4.9e-4, "gguf-q8_0": 3.9e-3, "gguf-q4_0": 3.1e-2,
+}  # fmt: skip
 
 # Sampled generation (gpt2core.verification.sampling): transformers processes the scores in float32 whatever
 # the model's dtype. A float32 engine's scores carry its logits' difference: the logits tolerance. A float64

@@ -31,7 +31,10 @@ from .reference_cache import cache_root, cached_references, is_cached
 from .reference_set import load_references, versions, write_references
 from .sampling import compare_sampled
 from .subject import CAPABILITIES, MODES, axes_of, check_subject, kind_of, modes_of
-from .tolerances import CHECKPOINT_TOL, LOW_PRECISION_TOL
+from .precision import distribution
+from .precision.budgets import budgets_for, ensure_budgets
+from .precision.deviations import parse_deviations, waiver_for
+from .tolerances import BUDGET_FACTOR, CHECKPOINT_TOL
 
 # The memory bound (gpt2core.verification.memory) is a verdict on gpt2core's own engine, on weights of 1 GiB or more:
 # on the tiny model the run's fixed costs (0.25 GB above the baseline) are 20 times its 13 MB of weights
@@ -39,8 +42,10 @@ BOUND_FROM_BYTES = 2**30
 MODE_NEEDS = {mode: capability for capability, (mode, _) in CAPABILITIES.items()}  # mode -> the capability it needs
 
 
-def compare_chained(subject, case, names, tol: dict = CHECKPOINT_TOL) -> list[Comparison]:
-    """Every checkpoint of the subject's forward pass on the case, in forward-pass order.
+def compare_chained(subject, case, names, tol: dict = CHECKPOINT_TOL, budget=None, keep: dict | None = None) -> list[Comparison]:
+    """Every checkpoint of the subject's forward pass on the case, in forward-pass order; `budget` (name ->
+    an absolute tolerance measured for it on this case, see precision.budgets) raises a checkpoint's
+    tolerance above tol's; `keep` ({name: None}) receives the subject's arrays of those names.
 
     A checkpoint the subject cannot produce (a DumpError: a missing, unreadable or misshapen dump file)
     is a failure naming the file, never a skip; masked attention scores are read in the subject's
@@ -49,6 +54,11 @@ def compare_chained(subject, case, names, tol: dict = CHECKPOINT_TOL) -> list[Co
     tokens = token_mask(case)
     out = []
     for n in names:
+        if keep is not None and n in keep and n in got:
+            try:
+                keep[n] = got[n]
+            except DumpError:
+                pass  # the comparison below reports it
         if n not in got:
             out.append(failed(n, "not returned by the subject"))
             continue
@@ -57,11 +67,16 @@ def compare_chained(subject, case, names, tol: dict = CHECKPOINT_TOL) -> list[Co
         except DumpError as e:
             out.append(failed(n, str(e)))
             continue
-        out.append(compare_defined(subject, n, array, case.array(n), tokens, tol))
+        out.append(compare_defined(subject, n, array, case.array(n), tokens, tol, at_least(budget, n)))
     return out
 
 
-def compare_defined(subject, name: str, got, ref: np.ndarray, tokens: np.ndarray, tol: dict) -> Comparison:
+def at_least(budget, name: str) -> float:
+    """The measured absolute budget of `name` (0.0 without budgets)."""
+    return 0.0 if budget is None else budget(name)
+
+
+def compare_defined(subject, name: str, got, ref: np.ndarray, tokens: np.ndarray, tol: dict, budget: float = 0.0) -> Comparison:
     """One full-pass checkpoint of the subject against its reference over the entries the model defines
     (`tokens` [B, T]: where the case holds a token), in the subject's batch layout and masked-score
     convention."""
@@ -71,7 +86,7 @@ def compare_defined(subject, name: str, got, ref: np.ndarray, tokens: np.ndarray
     except ValueError:  # a reference whose shape does not fit the case: the shapes are compared first
         shape_differs = not isinstance(got, np.ndarray) or got.shape != ref.shape
         if shape_differs and layout == "left-padded":
-            return compare(name, got, ref, tol)
+            return compare(name, got, ref, tol, at_least=budget)
         return failed(name, f"the reference's shape {list(ref.shape)} does not fit the case's {list(tokens.shape)} tokens")
     if layout != "left-padded" and isinstance(got, np.ndarray):
         try:
@@ -79,7 +94,7 @@ def compare_defined(subject, name: str, got, ref: np.ndarray, tokens: np.ndarray
         except DumpError as e:
             return failed(name, str(e))
     got, problem = masked_convention(name, got, ref, getattr(subject, "masked_scores", "min"), defined)
-    return compare(name, got, ref, tol, defined) if problem is None else failed(name, problem)
+    return compare(name, got, ref, tol, defined, budget) if problem is None else failed(name, problem)
 
 
 def masked_convention(name: str, got, ref: np.ndarray, convention, defined: np.ndarray | None = None):
@@ -108,12 +123,13 @@ def masked_convention(name: str, got, ref: np.ndarray, convention, defined: np.n
     return np.where(masked, np.finfo(ref.dtype).min, got).astype(got.dtype), None
 
 
-def compare_isolated(subject, case, names, tol: dict = CHECKPOINT_TOL) -> list[Comparison]:
+def compare_isolated(subject, case, names, tol: dict = CHECKPOINT_TOL, budget=None) -> list[Comparison]:
     """Every checkpoint computed by the subject's own stage from the reference's inputs, in the subject's
     masked-score convention, over the entries the model defines."""
     refs = {n: case.array(n) for n in names}  # each file read once: stages read their inputs from here
     tokens = token_mask(case)
-    return [compare_defined(subject, n, subject.stage(n, case, refs.__getitem__), refs[n], tokens, tol) for n in names]
+    return [compare_defined(subject, n, subject.stage(n, case, refs.__getitem__), refs[n], tokens, tol, at_least(budget, n))
+            for n in names]  # fmt: skip
 
 
 def failed(name: str, problem: str) -> Comparison:
@@ -121,12 +137,12 @@ def failed(name: str, problem: str) -> Comparison:
     return Comparison(name, [], "-", float("inf"), float("inf"), 0.0, {}, problem=problem)
 
 
-def compare_case(subject, case, mode: str, names, tol: dict = CHECKPOINT_TOL) -> list[Comparison]:
+def compare_case(subject, case, mode: str, names, tol: dict = CHECKPOINT_TOL, budget=None) -> list[Comparison]:
     """Comparisons of every checkpoint of `case` in forward-pass order, for mode chained or isolated."""
     if mode == "chained":
-        return compare_chained(subject, case, names, tol)
+        return compare_chained(subject, case, names, tol, budget)
     if mode == "isolated":
-        return compare_isolated(subject, case, names, tol)
+        return compare_isolated(subject, case, names, tol, budget)
     raise ValueError(f"mode must be 'chained' or 'isolated', got {mode!r}")
 
 
@@ -167,7 +183,7 @@ def default_split(case) -> int:
 
 
 def compare_cached(subject, case, names, vocab_size: int, split: int | None = None,
-                   tol: dict = CHECKPOINT_TOL) -> list[Comparison]:  # fmt: skip
+                   tol: dict = CHECKPOINT_TOL, budget=None) -> list[Comparison]:  # fmt: skip
     """Prefill `split` positions, then decode the rest one at a time with the subject's cache; compare every
     checkpoint of every step with the full pass at that position. Named `<checkpoint>@t=<step>,b=<row>`.
 
@@ -199,7 +215,7 @@ def compare_cached(subject, case, names, vocab_size: int, split: int | None = No
                 if kind_of(n) in ("attn_scores", "attn_probs"):
                     defined = np.broadcast_to(key_tokens, ref.shape).copy()
                 got, problem = masked_convention(n, got, ref, getattr(subject, "masked_scores", "min"), defined)
-                out.append(compare(step, got, ref, tol, defined) if problem is None else failed(step, problem))
+                out.append(compare(step, got, ref, tol, defined, at_least(budget, n)) if problem is None else failed(step, problem))
     return out
 
 
@@ -254,7 +270,10 @@ def verify_references(subject, refs, require: str = "offered") -> dict:
     check_subject(subject)
     names, offered = refs.checkpoint_names, modes_of(subject)
     provided = [n for n in names if n in getattr(subject, "provides", names)]
-    tol = tolerance_for(subject, refs.dtype)
+    budgets = budgets_for(refs, getattr(subject, "precision", refs.dtype.name))
+    tol = budgets.tol
+    deviations = parse_deviations(getattr(subject, "deviations", ()), f"subject {subject.name}")  # checked by check_subject
+    metrics = []  # the next-token distribution of every case whose logits the subject gave
     vocab_size = refs.config["vocab_size"]
     order = {n: i for i, n in enumerate(names)}
     per_name: dict[str, dict[str, list]] = {n: {"chained": [], "isolated": [], "cached": []} for n in names}
@@ -267,12 +286,23 @@ def verify_references(subject, refs, require: str = "offered") -> dict:
         for mode in ("chained", "isolated", "cached"):
             if not offered[mode]:
                 continue
+            budget = lambda name, case_name=case.name: budgets.atol(case_name, name)  # noqa: E731
+            keep = {"logits": None} if mode == "chained" else None
             if mode == "cached":
-                comparisons = compare_cached(subject, case, provided, vocab_size, tol=tol)
+                comparisons = compare_cached(subject, case, provided, vocab_size, tol=tol, budget=budget)
+            elif mode == "chained":
+                comparisons = compare_chained(subject, case, provided, tol, budget, keep)
             else:
-                comparisons = compare_case(subject, case, mode, provided, tol)
+                comparisons = compare_case(subject, case, mode, provided, tol, budget)
             for c in comparisons:
+                waiver = waiver_for(deviations, c.name, names)
+                if waiver is not None:
+                    c.waiver, c.waiver_tol = waiver.reason, waiver.tolerance
                 per_name[c.name.split("@")[0]][mode].append((case.name, c))
+            if keep is not None and keep["logits"] is not None:
+                logits = distribution_logits(subject, keep["logits"], case)
+                if logits is not None:
+                    metrics.append(distribution.per_position(logits, case.array("logits"), token_mask(case), case.input_ids))
             bad = earliest(comparisons, order)
             if bad is not None:
                 failures.append((order[bad.name.split("@")[0]], MODES.index(mode), index,
@@ -315,8 +345,11 @@ def verify_references(subject, refs, require: str = "offered") -> dict:
     chained_all = [(case_name, c) for n in names for case_name, c in per_name[n]["chained"]]
     cases_run = [c.name for c in refs.cases if c.name not in not_run]
     logits_verified = bool(per_name["logits"]["chained"])
-    ok = logits_verified and all(m["ok"] for m in modes.values() if m["ran"])
-    complete = all(m["ran"] for m in modes.values()) and len(provided) == len(names) and not not_run
+    dist = distribution_report(metrics, budgets)
+    waived = [dict(c.as_dict(), case=case_name, mode=mode, reason=c.waiver, declared=c.waiver_tol)
+              for n in names for mode, pairs in per_name[n].items() for case_name, c in pairs if c.waived]  # fmt: skip
+    ok = logits_verified and all(m["ok"] for m in modes.values() if m["ran"]) and dist["ok"] is not False
+    complete = all(m["ran"] for m in modes.values()) and len(provided) == len(names) and not not_run and not waived
     verdict = "FAIL" if not ok else "INCOMPLETE" if require == "all" and not complete else "PASS"
     failures.sort(key=lambda f: f[:3])
     first_per_case = {}
@@ -328,7 +361,12 @@ def verify_references(subject, refs, require: str = "offered") -> dict:
     return {
         "subject": subject.name,
         "dtype": refs.dtype.name,
-        "precision": getattr(subject, "precision", refs.dtype.name),
+        "precision": budgets.cls.name,
+        "budgets": {"calibrated": budgets.calibrated, "factor": BUDGET_FACTOR if budgets.calibrated else None,
+                    "floor": budgets.cls.floor, "class": budgets.cls.description},
+        "distribution": dist,
+        "deviations": [d.as_dict() for d in deviations],
+        "waived": waived,
         "cases": [c.name for c in refs.cases],
         "cases_run": cases_run,
         "cases_not_run": not_run,
@@ -347,7 +385,7 @@ def verify_references(subject, refs, require: str = "offered") -> dict:
         "max_rel": max((c.max_rel for _, c in chained_all), default=float("nan")),
         "worst_margin": worst_one[1].margin if worst_one else float("nan"),
         "worst_margin_at": {"name": worst_one[1].name, "case": worst_one[0]} if worst_one else None,
-        "first_divergence": (failures[0][3] if failures else None) if logits_verified else
+        "first_divergence": (failures[0][3] if failures else dist["divergence"]) if logits_verified else
             {"case": None, "mode": "chained", "name": "logits", "message": "logits were verified on no case (the subject ran none)"},
         "first_per_case": first_per_case,
         "notes": list(getattr(subject, "notes", [])),
@@ -365,13 +403,34 @@ def earliest(comparisons: list[Comparison], order: dict) -> Comparison | None:
     return min((c for c in comparisons if not c.ok), key=lambda c: order[c.name.split("@")[0]], default=None)
 
 
-def tolerance_for(subject, ref_dtype) -> dict:
-    """The tolerances a subject is held to: CHECKPOINT_TOL, or LOW_PRECISION_TOL for an engine that
-    declares float16 or bfloat16 (compared with float32 references)."""
-    precision = getattr(subject, "precision", np.dtype(ref_dtype).name)
-    if precision in LOW_PRECISION_TOL:
-        return {np.dtype(np.float32): LOW_PRECISION_TOL[precision]}
-    return CHECKPOINT_TOL
+def distribution_logits(subject, got, case) -> np.ndarray | None:
+    """The subject's logits of the case in the case's layout, float64, or None when they cannot be read as
+    [B, T, V] (the logits comparison reports why)."""
+    ref_shape = (*case.input_ids.shape, case.array("logits").shape[-1])
+    layout = getattr(subject, "batch_layout", "left-padded")
+    if not isinstance(got, np.ndarray) or got.dtype.kind != "f":
+        return None
+    if layout != "left-padded":
+        try:
+            got = to_left_padded(got, "logits", token_mask(case), layout, "logits")
+        except DumpError:
+            return None
+    return got if got.shape == ref_shape and np.all(np.isfinite(got[token_mask(case)])) else None
+
+
+def distribution_report(metrics: list[dict], budgets) -> dict:
+    """The next-token distribution summary over the cases, with the budgets of KL mean and max (from the
+    honest implementation; none uncalibrated) and `ok` (None: nothing judged); `divergence` names a breach."""
+    out = dict(distribution.summary(metrics), budget=budgets.distribution(), ok=None, divergence=None)
+    held = out["budget"]
+    if held is not None and metrics:
+        over = [k for k in ("kl_mean", "kl_max") if not out[k] <= held[k]]
+        out["ok"] = not over
+        if over:
+            k = over[0]
+            out["divergence"] = {"case": None, "mode": "chained", "name": "logits (distribution)",
+                                 "message": f"next-token KL divergence {k.split('_')[1]} {out[k]:.3e} nats exceeds its budget {held[k]:.3e}"}  # fmt: skip
+    return out
 
 
 def verify_model(model_dir, factory=None, dtypes=("float32", "float64"), reference_dirs=None, prompts=None,
@@ -427,6 +486,8 @@ def verify_model(model_dir, factory=None, dtypes=("float32", "float64"), referen
             if refs.dtype.name not in dtypes:
                 continue
             subject = factory(model_dir, refs.dtype)
+            check_subject(subject)
+            ensure_budgets(refs, model_dir, getattr(subject, "precision", refs.dtype.name), command=command)
             run = verify_references(subject, refs, require=require)
             del subject  # released before the next dtype's engine is loaded
             give_back_freed_memory()
