@@ -217,6 +217,47 @@ def cmd_verify(args) -> int:
     return EXIT_CODES[report["verdict"]]
 
 
+def cmd_budgets(args) -> int:
+    """gpt2core budgets: measure precision classes' budgets on reference sets and store them there; with --check,
+    recompute them and compare with the stored ones (exit 1 when they do not reproduce)."""
+    from .report import format_budget_table
+    from .verification.precision import budgets
+    from .verification.precision.classes import precision_class
+    from .verification.reference_set import load_references
+    from .verification.errors import ReferencesError
+    from .verification.model_dir import file_sha256
+    from .verification.tolerances import BUDGET_REPRODUCE_RTOL
+
+    classes = [precision_class(p) for p in args.precision]
+    out, ok = [], True
+    for ref_dir in args.references:
+        md = model_dir(args.model or references_model([ref_dir]))
+        refs = load_references(ref_dir, md)
+        for cls in classes:
+            if not cls.calibrated:
+                raise ValueError(f"precision {cls.name} has no measured budgets: {cls.description}")
+            if args.check:
+                stored = budgets.read(refs.root, cls.name, file_sha256(Path(refs.root) / "manifest.json"))
+                if stored is None:
+                    raise ReferencesError(f"{ref_dir} holds no {cls.name} budgets to check; compute them first (without --check)")
+                fresh = budgets.measure(md, refs.cases, cls.name)
+                change = budgets.largest_change(stored["cases"], fresh)
+                same = change <= BUDGET_REPRODUCE_RTOL
+                ok &= same
+                out.append({"references": str(ref_dir), "precision": cls.name, "largest_relative_change": change, "reproduced": same})
+                print(f"{ref_dir} {cls.name}: {'reproduced' if same else 'NOT REPRODUCED'}: largest relative change of an "
+                      f"honest error {change:.3e} (allowed {BUDGET_REPRODUCE_RTOL:.0e})") if not args.json else None  # fmt: skip
+                continue
+            doc = budgets.ensure_budgets(refs, md, cls.name, command=shell_command(args), force=args.force)
+            out.append({"references": str(ref_dir), "precision": cls.name, "path": str(budgets.path_of(refs.root, cls.name)),
+                        "kinds": budgets.by_kind(doc)})  # fmt: skip
+            if not args.json:
+                print(format_budget_table(out[-1]))
+    if args.json:
+        print(json.dumps(out))
+    return 0 if ok else 1
+
+
 def fault_model_dir(path):
     """The given model, or the stress model (sharp attention, random biases, outliers) the catalogue is tuned on."""
     from .verification.stress import stress_model_dir
@@ -376,6 +417,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="JUnit testcases per case and checkpoint (default), per checkpoint kind, or per case")
     p.add_argument("--no-cache", action="store_true", help="capture the references into a temporary directory, not the cache")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("budgets", help="measure precision classes' budgets on reference sets (transformers at that precision); --check: do they reproduce")
+    p.add_argument("--references", nargs="+", metavar="DIR", required=True, type=existing("dir"))
+    p.add_argument("--model", type=model_location, help="the set's model (default: the one its manifest records)")
+    p.add_argument("--precision", nargs="+", required=True, type=non_empty,
+                   help="classes: float32 float16 bfloat16 int8 float32-f16kv gguf-f16 (f16) gguf-q8_0 (q8_0) gguf-q4_0 (q4_0)")
+    p.add_argument("--force", action="store_true", help="recompute and replace stored budgets")
+    p.add_argument("--check", action="store_true", help="recompute and compare with the stored budgets; exit 1 unless they reproduce")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_budgets)
 
     p = sub.add_parser("cache", help="list or clear the reference sets verify keeps ($GPT2CORE_HOME/references)")
     p.add_argument("action", choices=["list", "clear"])

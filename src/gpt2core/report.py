@@ -41,7 +41,7 @@ def format_run(run: dict) -> str:
     ran = ", ".join(run["cases_run"]) or "none"
     skipped = f"; NOT RUN: {', '.join(f'{c} ({why})' for c, why in not_run.items())}" if not_run else ""
     lines = [f"{run['dtype']}: {run['verdict']} - subject {run['subject']} ({run['precision']} engine); cases run: {ran}{skipped}",
-             coverage(run) + extremes(run), format_modes(run)]  # fmt: skip
+             coverage(run) + extremes(run), format_budgets(run), format_modes(run)]  # fmt: skip
     rows = [r for r in run["checkpoints"] if r["chained"] is not None or r["provided"]]
     if rows:
         lines.append("per checkpoint, the case with the largest margin (max abs, max rel, tolerance and margin are that case's):")
@@ -55,11 +55,15 @@ def format_run(run: dict) -> str:
         if problems:
             lines.append(f"{row['name']:<16} FAIL {problems[0]}")
             continue
-        flag = "" if row["ok"] else "  <-- FAIL"
+        flag = "" if not row["ok"] else f"  <-- WAIVED ({row['waived'][0]})" if row.get("waived") else ""
+        flag = flag if row["ok"] else "  <-- FAIL"
         lines.append(
             f"{row['name']:<16} {ch['max_abs']:>10.3e} {ch['max_rel']:>10.3e} {ch['tolerance']:>10.3e} "
             f"{ch['margin']:>8.3g} {_margin(row['isolated']):>8} {_margin(row['cached']):>8}  {ch['case']}{flag}"
         )
+    lines += [format_waived(w) for w in run.get("waived", [])]
+    if run.get("distribution", {}).get("positions"):
+        lines.append(format_distribution(run["distribution"]))
     for g in run["generate"]:
         lines.append(f"greedy generation, case {g['case']}: {'PASS' if g['ok'] else 'FAIL'} ({g['message']})")
     for g in run.get("sampled", []):
@@ -77,6 +81,43 @@ def format_run(run: dict) -> str:
         where = f"case {fd['case']}, {fd.get('mode', 'chained')}" if fd["case"] else "no case"
         lines.append(f"first divergence (earliest in forward order over every case and mode): {fd['name']} ({where}): {fd['message']}")
     return "\n".join(lines)
+
+
+def format_budgets(run: dict) -> str:
+    """What each checkpoint was held to: the class's measured budgets, or its fixed tolerance."""
+    b = run.get("budgets")
+    if b is None:
+        return "tolerance: fixed"
+    if not b["calibrated"]:
+        return f"tolerance: {b['floor']:.0e} x max|ref| per checkpoint ({run['precision']}: fixed, there is no more exact transformers)"
+    return (f"budgets ({run['precision']}: {b['class']}): {b['factor']:g} x the honest implementation's error on each checkpoint "
+            f"and case against transformers in float64, never below {b['floor']:.1e} x max|ref| (the tolerance column)")  # fmt: skip
+
+
+def format_budget_table(entry: dict) -> str:
+    """A precision class's budgets on a reference set, per checkpoint kind: the honest implementation's worst
+    error relative to max|ref| and the budget it gives."""
+    lines = [f"{entry['references']} {entry['precision']}: budgets stored in {entry['path']}",
+             f"  {'kind':<12} {'honest rel':>10} {'budget rel':>10}"]  # fmt: skip
+    lines += [f"  {kind:<12} {k['honest_rel']:>10.2e} {k['budget_rel']:>10.2e}" for kind, k in entry["kinds"].items()]
+    return "\n".join(lines)
+
+
+def format_waived(w: dict) -> str:
+    """One waived comparison: never a plain PASS."""
+    return (f"WAIVED {w['name']} (case {w['case']}, {w['mode']}): max rel diff {w['max_rel']:.3e} within the declared "
+            f"{w['declared']:.3e}, margin {w['margin']:.3g} against its budget {w['tolerance']:.3e}: {w['reason']}")
+
+
+def format_distribution(d: dict) -> str:
+    """The next-token distribution at the logits, with the budgets KL is held to."""
+    b = d.get("budget")
+    held = (lambda k: f" (budget {b[k]:.3e})") if b else (lambda k: "")
+    honest = f"; the honest implementation's: KL max {b['honest']['kl_max']:.3e}, top-1 {b['honest']['top1_agreement']:.4f}" if b else ""
+    verdict = f"WAIVED ({d['waived']})" if d.get("waived") else {True: "PASS", False: "FAIL", None: "not judged"}[d["ok"]]
+    return (f"next-token distribution over {d['positions']} positions: {verdict}: KL mean {d['kl_mean']:.3e} nats{held('kl_mean')}, "
+            f"max {d['kl_max']:.3e}{held('kl_max')}; top-1 agreement {d['top1_agreement']:.4f}; the reference's top token "
+            f"at p {d['p_top_mean']:.4g} (reference {d['p_top_ref_mean']:.4g}); perplexity ratio {d['perplexity_ratio']:.6f}{honest}")  # fmt: skip
 
 
 def collapse(names: list[str]) -> list[str]:
@@ -109,8 +150,9 @@ def spans(numbers: list[int]) -> str:
 def coverage(run: dict) -> str:
     """'compared N of M checkpoints (P passed) over K of L cases' with the precision and what is required: what
     ran, never called verified."""
+    waived = f", {run['checkpoints_waived']} of them WAIVED" if run.get("checkpoints_waived") else ""
     return (f"compared {run['checkpoints_compared']} of {run['checkpoints_total']} checkpoints ({run['checkpoints_passed']} "
-            f"passed) over {len(run['cases_run'])} of {len(run['cases'])} cases ({run['precision']} engine; --require {run['require']})")  # fmt: skip
+            f"passed{waived}) over {len(run['cases_run'])} of {len(run['cases'])} cases ({run['precision']} engine; --require {run['require']})")  # fmt: skip
 
 
 def extremes(run: dict) -> str:
@@ -176,13 +218,18 @@ def write_junit(report: dict, path, group: str = "checkpoint") -> None:
             for r in row["results"]:
                 key = {"checkpoint": (f"{run['dtype']}.{r['case']}", row["name"]),
                        "kind": (run["dtype"], row["name"].split(".")[-1]), "case": (run["dtype"], r["case"])}[group]  # fmt: skip
-                results.setdefault(key, [])
+                results.setdefault(key, ([], []))
                 if not r["ok"]:
-                    results[key].append(r["message"])
-        for (classname, name), bad in results.items():
+                    results[key][0].append(r["message"])
+                elif r.get("waived"):
+                    results[key][1].append(r["message"])
+        for (classname, name), (bad, waived) in results.items():
             test = TestCase(name, classname=classname)
             if bad:
                 test.result = [Failure(bad[0] + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))]
+            elif waived:  # a declared deviation: skipped, never a plain pass; a failure under --require all
+                why = waived[0] + (f" (and {len(waived) - 1} more)" if len(waived) > 1 else "")
+                test.result = [Failure(f"required (--require all): {why}") if strict else Skipped(why)]
             suite.add_testcase(test)
         for mode, m in run["modes"].items():
             if mode == "chained":

@@ -66,12 +66,14 @@ def test_report_dict_of_a_comparison_and_of_a_problem():
         "name": "h3.out", "ok": True, "shape": [1, 1, 3], "dtype": "float64", "max_abs": c.max_abs,
         "max_rel": c.max_abs / 4.0, "tolerance": 4e-12, "margin": c.max_abs / 4e-12, "layer": 3,
         "worst": {"batch": 0, "position": 0, "channel": 1}, "problem": None, "compared": 3, "excluded": 0,
+        "waived": False, "waiver": None,
     }  # fmt: skip
     p = compare("h3.out", got[..., :2], ref, CHECKPOINT_TOL)
     assert p.as_dict() == {
         "name": "h3.out", "ok": False, "shape": [1, 1, 2], "dtype": "float64", "max_abs": float("inf"),
         "max_rel": float("inf"), "tolerance": 0.0, "margin": None, "layer": 3, "worst": {},
         "problem": "shape [1, 1, 2] != reference shape [1, 1, 3]", "compared": 0, "excluded": 0,
+        "waived": False, "waiver": None,
     }  # fmt: skip
     assert compare("h3.out", got.astype(np.float32), ref, CHECKPOINT_TOL).as_dict()["dtype"] == "float32"
     assert compare("h3.out", [1.0], ref, CHECKPOINT_TOL).as_dict()["dtype"] == "list"

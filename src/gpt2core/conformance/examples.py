@@ -7,9 +7,12 @@ import shutil
 from collections import Counter
 from contextlib import contextmanager
 
+import numpy as np
+
 from ..verification.model_dir import read_model_dir
-from ..verification.tolerances import CHECKPOINT_TOL, DRAWN_TOL
-from ..verification.verify import compare_cached, compare_case, default_split, first_divergence, tolerance_for
+from ..verification.precision.classes import precision_class
+from ..verification.tolerances import DRAWN_CLASS_TOL, DRAWN_TOL, FlooredTolerance
+from ..verification.verify import compare_cached, compare_case, default_split, first_divergence
 from .drawn import cases_of, keep, write_example
 
 
@@ -50,9 +53,13 @@ def example_dir(session):
 
 
 def drawn_tolerance(subject, dtype) -> dict:
-    """DRAWN_TOL, or a half-precision engine's own tolerance (gpt2core.verification.verify.tolerance_for)."""
-    tol = tolerance_for(subject, dtype)
-    return DRAWN_TOL if tol is CHECKPOINT_TOL else tol
+    """DRAWN_TOL, or for an engine of a lower precision class DRAWN_CLASS_TOL (drawn models carry no measured
+    budgets: the class's worst honest error on the built-in model, times BUDGET_FACTOR)."""
+    precision = getattr(subject, "precision", np.dtype(dtype).name)
+    if precision in ("float32", "float64"):
+        return DRAWN_TOL
+    tol = FlooredTolerance({np.dtype(np.float32): DRAWN_CLASS_TOL[precision_class(precision).name]})
+    return tol
 
 
 def decodable(case) -> bool:

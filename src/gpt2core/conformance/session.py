@@ -15,7 +15,7 @@ from ..errors import GPT2CoreError
 from ..verification.model_dir import gpt2core_home, read_model_dir
 from ..verification.reference_set import MANIFEST, load_references
 from ..verification.subject import checkpoint_names
-from ..verification.verify import compare_case, tolerance_for
+from ..verification.verify import budgets_of, compare_case
 from .builtin import builtin_model_dir, cached_references
 from .target import Target, resolve
 
@@ -155,11 +155,12 @@ class ConformanceSession:
         if key not in self._parity:
             refs, subject = self.references(model, dtype), self.subject(model, dtype)
             provided = [n for n in refs.checkpoint_names if n in getattr(subject, "provides", refs.checkpoint_names)]
-            tol = tolerance_for(subject, refs.dtype)
+            budgets = budgets_of(subject, refs)
             out = {}
             for case in refs.cases:
                 why = subject.can_run(case) if hasattr(subject, "can_run") else None
-                out[case.name] = {"skip": why} if why else {"comparisons": compare_case(subject, case, mode, provided, tol)}
+                budget = lambda name, c=case.name: budgets.atol(c, name)  # noqa: E731
+                out[case.name] = {"skip": why} if why else {"comparisons": compare_case(subject, case, mode, provided, budgets.tol, budget)}
             self._parity[key] = out
         return self._parity[key]
 

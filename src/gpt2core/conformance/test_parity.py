@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from ..verification.sampling import compare_sampled
-from ..verification.verify import compare_cached, compare_greedy, first_divergence, tolerance_for
+from ..verification.verify import budgets_of, compare_cached, compare_greedy, first_divergence
 from .plugin import skip_for
 
 
@@ -41,7 +41,9 @@ def test_cached_decoding(gpt2core_session, gpt2core_parity_case):
     if case.input_ids.shape[1] < 2:
         pytest.skip("one position: nothing to decode after the prefill")
     provided = [n for n in refs.checkpoint_names if n in getattr(subject, "provides", refs.checkpoint_names)]
-    comps = compare_cached(subject, case, provided, refs.config["vocab_size"], tol=tolerance_for(subject, refs.dtype))
+    budgets = budgets_of(subject, refs)
+    comps = compare_cached(subject, case, provided, refs.config["vocab_size"], tol=budgets.tol,
+                           budget=lambda name: budgets.atol(case_name, name))  # fmt: skip
     assert comps, "no decoding step was compared"
     bad = [c.message() for c in comps if not c.ok]
     assert not bad, f"{model} {dtype} case {case_name}: {len(bad)} of {len(comps)} comparisons fail:\n" + "\n".join(bad[:10])

@@ -40,27 +40,12 @@ from .errors import ReferencesError
 from .model_dir import ModelDir, file_sha256, read_model_dir
 from .sampling import SAMPLING_RUNS, LOGITS, SCORES, SamplingSettings, step_name
 from .subject import checkpoint_names
+from .versions import versions
 
 FORMAT = "gpt2core-references/3"
 MANIFEST = "manifest.json"
 CASES_FILE = "cases.txt"
 GREEDY_TOKENS = 8  # transformers' greedy continuation recorded per case, for the "generate" mode
-
-
-def versions() -> dict[str, str]:
-    """Versions of gpt2core, numpy, python and (when installed) torch and transformers."""
-    import platform
-    from importlib.metadata import version
-
-    versions = {"gpt2core": version("gpt2core"), "numpy": np.__version__, "python": platform.python_version()}
-    try:
-        import torch
-        import transformers
-
-        versions.update(torch=torch.__version__, transformers=transformers.__version__)
-    except ImportError:
-        pass
-    return versions
 
 
 def write_references(model_dir: ModelDir | Path, out_dir, cases: list[Case], dtype=np.float32, command: str | None = None,

@@ -69,7 +69,7 @@ def measure(model_dir, cases, precision: str) -> dict:
 
 
 def document(cases: dict, precision: str, manifest_sha256: str, command: str | None) -> dict:
-    from ..reference_set import versions
+    from ..versions import versions
 
     return {"format": FORMAT, "precision": precision, "references_manifest_sha256": manifest_sha256,
             "versions": versions(), "command": command, "cases": cases}  # fmt: skip
@@ -170,3 +170,37 @@ def ensure_budgets(refs, model_dir, precision: str, command: str | None = None, 
         doc = document(measure(model_dir, refs.cases, cls.name), cls.name, manifest_sha, command)
         write(refs.root, doc)
     return doc
+
+
+def largest_change(stored: dict, fresh: dict) -> float:
+    """The largest relative difference between two {case: case_errors} of the same cases (every honest error
+    and scale); inf when they hold different cases or checkpoints."""
+    if set(stored) != set(fresh):
+        return float("inf")
+    worst = 0.0
+    for case, entry in stored.items():
+        a, b = entry["checkpoints"], fresh[case]["checkpoints"]
+        if set(a) != set(b):
+            return float("inf")
+        for name in a:
+            for x, y in zip(a[name], b[name]):
+                if x != y:
+                    worst = max(worst, abs(x - y) / max(abs(x), abs(y)))
+    return worst
+
+
+def by_kind(doc: dict) -> dict:
+    """checkpoint kind -> {"honest_rel": the worst honest error / max|ref| over layers and cases, "budget_rel":
+    the budget it gives relative to max|ref| (never below the class's floor)}, in forward-pass order."""
+    from ..subject import kind_of
+
+    cls = precision_class(doc["precision"])
+    out: dict[str, dict] = {}
+    for entry in doc["cases"].values():
+        for name, (err, scale) in entry["checkpoints"].items():
+            rel = err / scale if scale else 0.0
+            k = out.setdefault(kind_of(name), {"honest_rel": 0.0})
+            k["honest_rel"] = max(k["honest_rel"], rel)
+    for k in out.values():
+        k["budget_rel"] = max(cls.floor, BUDGET_FACTOR * k["honest_rel"])
+    return out
