@@ -261,3 +261,25 @@ def test_defined_entries_follow_every_token_axis():
     probs = defined_entries("h0.attn_probs", tokens, (1, 1, 3, 3))
     assert probs[0, 0].tolist() == [[False] * 3, [False, True, True], [False, True, True]]
     assert defined_entries("logits", tokens, (1, 3, 4)).sum() == 8
+
+
+def test_a_measured_budget_raises_the_tolerance_and_a_waiver_accepts_only_within_its_own():
+    """at_least raises atol above tol * max|ref| (never lowers it); a waiver turns a comparison beyond its budget
+    but within the declared relative tolerance into ok + waived, and nothing else."""
+    ref = np.array([[[2.0, -4.0, 1.0]]])
+    got = ref + np.array([[[0.0, 1e-9, 0.0]]])
+    assert compare("h3.out", got, ref, CHECKPOINT_TOL, at_least=1e-20).atol == 4e-12
+    c = compare("h3.out", got, ref, CHECKPOINT_TOL, at_least=2e-9)
+    assert c.atol == 2e-9 and c.ok and c.within and not c.waived
+    diff = c.max_abs  # 1e-9 as float64 subtraction leaves it
+    assert compare("h3.out", got, ref, CHECKPOINT_TOL, at_least=diff).within  # max_abs == atol passes
+    c = compare("h3.out", got, ref, CHECKPOINT_TOL)
+    assert not c.ok and not c.waived
+    c.waiver, c.waiver_tol = "known", c.max_rel
+    assert c.ok and c.waived and not c.within and "WAIVED (known" in c.message()
+    assert c.as_dict()["waived"] and c.as_dict()["waiver"] == "known"
+    c.waiver_tol = c.max_rel * 0.99
+    assert not c.ok and not c.waived and "EXCEEDS TOLERANCE" in c.message()
+    p = compare("h3.out", got[..., :2], ref, CHECKPOINT_TOL)
+    p.waiver, p.waiver_tol = "known", 0.5
+    assert not p.ok and not p.waived  # a problem is never waived

@@ -199,8 +199,12 @@ def run_fault(fault: Fault, models: dict, refs: dict) -> dict:
 
 def sensitivity(model, refs, tensors=("wte", "h0.c_attn.w", "h_last.mlp_proj.w", "ln_f.g"), seed: int = 0) -> dict:
     """The smallest relative perturbation w * (1 + delta * s), s = +-1 at random, of one weight tensor that
-    the chained comparison detects, per tensor (delta from 1e-2 down to 1e-15)."""
+    the chained comparison detects, per tensor (delta from 1e-2 down to 1e-15), each checkpoint held to the
+    budget the subject of refs' dtype is held to in verify (float32: measured, precision.budgets)."""
+    from .verify import budgets_of
+
     subject, names = NumpySubject(model), refs.checkpoint_names
+    budgets = budgets_of(subject, refs)  # float32: the measured budgets; float64: the fixed tolerance
     p = model.params
     arrays = {
         "wte": p.wte, "h0.c_attn.w": p.blocks[0].c_attn.w, "h_last.mlp_proj.w": p.blocks[-1].mlp_proj.w,
@@ -217,7 +221,8 @@ def sensitivity(model, refs, tensors=("wte", "h0.c_attn.w", "h_last.mlp_proj.w",
             delta = 10.0**-k
             w[...] = original * (1 + w.dtype.type(delta) * signs)
             try:
-                detected = any(not c.ok for case in refs.cases for c in compare_case(subject, case, "chained", names))
+                detected = any(not c.ok for case in refs.cases
+                               for c in compare_case(subject, case, "chained", names, budgets.tol, lambda n, c=case.name: budgets.atol(c, n)))  # fmt: skip
             finally:
                 w[...] = original
             if not detected:
