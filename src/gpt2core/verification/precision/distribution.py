@@ -21,27 +21,34 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
 
 
+CHUNK = 16  # positions per step: float64 temporaries of CHUNK x V (6 MB at GPT-2's vocabulary), not of T x V
+
+
 def per_position(got: np.ndarray, ref: np.ndarray, tokens: np.ndarray, input_ids: np.ndarray) -> dict:
     """got, ref: logits [B, T, V]; tokens: bool [B, T] (a token, not padding); input_ids [B, T].
     {"kl", "top1", "p_top", "p_top_ref"}: [N] over the N token positions (row-major);
     {"nll", "nll_ref"}: [M] over the token positions whose next position holds a token."""
     if got.shape != ref.shape or got.ndim != 3 or tokens.shape != got.shape[:2]:
         raise ValueError(f"logits {list(got.shape)} and {list(ref.shape)} with tokens {list(tokens.shape)}: expected [B, T, V] twice and [B, T]")
-    lg, lr = log_softmax(got[tokens]), log_softmax(ref[tokens])
-    top = lr.argmax(axis=-1)
-    rows = np.arange(len(top))
-    out = {
-        "kl": np.maximum((np.exp(lr) * (lr - lg)).sum(axis=-1), 0.0),  # >= 0 up to rounding
-        "top1": lg.argmax(axis=-1) == top,
-        "p_top": np.exp(lg[rows, top]),
-        "p_top_ref": np.exp(lr[rows, top]),
-    }
-    follows = tokens[:, :-1] & tokens[:, 1:]  # position t whose next token t+1 is in the case
-    b, t = np.nonzero(follows)
-    nxt = input_ids[b, t + 1]
-    out["nll"] = -log_softmax(got[b, t])[np.arange(len(b)), nxt]
-    out["nll_ref"] = -log_softmax(ref[b, t])[np.arange(len(b)), nxt]
-    return out
+    b, t = np.nonzero(tokens)
+    follows = np.zeros(tokens.shape, bool)
+    follows[:, :-1] = tokens[:, :-1] & tokens[:, 1:]  # position t whose next position t+1 holds a token
+    parts: dict[str, list] = {k: [] for k in ("kl", "top1", "p_top", "p_top_ref", "nll", "nll_ref")}
+    for start in range(0, len(b), CHUNK):
+        bb, tt = b[start : start + CHUNK], t[start : start + CHUNK]
+        lg, lr = log_softmax(got[bb, tt]), log_softmax(ref[bb, tt])
+        top = lr.argmax(axis=-1)
+        rows = np.arange(len(top))
+        parts["kl"].append(np.maximum((np.exp(lr) * (lr - lg)).sum(axis=-1), 0.0))  # >= 0 up to rounding
+        parts["top1"].append(lg.argmax(axis=-1) == top)
+        parts["p_top"].append(np.exp(lg[rows, top]))
+        parts["p_top_ref"].append(np.exp(lr[rows, top]))
+        scored = follows[bb, tt]
+        nxt = input_ids[bb[scored], tt[scored] + 1]
+        parts["nll"].append(-lg[rows[scored], nxt])
+        parts["nll_ref"].append(-lr[rows[scored], nxt])
+    empty = {"top1": np.zeros(0, bool)}
+    return {k: np.concatenate(v) if v else empty.get(k, np.zeros(0)) for k, v in parts.items()}
 
 
 def summary(metrics: list[dict]) -> dict:
