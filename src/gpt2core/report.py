@@ -55,14 +55,13 @@ def format_run(run: dict) -> str:
         if problems:
             lines.append(f"{row['name']:<16} FAIL {problems[0]}")
             continue
-        flag = "" if not row["ok"] else f"  <-- WAIVED ({row['waived'][0]})" if row.get("waived") else ""
-        flag = flag if row["ok"] else "  <-- FAIL"
+        flag = "  <-- FAIL" if not row["ok"] else f"  <-- WAIVED ({row['waived']})" if row["waived"] else ""
         lines.append(
             f"{row['name']:<16} {ch['max_abs']:>10.3e} {ch['max_rel']:>10.3e} {ch['tolerance']:>10.3e} "
             f"{ch['margin']:>8.3g} {_margin(row['isolated']):>8} {_margin(row['cached']):>8}  {ch['case']}{flag}"
         )
-    lines += [format_waived(w) for w in run.get("waived", [])]
-    if run.get("distribution", {}).get("positions"):
+    lines += [format_waived(w) for w in run["waived"]]
+    if run["distribution"]["positions"]:
         lines.append(format_distribution(run["distribution"]))
     for g in run["generate"]:
         lines.append(f"greedy generation, case {g['case']}: {'PASS' if g['ok'] else 'FAIL'} ({g['message']})")
@@ -85,9 +84,7 @@ def format_run(run: dict) -> str:
 
 def format_budgets(run: dict) -> str:
     """What each checkpoint was held to: the class's measured budgets, or its fixed tolerance."""
-    b = run.get("budgets")
-    if b is None:
-        return "tolerance: fixed"
+    b = run["budgets"]
     if not b["calibrated"]:
         return f"tolerance: {b['floor']:.0e} x max|ref| per checkpoint ({run['precision']}: fixed, there is no more exact transformers)"
     return (f"budgets ({run['precision']}: {b['class']}): {b['factor']:g} x the honest implementation's error on each checkpoint "
@@ -150,7 +147,7 @@ def spans(numbers: list[int]) -> str:
 def coverage(run: dict) -> str:
     """'compared N of M checkpoints (P passed) over K of L cases' with the precision and what is required: what
     ran, never called verified."""
-    waived = f", {run['checkpoints_waived']} of them WAIVED" if run.get("checkpoints_waived") else ""
+    waived = f", {run['checkpoints_waived']} of them WAIVED" if run["checkpoints_waived"] else ""
     return (f"compared {run['checkpoints_compared']} of {run['checkpoints_total']} checkpoints ({run['checkpoints_passed']} "
             f"passed{waived}) over {len(run['cases_run'])} of {len(run['cases'])} cases ({run['precision']} engine; --require {run['require']})")  # fmt: skip
 
@@ -221,7 +218,7 @@ def write_junit(report: dict, path, group: str = "checkpoint") -> None:
                 results.setdefault(key, ([], []))
                 if not r["ok"]:
                     results[key][0].append(r["message"])
-                elif r.get("waived"):
+                elif r["waived"]:
                     results[key][1].append(r["message"])
         for (classname, name), (bad, waived) in results.items():
             test = TestCase(name, classname=classname)

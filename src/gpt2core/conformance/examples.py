@@ -58,8 +58,7 @@ def drawn_tolerance(subject, dtype) -> dict:
     precision = getattr(subject, "precision", np.dtype(dtype).name)
     if precision in ("float32", "float64"):
         return DRAWN_TOL
-    tol = FlooredTolerance({np.dtype(np.float32): DRAWN_CLASS_TOL[precision_class(precision).name]})
-    return tol
+    return FlooredTolerance({np.dtype(np.float32): DRAWN_CLASS_TOL[precision_class(precision).name]})
 
 
 def decodable(case) -> bool:

@@ -88,20 +88,11 @@ def write_references(model_dir: ModelDir | Path, out_dir, cases: list[Case], dty
 
 def write_float32_budgets(model_dir: ModelDir, root: Path, cases: list[Case], command: str | None) -> None:
     """The set's float32 budgets (gpt2core.verification.precision.budgets): its own checkpoints, transformers
-    in float32, against transformers' float64 pass on each case. The float32 model is released first, so the
-    two are never resident together."""
-    from .capture import capture
-    from .hf import release_hf_models
+    in float32, against transformers' float64 pass on each case (the float32 model released first)."""
     from .model_dir import file_sha256
     from .precision import budgets
 
-    release_hf_models()
-    errors = {}
-    for case in cases:
-        truth = capture(model_dir, case, np.float64)
-        own = {name: np.load(root / case.name / f"{name}.npy", allow_pickle=False) for name in truth}
-        errors[case.name] = budgets.case_errors(own, truth, case)
-    release_hf_models()
+    errors = budgets.against_float64(model_dir, cases, lambda case, names: budgets.saved_arrays(root, case, names))
     budgets.write(root, budgets.document(errors, "float32", file_sha256(root / MANIFEST), command))
 
 

@@ -45,7 +45,7 @@ MODE_NEEDS = {mode: capability for capability, (mode, _) in CAPABILITIES.items()
 def compare_chained(subject, case, names, tol: dict = CHECKPOINT_TOL, budget=None, keep: dict | None = None) -> list[Comparison]:
     """Every checkpoint of the subject's forward pass on the case, in forward-pass order; `budget` (name ->
     an absolute tolerance measured for it on this case, see precision.budgets) raises a checkpoint's
-    tolerance above tol's; `keep` ({name: None}) receives the subject's arrays of those names.
+    tolerance above tol's; `keep` ({name: None}) receives (the subject's array, the reference) of those names.
 
     A checkpoint the subject cannot produce (a DumpError: a missing, unreadable or misshapen dump file)
     is a failure naming the file, never a skip; masked attention scores are read in the subject's
@@ -54,11 +54,6 @@ def compare_chained(subject, case, names, tol: dict = CHECKPOINT_TOL, budget=Non
     tokens = token_mask(case)
     out = []
     for n in names:
-        if keep is not None and n in keep and n in got:
-            try:
-                keep[n] = got[n]
-            except DumpError:
-                pass  # the comparison below reports it
         if n not in got:
             out.append(failed(n, "not returned by the subject"))
             continue
@@ -67,7 +62,10 @@ def compare_chained(subject, case, names, tol: dict = CHECKPOINT_TOL, budget=Non
         except DumpError as e:
             out.append(failed(n, str(e)))
             continue
-        out.append(compare_defined(subject, n, array, case.array(n), tokens, tol, at_least(budget, n)))
+        ref = case.array(n)
+        if keep is not None and n in keep:
+            keep[n] = (array, ref)
+        out.append(compare_defined(subject, n, array, ref, tokens, tol, at_least(budget, n)))
     return out
 
 
@@ -88,13 +86,21 @@ def compare_defined(subject, name: str, got, ref: np.ndarray, tokens: np.ndarray
         if shape_differs and layout == "left-padded":
             return compare(name, got, ref, tol, at_least=budget)
         return failed(name, f"the reference's shape {list(ref.shape)} does not fit the case's {list(tokens.shape)} tokens")
-    if layout != "left-padded" and isinstance(got, np.ndarray):
-        try:
-            got = to_left_padded(got, name, tokens, layout, f"{name} ({layout})")
-        except DumpError as e:
-            return failed(name, str(e))
+    try:
+        got = in_case_layout(subject, name, got, tokens)
+    except DumpError as e:
+        return failed(name, str(e))
     got, problem = masked_convention(name, got, ref, getattr(subject, "masked_scores", "min"), defined)
     return compare(name, got, ref, tol, defined, budget) if problem is None else failed(name, problem)
+
+
+def in_case_layout(subject, name: str, got, tokens: np.ndarray):
+    """A full-pass checkpoint of the subject in the case's left-padded layout (as it is when the subject lays
+    its batch out so, or is not an array); a DumpError when it does not fit its declared layout."""
+    layout = getattr(subject, "batch_layout", "left-padded")
+    if layout == "left-padded" or not isinstance(got, np.ndarray):
+        return got
+    return to_left_padded(got, name, tokens, layout, f"{name} ({layout})")
 
 
 def masked_convention(name: str, got, ref: np.ndarray, convention, defined: np.ndarray | None = None):
@@ -300,9 +306,10 @@ def verify_references(subject, refs, require: str = "offered") -> dict:
                     c.waiver, c.waiver_tol = waiver.reason, waiver.tolerance
                 per_name[c.name.split("@")[0]][mode].append((case.name, c))
             if keep is not None and keep["logits"] is not None:
-                logits = distribution_logits(subject, keep["logits"], case)
+                got, ref = keep["logits"]
+                logits = distribution_logits(subject, got, ref, case)
                 if logits is not None:
-                    metrics.append(distribution.per_position(logits, case.array("logits"), token_mask(case), case.input_ids))
+                    metrics.append(distribution.per_position(logits, ref, token_mask(case), case.input_ids))
             bad = earliest(comparisons, order)
             if bad is not None:
                 failures.append((order[bad.name.split("@")[0]], MODES.index(mode), index,
@@ -321,7 +328,7 @@ def verify_references(subject, refs, require: str = "offered") -> dict:
     for n in names:
         row = {"name": n, "provided": n in provided,  # every case's chained result (for --junit)
                "results": [{"case": case_name, "ok": c.ok, "waived": c.waived, "message": c.message()} for case_name, c in per_name[n]["chained"]],
-               "waived": [c.waiver for pairs in per_name[n].values() for _, c in pairs if c.waived][:1]}
+               "waived": next((c.waiver for pairs in per_name[n].values() for _, c in pairs if c.waived), None)}  # a reason
         for mode, pairs in per_name[n].items():
             if pairs:  # the case with the largest margin: its max abs, max rel, tolerance and margin together
                 case_name, c = max(pairs, key=lambda pc: pc[1].margin)
@@ -378,7 +385,7 @@ def verify_references(subject, refs, require: str = "offered") -> dict:
         "checkpoints_total": len(names),
         "checkpoints_compared": len(compared),
         "checkpoints_passed": sum(r["chained"]["ok"] and r["ok"] for r in compared),
-        "checkpoints_waived": sum(bool(r["waived"]) and r["ok"] for r in compared),
+        "checkpoints_waived": sum(r["waived"] is not None and r["ok"] for r in compared),
         "not_provided": [n for n in names if n not in provided],
         "require": require,
         "modes": modes,
@@ -413,19 +420,17 @@ def budgets_of(subject, refs):
     return budgets_for(refs, getattr(subject, "precision", refs.dtype.name))
 
 
-def distribution_logits(subject, got, case) -> np.ndarray | None:
-    """The subject's logits of the case in the case's layout, float64, or None when they cannot be read as
-    [B, T, V] (the logits comparison reports why)."""
-    ref_shape = (*case.input_ids.shape, case.array("logits").shape[-1])
-    layout = getattr(subject, "batch_layout", "left-padded")
-    if not isinstance(got, np.ndarray) or got.dtype.kind != "f":
+def distribution_logits(subject, got, ref: np.ndarray, case) -> np.ndarray | None:
+    """The subject's logits of the case in the case's layout, or None when they cannot be read as the
+    reference's [B, T, V] with finite values at every token (the logits comparison reports why)."""
+    tokens = token_mask(case)
+    try:
+        got = in_case_layout(subject, "logits", got, tokens)
+    except DumpError:
         return None
-    if layout != "left-padded":
-        try:
-            got = to_left_padded(got, "logits", token_mask(case), layout, "logits")
-        except DumpError:
-            return None
-    return got if got.shape == ref_shape and np.all(np.isfinite(got[token_mask(case)])) else None
+    if not isinstance(got, np.ndarray) or got.dtype.kind != "f" or got.shape != ref.shape:
+        return None
+    return got if np.all(np.isfinite(got[tokens])) else None
 
 
 def distribution_report(metrics: list[dict], budgets) -> dict:

@@ -24,6 +24,7 @@ from ..atomic import atomic_write_text
 from ..batch_layout import defined_entries, token_mask
 from ..errors import ReferencesError
 from ..model_dir import file_sha256
+from ..subject import kind_of
 from ..tolerances import BUDGET_FACTOR, KL_FACTOR, KL_FLOOR
 from . import distribution
 from .classes import PrecisionClass, precision_class
@@ -52,20 +53,44 @@ def case_errors(honest: dict, truth: dict, case) -> dict:
     return {"checkpoints": checkpoints, "distribution": distribution.summary([metrics])}
 
 
-def measure(model_dir, cases, precision: str) -> dict:
-    """{case name: case_errors} for `precision`'s honest implementation against transformers' float64 pass."""
+def against_float64(model_dir, cases, honest_of) -> dict:
+    """{case name: case_errors} of the arrays `honest_of(case, names)` gives against transformers' float64
+    pass, captured one case at a time (one case's arrays held, and transformers' float64 model alone)."""
     from ..capture import capture
     from ..hf import release_hf_models
+
+    release_hf_models()  # whatever model was loaded goes before the float64 one
+    out = {}
+    for case in cases:
+        truth = capture(model_dir, case, np.float64)
+        out[case.name] = case_errors(honest_of(case, list(truth)), truth, case)
+    release_hf_models()
+    return out
+
+
+def saved_arrays(directory: Path, case, names) -> dict:
+    """The checkpoints `names` of a case saved as <directory>/<case>/<name>.npy (a reference set's layout)."""
+    return {n: np.load(Path(directory) / case.name / f"{n}.npy", allow_pickle=False) for n in names}
+
+
+def measure(model_dir, cases, precision: str) -> dict:
+    """{case name: case_errors} for `precision`'s honest implementation against transformers' float64 pass. The
+    honest arrays are written to a temporary directory first, so the two models are never resident together
+    and one case is held at a time."""
+    import tempfile
+
+    from ..capture import capture
     from .honest import float16_attention, honest_model
 
-    truths = {case.name: capture(model_dir, case, np.float64) for case in cases}
-    release_hf_models()
     model = honest_model(model_dir, precision)
-    out = {}
-    with float16_attention(model, precision):
-        for case in cases:
-            out[case.name] = case_errors(capture(model_dir, case, np.float32, model=model), truths.pop(case.name), case)
-    return out
+    with tempfile.TemporaryDirectory(prefix="gpt2core-honest-") as tmp:
+        with float16_attention(model, precision):
+            for case in cases:
+                (Path(tmp) / case.name).mkdir()
+                for name, array in capture(model_dir, case, np.float32, model=model).items():
+                    np.save(Path(tmp) / case.name / f"{name}.npy", array, allow_pickle=False)
+        del model
+        return against_float64(model_dir, cases, lambda case, names: saved_arrays(tmp, case, names))
 
 
 def document(cases: dict, precision: str, manifest_sha256: str, command: str | None) -> dict:
@@ -192,8 +217,6 @@ def largest_change(stored: dict, fresh: dict) -> float:
 def by_kind(doc: dict) -> dict:
     """checkpoint kind -> {"honest_rel": the worst honest error / max|ref| over layers and cases, "budget_rel":
     the budget it gives relative to max|ref| (never below the class's floor)}, in forward-pass order."""
-    from ..subject import kind_of
-
     cls = precision_class(doc["precision"])
     out: dict[str, dict] = {}
     for entry in doc["cases"].values():

@@ -24,7 +24,10 @@ Q_BLOCK = 32  # values per q8_0 / q4_0 block (ggml's QK8_0, QK4_0)
 
 
 def round_f16(x):
-    return x.to(dtype=__import__("torch").float16).to(x.dtype)
+    """x rounded to float16, kept in its dtype."""
+    import torch
+
+    return x.to(dtype=torch.float16).to(x.dtype)
 
 
 def int8_rows(x):
