@@ -224,8 +224,6 @@ def cmd_budgets(args) -> int:
     from .verification.precision import budgets
     from .verification.precision.classes import precision_class
     from .verification.reference_set import load_references
-    from .verification.errors import ReferencesError
-    from .verification.model_dir import file_sha256
     from .verification.tolerances import BUDGET_REPRODUCE_RTOL
 
     classes = [precision_class(p) for p in args.precision]
@@ -236,23 +234,21 @@ def cmd_budgets(args) -> int:
         for cls in classes:
             if not cls.calibrated:
                 raise ValueError(f"precision {cls.name} has no measured budgets: {cls.description}")
-            if args.check:
-                stored = budgets.read(refs.root, cls.name, file_sha256(Path(refs.root) / "manifest.json"))
-                if stored is None:
-                    raise ReferencesError(f"{ref_dir} holds no {cls.name} budgets to check; compute them first (without --check)")
-                fresh = budgets.measure(md, refs.cases, cls.name)
-                change = budgets.largest_change(stored["cases"], fresh)
+            if args.check:  # the stored ones (a ReferencesError naming the command when there are none), recomputed
+                stored = budgets.budgets_for(refs, cls.name).doc["cases"]
+                change = budgets.largest_change(stored, budgets.measure(md, refs.cases, cls.name))
                 same = change <= BUDGET_REPRODUCE_RTOL
                 ok &= same
                 out.append({"references": str(ref_dir), "precision": cls.name, "largest_relative_change": change, "reproduced": same})
-                print(f"{ref_dir} {cls.name}: {'reproduced' if same else 'NOT REPRODUCED'}: largest relative change of an "
-                      f"honest error {change:.3e} (allowed {BUDGET_REPRODUCE_RTOL:.0e})") if not args.json else None  # fmt: skip
-                continue
-            doc = budgets.ensure_budgets(refs, md, cls.name, command=shell_command(args), force=args.force)
-            out.append({"references": str(ref_dir), "precision": cls.name, "path": str(budgets.path_of(refs.root, cls.name)),
-                        "kinds": budgets.by_kind(doc)})  # fmt: skip
+                text = (f"{ref_dir} {cls.name}: {'reproduced' if same else 'NOT REPRODUCED'}: largest relative change of an "
+                        f"honest error {change:.3e} (allowed {BUDGET_REPRODUCE_RTOL:.0e})")  # fmt: skip
+            else:
+                doc = budgets.ensure_budgets(refs, md, cls.name, command=shell_command(args), force=args.force)
+                out.append({"references": str(ref_dir), "precision": cls.name, "path": str(budgets.path_of(refs.root, cls.name)),
+                            "kinds": budgets.by_kind(doc)})  # fmt: skip
+                text = format_budget_table(out[-1])
             if not args.json:
-                print(format_budget_table(out[-1]))
+                print(text)
     if args.json:
         print(json.dumps(out))
     return 0 if ok else 1
