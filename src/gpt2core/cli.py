@@ -191,7 +191,8 @@ def check_cases(md, args) -> None:
 
 
 def cmd_verify(args) -> int:
-    from .report import format_verify, write_junit
+    from .report import format_verify, verify_html, write_junit
+    from .verification.atomic import atomic_write_text
     from .verification.verify import verify_model
 
     import tempfile
@@ -213,6 +214,8 @@ def cmd_verify(args) -> int:
         )
     if args.junit:
         write_junit(report, args.junit, group=args.junit_group)
+    if args.html:
+        atomic_write_text(args.html, verify_html(report))
     print(json.dumps(report) if args.json else format_verify(report))
     return EXIT_CODES[report["verdict"]]
 
@@ -409,6 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--require", choices=["offered", "all"], default="offered",
                    help="offered: pass when all the subject offers passes (default); all: INCOMPLETE unless every checkpoint, case and mode ran")
     p.add_argument("--junit", metavar="FILE", type=output_file, help="also write JUnit XML (see --junit-group)")
+    p.add_argument("--html", metavar="FILE", type=output_file, help="also write the report as one HTML page (error growth, margin heatmaps)")
     p.add_argument("--junit-group", choices=["checkpoint", "kind", "case"], default="checkpoint",
                    help="JUnit testcases per case and checkpoint (default), per checkpoint kind, or per case")
     p.add_argument("--no-cache", action="store_true", help="capture the references into a temporary directory, not the cache")

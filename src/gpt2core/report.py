@@ -7,6 +7,7 @@ reason; tests/engine checks that the reports show the figures they are given.
 
 from __future__ import annotations
 
+from .growth import error_growth_svg
 from .heatmap import margin_heatmaps
 from .verification.atomic import atomic_path
 from .verification.memory import WEIGHTS_FACTOR
@@ -356,13 +357,15 @@ def _parity_section(verify: dict) -> str:
     out = [f"<h2>Parity with transformers: {_verdict(verify['ok'])}</h2>",
            f"<p>Model <code>{escape(verify['model'])}</code>. Chained: the engine runs from the token ids; "
            "isolated: each stage is fed the reference's own input. Margin = max|diff| / tolerance (&lt; 1 passes); "
-           "tolerance = the dtype's relative tolerance × max|reference|.</p>"]  # fmt: skip
+           "tolerance = the checkpoint's budget on that case (below each run: how it was measured).</p>"]  # fmt: skip
     for run in verify["runs"]:
         fd = run["first_divergence"]
         out.append(f"<h3>{run['dtype']}: {_verdict(run['ok'])}</h3><p>cases: {escape(', '.join(run['cases']))}; "
                    f"max abs diff {run['max_abs']:.3e}, max rel diff {run['max_rel']:.3e}, worst margin "
                    f"{run['worst_margin']:.3g}" + (f"; first diverging checkpoint {escape(fd['name'])} "
                    f"(case {escape(fd['case'])}): {escape(fd['message'])}" if fd else "") + "</p>")  # fmt: skip
+        out.append(f"<p>{escape(format_budgets(run))}</p>")
+        out.append(error_growth_svg(run))
         out.append(margin_heatmaps(run))
         out.append(f"<p>{escape(format_modes(run))}</p>")
         rows = []
@@ -422,6 +425,20 @@ def _mutation_section(mutation: dict) -> str:
 
 def _audit_verdict(audit: dict) -> str:
     return {"PASS": _verdict(True), "FAIL": _verdict(False)}.get(audit["verdict"], '<span class="fail">INCOMPLETE</span>')
+
+
+def verify_html(report: dict) -> str:
+    """`gpt2core verify --html`: the verify report as one HTML page with no external resources (the audit
+    page's parity section: per run, the error-growth plot, the margin heatmaps and the checkpoint table)."""
+    from html import escape
+
+    verdict = {"PASS": _verdict(True), "FAIL": _verdict(False)}.get(report["verdict"], '<span class="fail">INCOMPLETE</span>')
+    return "".join([
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>gpt2core verify</title><style>{CSS}</style></head><body>",
+        f"<h1>gpt2core verify: {verdict}</h1>",
+        "".join(f"<p>{escape(run['dtype'])}: {escape(coverage(run) + extremes(run))}</p>" for run in report["runs"]),
+        _parity_section(report), "</body></html>",
+    ])  # fmt: skip
 
 
 def audit_html(audit: dict) -> str:

@@ -78,6 +78,8 @@ BAD_ARGUMENTS = {
     ("verify", "--require"): [(["--model", "MODEL", "--require", "some"], "argument --require: invalid choice: 'some'")],
     ("verify", "--junit"): [(["--model", "MODEL", "--junit", "MISSING/out.xml"], "argument --junit: MISSING/out.xml: directory"),
                             (["--model", "MODEL", "--junit", "EMPTY"], "argument --junit: EMPTY is a directory")],
+    ("verify", "--html"): [(["--model", "MODEL", "--html", "MISSING/out.html"], "argument --html: MISSING/out.html: directory"),
+                           (["--model", "MODEL", "--html", "EMPTY"], "argument --html: EMPTY is a directory")],
     ("verify", "--junit-group"): [(["--model", "MODEL", "--junit-group", "layer"], "argument --junit-group: invalid choice: 'layer'")],
     ("verify", "--no-cache"): [(["--model", "MODEL", "--no-cache=1"], "argument --no-cache: ignored explicit argument")],
     ("budgets", "--references"): [(["--references", "MISSING", "--precision", "float16"], "argument --references: MISSING"),

@@ -139,3 +139,14 @@ def test_verify_reports_a_sampling_fault_in_the_sampled_mode(tiny_dir, capsys):
     failing = [g for g in run["sampled"] if not g["ok"]]
     assert failing and failing[0]["settings"]["top_k"] == 5
     assert "filtered differently" in failing[0]["steps"][0]["problem"], failing[0]["steps"][0]
+
+
+def test_verify_html_writes_the_page_with_the_error_growth_plot(tiny_dir, tmp_path, capsys):
+    page = tmp_path / "verify.html"
+    rc, report = verify_json(capsys, "--model", str(tiny_dir), "--dtype", "float32", "--html", str(page))
+    html = page.read_text(encoding="utf-8")
+    assert rc == 0 and report["verdict"] == "PASS"
+    assert "<h1>gpt2core verify: " in html and 'class="pass"' in html.split("</h1>")[0]
+    assert html.count('<svg class="growth"') == len(report["runs"]) == 1 and 'class="heatmap"' in html
+    results = sum(len(r["results"]) for r in report["runs"][0]["checkpoints"])
+    assert html.count('<circle class="point"') == results  # one point per case and checkpoint compared

@@ -34,6 +34,7 @@ class Comparison:
     excluded: int = 0  # entries at positions the model does not define (padding), not compared
     waiver: str | None = None  # the reason of a declared deviation covering this checkpoint (precision.deviations)
     waiver_tol: float = 0.0  # the deviation's tolerance, relative to max|ref| (as max_rel)
+    scale: float = 0.0  # max|ref| over the compared entries (0: none, or a problem)
 
     @property
     def within(self) -> bool:
@@ -53,6 +54,11 @@ class Comparison:
     def margin(self) -> float:
         """max_abs / atol: below 1 passes; how far below says how much room the tolerance leaves."""
         return self.max_abs / self.atol if self.problem is None else float("inf")
+
+    @property
+    def budget_rel(self) -> float:
+        """The tolerance relative to the reference's scale (as max_rel)."""
+        return self.atol / self.scale if self.scale else self.atol
 
     @property
     def layer(self) -> int | None:
@@ -150,5 +156,5 @@ def compare(name: str, got, ref: np.ndarray, tol: dict, defined: np.ndarray | No
     max_abs = float(diff[idx])
     return Comparison(
         name, list(ref.shape), str(ref.dtype), max_abs, max_abs / ref_max if ref_max else max_abs, atol,
-        dict(zip(axes, (int(i) for i in idx))), float(got[idx]), float(ref[idx]), **counts,
+        dict(zip(axes, (int(i) for i in idx))), float(got[idx]), float(ref[idx]), **counts, scale=ref_max,
     )  # fmt: skip

@@ -327,7 +327,8 @@ def verify_references(subject, refs, require: str = "offered") -> dict:
     rows = []
     for n in names:
         row = {"name": n, "provided": n in provided,  # every case's chained result (for --junit)
-               "results": [{"case": case_name, "ok": c.ok, "waived": c.waived, "message": c.message()} for case_name, c in per_name[n]["chained"]],
+               "results": [{"case": case_name, "ok": c.ok, "waived": c.waived, "message": c.message(), "max_rel": c.max_rel,
+                            "budget_rel": c.budget_rel} for case_name, c in per_name[n]["chained"]],  # fmt: skip
                "waived": next((c.waiver for pairs in per_name[n].values() for _, c in pairs if c.waived), None)}  # a reason
         for mode, pairs in per_name[n].items():
             if pairs:  # the case with the largest margin: its max abs, max rel, tolerance and margin together
