@@ -7,7 +7,8 @@
  *
  *   gpt2 MODEL_DIR REFERENCES_DIR DUMPS_DIR
  *
- * Build: `make` (float32, ./gpt2) or `make gpt2_f64` (float64). Faults for the tests, one at a time:
+ * Build: `make` (float32, ./gpt2), `make gpt2_f64` (float64) or `make gpt2_f16` (float16 storage: weights and
+ * every checkpoint rounded to float16, sums in double; map-f16.json). Faults for the tests, one at a time:
  * -DFAULT_SCALE_1_OVER_D, -DFAULT_NO_CAUSAL_MASK, -DFAULT_EXACT_GELU, -DFAULT_LN_EPS_1E3,
  * -DFAULT_POSITIONS_OFF_BY_ONE, -DFAULT_KV_SWAPPED.
  * Sums are accumulated in double whatever the engine's type. */
@@ -17,11 +18,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef USE_DOUBLE
+#if defined(USE_DOUBLE)
 typedef double real;
+typedef double weight;
 #define NPY_DESCR "<f8"
+#elif defined(USE_HALF) /* float16 storage: every weight rounded to float16 (held as float, which is exact), every
+                         * activation and checkpoint a _Float16; sums still accumulated in double */
+__extension__ typedef _Float16 real;
+typedef float weight;
+#define NPY_DESCR "<f2"
 #else
 typedef float real;
+typedef float weight;
 #define NPY_DESCR "<f4"
 #endif
 
@@ -69,7 +77,7 @@ static double json_number(const char *json, const char *key, double fallback) {
 /* ---- model.safetensors: header JSON, then the raw little-endian tensors ---- */
 typedef struct { char *file; long size; const char *header; uint64_t header_len; } Safetensors;
 
-static real *tensor(const Safetensors *st, const char *name, long expected) {
+static weight *tensor(const Safetensors *st, const char *name, long expected) {
     char key[256];
     const char *p = NULL;
     snprintf(key, sizeof key, "\"transformer.%s\"", name);
@@ -93,16 +101,16 @@ static real *tensor(const Safetensors *st, const char *name, long expected) {
     if (count != expected) die("tensor of unexpected size", name);
     const char *data = st->file + 8 + st->header_len + start;
     if ((long)(8 + st->header_len + stop) > st->size) die("truncated model.safetensors at", name);
-    real *out = xmalloc(sizeof(real) * (size_t)count);
-    for (long i = 0; i < count; i++) {
-        if (is_f64) { double v; memcpy(&v, data + 8 * i, 8); out[i] = (real)v; }
-        else { float v; memcpy(&v, data + 4 * i, 4); out[i] = (real)v; }
+    weight *out = xmalloc(sizeof(weight) * (size_t)count);
+    for (long i = 0; i < count; i++) {  /* rounded to the engine's type (float16 too), held as a weight */
+        if (is_f64) { double v; memcpy(&v, data + 8 * i, 8); out[i] = (weight)(real)v; }
+        else { float v; memcpy(&v, data + 4 * i, 4); out[i] = (weight)(real)v; }
     }
     return out;
 }
 
-typedef struct { real *ln1_g, *ln1_b, *attn_w, *attn_b, *proj_w, *proj_b, *ln2_g, *ln2_b, *fc_w, *fc_b, *mproj_w, *mproj_b; } Block;
-typedef struct { Config cfg; real *wte, *wpe, *lnf_g, *lnf_b; Block *blocks; } Model;
+typedef struct { weight *ln1_g, *ln1_b, *attn_w, *attn_b, *proj_w, *proj_b, *ln2_g, *ln2_b, *fc_w, *fc_b, *mproj_w, *mproj_b; } Block;
+typedef struct { Config cfg; weight *wte, *wpe, *lnf_g, *lnf_b; Block *blocks; } Model;
 
 static Model load_model(const char *dir) {
     Model m;
@@ -149,11 +157,11 @@ static Model load_model(const char *dir) {
 #ifdef FAULT_KV_SWAPPED /* a loader bug: c_attn's key and value column blocks read in the wrong order */
         for (long r = 0; r < C; r++)
             for (long j = 0; j < C; j++) {
-                real t = b->attn_w[r * 3 * C + C + j];
+                weight t = b->attn_w[r * 3 * C + C + j];
                 b->attn_w[r * 3 * C + C + j] = b->attn_w[r * 3 * C + 2 * C + j];
                 b->attn_w[r * 3 * C + 2 * C + j] = t;
             }
-        for (long j = 0; j < C; j++) { real t = b->attn_b[C + j]; b->attn_b[C + j] = b->attn_b[2 * C + j]; b->attn_b[2 * C + j] = t; }
+        for (long j = 0; j < C; j++) { weight t = b->attn_b[C + j]; b->attn_b[C + j] = b->attn_b[2 * C + j]; b->attn_b[2 * C + j] = t; }
 #endif
     }
     free(header);
@@ -215,7 +223,7 @@ static void write_npy(const char *dir, const char *name, const real *data, int n
 }
 
 /* ---- the stages ---- */
-static void layer_norm(real *out, const real *x, const real *g, const real *b, int C, double eps) {
+static void layer_norm(real *out, const real *x, const weight *g, const weight *b, int C, double eps) {
 #ifdef FAULT_LN_EPS_1E3
     eps = 1e-3;
 #endif
@@ -229,11 +237,11 @@ static void layer_norm(real *out, const real *x, const real *g, const real *b, i
 }
 
 /* Conv1D: y = x W + b with W stored [in, out] */
-static void linear(real *y, const real *x, const real *w, const real *b, int in, int out, double *acc) {
+static void linear(real *y, const real *x, const weight *w, const weight *b, int in, int out, double *acc) {
     for (int j = 0; j < out; j++) acc[j] = b[j];
     for (int i = 0; i < in; i++) {
         double xi = x[i];
-        const real *row = w + (long)i * out;
+        const weight *row = w + (long)i * out;
         for (int j = 0; j < out; j++) acc[j] += xi * row[j];
     }
     for (int j = 0; j < out; j++) y[j] = (real)acc[j];
@@ -323,7 +331,7 @@ static void run_case(const Model *m, const char *refs, const char *dumps_root, c
                         any = 1;
                     }
                     for (long s = 0; s < T; s++) {  /* a padding query has no allowed key: its row is left at 0 (not model output) */
-                        double e = !any || isinf(srow[s]) ? 0.0 : exp(srow[s] - mx);
+                        double e = !any || isinf((double)srow[s]) ? 0.0 : exp(srow[s] - mx);
                         acc[s] = e;
                         sum += e;
                     }
@@ -350,9 +358,10 @@ static void run_case(const Model *m, const char *refs, const char *dumps_root, c
         for (long t = 0; t < T; t++) {
             real *lnf = d.lnf + (b * T + t) * C, *logits = d.logits + (b * T + t) * Vp;
             layer_norm(lnf, x + t * C, m->lnf_g, m->lnf_b, (int)C, c->eps);
+            for (long i = 0; i < C; i++) acc[i] = lnf[i];  /* converted once, not once per token of the vocabulary */
             for (long v = 0; v < c->V; v++) {
                 double o = 0;
-                for (long i = 0; i < C; i++) o += (double)lnf[i] * m->wte[v * C + i];
+                for (long i = 0; i < C; i++) o += acc[i] * m->wte[v * C + i];
                 logits[v] = (real)o;
             }
         }

@@ -94,6 +94,45 @@ def test_the_float64_build_passes_at_float64_tolerance(binaries, tiny64, capsys,
     assert "padded_batch" in report["runs"][0]["cases_run"]
 
 
+@pytest.fixture(scope="module")
+def tiny32(tmp_path_factory):
+    from support.models import hf_model_dir
+    from support.references import reference_set
+
+    model = hf_model_dir("tiny")
+    return model, reference_set(model, np.float32, tmp_path_factory)
+
+
+def test_the_float16_build_passes_its_class_and_fails_a_stricter_one(tiny32, capsys, tmp_path):
+    """The float16-storage build (weights and every checkpoint rounded to float16, float16 files) passes class
+    float16 on every checkpoint and case with room (its error is about 1.7x float16 transformers'); held to
+    float32-f16kv, which allows float16 rounding only inside attention, its dumps fail from the embeddings on."""
+    model, refs = tiny32
+    binary = build(tmp_path / "gpt2_f16", "USE_HALF")
+    subprocess.run([binary, model, refs.root, tmp_path / "dumps"], check=True, capture_output=True)
+    assert np.load(tmp_path / "dumps" / "hello" / "logits.npy").dtype == np.float16
+    rc, report, err = verify(capsys, "--model", model, "--references", refs.root, "--dumps", tmp_path / "dumps",
+                             "--map", ENGINE / "map-f16.json")  # fmt: skip
+    (run,) = report["runs"]
+    assert rc == 0 and run["precision"] == "float16" and run["checkpoints_passed"] == run["checkpoints_total"], err
+    assert run["cases_run"] == run["cases"] and 0.1 < run["worst_margin"] < 0.75 and run["distribution"]["ok"]
+    strict = json.loads((ENGINE / "map-f16.json").read_text()) | {"dtype": "float32-f16kv"}
+    (tmp_path / "strict.json").write_text(json.dumps(strict))
+    rc, report, _ = verify(capsys, "--model", model, "--references", refs.root, "--dumps", tmp_path / "dumps",
+                           "--map", tmp_path / "strict.json")  # fmt: skip
+    (run,) = report["runs"]
+    assert rc == 1 and run["first_divergence"]["name"] == "embeddings" and run["worst_margin"] > 2
+
+
+def test_a_float16_fault_build_fails_in_its_class_at_its_checkpoint(tiny32, capsys, tmp_path):
+    model, refs = tiny32
+    binary = build(tmp_path / "gpt2_f16", "USE_HALF", "FAULT_LN_EPS_1E3")
+    subprocess.run([binary, model, refs.root, tmp_path / "dumps"], check=True, capture_output=True)
+    rc, report, _ = verify(capsys, "--model", model, "--references", refs.root, "--dumps", tmp_path / "dumps",
+                           "--map", ENGINE / "map-f16.json")  # fmt: skip
+    assert rc == 1 and report["runs"][0]["first_divergence"]["name"] == "h0.ln_1", report["runs"][0]["first_divergence"]
+
+
 def test_the_engine_does_not_imitate_transformers_padding_rows(binaries, tiny64, tmp_path):
     """A padding query has no key to attend to: transformers attends uniformly to every key there, the C
     engine leaves the row at 0. Both are fine, because padding is not compared (the test above passes)."""
