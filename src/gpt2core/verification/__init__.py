@@ -17,4 +17,7 @@ subject (numpy_subject.py) are the only modules that import the engine's computa
   sampling.py        sampled generation: transformers' processed scores of each step against the subject's
   verify.py          the chained, isolated, cached, generate and sampled modes over a subject
   faults.py          the fault catalogue (fault_variants.py: the broken functions; stress.py: its model)
+  precision/         engines at their own precision: classes, honest implementations (transformers at a
+                     class's precision), measured budgets, the next-token distribution, declared deviations
+  transformers_subject.py  transformers at a precision class, as a subject
 """
