@@ -60,11 +60,12 @@ def run_memory(config, case_shapes, dtypes, also_held_bytes: int = 0) -> dict:
     The engine is assumed to hold weights of the size transformers' do. An engine reached through a command
     holds them in its own process instead (its peak is reported apart, children_peak_rss_bytes). Capturing a
     float32 set runs transformers in float64 too (its float32 budgets, gpt2core.verification.precision.budgets),
-    one model at a time: float32 counts as float64."""
+    one model and one case's float64 checkpoints at a time: for the bound, float32 counts as float64 (the
+    engine's weights_bytes stay its own)."""
     widest = max((np.dtype(d) for d in dtypes), key=lambda d: d.itemsize)
     captured = max((np.dtype(np.float64 if np.dtype(d) == np.float32 else d) for d in dtypes), key=lambda d: d.itemsize)
     weights = weights_bytes(config, widest)  # the engine's
-    references = max((case_bytes(config, b, t, widest) for b, t in case_shapes), default=0)
+    references = max((case_bytes(config, b, t, captured) for b, t in case_shapes), default=0)
     bound = int(WEIGHTS_FACTOR * weights_bytes(config, captured)) + references + also_held_bytes
     return {"weights_bytes": weights, "case_references_bytes": references, "also_held_bytes": also_held_bytes,
             "bound_bytes": bound, "needed_bytes": INTERPRETER_BYTES + bound}  # fmt: skip

@@ -92,7 +92,7 @@ def write_float32_budgets(model_dir: ModelDir, root: Path, cases: list[Case], co
     from .model_dir import file_sha256
     from .precision import budgets
 
-    errors = budgets.against_float64(model_dir, cases, lambda case, names: budgets.saved_arrays(root, case, names))
+    errors = budgets.against_float64(model_dir, cases, lambda case, names: budgets.SavedArrays(root, case, names))
     budgets.write(root, budgets.document(errors, "float32", file_sha256(root / MANIFEST), command))
 
 

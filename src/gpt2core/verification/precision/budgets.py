@@ -16,6 +16,7 @@ any class's (and with --check recomputes them and compares with the stored ones)
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -68,9 +69,23 @@ def against_float64(model_dir, cases, honest_of) -> dict:
     return out
 
 
-def saved_arrays(directory: Path, case, names) -> dict:
-    """The checkpoints `names` of a case saved as <directory>/<case>/<name>.npy (a reference set's layout)."""
-    return {n: np.load(Path(directory) / case.name / f"{n}.npy", allow_pickle=False) for n in names}
+class SavedArrays(Mapping):
+    """The checkpoints `names` of a case saved as <directory>/<case>/<name>.npy (a reference set's layout), each
+    read when it is looked up and not kept: beside the float64 pass, one checkpoint is held at a time."""
+
+    def __init__(self, directory: Path, case, names):
+        self.root, self.names = Path(directory) / case.name, list(names)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.names:
+            raise KeyError(name)
+        return np.load(self.root / f"{name}.npy", allow_pickle=False)
+
+    def __iter__(self):
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
 
 
 def measure(model_dir, cases, precision: str) -> dict:
@@ -90,7 +105,7 @@ def measure(model_dir, cases, precision: str) -> dict:
                 for name, array in capture(model_dir, case, np.float32, model=model).items():
                     np.save(Path(tmp) / case.name / f"{name}.npy", array, allow_pickle=False)
         del model
-        return against_float64(model_dir, cases, lambda case, names: saved_arrays(tmp, case, names))
+        return against_float64(model_dir, cases, lambda case, names: SavedArrays(tmp, case, names))
 
 
 def document(cases: dict, precision: str, manifest_sha256: str, command: str | None) -> dict:
