@@ -171,7 +171,7 @@ def test_each_gguf_type_passes_its_class_and_fails_float32s(tiny_refs, tmp_path_
         assert first in ("h0.attn_scores", "h0.attn_probs", "h0.attn_heads"), first
 
 
-def test_a_type_with_no_map_of_its_own_in_the_tests_q4_0_passes_its_class_through_the_command(tiny_refs, capsys):
+def test_q4_0_passes_its_class_through_the_command_as_the_readme_shows(tiny_refs, capsys):
     """As the README shows: the driver converts the model directory (llama.cpp's quantizer for q4_0) and runs it."""
     template = " ".join(command("q4_0", "f16"))
     rc, report, err = verify(capsys, tiny_refs, "map-q4_0.json", "--subject-cmd", template)
