@@ -7,10 +7,22 @@
  *
  *   gpt2 MODEL_DIR REFERENCES_DIR DUMPS_DIR
  *
+ * Every mode the map declares, each case run in each (the reference set gives each mode's inputs):
+ *   chained    <case>/<name>.npy: the forward pass from the token ids
+ *   isolated   <case>/stage/<name>.npy: each stage on the reference's own inputs (<references>/<case>/<name>.npy)
+ *   cached     <case>/decode/t<t>/<name>.npy: a KV cache per row; the unrelated request (unrelated_ids.npy) prefilled,
+ *              the cache cleared, positions [0, split) prefilled (decode_split.npy), then one position at a time,
+ *              each step's checkpoints written with the cache's keys and values (h<i>_kcache, h<i>_vcache)
+ *   generate   <case>/generated_ids.npy: greedy, generate_tokens.npy new tokens per row, with the cache
+ *   sampled    <case>/sample.scores@step=N.npy: along the path in sample_ids.npy, the last logits as float32,
+ *              then temperature, top-k, top-p (sample_settings.npy), in that order, as transformers
+ *
  * Build: `make` (float32, ./gpt2), `make gpt2_f64` (float64) or `make gpt2_f16` (float16 storage: weights and
  * every checkpoint rounded to float16, sums in double; map-f16.json). Faults for the tests, one at a time:
  * -DFAULT_SCALE_1_OVER_D, -DFAULT_NO_CAUSAL_MASK, -DFAULT_EXACT_GELU, -DFAULT_LN_EPS_1E3,
- * -DFAULT_POSITIONS_OFF_BY_ONE, -DFAULT_KV_SWAPPED.
+ * -DFAULT_POSITIONS_OFF_BY_ONE, -DFAULT_KV_SWAPPED, and the cache's and the sampler's:
+ * -DFAULT_CACHE_NOT_CLEARED (between requests), -DFAULT_DECODE_POSITION_OFF_BY_ONE (a decoding step's position),
+ * -DFAULT_CACHE_ONE_SLOT_LATE (a decoding step's key and value), -DFAULT_TOP_K_PLUS_ONE (top-k keeps k + 1).
  * Sums are accumulated in double whatever the engine's type. */
 #include <math.h>
 #include <stdint.h>
@@ -170,32 +182,99 @@ static Model load_model(const char *dir) {
 }
 
 /* ---- .npy files ---- */
-static int64_t *read_npy_i64(const char *path, int *rows, int *cols) {
-    long size;
-    char *buf = read_file(path, &size);
+static char *npy_header(const char *buf, long size, const char *path, long *data_at) {
     if (size < 10 || memcmp(buf, "\x93NUMPY", 6) != 0) die("not a .npy file", path);
     int major = buf[6];
     uint32_t hlen = 0;
     int off = major == 1 ? 10 : 12;
     if (major == 1) hlen = (uint8_t)buf[8] | ((uint32_t)(uint8_t)buf[9] << 8);
     else memcpy(&hlen, buf + 8, 4);
-    char *header = buf + off;
+    if (strstr(buf + off, "'fortran_order': True")) die("expected C order in", path);
+    *data_at = off + (long)hlen;
+    return (char *)buf + off;
+}
+
+/* the element count of the header's shape (a 0-d array: 1) */
+static long npy_count(const char *header, int *dims, int max_dims, int *ndim) {
+    const char *p = strchr(strstr(header, "'shape'"), '(') + 1;
+    long n = 1;
+    *ndim = 0;
+    while (*p && *p != ')') {
+        char *end;
+        long d = strtol(p, &end, 10);
+        if (end == p) { p++; continue; }
+        if (*ndim < max_dims) dims[*ndim] = (int)d;
+        (*ndim)++;
+        n *= d;
+        p = end;
+    }
+    return n;
+}
+
+static int64_t *read_npy_i64(const char *path, int *rows, int *cols) {
+    long size, at;
+    char *buf = read_file(path, &size);
+    char *header = npy_header(buf, size, path, &at);
     if (!strstr(header, "'<i8'")) die("expected little-endian int64 in", path);
-    if (strstr(header, "'fortran_order': True")) die("expected C order in", path);
-    const char *shape = strchr(strstr(header, "'shape'"), '(') + 1;
-    char *end;
-    *rows = (int)strtol(shape, &end, 10);
-    *cols = (int)strtol(strchr(end, ',') + 1, NULL, 10);
-    long n = (long)*rows * *cols;
-    if (off + (long)hlen + 8 * n > size) die("truncated .npy file", path);
+    int dims[2] = {1, 1}, ndim;
+    long n = npy_count(header, dims, 2, &ndim);
+    if (ndim > 2) die("expected at most 2 axes in", path);
+    *rows = ndim == 2 ? dims[0] : 1;
+    *cols = ndim == 2 ? dims[1] : (ndim == 1 ? dims[0] : 1);
+    if (at + 8 * n > size) die("truncated .npy file", path);
     int64_t *out = xmalloc(sizeof(int64_t) * (size_t)n);
-    memcpy(out, buf + off + hlen, sizeof(int64_t) * (size_t)n);
+    memcpy(out, buf + at, sizeof(int64_t) * (size_t)n);
     free(buf);
     return out;
 }
 
+/* A float64 file of `expected` values (the sampler's settings), read as they are. */
+static void read_npy_f64(const char *path, double *out, long expected) {
+    long size, at;
+    char *buf = read_file(path, &size);
+    char *header = npy_header(buf, size, path, &at);
+    int dims[8], ndim;
+    if (!strstr(header, "'<f8'") || npy_count(header, dims, 8, &ndim) != expected) die("expected float64 values in", path);
+    if (at + 8 * expected > size) die("truncated .npy file", path);
+    memcpy(out, buf + at, sizeof(double) * (size_t)expected);
+    free(buf);
+}
+
+/* A reference checkpoint (float32 or float64, gpt2core's layout) as `real`, `expected` elements. */
+static real *read_npy_real(const char *path, long expected) {
+    long size, at;
+    char *buf = read_file(path, &size);
+    char *header = npy_header(buf, size, path, &at);
+    int f8 = strstr(header, "'<f8'") != NULL;
+    if (!f8 && !strstr(header, "'<f4'")) die("expected little-endian float32 or float64 in", path);
+    int dims[8], ndim;
+    long n = npy_count(header, dims, 8, &ndim);
+    if (n != expected) die("a reference file of unexpected size", path);
+    if (at + (f8 ? 8 : 4) * n > size) die("truncated .npy file", path);
+    real *out = xmalloc(sizeof(real) * (size_t)n);
+    for (long i = 0; i < n; i++) {
+        if (f8) { double v; memcpy(&v, buf + at + 8 * i, 8); out[i] = (real)v; }
+        else { float v; memcpy(&v, buf + at + 4 * i, 4); out[i] = (real)v; }
+    }
+    free(buf);
+    return out;
+}
+
+static int file_exists(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+static void make_dir(const char *dir) {
+    char mk[4200];
+    snprintf(mk, sizeof mk, "mkdir -p '%s'", dir);
+    if (system(mk) != 0) die("cannot create", dir);
+}
+
 /* Writes `data` of shape dims[0..ndim) ([B, ...] with B = dims[0]; the batch axis is left out when B = 1). */
-static void write_npy(const char *dir, const char *name, const real *data, int ndim, const long *dims) {
+static void write_npy_as(const char *dir, const char *name, const char *descr, const void *data, size_t elsize, int ndim,
+                         const long *dims) {
     char path[4096], header[256], shape[128] = "";
     int first = dims[0] == 1 ? 1 : 0;
     long n = 1;
@@ -205,7 +284,7 @@ static void write_npy(const char *dir, const char *name, const real *data, int n
         snprintf(part, sizeof part, "%ld%s", dims[i], ndim - first == 1 ? "," : (i + 1 < ndim ? ", " : ""));
         strcat(shape, part);
     }
-    int len = snprintf(header, sizeof header, "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }", NPY_DESCR, shape);
+    int len = snprintf(header, sizeof header, "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }", descr, shape);
     int total = 10 + len + 1;
     int pad = (64 - total % 64) % 64;
     snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -218,8 +297,12 @@ static void write_npy(const char *dir, const char *name, const real *data, int n
     fwrite(header, 1, (size_t)len, f);
     for (int i = 0; i < pad; i++) fputc(' ', f);
     fputc('\n', f);
-    fwrite(data, sizeof(real), (size_t)n, f);
+    fwrite(data, elsize, (size_t)n, f);
     fclose(f);
+}
+
+static void write_npy(const char *dir, const char *name, const real *data, int ndim, const long *dims) {
+    write_npy_as(dir, name, NPY_DESCR, data, sizeof(real), ndim, dims);
 }
 
 /* ---- the stages ---- */
@@ -256,6 +339,74 @@ static real gelu(real x) {
 #endif
 }
 
+static double attention_scale(long D) {
+#ifdef FAULT_SCALE_1_OVER_D
+    return 1.0 / D;
+#else
+    return 1.0 / sqrt((double)D);
+#endif
+}
+
+/* May query position t attend to key position s (key s holds a token: valid[s])? */
+static int allowed(long t, long s, const int64_t *valid) {
+#ifdef FAULT_NO_CAUSAL_MASK
+    (void)t;
+    return valid[s] == 1;
+#else
+    return s <= t && valid[s] == 1;
+#endif
+}
+
+/* One query's scores over keys 0..S-1 (key s at k + s * k_stride), masked -inf; returns whether any is allowed. */
+static void score_row(real *srow, const real *q, const real *k, long k_stride, long t, long S, long D, const int64_t *valid) {
+    double scale = attention_scale(D);
+    for (long s = 0; s < S; s++) {
+        if (!allowed(t, s, valid)) { srow[s] = (real)-INFINITY; continue; }
+        double dot = 0;
+        for (long e = 0; e < D; e++) dot += (double)q[e] * k[s * k_stride + e];
+        srow[s] = (real)(dot * scale);
+    }
+}
+
+/* Softmax over the allowed keys (a query with none, a padding query, is left at 0: not model output). */
+static void softmax_row(real *prow, const real *srow, long t, long S, const int64_t *valid, double *acc) {
+    double mx = -INFINITY, sum = 0;
+    int any = 0;
+    for (long s = 0; s < S; s++)
+        if (allowed(t, s, valid)) { if (srow[s] > mx) mx = srow[s]; any = 1; }
+    for (long s = 0; s < S; s++) {
+        double e = any && allowed(t, s, valid) ? exp(srow[s] - mx) : 0.0;
+        acc[s] = e;
+        sum += e;
+    }
+    for (long s = 0; s < S; s++) prow[s] = (real)(any ? acc[s] / sum : 0.0);
+}
+
+/* One head's output for one query: sum over keys of p[s] v[s] (value s at v + s * v_stride). */
+static void weighted_sum(real *out, const real *prow, const real *v, long v_stride, long S, long D) {
+    for (long e = 0; e < D; e++) {
+        double o = 0;
+        for (long s = 0; s < S; s++) o += (double)prow[s] * v[s * v_stride + e];
+        out[e] = (real)o;
+    }
+}
+
+static void embed(real *x, const Model *m, long id, long p, const char *name) {
+    const Config *c = &m->cfg;
+    if (id < 0 || id >= c->V || p < 0 || p >= c->P) die("token or position id out of range in case", name);
+    for (long i = 0; i < c->C; i++) x[i] = (real)((double)m->wte[id * c->C + i] + m->wpe[p * c->C + i]);
+}
+
+static void lm_head(real *logits, const Model *m, const real *lnf, double *acc) {
+    const Config *c = &m->cfg;
+    for (long i = 0; i < c->C; i++) acc[i] = lnf[i];  /* converted once, not once per token of the vocabulary */
+    for (long v = 0; v < c->V; v++) {
+        double o = 0;
+        for (long i = 0; i < c->C; i++) o += acc[i] * m->wte[v * c->C + i];
+        logits[v] = (real)o;
+    }
+}
+
 typedef struct {  /* every checkpoint of one case, [B, ...] */
     real *emb, *lnf, *logits;
     real **ln1, **qkv, **scores, **probs, **heads, **attn, **resid, **ln2, **fc, **act, **mlp, **out;
@@ -263,18 +414,8 @@ typedef struct {  /* every checkpoint of one case, [B, ...] */
 
 static real *alloc_real(long n) { return xmalloc(sizeof(real) * (size_t)n); }
 
-static void run_case(const Model *m, const char *refs, const char *dumps_root, const char *name) {
-    const Config *c = &m->cfg;
-    char path[4096], dir[4096];
-    int B, T, b2, t2, b3, t3;
-    snprintf(path, sizeof path, "%s/%s/input_ids.npy", refs, name);
-    int64_t *ids = read_npy_i64(path, &B, &T);
-    snprintf(path, sizeof path, "%s/%s/attention_mask.npy", refs, name);
-    int64_t *mask = read_npy_i64(path, &b2, &t2);
-    snprintf(path, sizeof path, "%s/%s/position_ids.npy", refs, name);
-    int64_t *pos = read_npy_i64(path, &b3, &t3);
-    if (b2 != B || t2 != T || b3 != B || t3 != T) die("inputs of different shapes in case", name);
-    long C = c->C, F = c->F, H = c->H, D = c->D, L = c->L, Vp = (c->V + 63) / 64 * 64;
+static Dumps alloc_dumps(const Config *c, long B, long T, long Vp) {
+    long C = c->C, F = c->F, H = c->H, L = c->L;
     Dumps d;
     d.emb = alloc_real(B * T * C); d.lnf = alloc_real(B * T * C); d.logits = alloc_real(B * T * Vp);
     real ***lists[] = {&d.ln1, &d.qkv, &d.scores, &d.probs, &d.heads, &d.attn, &d.resid, &d.ln2, &d.fc, &d.act, &d.mlp, &d.out};
@@ -283,20 +424,79 @@ static void run_case(const Model *m, const char *refs, const char *dumps_root, c
         *lists[k] = xmalloc(sizeof(real *) * (size_t)L);
         for (long i = 0; i < L; i++) (*lists[k])[i] = alloc_real(B * T * sizes[k]);
     }
-    long most = 3 * C;  /* the widest row a sum is accumulated over: 3C, F, V or T */
-    if (F > most) most = F;
+    return d;
+}
+
+static void free_dumps(Dumps *d, long L) {
+    real **lists[] = {d->ln1, d->qkv, d->scores, d->probs, d->heads, d->attn, d->resid, d->ln2, d->fc, d->act, d->mlp, d->out};
+    for (int k = 0; k < 12; k++) {
+        for (long i = 0; i < L; i++) free(lists[k][i]);
+        free(lists[k]);
+    }
+    free(d->emb); free(d->lnf); free(d->logits);
+}
+
+/* The checkpoints in this engine's layout (map.json): [B, T, ...], scores [B, H, T, S], logits padded to Vp. */
+static void write_dumps(const Config *c, const Dumps *d, const char *dir, long B, long T, long Vp) {
+    long C = c->C, F = c->F, H = c->H;
+    make_dir(dir);
+    long tc[] = {B, T, C}, tf[] = {B, T, F}, t3c[] = {B, T, 3 * C}, htt[] = {B, H, T, T}, tv[] = {B, T, Vp};
+    write_npy(dir, "embeddings.npy", d->emb, 3, tc);
+    write_npy(dir, "ln_f.npy", d->lnf, 3, tc);
+    write_npy(dir, "logits.npy", d->logits, 3, tv);
+    for (long l = 0; l < c->L; l++) {
+        char f[64];
+#define DUMP(field, suffix, dims, nd) snprintf(f, sizeof f, "h%ld_%s.npy", l, suffix); write_npy(dir, f, d->field[l], nd, dims)
+        DUMP(ln1, "ln1", tc, 3); DUMP(qkv, "qkv", t3c, 3); DUMP(scores, "scores", htt, 4); DUMP(probs, "probs", htt, 4);
+        DUMP(heads, "heads", tc, 3); DUMP(attn, "attn", tc, 3); DUMP(resid, "resid", tc, 3); DUMP(ln2, "ln2", tc, 3);
+        DUMP(fc, "fc", tf, 3); DUMP(act, "act", tf, 3); DUMP(mlp, "mlp", tc, 3); DUMP(out, "out", tc, 3);
+#undef DUMP
+    }
+}
+
+typedef struct { int64_t *ids, *mask, *pos; int B, T; } Inputs;
+
+static Inputs read_inputs(const char *refs, const char *name) {
+    char path[4096];
+    Inputs in;
+    int b2, t2, b3, t3;
+    snprintf(path, sizeof path, "%s/%s/input_ids.npy", refs, name);
+    in.ids = read_npy_i64(path, &in.B, &in.T);
+    snprintf(path, sizeof path, "%s/%s/attention_mask.npy", refs, name);
+    in.mask = read_npy_i64(path, &b2, &t2);
+    snprintf(path, sizeof path, "%s/%s/position_ids.npy", refs, name);
+    in.pos = read_npy_i64(path, &b3, &t3);
+    if (b2 != in.B || t2 != in.T || b3 != in.B || t3 != in.T) die("inputs of different shapes in case", name);
+    return in;
+}
+
+static void free_inputs(Inputs *in) { free(in->ids); free(in->mask); free(in->pos); }
+
+static long widest(const Config *c, long T) {  /* the widest row a sum is accumulated over: 3C, F, V or T */
+    long most = 3 * c->C;
+    if (c->F > most) most = c->F;
     if (c->V > most) most = c->V;
     if (T > most) most = T;
-    double *acc = xmalloc(sizeof(double) * (size_t)most);
+    return most;
+}
+
+/* ---- chained: the forward pass of every row from its token ids ---- */
+static void run_case(const Model *m, const char *refs, const char *dumps_root, const char *name) {
+    const Config *c = &m->cfg;
+    char dir[4096];
+    Inputs in = read_inputs(refs, name);
+    long B = in.B, T = in.T, C = c->C, F = c->F, H = c->H, D = c->D, L = c->L, Vp = (c->V + 63) / 64 * 64;
+    Dumps d = alloc_dumps(c, B, T, Vp);
+    double *acc = xmalloc(sizeof(double) * (size_t)widest(c, T));
     real *x = alloc_real(T * C);
     for (long b = 0; b < B; b++) {
+        const int64_t *valid = in.mask + b * T;
         for (long t = 0; t < T; t++) {
-            long id = ids[b * T + t], p = pos[b * T + t];
+            long p = in.pos[b * T + t];
 #ifdef FAULT_POSITIONS_OFF_BY_ONE
             p = p + 1 < c->P ? p + 1 : c->P - 1;
 #endif
-            if (id < 0 || id >= c->V || p < 0 || p >= c->P) die("token or position id out of range in case", name);
-            for (long i = 0; i < C; i++) x[t * C + i] = (real)((double)m->wte[id * C + i] + m->wpe[p * C + i]);
+            embed(x + t * C, m, in.ids[b * T + t], p, name);
         }
         memcpy(d.emb + b * T * C, x, sizeof(real) * (size_t)(T * C));
         for (long l = 0; l < L; l++) {
@@ -307,40 +507,12 @@ static void run_case(const Model *m, const char *refs, const char *dumps_root, c
                 layer_norm(ln1 + t * C, x + t * C, w->ln1_g, w->ln1_b, (int)C, c->eps);
                 linear(qkv + t * 3 * C, ln1 + t * C, w->attn_w, w->attn_b, (int)C, (int)(3 * C), acc);
             }
-#ifdef FAULT_SCALE_1_OVER_D
-            double scale = 1.0 / D;
-#else
-            double scale = 1.0 / sqrt((double)D);
-#endif
             for (long h = 0; h < H; h++)
                 for (long t = 0; t < T; t++) {
                     real *srow = scores + (h * T + t) * T, *prow = probs + (h * T + t) * T;
-                    double mx = -INFINITY, sum = 0;
-                    int any = 0;
-                    for (long s = 0; s < T; s++) {
-#ifdef FAULT_NO_CAUSAL_MASK
-                        int allowed = mask[b * T + s] == 1;
-#else
-                        int allowed = s <= t && mask[b * T + s] == 1;
-#endif
-                        if (!allowed) { srow[s] = (real)-INFINITY; continue; }
-                        double dot = 0;
-                        for (long e = 0; e < D; e++) dot += (double)qkv[t * 3 * C + h * D + e] * qkv[s * 3 * C + C + h * D + e];
-                        srow[s] = (real)(dot * scale);
-                        if (srow[s] > mx) mx = srow[s];
-                        any = 1;
-                    }
-                    for (long s = 0; s < T; s++) {  /* a padding query has no allowed key: its row is left at 0 (not model output) */
-                        double e = !any || isinf((double)srow[s]) ? 0.0 : exp(srow[s] - mx);
-                        acc[s] = e;
-                        sum += e;
-                    }
-                    for (long s = 0; s < T; s++) prow[s] = (real)(any ? acc[s] / sum : 0.0);
-                    for (long e = 0; e < D; e++) {
-                        double o = 0;
-                        for (long s = 0; s < T; s++) o += (double)prow[s] * qkv[s * 3 * C + 2 * C + h * D + e];
-                        heads[t * C + h * D + e] = (real)o;
-                    }
+                    score_row(srow, qkv + t * 3 * C + h * D, qkv + C + h * D, 3 * C, t, T, D, valid);
+                    softmax_row(prow, srow, t, T, valid, acc);
+                    weighted_sum(heads + t * C + h * D, prow, qkv + 2 * C + h * D, 3 * C, T, D);
                 }
             real *attn = d.attn[l] + b * T * C, *resid = d.resid[l] + b * T * C, *ln2 = d.ln2[l] + b * T * C;
             real *fc = d.fc[l] + b * T * F, *act = d.act[l] + b * T * F, *mlp = d.mlp[l] + b * T * C, *out = d.out[l] + b * T * C;
@@ -356,33 +528,372 @@ static void run_case(const Model *m, const char *refs, const char *dumps_root, c
             memcpy(x, out, sizeof(real) * (size_t)(T * C));
         }
         for (long t = 0; t < T; t++) {
-            real *lnf = d.lnf + (b * T + t) * C, *logits = d.logits + (b * T + t) * Vp;
+            real *lnf = d.lnf + (b * T + t) * C;
             layer_norm(lnf, x + t * C, m->lnf_g, m->lnf_b, (int)C, c->eps);
-            for (long i = 0; i < C; i++) acc[i] = lnf[i];  /* converted once, not once per token of the vocabulary */
-            for (long v = 0; v < c->V; v++) {
-                double o = 0;
-                for (long i = 0; i < C; i++) o += acc[i] * m->wte[v * C + i];
-                logits[v] = (real)o;
-            }
+            lm_head(d.logits + (b * T + t) * Vp, m, lnf, acc);
         }
     }
     snprintf(dir, sizeof dir, "%s/%s", dumps_root, name);
-    char mk[4200];
-    snprintf(mk, sizeof mk, "mkdir -p '%s'", dir);
-    if (system(mk) != 0) die("cannot create", dir);
-    long tc[] = {B, T, C}, tf[] = {B, T, F}, t3c[] = {B, T, 3 * C}, htt[] = {B, H, T, T}, tv[] = {B, T, Vp};
-    write_npy(dir, "embeddings.npy", d.emb, 3, tc);
-    write_npy(dir, "ln_f.npy", d.lnf, 3, tc);
-    write_npy(dir, "logits.npy", d.logits, 3, tv);
+    write_dumps(c, &d, dir, B, T, Vp);
+    free_dumps(&d, L);
+    free_inputs(&in);
+    free(acc); free(x);
+}
+
+/* ---- isolated: each stage on the reference's own inputs, written as the chained pass writes it ---- */
+static real *ref_array(const char *refs, const char *name, const char *checkpoint, long n) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s/%s.npy", refs, name, checkpoint);
+    return read_npy_real(path, n);
+}
+
+static void run_stages(const Model *m, const char *refs, const char *dumps_root, const char *name) {
+    const Config *c = &m->cfg;
+    char dir[4096], cp[64];
+    Inputs in = read_inputs(refs, name);
+    long B = in.B, T = in.T, C = c->C, F = c->F, H = c->H, D = c->D, L = c->L, Vp = (c->V + 63) / 64 * 64;
+    Dumps d = alloc_dumps(c, B, T, Vp);
+    double *acc = xmalloc(sizeof(double) * (size_t)widest(c, T));
+    for (long b = 0; b < B; b++)
+        for (long t = 0; t < T; t++) {
+            long p = in.pos[b * T + t];
+#ifdef FAULT_POSITIONS_OFF_BY_ONE
+            p = p + 1 < c->P ? p + 1 : c->P - 1;
+#endif
+            embed(d.emb + (b * T + t) * C, m, in.ids[b * T + t], p, name);
+        }
     for (long l = 0; l < L; l++) {
-        char f[64];
-#define DUMP(field, suffix, dims, nd) snprintf(f, sizeof f, "h%ld_%s.npy", l, suffix); write_npy(dir, f, d.field[l], nd, dims)
-        DUMP(ln1, "ln1", tc, 3); DUMP(qkv, "qkv", t3c, 3); DUMP(scores, "scores", htt, 4); DUMP(probs, "probs", htt, 4);
-        DUMP(heads, "heads", tc, 3); DUMP(attn, "attn", tc, 3); DUMP(resid, "resid", tc, 3); DUMP(ln2, "ln2", tc, 3);
-        DUMP(fc, "fc", tf, 3); DUMP(act, "act", tf, 3); DUMP(mlp, "mlp", tc, 3); DUMP(out, "out", tc, 3);
-#undef DUMP
+        const Block *w = &m->blocks[l];
+        real *x;  /* the block's input: the reference's embeddings or the previous block's output */
+        if (l == 0) x = ref_array(refs, name, "embeddings", B * T * C);
+        else { snprintf(cp, sizeof cp, "h%ld.out", l - 1); x = ref_array(refs, name, cp, B * T * C); }
+#define REF(var, kind, n) snprintf(cp, sizeof cp, "h%ld." kind, l); real *var = ref_array(refs, name, cp, n)
+        REF(ln1, "ln_1", B * T * C); REF(q, "q", B * T * C); REF(k, "k", B * T * C); REF(v, "v", B * T * C);
+        REF(scores, "attn_scores", B * H * T * T); REF(probs, "attn_probs", B * H * T * T); REF(heads, "attn_heads", B * T * C);
+        REF(attn, "attn_out", B * T * C); REF(resid, "resid_mid", B * T * C); REF(ln2, "ln_2", B * T * C);
+        REF(fc, "mlp_fc", B * T * F); REF(act, "mlp_act", B * T * F); REF(mlp, "mlp_out", B * T * C);
+#undef REF
+        for (long b = 0; b < B; b++) {
+            const int64_t *valid = in.mask + b * T;
+            for (long t = 0; t < T; t++) {
+                long r = b * T + t;
+                layer_norm(d.ln1[l] + r * C, x + r * C, w->ln1_g, w->ln1_b, (int)C, c->eps);
+                linear(d.qkv[l] + r * 3 * C, ln1 + r * C, w->attn_w, w->attn_b, (int)C, (int)(3 * C), acc);
+                linear(d.attn[l] + r * C, heads + r * C, w->proj_w, w->proj_b, (int)C, (int)C, acc);
+                for (long i = 0; i < C; i++) d.resid[l][r * C + i] = (real)((double)x[r * C + i] + attn[r * C + i]);
+                layer_norm(d.ln2[l] + r * C, resid + r * C, w->ln2_g, w->ln2_b, (int)C, c->eps);
+                linear(d.fc[l] + r * F, ln2 + r * C, w->fc_w, w->fc_b, (int)C, (int)F, acc);
+                for (long i = 0; i < F; i++) d.act[l][r * F + i] = gelu(fc[r * F + i]);
+                linear(d.mlp[l] + r * C, act + r * F, w->mproj_w, w->mproj_b, (int)F, (int)C, acc);
+                for (long i = 0; i < C; i++) d.out[l][r * C + i] = (real)((double)resid[r * C + i] + mlp[r * C + i]);
+            }
+            for (long h = 0; h < H; h++)  /* q, k, v [B, H, T, D], scores and probabilities [B, H, T, T] */
+                for (long t = 0; t < T; t++) {
+                    long head = (b * H + h) * T, row = (head + t) * T;
+                    score_row(d.scores[l] + b * H * T * T + (h * T + t) * T, q + (head + t) * D, k + head * D, D, t, T, D, valid);
+                    softmax_row(d.probs[l] + b * H * T * T + (h * T + t) * T, scores + row, t, T, valid, acc);
+                    weighted_sum(d.heads[l] + (b * T + t) * C + h * D, probs + row, v + head * D, D, T, D);
+                }
+        }
+        free(x); free(ln1); free(q); free(k); free(v); free(scores); free(probs); free(heads); free(attn); free(resid);
+        free(ln2); free(fc); free(act); free(mlp);
     }
-    free(ids); free(mask); free(pos); free(acc); free(x);
+    snprintf(cp, sizeof cp, "h%ld.out", L - 1);
+    real *last = ref_array(refs, name, cp, B * T * C), *lnf = ref_array(refs, name, "ln_f", B * T * C);
+    for (long r = 0; r < B * T; r++) {
+        layer_norm(d.lnf + r * C, last + r * C, m->lnf_g, m->lnf_b, (int)C, c->eps);
+        lm_head(d.logits + r * Vp, m, lnf + r * C, acc);
+    }
+    snprintf(dir, sizeof dir, "%s/%s/stage", dumps_root, name);
+    write_dumps(c, &d, dir, B, T, Vp);
+    free(last); free(lnf); free(acc);
+    free_dumps(&d, L);
+    free_inputs(&in);
+}
+
+/* ---- the KV cache: one per row, slot j holds the j-th position fed since the cache was cleared ---- */
+typedef struct { long cap, n; real *k, *v; int64_t *valid; } Cache;  /* k, v: [L][cap][C] */
+
+static Cache cache_new(const Config *c) {
+    Cache kv;
+    kv.cap = 3L * c->P + 2;  /* room for a request left in the cache by FAULT_CACHE_NOT_CLEARED */
+    kv.n = 0;
+    kv.k = alloc_real((long)c->L * kv.cap * c->C);
+    kv.v = alloc_real((long)c->L * kv.cap * c->C);
+    kv.valid = xmalloc(sizeof(int64_t) * (size_t)kv.cap);
+    return kv;
+}
+
+static void cache_clear(Cache *kv) {
+#ifdef FAULT_CACHE_NOT_CLEARED
+    (void)kv;  /* the bug: the previous request's keys and values stay, and the next request is appended to them */
+#else
+    kv->n = 0;
+#endif
+}
+
+static void cache_free(Cache *kv) { free(kv->k); free(kv->v); free(kv->valid); }
+
+typedef struct {  /* one row's checkpoints of one step: every array [1 position] (scores: [H, n keys]) */
+    real *emb, *lnf, *logits, *ln1, *qkv, *scores, *probs, *heads, *attn, *resid, *ln2, *fc, *act, *mlp, *out;
+} Step;
+
+/* Feed one position (token `id` at position `p`; `valid`: it is a token, not padding) through the model with
+ * the cache, appending its keys and values. `decoding`: a step after the prefill. Fills `o` (every checkpoint,
+ * per layer l at l * width) when given, and `logits` when given. Scratch: acc (widest) and x, y (C). */
+static void step(const Model *m, Cache *kv, long id, long p, int64_t valid, int decoding, Step *o, real *logits,
+                 double *acc, const char *name) {
+    const Config *c = &m->cfg;
+    long C = c->C, F = c->F, H = c->H, D = c->D;
+    long slot = kv->n;
+#ifdef FAULT_DECODE_POSITION_OFF_BY_ONE
+    if (decoding) p = p + 1 < c->P ? p + 1 : c->P - 1;
+#endif
+#ifdef FAULT_CACHE_ONE_SLOT_LATE
+    if (decoding) slot = kv->n + 1;  /* the bug: a decoding step writes its key and value one slot past its own */
+#endif
+    (void)decoding;
+    if (slot >= kv->cap) die("the KV cache is full in case", name);
+    long n = kv->n + 1;  /* keys 0 .. n-1; this position's query is key n - 1 */
+    real *x = alloc_real(C), *buf = alloc_real(5 * C + 2 * F + 2 * H * n);
+    real *ln1 = buf, *qkv = ln1 + C, *heads = qkv + 3 * C, *fc = heads + C, *act = fc + F, *sc = act + F, *pr = sc + H * n;
+    real *attn = alloc_real(C), *resid = alloc_real(C), *ln2 = alloc_real(C), *mlp = alloc_real(C);
+    embed(x, m, id, p, name);
+    if (o) memcpy(o->emb, x, sizeof(real) * (size_t)C);
+    kv->valid[slot] = valid;
+    for (long l = 0; l < c->L; l++) {
+        const Block *w = &m->blocks[l];
+        real *K = kv->k + l * kv->cap * C, *V = kv->v + l * kv->cap * C;
+        layer_norm(ln1, x, w->ln1_g, w->ln1_b, (int)C, c->eps);
+        linear(qkv, ln1, w->attn_w, w->attn_b, (int)C, (int)(3 * C), acc);
+        memcpy(K + slot * C, qkv + C, sizeof(real) * (size_t)C);
+        memcpy(V + slot * C, qkv + 2 * C, sizeof(real) * (size_t)C);
+        for (long h = 0; h < H; h++) {
+            score_row(sc + h * n, qkv + h * D, K + h * D, C, n - 1, n, D, kv->valid);
+            softmax_row(pr + h * n, sc + h * n, n - 1, n, kv->valid, acc);
+            weighted_sum(heads + h * D, pr + h * n, V + h * D, C, n, D);
+        }
+        linear(attn, heads, w->proj_w, w->proj_b, (int)C, (int)C, acc);
+        for (long i = 0; i < C; i++) resid[i] = (real)((double)x[i] + attn[i]);
+        layer_norm(ln2, resid, w->ln2_g, w->ln2_b, (int)C, c->eps);
+        linear(fc, ln2, w->fc_w, w->fc_b, (int)C, (int)F, acc);
+        for (long i = 0; i < F; i++) act[i] = gelu(fc[i]);
+        linear(mlp, act, w->mproj_w, w->mproj_b, (int)F, (int)C, acc);
+        for (long i = 0; i < C; i++) x[i] = (real)((double)resid[i] + mlp[i]);
+        if (o) {
+#define KEEP(field, src, width) memcpy(o->field + l * (width), src, sizeof(real) * (size_t)(width))
+            KEEP(ln1, ln1, C); KEEP(qkv, qkv, 3 * C); KEEP(scores, sc, H * n); KEEP(probs, pr, H * n); KEEP(heads, heads, C);
+            KEEP(attn, attn, C); KEEP(resid, resid, C); KEEP(ln2, ln2, C); KEEP(fc, fc, F); KEEP(act, act, F);
+            KEEP(mlp, mlp, C); KEEP(out, x, C);
+#undef KEEP
+        }
+    }
+    kv->n = n;
+    if (o || logits) {
+        real *lnf = alloc_real(C);
+        layer_norm(lnf, x, m->lnf_g, m->lnf_b, (int)C, c->eps);
+        if (o) memcpy(o->lnf, lnf, sizeof(real) * (size_t)C);
+        if (logits) lm_head(logits, m, lnf, acc);
+        if (o && logits) memcpy(o->logits, logits, sizeof(real) * (size_t)c->V);
+        free(lnf);
+    }
+    free(x); free(buf); free(attn); free(resid); free(ln2); free(mlp);
+}
+
+static int64_t read_scalar(const char *refs, const char *name, const char *file) {
+    char path[4096];
+    int r, k;
+    snprintf(path, sizeof path, "%s/%s/%s.npy", refs, name, file);
+    int64_t *a = read_npy_i64(path, &r, &k);
+    int64_t v = a[0];
+    free(a);
+    return v;
+}
+
+/* ---- cached: prefill, then one position at a time, every step's checkpoints with the cache's keys ---- */
+static void run_cached(const Model *m, const char *refs, const char *dumps_root, const char *name) {
+    const Config *c = &m->cfg;
+    char path[4096], dir[4096];
+    Inputs in = read_inputs(refs, name);
+    long B = in.B, T = in.T, C = c->C, F = c->F, H = c->H, L = c->L, Vp = (c->V + 63) / 64 * 64;
+    long split = (long)read_scalar(refs, name, "decode_split");
+    int ub, ut;
+    snprintf(path, sizeof path, "%s/%s/unrelated_ids.npy", refs, name);
+    int64_t *unrelated = read_npy_i64(path, &ub, &ut);
+    if (ub != B || ut != T || split < 1 || split > T) die("decode_split or unrelated_ids do not fit case", name);
+    double *acc = xmalloc(sizeof(double) * (size_t)widest(c, 3L * c->P + 2));
+    Cache *kv = xmalloc(sizeof(Cache) * (size_t)B);
+    for (long b = 0; b < B; b++) {
+        kv[b] = cache_new(c);
+        for (long t = 0; t < T; t++)  /* another request first: nothing of it may reach the case */
+            step(m, &kv[b], unrelated[b * T + t], in.pos[b * T + t], in.mask[b * T + t], 0, NULL, NULL, acc, name);
+        cache_clear(&kv[b]);
+        for (long t = 0; t < split; t++)
+            step(m, &kv[b], in.ids[b * T + t], in.pos[b * T + t], in.mask[b * T + t], 0, NULL, NULL, acc, name);
+    }
+    long keys = kv[0].n + T;  /* the most keys a step can have */
+    Step o;
+    real **fields[] = {&o.emb, &o.lnf, &o.logits, &o.ln1, &o.qkv, &o.scores, &o.probs, &o.heads, &o.attn, &o.resid,
+                       &o.ln2, &o.fc, &o.act, &o.mlp, &o.out};
+    long widths[] = {C, C, Vp, L * C, L * 3 * C, L * H * keys, L * H * keys, L * C, L * C, L * C, L * C, L * F, L * F,
+                     L * C, L * C};
+    for (int f = 0; f < 15; f++) *fields[f] = alloc_real(B * widths[f]);
+    real *kc = alloc_real(B * L * keys * C), *vc = alloc_real(B * L * keys * C), *logits = alloc_real(Vp);
+    for (long t = split; t < T; t++) {
+        long n = 0;
+        for (long b = 0; b < B; b++) {
+            Step row;
+            real **rf[] = {&row.emb, &row.lnf, &row.logits, &row.ln1, &row.qkv, &row.scores, &row.probs, &row.heads,
+                           &row.attn, &row.resid, &row.ln2, &row.fc, &row.act, &row.mlp, &row.out};
+            n = kv[b].n + 1;
+            long wn[] = {C, C, Vp, L * C, L * 3 * C, L * H * n, L * H * n, L * C, L * C, L * C, L * C, L * F, L * F, L * C, L * C};
+            for (int f = 0; f < 15; f++) *rf[f] = *fields[f] + b * wn[f];
+            step(m, &kv[b], in.ids[b * T + t], in.pos[b * T + t], in.mask[b * T + t], 1, &row, logits, acc, name);
+            for (long l = 0; l < L; l++)
+                for (long s = 0; s < n; s++) {
+                    memcpy(kc + ((b * L + l) * n + s) * C, kv[b].k + (l * kv[b].cap + s) * C, sizeof(real) * (size_t)C);
+                    memcpy(vc + ((b * L + l) * n + s) * C, kv[b].v + (l * kv[b].cap + s) * C, sizeof(real) * (size_t)C);
+                }
+        }
+        /* files: every row's step [B, 1, ...]; per layer its slice of each row's [L, ...] block */
+        snprintf(dir, sizeof dir, "%s/%s/decode/t%ld", dumps_root, name, t);
+        make_dir(dir);
+        long tc[] = {B, 1, C}, tf[] = {B, 1, F}, t3c[] = {B, 1, 3 * C}, hts[] = {B, H, 1, n}, tv[] = {B, 1, Vp}, sc[] = {B, n, C};
+        write_npy(dir, "embeddings.npy", o.emb, 3, tc);
+        write_npy(dir, "ln_f.npy", o.lnf, 3, tc);
+        write_npy(dir, "logits.npy", o.logits, 3, tv);
+        real *tmp = alloc_real(B * (H * n > F ? (H * n > 3 * C ? H * n : 3 * C) : (F > 3 * C ? F : 3 * C)) + B * n * C);
+        for (long l = 0; l < L; l++) {
+            char f[64];
+#define LAYER(field, width, suffix, dims, nd) \
+    for (long b = 0; b < B; b++) memcpy(tmp + b * (width), o.field + b * L * (width) + l * (width), sizeof(real) * (size_t)(width)); \
+    snprintf(f, sizeof f, "h%ld_%s.npy", l, suffix); write_npy(dir, f, tmp, nd, dims)
+            LAYER(ln1, C, "ln1", tc, 3); LAYER(qkv, 3 * C, "qkv", t3c, 3); LAYER(scores, H * n, "scores", hts, 4);
+            LAYER(probs, H * n, "probs", hts, 4); LAYER(heads, C, "heads", tc, 3); LAYER(attn, C, "attn", tc, 3);
+            LAYER(resid, C, "resid", tc, 3); LAYER(ln2, C, "ln2", tc, 3); LAYER(fc, F, "fc", tf, 3); LAYER(act, F, "act", tf, 3);
+            LAYER(mlp, C, "mlp", tc, 3); LAYER(out, C, "out", tc, 3);
+#undef LAYER
+            for (long b = 0; b < B; b++) memcpy(tmp + b * n * C, kc + (b * L + l) * n * C, sizeof(real) * (size_t)(n * C));
+            snprintf(f, sizeof f, "h%ld_kcache.npy", l); write_npy(dir, f, tmp, 3, sc);
+            for (long b = 0; b < B; b++) memcpy(tmp + b * n * C, vc + (b * L + l) * n * C, sizeof(real) * (size_t)(n * C));
+            snprintf(f, sizeof f, "h%ld_vcache.npy", l); write_npy(dir, f, tmp, 3, sc);
+        }
+        free(tmp);
+    }
+    for (int f = 0; f < 15; f++) free(*fields[f]);
+    for (long b = 0; b < B; b++) cache_free(&kv[b]);
+    free(kv); free(kc); free(vc); free(logits); free(acc); free(unrelated);
+    free_inputs(&in);
+}
+
+/* ---- generation: greedy, and the sampler's processed scores along a given path ---- */
+static long argmax(const real *logits, long V) {
+    long best = 0;
+    for (long v = 1; v < V; v++) if (logits[v] > logits[best]) best = v;  /* the first of equals, as torch */
+    return best;
+}
+
+static int descending(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x < y) - (x > y);
+}
+
+static const float *sort_scores;
+static int ascending_index(const void *a, const void *b) {
+    float x = sort_scores[*(const long *)a], y = sort_scores[*(const long *)b];
+    return (x > y) - (x < y);
+}
+
+/* transformers' order: the last logits as float32, / temperature, top-k (keep those >= the k-th largest), top-p
+ * (sorted ascending, drop those whose cumulative probability is <= 1 - top_p, the largest always kept). */
+static void process_scores(float *s, const real *logits, long V, double temperature, long top_k, double top_p) {
+    for (long v = 0; v < V; v++) s[v] = (float)logits[v] / (float)temperature;
+#ifdef FAULT_TOP_K_PLUS_ONE
+    top_k = top_k > 0 ? top_k + 1 : 0;  /* the bug: one token too many survives top-k */
+#endif
+    if (top_k > 0 && top_k < V) {
+        float *sorted = xmalloc(sizeof(float) * (size_t)V);
+        memcpy(sorted, s, sizeof(float) * (size_t)V);
+        qsort(sorted, (size_t)V, sizeof(float), descending);
+        float kth = sorted[top_k - 1];
+        for (long v = 0; v < V; v++) if (s[v] < kth) s[v] = -INFINITY;
+        free(sorted);
+    }
+    if (top_p < 1.0) {
+        long *order = xmalloc(sizeof(long) * (size_t)V);
+        for (long v = 0; v < V; v++) order[v] = v;
+        sort_scores = s;
+        qsort(order, (size_t)V, sizeof(long), ascending_index);
+        double mx = s[order[V - 1]], sum = 0, cum = 0;
+        for (long i = 0; i < V; i++) sum += exp((double)s[order[i]] - mx);
+        int *drop = xmalloc(sizeof(int) * (size_t)V);
+        for (long i = 0; i < V; i++) {
+            cum += exp((double)s[order[i]] - mx) / sum;
+            drop[i] = cum <= 1.0 - top_p && i < V - 1;
+        }
+        for (long i = 0; i < V; i++) if (drop[i]) s[order[i]] = -INFINITY;
+        free(order); free(drop);
+    }
+}
+
+static void run_generation(const Model *m, const char *refs, const char *dumps_root, const char *name, int sampled) {
+    const Config *c = &m->cfg;
+    char path[4096], dir[4096], f[64];
+    Inputs in = read_inputs(refs, name);
+    long B = in.B, T = in.T, V = c->V, Vp = (V + 63) / 64 * 64;
+    long n;
+    int64_t *path_ids = NULL;
+    double settings[3] = {1.0, 0, 1.0};
+    if (sampled) {
+        int pb, pt;
+        snprintf(path, sizeof path, "%s/%s/sample_ids.npy", refs, name);
+        path_ids = read_npy_i64(path, &pb, &pt);
+        if (pb != B || pt <= T) die("sample_ids does not continue case", name);
+        n = pt - T;
+        snprintf(path, sizeof path, "%s/%s/sample_settings.npy", refs, name);
+        read_npy_f64(path, settings, 3);
+    } else {
+        n = (long)read_scalar(refs, name, "generate_tokens");
+    }
+    if (n < 1 || T + n > c->P) die("new tokens do not fit the context in case", name);
+    double *acc = xmalloc(sizeof(double) * (size_t)widest(c, 3L * c->P + 2));
+    int64_t *ids = xmalloc(sizeof(int64_t) * (size_t)(B * (T + n)));
+    float *scores = xmalloc(sizeof(float) * (size_t)(n * B * V));
+    real *logits = alloc_real(Vp);
+    for (long b = 0; b < B; b++) {
+        Cache kv = cache_new(c);
+        for (long t = 0; t < T; t++) {
+            ids[b * (T + n) + t] = in.ids[b * T + t];
+            step(m, &kv, in.ids[b * T + t], in.pos[b * T + t], in.mask[b * T + t], 0, NULL, t == T - 1 ? logits : NULL, acc, name);
+        }
+        long next_pos = in.pos[b * T + T - 1] + 1;  /* left-padded: the last column holds the row's last token */
+        for (long k = 0; k < n; k++) {
+            long token;
+            if (sampled) {
+                process_scores(scores + (k * B + b) * V, logits, V, settings[0], (long)settings[1], settings[2]);
+                token = path_ids[b * (T + n) + T + k];
+            } else {
+                token = argmax(logits, V);
+            }
+            ids[b * (T + n) + T + k] = token;
+            if (k + 1 < n) step(m, &kv, token, next_pos + k, 1, 1, NULL, logits, acc, name);
+        }
+        cache_free(&kv);
+    }
+    snprintf(dir, sizeof dir, "%s/%s", dumps_root, name);
+    make_dir(dir);
+    if (sampled) {
+        long bv[] = {B, V};
+        for (long k = 0; k < n; k++) {
+            snprintf(f, sizeof f, "sample.scores@step=%ld.npy", k);
+            write_npy_as(dir, f, "<f4", scores + k * B * V, sizeof(float), 2, bv);
+        }
+    } else {
+        long dims[] = {B, T + n};
+        write_npy_as(dir, "generated_ids.npy", "<i8", ids, sizeof(int64_t), 2, dims);
+    }
+    free(acc); free(ids); free(scores); free(logits); free(path_ids);
+    free_inputs(&in);
 }
 
 int main(int argc, char **argv) {
@@ -400,9 +911,16 @@ int main(int argc, char **argv) {
         line[strcspn(line, "\r\n")] = 0;
         if (!line[0]) continue;
         run_case(&m, argv[2], argv[3], line);
+        run_stages(&m, argv[2], argv[3], line);
+        snprintf(path, sizeof path, "%s/%s/decode_split.npy", argv[2], line);
+        if (file_exists(path)) run_cached(&m, argv[2], argv[3], line);
+        snprintf(path, sizeof path, "%s/%s/generate_tokens.npy", argv[2], line);
+        if (file_exists(path)) run_generation(&m, argv[2], argv[3], line, 0);
+        snprintf(path, sizeof path, "%s/%s/sample_settings.npy", argv[2], line);
+        if (file_exists(path)) run_generation(&m, argv[2], argv[3], line, 1);
         n++;
     }
     fclose(f);
-    fprintf(stderr, "gpt2: wrote the checkpoints of %d case(s) to %s\n", n, argv[3]);
+    fprintf(stderr, "gpt2: wrote the checkpoints of %d case(s), in every mode, to %s\n", n, argv[3]);
     return n ? 0 : 1;
 }

@@ -28,6 +28,12 @@ never rewrites its tensors into gpt2core's:
   "masked_scores": "-inf",               how masked attention scores are written: "min" (the dtype's
                                          minimum, as transformers), "-inf", "not computed" (ignored), or
                                          {"at_or_below": -1e9} (any value at or below it is masked)
+  "modes": ["chained", "isolated", "cached", "generate", "sampled"],
+                                         what the engine runs (default ["chained"]); each is read from files
+                                         under the case's directory, see "Modes through files" below
+  "decode": {"checkpoints": {"h{i}.k": {"file": "{case}/h{i}.kcache.npy", "layout": "b h s d"}}},
+                                         cached mode only: specs that differ for a decoding step (default:
+                                         the same as "checkpoints")
   "checkpoints": {                       only what the engine provides; the rest is "not provided"
     "embeddings": {"file": "{case}/embeddings.npy", "layout": "t c"},
     "h{i}.q": {"file": "{case}/h{i}.qkv.npy", "layout": "t (three h d)", "select": {"three": 0}},
@@ -53,6 +59,25 @@ Per checkpoint:
   unscaled      attn_scores only: written as q.k before the 1/sqrt(d) scale; gpt2core scales them
   layers        which layers the engine dumps: a list, or {"start": 0, "step": 2}; the rest are "not provided"
   layer_offset  added to the layer number for {i} and to the index on the l axis (default 0)
+Modes through files. The reference set gives each case's inputs for every mode (gpt2core.verification.
+mode_inputs: decode_split.npy, unrelated_ids.npy, generate_tokens.npy, sample_ids.npy, sample_settings.npy);
+the engine writes, per case, beside its chained dumps:
+  isolated   <case>/stage/...           each checkpoint computed by the engine's own stage from the
+                                        reference's inputs (the set's <case>/<checkpoint>.npy files, gpt2core's
+                                        layout), written as its chained dump is ({case} is <case>/stage)
+  cached     <case>/decode/t<t>/...     after the unrelated request (prefill only) and a prefill of positions
+                                        [0, split), one directory per decoded position t = split .. T-1: that
+                                        step's checkpoints for every row, one query position (t = 1) against the
+                                        keys 0 .. t of its cache (s = t + 1, or a longer window with key_window)
+                                        ({case} is <case>/decode/t<t>; left-padded batches only)
+  generate   <case>/generated_ids.npy   int [B, T + n]: each row's prompt then its n greedy tokens, in the
+                                        map's batch layout (n from generate_tokens.npy)
+  sampled    <case>/sample.scores@step=N.npy
+                                        float32 [B, V] per step N < n: the processed scores along the given
+                                        sampled path (sample_ids.npy: its tokens forced), after temperature,
+                                        top-k and top-p (sample_settings.npy), filtered tokens -inf
+A mode the map declares is verified, and a missing file is a failure naming it; a mode it leaves out is
+"not run".
 Every key is checked: an unknown one is an error naming the closest known key (keys starting with "_"
 are comments). Dumps are never unpickled; a missing, unreadable, truncated, object-typed or wrongly shaped
 file is a DumpError naming the file and what was expected.
@@ -73,14 +98,17 @@ from .batch_layout import to_left_padded, token_mask
 from .errors import DumpError
 from .precision.classes import precision_class
 from .precision.deviations import parse_deviations
-from .subject import BATCH_LAYOUTS, LAYER_CHECKPOINTS, MODEL_CHECKPOINTS, kind_of, masked_scores_problem
+from .mode_inputs import Unrelated
+from .sampling import SCORES, step_name
+from .subject import BATCH_LAYOUTS, CAPABILITIES, LAYER_CHECKPOINTS, MODEL_CHECKPOINTS, MODES, kind_of, masked_scores_problem
 
 FORMAT = "gpt2core-map/2"
 FORMATS = ("gpt2core-map/1", FORMAT)  # /1 maps are read unchanged: /2 only adds keys
 LETTERS = {"batch": "b", "head": "h", "position": "t", "query": "t", "key": "s", "dim": "d", "channel": "c",
            "token": "v"}  # fmt: skip
 TOP_KEYS = ("format", "engine", "dtype", "batch_layout", "runs", "single_row_without_batch", "masked_scores", "deviations",
-            "checkpoints")  # fmt: skip
+            "modes", "decode", "checkpoints")  # fmt: skip
+DECODE_KEYS = ("checkpoints",)
 RUNS_KEYS = ("batch", "padding")
 SPEC_KEYS = ("file", "layout", "select", "vocab_padded", "key_window", "unscaled", "layers", "layer_offset")
 LAYERS_KEYS = ("start", "step")
@@ -171,6 +199,40 @@ class DumpMap:
                 raise DumpError(f"{source}: checkpoint {name!r}: expected an object with keys among {list(SPEC_KEYS)}, got {spec!r}")
             check_keys(spec, SPEC_KEYS, f"{source}: checkpoint {name!r}")
             self.specs[name] = self._checked(name, kind, spec, source)
+        self.modes = self._modes(data.get("modes", ["chained"]), source)
+        self.decode_specs = self._decode_specs(data.get("decode"), source)
+
+    def _modes(self, modes, source) -> tuple[str, ...]:
+        if not isinstance(modes, list) or not all(isinstance(m, str) for m in modes) or "chained" not in modes:
+            raise DumpError(f"{source}: modes must be a list holding \"chained\" and any of {', '.join(MODES[1:])}, got {modes!r}")
+        unknown = [m for m in modes if m not in MODES]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], MODES, n=1)
+            raise DumpError(f"{source}: unknown mode {unknown[0]!r}{f'; did you mean {close[0]!r}?' if close else ''} "
+                            f"(known: {', '.join(MODES)})")  # fmt: skip
+        if "cached" in modes and self.batch_layout != "left-padded":
+            raise DumpError(f"{source}: the cached mode's step dumps are read left-padded; batch_layout is {self.batch_layout!r}")
+        return tuple(modes)
+
+    def _decode_specs(self, decode, source) -> dict:
+        """The specs of a decoding step's dumps: the chained ones, with the map's "decode" overrides."""
+        if decode is None:
+            return dict(self.specs)
+        if "cached" not in self.modes:
+            raise DumpError(f"{source}: decode describes the cached mode's step dumps, but modes does not hold \"cached\"")
+        if not isinstance(decode, dict) or not isinstance(decode.get("checkpoints", {}), dict):
+            raise DumpError(f"{source}: decode must be an object {{\"checkpoints\": {{...}}}}, got {decode!r}")
+        check_keys(decode, DECODE_KEYS, f"{source}: decode")
+        specs = dict(self.specs)
+        for name, spec in decode.get("checkpoints", {}).items():
+            where = f"{source}: decode: checkpoint {name!r}"
+            if name not in self.specs:
+                raise DumpError(f"{where}: not among the map's checkpoints (a step provides what the chained pass provides)")
+            if not isinstance(spec, dict):
+                raise DumpError(f"{where}: expected an object with keys among {list(SPEC_KEYS)}, got {spec!r}")
+            check_keys(spec, SPEC_KEYS, where)
+            specs[name] = self._checked(name, kind_of(name), spec, f"{source}: decode")
+        return specs
 
     def _checked(self, name, kind, spec, source) -> dict:
         where = f"{source}: checkpoint {name!r}"
@@ -302,11 +364,65 @@ class LazyCheckpoints(Mapping):
         return len(self.subject.provides)
 
 
-class DumpSubject:
-    """The subject protocol over a directory of dumps and its map: chained mode only (a dump is one full
-    forward pass per case)."""
+class StepCheckpoints(Mapping):
+    """name -> array of one decoding step (position t), read from the step's dump on lookup."""
 
-    capabilities = frozenset()
+    def __init__(self, subject, case, t: int):
+        self.subject, self.case, self.t = subject, case, t
+
+    def __getitem__(self, name):
+        if name not in self.subject.provides:
+            raise KeyError(name)
+        return self.subject.step_checkpoint(self.case, name, self.t)
+
+    def __contains__(self, name):
+        return name in self.subject.provides
+
+    def __iter__(self):
+        return iter(sorted(self.subject.provides))
+
+    def __len__(self):
+        return len(self.subject.provides)
+
+
+class SampledScores(Mapping):
+    """'sample.scores@step=N' -> the engine's processed scores of step N [B, V], read on lookup."""
+
+    def __init__(self, subject, case, steps: int):
+        self.subject, self.case, self.names = subject, case, [step_name(SCORES, n) for n in range(steps)]
+
+    def __getitem__(self, name):
+        if name not in self.names:
+            raise KeyError(name)
+        path = self.subject.root / self.case.name / f"{name}.npy"
+        array = read_npy(path)
+        if array.ndim == 1 and self.case.input_ids.shape[0] == 1 and self.subject.map.single_row_without_batch:
+            array = array[None]
+        return array
+
+    def __contains__(self, name):
+        return name in self.names
+
+    def __iter__(self):
+        return iter(self.names)
+
+    def __len__(self):
+        return len(self.names)
+
+
+class StepView:
+    """A decoding step of a case as the layout code sees it: one query position t, keys 0 .. t."""
+
+    def __init__(self, case, t: int):
+        self.name = case.name
+        self.input_ids = case.input_ids[:, t : t + 1]
+        mask = case.attention_mask
+        self.attention_mask = None if mask is None else mask[:, t : t + 1]
+
+
+class DumpSubject:
+    """The subject protocol over a directory of dumps and its map: the chained pass per case, and every mode
+    the map declares (see the module docstring's "Modes through files")."""
 
     def __init__(self, dumps_dir, dump_map: DumpMap, config):
         self.root, self.map, self.config = Path(dumps_dir), dump_map, config
@@ -315,6 +431,7 @@ class DumpSubject:
         self.precision = dump_map.precision.name
         self.deviations = dump_map.deviations
         self.provides = frozenset(dump_map.provides(config.n_layer))
+        self.capabilities = frozenset(c for c, (mode, _) in CAPABILITIES.items() if mode in dump_map.modes)
         self.notes = dump_map.notes()
 
     def can_run(self, case) -> str | None:
@@ -334,11 +451,51 @@ class DumpSubject:
     def checkpoint(self, case, name: str) -> np.ndarray:
         """One checkpoint of the case, read from its dump and brought into gpt2core's layout and dtype (the
         case's left padding; NaN at padding positions where the engine lays its batch out otherwise)."""
+        return self.read(case, name, case.name, self.map.specs)
+
+    def stage(self, name: str, case, ref) -> np.ndarray:
+        """The engine's own stage `name` on the reference's inputs: <case>/stage/ (the engine read the inputs)."""
+        return self.read(case, name, f"{case.name}/stage", self.map.specs)
+
+    def decode(self, case, split: int):
+        """Each decoding step t = split .. T-1 of the case, read from <case>/decode/t<t>/ (the engine ran the
+        unrelated request and the prefill itself: the unrelated request yields nothing here)."""
+        if isinstance(case, Unrelated):
+            return
+        for t in range(split, case.input_ids.shape[1]):
+            yield StepCheckpoints(self, case, t)
+
+    def step_checkpoint(self, case, name: str, t: int) -> np.ndarray:
+        """Checkpoint `name` of decoding step t: [B, ..., 1, ...] at its query position, keys 0 .. t."""
+        return self.read(StepView(case, t), name, f"{case.name}/decode/t{t}", self.map.decode_specs, keys=t + 1)
+
+    def generate(self, case, max_new_tokens: int) -> np.ndarray:
+        """The engine's greedy continuation: <case>/generated_ids.npy, int [B, T + n]."""
+        path = self.root / case.name / "generated_ids.npy"
+        if not path.is_file():
+            raise DumpError(f"dump file {path} is missing (the map declares the generate mode)")
+        try:
+            ids = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise DumpError(f"dump file {path} is not a readable .npy file ({e})") from None
+        if ids.dtype.kind not in "iu":
+            raise DumpError(f"dump file {path}: dtype {ids.dtype}, expected integer token ids [B, T + {max_new_tokens}]")
+        if ids.ndim == 1 and case.input_ids.shape[0] == 1 and self.map.single_row_without_batch:
+            ids = ids[None]
+        return ids.astype(np.int64)
+
+    def sample_scores(self, case, settings, ids) -> Mapping[str, np.ndarray]:
+        """The engine's processed scores along the sampled path: <case>/sample.scores@step=N.npy."""
+        return SampledScores(self, case, ids.shape[1] - case.input_ids.shape[1])
+
+    def read(self, case, name: str, directory: str, specs: dict, keys: int | None = None) -> np.ndarray:
+        """Checkpoint `name` from the dumps under <root>/<directory> (the template's {case}), in gpt2core's
+        layout and the reference dtype; `keys`: a decoding step's key positions."""
         kind = kind_of(name)
         template = name if kind in MODEL_CHECKPOINTS else "h{i}." + kind
-        spec = dict(self.map.specs[template])
+        spec = dict(specs[template])
         layer = int(name.split(".")[0][1:]) if kind in LAYER_CHECKPOINTS else None
-        file = spec["file"].replace("{case}", case.name)
+        file = spec["file"].replace("{case}", directory)
         if layer is not None:
             file = file.replace("{i}", str(layer + spec["layer_offset"]))
         path = self.root / file
@@ -349,7 +506,7 @@ class DumpSubject:
         if "l" in letters_of(spec["layout"]):  # the k-th provided layer, at k + layer_offset
             index = self.map.layers_of(template, self.config.n_layer).index(layer) + spec["layer_offset"]
             spec["select"] = {"l": index, **spec["select"]}
-        out = to_canonical(array, spec, kind, case, self.map.batch_layout, self.config, str(path))
+        out = to_canonical(array, spec, kind, case, self.map.batch_layout, self.config, str(path), keys)
         if spec["unscaled"]:
             out = scaled_scores(out, self.config.head_dim, self.masked_scores)
         return out.astype(self.map.precision.reference_dtype, copy=False)
@@ -376,9 +533,9 @@ def scaled_scores(scores: np.ndarray, head_dim: int, masked_scores) -> np.ndarra
     return np.where(real, scores * scores.dtype.type(1 / math.sqrt(head_dim)), scores)
 
 
-def to_canonical(array, spec: dict, kind: str, case, batch_layout: str, config, where: str) -> np.ndarray:
+def to_canonical(array, spec: dict, kind: str, case, batch_layout: str, config, where: str, keys: int | None = None) -> np.ndarray:
     """A dumped array in the engine's layout -> gpt2core's layout for kind (the case's [B, T] left padding),
-    with every size checked."""
+    with every size checked; `keys`: a decoding step's number of key positions (its queries are the case's T)."""
     import einops
 
     B, T = case.input_ids.shape
@@ -393,7 +550,7 @@ def to_canonical(array, spec: dict, kind: str, case, batch_layout: str, config, 
     if batch_layout == "left-padded":  # else the token axes are as long as the engine makes them, checked below
         sizes["t"] = T
         if not spec["key_window"]:
-            sizes["s"] = T
+            sizes["s"] = T if keys is None else keys
     if kind != "logits":
         sizes["c"] = config.mlp_width if kind in ("mlp_fc", "mlp_act") else config.n_embd
     elif not spec["vocab_padded"]:
@@ -415,6 +572,13 @@ def to_canonical(array, spec: dict, kind: str, case, batch_layout: str, config, 
         if out.shape[-1] < config.vocab_size:
             raise DumpError(f"dump file {where}: {out.shape[-1]} logits per position, fewer than the vocabulary's {config.vocab_size}")
         out = out[..., : config.vocab_size]
+    if keys is not None:  # a decoding step: its keys are the first `keys` of the window
+        if spec["key_window"]:
+            axis = 2 if kind in ("k", "v") else 3
+            if out.shape[axis] < keys:
+                raise DumpError(f"dump file {where}: a key window of {out.shape[axis]} positions; the step needs {keys}")
+            out = out[:, :, :keys] if axis == 2 else out[..., :keys]
+        return np.ascontiguousarray(out)
     if batch_layout != "left-padded" or spec["key_window"]:
         name = kind if kind in MODEL_CHECKPOINTS else "h0." + kind
         out = to_left_padded(out, name, token_mask(case), batch_layout, f"dump file {where}")

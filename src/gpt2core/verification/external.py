@@ -15,6 +15,7 @@ import numpy as np
 
 from .dumps import DumpMap, DumpSubject
 from .errors import SubjectError
+from .mode_inputs import Unrelated
 
 DEFAULT_TIMEOUT = 600  # seconds: a 124M-shape C engine runs the five default cases in well under a minute
 
@@ -78,18 +79,38 @@ def run_engine_command(template: str, references: Path, dumps: Path, timeout: fl
 
 
 class CommandSubject(DumpSubject):
-    """Dumps written by an engine command, run once on the reference set before the first checkpoint is
-    read (the cases' reference directory fills {references}, the model directory {model})."""
+    """Dumps written by an engine command, run once on the reference set before the first file is read, in
+    whichever mode that is (the cases' reference directory fills {references}, the model directory {model})."""
 
     def __init__(self, template: str, dumps_dir: Path, dump_map: DumpMap, config, timeout: float, model: Path | None = None):
         super().__init__(dumps_dir, dump_map, config)
         self.template, self.timeout, self.model, self.ran = template, timeout, model, False
 
-    def checkpoints(self, case):
+    def run_once(self, case) -> None:
         if not self.ran:
             run_engine_command(self.template, case.root, self.root, self.timeout, self.model)
             self.ran = True
+
+    def checkpoints(self, case):
+        self.run_once(case)
         return super().checkpoints(case)
+
+    def stage(self, name, case, ref):
+        self.run_once(case)
+        return super().stage(name, case, ref)
+
+    def decode(self, case, split):
+        if not isinstance(case, Unrelated):  # the unrelated request is the engine's own, run by the command
+            self.run_once(case)
+        return super().decode(case, split)
+
+    def generate(self, case, max_new_tokens):
+        self.run_once(case)
+        return super().generate(case, max_new_tokens)
+
+    def sample_scores(self, case, settings, ids):
+        self.run_once(case)
+        return super().sample_scores(case, settings, ids)
 
 
 def command_factory(template: str, dump_map: DumpMap, dumps_dir: Path, timeout: float = DEFAULT_TIMEOUT):

@@ -16,6 +16,9 @@
   budgets/float32.json            (float32 sets) what float32 arithmetic earns per checkpoint and case:
                                   transformers' float32 pass against its float64 one (gpt2core.verification.
                                   precision.budgets); other classes' budgets are added by `gpt2core budgets`
+  <case>/decode_split.npy, unrelated_ids.npy, generate_tokens.npy, sample_ids.npy, sample_settings.npy
+                                  what an engine runs in the cached, generate and sampled modes, for engines
+                                  verified through files (gpt2core.verification.mode_inputs)
   <case>/sample.scores@step=N.npy, sample.logits@step=N.npy
                                   on two cases (batches first), transformers' sampled generation: the
                                   processed scores and raw logits [B, V] float32 of each step; the manifest's
@@ -37,12 +40,13 @@ import numpy as np
 from .atomic import atomic_directory, check_new_or_empty_dir
 from .cases import Case
 from .errors import ReferencesError
+from .mode_inputs import write_mode_inputs
 from .model_dir import ModelDir, file_sha256, read_model_dir
 from .sampling import SAMPLING_RUNS, LOGITS, SCORES, SamplingSettings, step_name
 from .subject import checkpoint_names
 from .versions import versions
 
-FORMAT = "gpt2core-references/3"
+FORMAT = "gpt2core-references/4"  # /4: every case's mode inputs (gpt2core.verification.mode_inputs)
 MANIFEST = "manifest.json"
 CASES_FILE = "cases.txt"
 GREEDY_TOKENS = 8  # transformers' greedy continuation recorded per case, for the "generate" mode
@@ -78,6 +82,9 @@ def write_references(model_dir: ModelDir | Path, out_dir, cases: list[Case], dty
             entry = write_case(model_dir, tmp, case, dtype, checkpoints, generation)
             if case.name in sampled:
                 entry["sampling"] = write_sampling(model_dir, tmp, case, dtype, sampled[case.name])
+            greedy, sampling = entry["greedy"], entry.get("sampling")
+            write_mode_inputs(tmp / case.name, case, config.vocab_size, greedy and greedy["max_new_tokens"],
+                              sampling and (SamplingSettings.from_dict(sampling["settings"]), sampling["ids"]))  # fmt: skip
             manifest["cases"].append(entry)
         (tmp / CASES_FILE).write_text("".join(case.name + "\n" for case in cases))  # the case names, one per line
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .compare import Comparison, _problem, compare, named_position
+from .errors import DumpError
 from .tolerances import SAMPLE_CUMULATIVE_TOL, SAMPLE_SCORES_TOL
 
 SCORES, LOGITS = "sample.scores", "sample.logits"
@@ -130,6 +131,11 @@ def compare_sampled(subject, case, engine_dtype) -> list:
         if name not in got:
             out.append(_problem(name, None, "not returned by the subject"))
             continue
+        try:
+            scores = got[name]
+        except DumpError as e:  # a step file of an engine verified through files
+            out.append(_problem(name, None, str(e)))
+            continue
         raw = case.array(step_name(LOGITS, step))
-        out.append(compare_scores(name, got[name], case.array(name), raw, settings, engine_dtype))
+        out.append(compare_scores(name, scores, case.array(name), raw, settings, engine_dtype))
     return out

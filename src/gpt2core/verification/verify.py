@@ -27,6 +27,7 @@ from .compare import Comparison, compare, named_position
 from .errors import DumpError
 from .memory import (check_fits, children_peak_rss_bytes, current_rss_bytes, give_back_freed_memory, peak_rss_bytes,
                      reset_peak_rss, run_memory)
+from .mode_inputs import Unrelated, default_split
 from .reference_cache import cache_root, cached_references, is_cached
 from .reference_set import load_references, versions, write_references
 from .sampling import compare_sampled
@@ -134,8 +135,15 @@ def compare_isolated(subject, case, names, tol: dict = CHECKPOINT_TOL, budget=No
     masked-score convention, over the entries the model defines."""
     refs = {n: case.array(n) for n in names}  # each file read once: stages read their inputs from here
     tokens = token_mask(case)
-    return [compare_defined(subject, n, subject.stage(n, case, refs.__getitem__), refs[n], tokens, tol, at_least(budget, n))
-            for n in names]  # fmt: skip
+    out = []
+    for n in names:
+        try:
+            got = subject.stage(n, case, refs.__getitem__)
+        except DumpError as e:  # an engine verified through files: its stage's file is missing or broken
+            out.append(failed(n, str(e)))
+            continue
+        out.append(compare_defined(subject, n, got, refs[n], tokens, tol, at_least(budget, n)))
+    return out
 
 
 def failed(name: str, problem: str) -> Comparison:
@@ -170,24 +178,6 @@ def reference_slice(name: str, ref: np.ndarray, b: int, t: int, key_tokens: np.n
     return part[:, :, key_tokens] if kind_of(name) in ("k", "v") else part
 
 
-class Unrelated:
-    """Another request of the case's shape (ids + 1), run before the case so that state kept between
-    requests shows."""
-
-    def __init__(self, case, vocab_size: int):
-        self.name = case.name + "-unrelated"
-        self.input_ids = (case.input_ids + 1) % vocab_size
-        self.attention_mask, self.position_ids = case.attention_mask, case.position_ids
-
-
-def default_split(case) -> int:
-    """Where decoding starts: half way, and after the first column where every row has a token."""
-    ids, mask = case.input_ids, case.attention_mask
-    T = ids.shape[1]
-    split = max(1, T // 2) if mask is None else int(np.argmax(mask.all(axis=0))) + 1
-    return min(split, T - 1) if T > 1 else T
-
-
 def compare_cached(subject, case, names, vocab_size: int, split: int | None = None,
                    tol: dict = CHECKPOINT_TOL, budget=None) -> list[Comparison]:  # fmt: skip
     """Prefill `split` positions, then decode the rest one at a time with the subject's cache; compare every
@@ -212,7 +202,11 @@ def compare_cached(subject, case, names, vocab_size: int, split: int | None = No
                 if n not in rec:
                     out.append(failed(f"{n}@t={t},b={b}", "not returned by the subject"))
                     continue
-                got = rec[n][b : b + 1]
+                try:
+                    got = rec[n][b : b + 1]
+                except DumpError as e:  # a step file of an engine verified through files
+                    out.append(failed(f"{n}@t={t},b={b}", str(e)))
+                    continue
                 if kind_of(n) in ("k", "v") and got.ndim == 4 and got.shape[2] == t + 1:
                     got = got[:, :, key_tokens]
                 ref = reference_slice(n, refs[n], b, t, key_tokens)
@@ -231,7 +225,10 @@ def compare_greedy(subject, case) -> dict:
     returns its rows so, see batch_layout.ids_to_left_padded)."""
     n, expected = case.greedy
     tokens = token_mask(case)
-    got = ids_to_left_padded(np.asarray(subject.generate(case, n)), tokens, getattr(subject, "batch_layout", "left-padded"))
+    try:
+        got = ids_to_left_padded(np.asarray(subject.generate(case, n)), tokens, getattr(subject, "batch_layout", "left-padded"))
+    except DumpError as e:
+        return {"case": case.name, "ok": False, "message": str(e)}
     if got.shape != expected.shape:
         return {"case": case.name, "ok": False, "message": f"ids of shape {list(got.shape)}, transformers' {list(expected.shape)}"}
     defined = np.concatenate([tokens, np.ones((tokens.shape[0], expected.shape[1] - tokens.shape[1]), bool)], axis=1)
