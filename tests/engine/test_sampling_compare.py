@@ -295,3 +295,21 @@ def test_sampling_settings_from_a_manifest_are_range_checked(change, ok):
     else:
         with pytest.raises(ValueError, match="sampling settings out of range"):
             SamplingSettings.from_dict(d)
+
+
+def test_an_undecided_top_k_set_makes_the_tokens_between_top_ps_two_cuts_undecided():
+    """top-k 4 with the 4th and 5th largest tied within 2 atol: top-p sees either 5 tokens or 3, and its threshold
+    lies between the two cumulative probabilities of the token scoring 3: cut with 3 tokens, kept with 5. That
+    token is undecided; the tokens above both cuts are not."""
+    atol = 2.0**-10
+    raw = np.array([[10.0, 4.0, 3.0, 2.0, 2.0 + atol, -30.0]], dtype=np.float32)
+    s = raw[0].astype(np.float64)
+
+    def cum_at_3(tokens):
+        p = np.exp(s[tokens] - s.max())
+        return p[s[tokens] <= 3.0].sum() / p.sum()
+
+    small, large = cum_at_3([0, 1, 2]), cum_at_3([0, 1, 2, 3, 4])
+    top_p = 1 - (small + large) / 2  # 1 - top_p: half way between, far from either within the band
+    got = undecided_tokens(raw, SamplingSettings(1.0, 4, top_p, 0, 1), atol)
+    assert got.tolist() == [[False, False, True, True, True, False]], got

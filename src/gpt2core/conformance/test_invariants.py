@@ -107,7 +107,8 @@ def test_cached_decoding_equals_the_full_pass(gpt2core_session, gpt2core_drawn_d
     @given(data=st.data())
     def example(data):
         if gpt2core_session.target.kind != "python":
-            skip_for("'decode' (cached decoding; an engine reached through dumps runs whole passes)")
+            skip_for("'decode' at a drawn split (an engine reached through files decodes from the split its reference "
+                     "set gives: the parity suite's cached tests verify it)")
         cfg, w = drawn_model(gpt2core_session, data, gpt2core_drawn_dtype)
         B, T = data.draw(st.integers(1, rows), label="B"), data.draw(st.integers(2, min(12, cfg["n_positions"])), label="T")
         ids = data.draw(token_ids(cfg["vocab_size"], B, T), label="ids")

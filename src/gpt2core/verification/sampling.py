@@ -66,36 +66,58 @@ def step_name(kind: str, step: int) -> str:
 def undecided_tokens(raw: np.ndarray, settings: SamplingSettings, atol: float) -> np.ndarray:
     """[B, V] bool: tokens whose filtering transformers decided within rounding of a threshold, from its raw
     float32 logits [B, V] (recomputed in float64): where the k-th and (k+1)-th largest scores are within
-    2 atol, the tokens within 2 atol of either; a cumulative probability within SAMPLE_CUMULATIVE_TOL + 2 atol of 1 - top_p, or a score tied (within
-    2 atol) with such a token: which of tied tokens is filtered depends on the sort (torch's is not stable)."""
-    s = raw.astype(np.float64) / settings.temperature
-    undecided = np.zeros(s.shape, dtype=bool)
-    V = s.shape[-1]
+    2 atol, the tokens within 2 atol of either; a cumulative probability within SAMPLE_CUMULATIVE_TOL + 2 atol of
+    1 - top_p, or a score tied (within 2 atol) with such a token: which of tied tokens is filtered depends on the
+    sort (torch's is not stable). Where top-k's set is itself undecided, top-p runs on its largest and its
+    smallest possible set, and every token between the two cuts is undecided too."""
+    scores = raw.astype(np.float64) / settings.temperature
+    undecided = np.zeros(scores.shape, dtype=bool)
+    V = scores.shape[-1]
+    candidates = [scores]  # the token sets top-p may see
     if 0 < settings.top_k < V:  # ambiguous only where the k-th and (k+1)-th largest are within rounding
-        ranked = -np.sort(-s, axis=-1)
+        ranked = -np.sort(-scores, axis=-1)
         kth, after = ranked[:, settings.top_k - 1 : settings.top_k], ranked[:, settings.top_k : settings.top_k + 1]
         close = kth - after <= 2 * atol
-        undecided |= close & ((np.abs(s - kth) <= 2 * atol) | (np.abs(s - after) <= 2 * atol))
-        s = np.where(s < kth - 2 * atol, -np.inf, s)  # undecided tokens stay in for top-p
+        undecided |= close & ((np.abs(scores - kth) <= 2 * atol) | (np.abs(scores - after) <= 2 * atol))
+        largest = np.where(scores < kth - 2 * atol, -np.inf, scores)  # undecided tokens in
+        smallest = np.where(close & (scores <= kth + 2 * atol), -np.inf, largest)  # and out
+        candidates = [largest, smallest]
     if settings.top_p < 1.0:
-        order = np.argsort(s, axis=-1, kind="stable")
-        sorted_s = np.take_along_axis(s, order, axis=-1)
-        probs = np.exp(sorted_s - sorted_s[:, -1:])
-        cum = np.cumsum(probs / probs.sum(-1, keepdims=True), axis=-1)
-        near = np.abs(cum - (1 - settings.top_p)) <= SAMPLE_CUMULATIVE_TOL + 2 * atol * cum
-        # the last token cut and the first kept, when tied: which of them is cut depends on the sort
-        last_cut = np.minimum((cum <= 1 - settings.top_p)[:, :-1].sum(-1), s.shape[-1] - 1) - 1
-        for b in np.flatnonzero(last_cut >= 0):
-            pair = sorted_s[b, last_cut[b] : last_cut[b] + 2]
-            near[b, last_cut[b] : last_cut[b] + 2] |= pair[1] - pair[0] <= 2 * atol
-        for b in np.flatnonzero(near.any(axis=-1)):  # and every token tied with those: ties sort in any order
-            lo, hi = sorted_s[b, near[b]].min(), sorted_s[b, near[b]].max()
-            undecided[b] |= (s[b] >= lo - 2 * atol) & (s[b] <= hi + 2 * atol)
+        cuts = []
+        for s in candidates:
+            near_cut, first_kept = top_p_undecided(s, settings, atol)
+            undecided |= near_cut
+            cuts.append(first_kept)
+        lo, hi = np.minimum.reduce(cuts), np.maximum.reduce(cuts)  # each set keeps its scores >= its cut
+        undecided |= (scores >= lo[:, None] - 2 * atol) & (scores < hi[:, None])  # kept by one set, cut by the other
     return undecided
 
 
-def compare_scores(name: str, got, ref: np.ndarray, raw: np.ndarray, settings: SamplingSettings, engine_dtype) -> Comparison:
-    """One step's processed scores against transformers': shape, dtype, the filtered set, then the values."""
+def top_p_undecided(s: np.ndarray, settings: SamplingSettings, atol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Top-p on scores s [B, V] (float64, -inf filtered): the tokens near its cut (see undecided_tokens), and each
+    row's smallest kept score."""
+    undecided = np.zeros(s.shape, dtype=bool)
+    order = np.argsort(s, axis=-1, kind="stable")
+    sorted_s = np.take_along_axis(s, order, axis=-1)
+    probs = np.exp(sorted_s - sorted_s[:, -1:])
+    cum = np.cumsum(probs / probs.sum(-1, keepdims=True), axis=-1)
+    near = np.abs(cum - (1 - settings.top_p)) <= SAMPLE_CUMULATIVE_TOL + 2 * atol * cum
+    # the last token cut and the first kept, when tied: which of them is cut depends on the sort
+    cut = np.minimum((cum <= 1 - settings.top_p)[:, :-1].sum(-1), s.shape[-1] - 1)  # the first kept, sorted
+    last_cut = cut - 1
+    for b in np.flatnonzero(last_cut >= 0):
+        pair = sorted_s[b, last_cut[b] : last_cut[b] + 2]
+        near[b, last_cut[b] : last_cut[b] + 2] |= pair[1] - pair[0] <= 2 * atol
+    for b in np.flatnonzero(near.any(axis=-1)):  # and every token tied with those: ties sort in any order
+        lo, hi = sorted_s[b, near[b]].min(), sorted_s[b, near[b]].max()
+        undecided[b] |= (s[b] >= lo - 2 * atol) & (s[b] <= hi + 2 * atol)
+    return undecided, np.take_along_axis(sorted_s, cut[:, None], axis=-1)[:, 0]
+
+
+def compare_scores(name: str, got, ref: np.ndarray, raw: np.ndarray, settings: SamplingSettings, engine_dtype,
+                   at_least: float = 0.0) -> Comparison:  # fmt: skip
+    """One step's processed scores against transformers': shape, dtype, the filtered set, then the values;
+    `at_least`: an absolute budget for the scores (the precision class's logits budget over the temperature)."""
     if not isinstance(got, np.ndarray):
         return _problem(name, got, f"expected a NumPy array, got {type(got).__name__}")
     if got.shape != ref.shape:
@@ -107,7 +129,7 @@ def compare_scores(name: str, got, ref: np.ndarray, raw: np.ndarray, settings: S
         return _problem(name, got, f"NaN or +inf at {named_position(('batch', 'token'), np.argwhere(np.isnan(got) | np.isposinf(got))[0])}")
     kept = ~np.isneginf(ref)
     tol = SAMPLE_SCORES_TOL[np.dtype(engine_dtype)]
-    atol = tol * float(np.abs(ref[kept]).max(initial=0.0))  # the value tolerance, as compare() scales it
+    atol = max(tol * float(np.abs(ref[kept]).max(initial=0.0)), at_least)  # the value tolerance, as compare() sets it
     differ = np.isneginf(got) != ~kept
     undecided = undecided_tokens(raw, settings, atol)
     if (differ & ~undecided).any():
@@ -116,13 +138,14 @@ def compare_scores(name: str, got, ref: np.ndarray, raw: np.ndarray, settings: S
                                    f"token {v}: got {float(got[b, v])!r}, transformers {float(ref[b, v])!r}")  # fmt: skip
     both = kept & ~np.isneginf(got)
     result = compare(name, np.where(both, got, 0).astype(got.dtype), np.where(both, ref, 0).astype(ref.dtype),
-                     {ref.dtype: tol})  # fmt: skip
+                     {ref.dtype: tol}, at_least=at_least)  # fmt: skip
     result.worst["undecided_tokens"] = int(differ.sum())  # filtered differently within rounding of a threshold
     return result
 
 
-def compare_sampled(subject, case, engine_dtype) -> list:
-    """The subject's processed scores along transformers' sampled path, one comparison per step."""
+def compare_sampled(subject, case, engine_dtype, logits_budget: float = 0.0) -> list:
+    """The subject's processed scores along transformers' sampled path, one comparison per step; `logits_budget`:
+    the absolute budget of the case's logits in the subject's precision class (scores are logits / temperature)."""
     settings, ids = case.sampling
     got = subject.sample_scores(case, settings, ids)
     out = []
@@ -137,5 +160,6 @@ def compare_sampled(subject, case, engine_dtype) -> list:
             out.append(_problem(name, None, str(e)))
             continue
         raw = case.array(step_name(LOGITS, step))
-        out.append(compare_scores(name, scores, case.array(name), raw, settings, engine_dtype))
+        out.append(compare_scores(name, scores, case.array(name), raw, settings, engine_dtype,
+                                  logits_budget / settings.temperature))  # fmt: skip
     return out

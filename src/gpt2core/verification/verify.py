@@ -240,9 +240,10 @@ def compare_greedy(subject, case) -> dict:
     return {"case": case.name, "ok": True, "message": f"{got.shape[1] - case.input_ids.shape[1]} tokens equal"}
 
 
-def sampled_result(subject, case, engine_dtype) -> dict:
-    """The subject's processed scores along transformers' sampled path: ok, settings, one row per step."""
-    comparisons = compare_sampled(subject, case, engine_dtype)
+def sampled_result(subject, case, engine_dtype, logits_budget: float = 0.0) -> dict:
+    """The subject's processed scores along transformers' sampled path: ok, settings, one row per step
+    (`logits_budget`: the case's logits budget in the subject's precision class)."""
+    comparisons = compare_sampled(subject, case, engine_dtype, logits_budget)
     bad = first_divergence(comparisons)
     steps = [dict(c.as_dict(), message=c.message()) for c in comparisons]
     summary = (bad.message() if bad is not None else
@@ -317,7 +318,7 @@ def verify_references(subject, refs, require: str = "offered") -> dict:
                 failures.append((len(names) + 1, MODES.index("generate"), index,
                                  {"case": case.name, "mode": "generate", "name": "greedy generation", "message": greedy[-1]["message"]}))  # fmt: skip
         if offered["sampled"] and case.sampling is not None:
-            sampled.append(sampled_result(subject, case, refs.dtype))
+            sampled.append(sampled_result(subject, case, refs.dtype, budgets.atol(case.name, "logits")))
             if not sampled[-1]["ok"]:
                 failures.append((len(names), MODES.index("sampled"), index,
                                  {"case": case.name, "mode": "sampled", "name": "sampled generation", "message": sampled[-1]["message"]}))  # fmt: skip
