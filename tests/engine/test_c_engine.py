@@ -28,6 +28,13 @@ FAULTS = {
     "POSITIONS_OFF_BY_ONE": "embeddings",
     "KV_SWAPPED": "h0.k",
 }
+# the faults only a mode beyond the chained pass can see -> (that mode, where it lives): the chained pass passes
+MODE_FAULTS = {
+    "CACHE_NOT_CLEARED": ("cached", "h0.k"),  # the unrelated request's keys are still in the cache
+    "DECODE_POSITION_OFF_BY_ONE": ("cached", "embeddings"),
+    "CACHE_ONE_SLOT_LATE": ("cached", "h0.k"),  # the step's own slot holds a stale key
+    "TOP_K_PLUS_ONE": ("sampled", "sampled generation"),
+}
 
 
 def build(out: Path, *defines: str) -> Path:
@@ -61,10 +68,13 @@ def test_the_c_engine_passes_in_float32(binaries, shape, capsys, tmp_path, monke
     model = hf_model_dir(shape)
     cmd = f"{binaries['float32']} {model} {{references}} {{dumps}}"
     rc, report, err = verify(capsys, "--model", model, "--subject-cmd", cmd, "--map", ENGINE / "map.json",
-                             "--junit", tmp_path / "junit.xml")  # fmt: skip
+                             "--junit", tmp_path / "junit.xml", "--require", "all")  # fmt: skip
     assert rc == 0, err
     (run,) = report["runs"]
     assert run["verdict"] == "PASS" and run["dtype"] == "float32" and run["subject"] == "examples/c-engine (float32)"
+    assert run["complete"] and all(m["ran"] and m["ok"] for m in run["modes"].values()), run["modes"]  # every mode ran
+    assert all(row["cached"] is not None and row["isolated"] is not None for row in run["checkpoints"])
+    assert len(run["generate"]) >= 4 and len(run["sampled"]) == 2 and all(s["ok"] for s in run["sampled"])
     assert run["cases_run"] == run["cases"] and "padded_batch" in run["cases_run"]  # the left-padded batch too
     assert run["checkpoints_provided"] == run["checkpoints_total"]
     from junitparser import JUnitXml
@@ -158,6 +168,41 @@ def test_each_fault_build_fails_at_its_checkpoint(tiny64, fault, capsys, tmp_pat
     assert first["name"] == FAULTS[fault], f"{fault}: first diverging {first['name']}: {first['message']}"
 
 
+@pytest.mark.parametrize("fault", list(MODE_FAULTS))
+def test_each_cache_and_sampler_fault_fails_at_its_step_and_checkpoint(tiny64, fault, capsys, tmp_path):
+    """A fault of the KV cache or the sampler leaves the chained pass (and the isolated stages) passing: only its
+    mode sees it, at the first decoding step or sampling step, at the checkpoint where it lives."""
+    model, refs = tiny64
+    binary = build(tmp_path / "gpt2", "USE_DOUBLE", f"FAULT_{fault}")
+    subprocess.run([binary, model, refs.root, tmp_path / "dumps"], check=True, capture_output=True)
+    rc, report, _ = verify(capsys, "--model", model, "--references", refs.root, "--dumps", tmp_path / "dumps",
+                           "--map", ENGINE / "map-f64.json")  # fmt: skip
+    (run,) = report["runs"]
+    mode, name = MODE_FAULTS[fault]
+    first = run["first_divergence"]
+    assert rc == 1 and run["verdict"] == "FAIL"
+    assert run["modes"]["chained"]["ok"] and run["modes"]["isolated"]["ok"] and not run["modes"][mode]["ok"]
+    assert (first["mode"], first["name"]) == (mode, name), f"{fault}: first diverging {first['mode']} {first['name']}: {first['message']}"
+    if mode == "cached":  # the first decoded position of the first case that decodes (hello: prefill 1, decode t=1)
+        assert first["case"] == "hello" and first["message"].startswith(f"{name}@t=1,b=0"), first["message"]
+    else:
+        assert "sample.scores@step=0" in first["message"] and "filtered differently" in first["message"]
+
+
+def test_a_decoding_step_file_missing_fails_naming_the_step_and_file(binaries, tiny64, capsys, tmp_path):
+    model, refs = tiny64
+    subprocess.run([binaries["float64"], model, refs.root, tmp_path / "dumps"], check=True, capture_output=True)
+    t = int(np.load(refs.root / "sentence" / "decode_split.npy")[0]) + 1  # the second decoding step
+    (tmp_path / "dumps" / "sentence" / "decode" / f"t{t}" / "h1_kcache.npy").unlink()
+    rc, report, _ = verify(capsys, "--model", model, "--references", refs.root, "--dumps", tmp_path / "dumps",
+                           "--map", ENGINE / "map-f64.json")  # fmt: skip
+    (run,) = report["runs"]
+    first = run["first_divergence"]
+    assert rc == 1 and run["modes"]["chained"]["ok"] and not run["modes"]["cached"]["ok"]
+    assert first["mode"] == "cached" and first["name"] == "h1.k" and first["case"] == "sentence"
+    assert first["message"].startswith(f"h1.k@t={t},b=0") and f"sentence/decode/t{t}/h1_kcache.npy is missing" in first["message"]
+
+
 def test_a_deleted_dump_file_fails_naming_it(binaries, tiny64, capsys, tmp_path):
     model, refs = tiny64
     subprocess.run([binaries["float64"], model, refs.root, tmp_path / "dumps"], check=True, capture_output=True)
@@ -204,7 +249,7 @@ def test_the_c_engine_passes_the_differential_property_tests(binaries, dtype):
     assert [r.nodeid.split("::")[-1] for r in outcome.passed] == [f"test_drawn_model_matches_transformers[{dtype}]"]
 
 
-@pytest.mark.parametrize("fault", list(FAULTS))
+@pytest.mark.parametrize("fault", [*FAULTS, *(f for f, (mode, _) in MODE_FAULTS.items() if mode == "cached")])
 def test_each_fault_build_fails_the_differential_property_tests(fault, tmp_path):
     binary = build(tmp_path / "gpt2", "USE_DOUBLE", f"FAULT_{fault}")
     ret, outcome = differential_tests(binary, ENGINE / "map-f64.json", "faults", "-x")  # no shrinking: only failing counts
