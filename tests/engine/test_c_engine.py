@@ -255,3 +255,21 @@ def test_each_fault_build_fails_the_differential_property_tests(fault, tmp_path)
     ret, outcome = differential_tests(binary, ENGINE / "map-f64.json", "faults", "-x")  # no shrinking: only failing counts
     assert ret == pytest.ExitCode.TESTS_FAILED and len(outcome.failed) == 1 and not outcome.errors, fault
     assert "reproduce outside pytest:" in outcome.failed[0].longreprtext
+
+
+def test_the_conformance_suite_runs_its_cached_greedy_and_sampled_tests_on_the_c_engine(binaries):
+    """The map's modes are the command subject's capabilities: the conformance suite's parity tests of cached
+    decoding, greedy and sampled generation run on the C engine (none skipped for want of a capability) and pass."""
+    from support.inprocess import run_pytest
+    from support.models import CACHE
+
+    ret, outcome = run_pytest(["--pyargs", "gpt2core.conformance", "-m", "parity", "-q", "-p", "no:cacheprovider",
+                               "-k", "cached_decoding or greedy_generation or sampled_generation",
+                               "--gpt2core-subject-cmd", f"{binaries['float32']} {{model}} {{references}} {{dumps}}",
+                               "--gpt2core-map", str(ENGINE / "map.json"), "--gpt2core-cache", str(CACHE)])  # fmt: skip
+    failures = "\n".join(r.longreprtext[-2000:] for r in outcome.failed + outcome.errors)
+    ran = [r.nodeid.split("::")[-1] for r in outcome.passed]
+    assert ret == pytest.ExitCode.OK and not outcome.failed, failures
+    for test in ("test_cached_decoding", "test_greedy_generation", "test_sampled_generation"):
+        assert any(n.startswith(test) for n in ran), (test, ran)
+    assert not [r for r in outcome.skipped if "capability" in str(r.longrepr)], outcome.skipped

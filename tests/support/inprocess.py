@@ -10,10 +10,12 @@ class Outcome:
     """The reports of a pytest session run inside this process."""
 
     def __init__(self):
-        self.passed, self.failed, self.errors = [], [], []
+        self.passed, self.failed, self.errors, self.skipped = [], [], [], []
 
     def pytest_runtest_logreport(self, report):
-        if report.when == "call" and report.passed:
+        if report.skipped:
+            self.skipped.append(report)
+        elif report.when == "call" and report.passed:
             self.passed.append(report)
         elif report.failed:
             (self.failed if report.when == "call" else self.errors).append(report)
