@@ -203,6 +203,20 @@ def test_a_decoding_step_file_missing_fails_naming_the_step_and_file(binaries, t
     assert first["message"].startswith(f"h1.k@t={t},b=0") and f"sentence/decode/t{t}/h1_kcache.npy is missing" in first["message"]
 
 
+@pytest.mark.parametrize(("file", "mode"), [("hello/generated_ids.npy", "generate"),
+                                            ("padded_batch/sample.scores@step=2.npy", "sampled"),
+                                            ("sentence/stage/h0_act.npy", "isolated")])  # fmt: skip
+def test_a_declared_modes_missing_file_fails_that_mode_naming_it(binaries, tiny64, capsys, tmp_path, file, mode):
+    model, refs = tiny64
+    subprocess.run([binaries["float64"], model, refs.root, tmp_path / "dumps"], check=True, capture_output=True)
+    (tmp_path / "dumps" / file).unlink()
+    rc, report, _ = verify(capsys, "--model", model, "--references", refs.root, "--dumps", tmp_path / "dumps",
+                           "--map", ENGINE / "map-f64.json")  # fmt: skip
+    (run,) = report["runs"]
+    assert rc == 1 and [m for m, r in run["modes"].items() if not r["ok"]] == [mode], run["modes"]
+    assert run["first_divergence"]["mode"] == mode and f"{file} is missing" in run["first_divergence"]["message"]
+
+
 def test_a_deleted_dump_file_fails_naming_it(binaries, tiny64, capsys, tmp_path):
     model, refs = tiny64
     subprocess.run([binaries["float64"], model, refs.root, tmp_path / "dumps"], check=True, capture_output=True)

@@ -70,8 +70,9 @@ the engine writes, per case, beside its chained dumps:
                                         step's checkpoints for every row, one query position (t = 1) against the
                                         keys 0 .. t of its cache (s = t + 1, or a longer window with key_window)
                                         ({case} is <case>/decode/t<t>; left-padded batches only)
-  generate   <case>/generated_ids.npy   int [B, T + n]: each row's prompt then its n greedy tokens, in the
-                                        map's batch layout (n from generate_tokens.npy)
+  generate   <case>/generated_ids.npy   int [B, T + n]: each row's prompt then its n greedy tokens, left-padded
+                                        as the case, or each row's tokens first for a right-padded or packed
+                                        engine (n from generate_tokens.npy)
   sampled    <case>/sample.scores@step=N.npy
                                         float32 [B, V] per step N < n: the processed scores along the given
                                         sampled path (sample_ids.npy: its tokens forced), after temperature,
@@ -94,7 +95,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .batch_layout import to_left_padded, token_mask
+from .batch_layout import ids_to_left_padded, to_left_padded, token_mask
 from .errors import DumpError
 from .precision.classes import precision_class
 from .precision.deviations import parse_deviations
@@ -482,7 +483,8 @@ class DumpSubject:
             raise DumpError(f"dump file {path}: dtype {ids.dtype}, expected integer token ids [B, T + {max_new_tokens}]")
         if ids.ndim == 1 and case.input_ids.shape[0] == 1 and self.map.single_row_without_batch:
             ids = ids[None]
-        return ids.astype(np.int64)
+        # a right-padded or packed engine writes its rows right-padded: brought to the case's left padding
+        return ids_to_left_padded(ids.astype(np.int64), token_mask(case), self.map.batch_layout)
 
     def sample_scores(self, case, settings, ids) -> Mapping[str, np.ndarray]:
         """The engine's processed scores along the sampled path: <case>/sample.scores@step=N.npy."""
