@@ -345,67 +345,21 @@ def read_npy(path: Path) -> np.ndarray:
 
 
 class LazyCheckpoints(Mapping):
-    """name -> array, read from the dump on lookup."""
+    """name -> array over `names`, each read by `read(name)` on lookup (a broken file raises then, for it alone)."""
 
-    def __init__(self, subject, case):
-        self.subject, self.case = subject, case
-
-    def __getitem__(self, name):
-        if name not in self.subject.provides:
-            raise KeyError(name)
-        return self.subject.checkpoint(self.case, name)
-
-    def __contains__(self, name):  # without reading the file (Mapping's default would)
-        return name in self.subject.provides
-
-    def __iter__(self):
-        return iter(sorted(self.subject.provides))
-
-    def __len__(self):
-        return len(self.subject.provides)
-
-
-class StepCheckpoints(Mapping):
-    """name -> array of one decoding step (position t), read from the step's dump on lookup."""
-
-    def __init__(self, subject, case, t: int):
-        self.subject, self.case, self.t = subject, case, t
-
-    def __getitem__(self, name):
-        if name not in self.subject.provides:
-            raise KeyError(name)
-        return self.subject.step_checkpoint(self.case, name, self.t)
-
-    def __contains__(self, name):
-        return name in self.subject.provides
-
-    def __iter__(self):
-        return iter(sorted(self.subject.provides))
-
-    def __len__(self):
-        return len(self.subject.provides)
-
-
-class SampledScores(Mapping):
-    """'sample.scores@step=N' -> the engine's processed scores of step N [B, V], read on lookup."""
-
-    def __init__(self, subject, case, steps: int):
-        self.subject, self.case, self.names = subject, case, [step_name(SCORES, n) for n in range(steps)]
+    def __init__(self, names, read):
+        self.names, self.read = names, read
 
     def __getitem__(self, name):
         if name not in self.names:
             raise KeyError(name)
-        path = self.subject.root / self.case.name / f"{name}.npy"
-        array = read_npy(path)
-        if array.ndim == 1 and self.case.input_ids.shape[0] == 1 and self.subject.map.single_row_without_batch:
-            array = array[None]
-        return array
+        return self.read(name)
 
-    def __contains__(self, name):
+    def __contains__(self, name):  # without reading the file (Mapping's default would)
         return name in self.names
 
     def __iter__(self):
-        return iter(self.names)
+        return iter(sorted(self.names))
 
     def __len__(self):
         return len(self.names)
@@ -447,7 +401,7 @@ class DumpSubject:
     def checkpoints(self, case) -> Mapping[str, np.ndarray]:
         """The provided checkpoints of the case, each read when it is looked up (a broken file raises
         DumpError for that checkpoint alone)."""
-        return LazyCheckpoints(self, case)
+        return LazyCheckpoints(self.provides, lambda name: self.checkpoint(case, name))
 
     def checkpoint(self, case, name: str) -> np.ndarray:
         """One checkpoint of the case, read from its dump and brought into gpt2core's layout and dtype (the
@@ -464,7 +418,7 @@ class DumpSubject:
         if isinstance(case, Unrelated):
             return
         for t in range(split, case.input_ids.shape[1]):
-            yield StepCheckpoints(self, case, t)
+            yield LazyCheckpoints(self.provides, lambda name, t=t: self.step_checkpoint(case, name, t))
 
     def step_checkpoint(self, case, name: str, t: int) -> np.ndarray:
         """Checkpoint `name` of decoding step t: [B, ..., 1, ...] at its query position, keys 0 .. t."""
@@ -487,8 +441,15 @@ class DumpSubject:
         return ids_to_left_padded(ids.astype(np.int64), token_mask(case), self.map.batch_layout)
 
     def sample_scores(self, case, settings, ids) -> Mapping[str, np.ndarray]:
-        """The engine's processed scores along the sampled path: <case>/sample.scores@step=N.npy."""
-        return SampledScores(self, case, ids.shape[1] - case.input_ids.shape[1])
+        """The engine's processed scores along the sampled path: <case>/sample.scores@step=N.npy, float32 [B, V]."""
+        names = [step_name(SCORES, n) for n in range(ids.shape[1] - case.input_ids.shape[1])]
+        return LazyCheckpoints(names, lambda name: self.sampled_step(case, name))
+
+    def sampled_step(self, case, name: str) -> np.ndarray:
+        array = read_npy(self.root / case.name / f"{name}.npy")
+        if array.ndim == 1 and case.input_ids.shape[0] == 1 and self.map.single_row_without_batch:
+            array = array[None]
+        return array
 
     def read(self, case, name: str, directory: str, specs: dict, keys: int | None = None) -> np.ndarray:
         """Checkpoint `name` from the dumps under <root>/<directory> (the template's {case}), in gpt2core's
