@@ -15,22 +15,42 @@ import pytest
 from gpt2core.verification import atomic
 
 
-def start_references(model_dir: Path, out: Path, home: Path) -> subprocess.Popen:
+# `gpt2core references` as its console script runs it, except that after its first case is written it says so
+# (a marker file) and waits: the test interrupts it there, inside the write, at a point the test controls
+# (interrupting at a moment the test only guessed raced with the writer on a loaded machine)
+PAUSED_REFERENCES = """
+import sys, time
+from pathlib import Path
+from gpt2core.verification import reference_set
+marker, argv = Path(sys.argv[1]), sys.argv[2:]
+real = reference_set.write_case
+def write_case_then_wait(*args, **kwargs):
+    entry = real(*args, **kwargs)
+    marker.write_text("one case written")
+    time.sleep(600)
+    return entry
+reference_set.write_case = write_case_then_wait
+from gpt2core.cli import main
+sys.exit(main(argv))
+"""
+
+
+def start_references(model_dir: Path, out: Path, home: Path, marker: Path) -> subprocess.Popen:
     env = {**os.environ, "GPT2CORE_HOME": str(home)}
-    argv = [sys.executable, "-m", "gpt2core.cli", "references", "--model", str(model_dir), "--out", str(out), "--full-length"]
+    argv = [sys.executable, "-c", PAUSED_REFERENCES, str(marker), "references", "--model", str(model_dir), "--out", str(out)]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def wait_for_partial_case(out: Path, proc: subprocess.Popen) -> Path:
-    """The temporary set, once its first case's files are on disk (the write is under way)."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        for partial in out.parent.glob(f".{out.name}.partial-*"):
-            if any(partial.glob("*/*.npy")):
-                return partial
+def wait_for_partial_case(out: Path, proc: subprocess.Popen, marker: Path) -> Path:
+    """The temporary set, once its first case is written and the writer waits inside the write."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not marker.exists():
         assert proc.poll() is None, f"references ended before it could be interrupted: {proc.communicate()}"
-        time.sleep(0.005)
-    pytest.fail("references wrote no case within 120 s")
+        time.sleep(0.01)
+    assert marker.exists(), "references wrote no case within 300 s"
+    (partial,) = out.parent.glob(f".{out.name}.partial-*")
+    assert any(partial.glob("*/*.npy")), f"{partial} holds no case's files"
+    return partial
 
 
 def verify_refuses(refs: Path, model_dir: Path, home: Path) -> str:
@@ -43,9 +63,9 @@ def verify_refuses(refs: Path, model_dir: Path, home: Path) -> str:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
 def test_interrupted_references_leave_nothing_verify_accepts(tiny_dir, tmp_path, sig):
-    out = tmp_path / "refs"
-    proc = start_references(tiny_dir, out, tmp_path / "home")
-    partial = wait_for_partial_case(out, proc)
+    out, marker = tmp_path / "refs", tmp_path / "paused"
+    proc = start_references(tiny_dir, out, tmp_path / "home", marker)
+    partial = wait_for_partial_case(out, proc, marker)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert not out.exists(), f"{out} exists after {sig.name}"
