@@ -25,6 +25,7 @@ import pytest
 from support.llama_cpp import EXAMPLE, HOME, llama_cpp_dir
 
 from gpt2core.cli import main
+from gpt2core.verification.batch_layout import token_mask
 from gpt2core.verification.dumps import DumpMap, DumpSubject
 from gpt2core.verification.model_dir import read_model_dir
 from gpt2core.verification.precision.budgets import budgets_for
@@ -117,7 +118,7 @@ def test_f32_gguf_first_diverges_at_mlp_act_for_its_float16_gelu_table(tiny_refs
     subject = DumpSubject(d, DumpMap.from_file(EXAMPLE / "map-f32.json"), read_model_dir(model).config)
     budgets = budgets_for(refs, "float32")
     for case in refs.cases:
-        tokens = case.attention_mask.astype(bool) if case.attention_mask is not None else np.ones(case.input_ids.shape, bool)
+        tokens = token_mask(case)
         fc, act = subject.checkpoint(case, "h0.mlp_fc")[tokens], subject.checkpoint(case, "h0.mlp_act")[tokens]
         table = gelu_table(fc)
         ulp = np.spacing(np.abs(table).astype(np.float16)).astype(np.float32)

@@ -330,14 +330,19 @@ class DumpMap:
         return notes
 
 
-def read_npy(path: Path) -> np.ndarray:
-    """A dump file as an array: never unpickled, and every way it can be broken named."""
+def load_npy(path: Path) -> np.ndarray:
+    """A dump file as it is stored: never unpickled; missing or unreadable is a DumpError naming it."""
     if not path.is_file():
         raise DumpError(f"dump file {path} is missing")
     try:
-        array = np.load(path, allow_pickle=False)
+        return np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
         raise DumpError(f"dump file {path} is not a readable .npy file ({e})") from None
+
+
+def read_npy(path: Path) -> np.ndarray:
+    """A dump file of floats: every way it can be broken named."""
+    array = load_npy(path)
     if not isinstance(array, np.ndarray) or (array.dtype.kind != "f" and array.dtype != np.dtype("<u2")):
         raise DumpError(f"dump file {path}: dtype {getattr(array, 'dtype', type(array).__name__)}, expected floats "
                         "(or uint16 holding bfloat16 bits)")  # fmt: skip
@@ -427,12 +432,7 @@ class DumpSubject:
     def generate(self, case, max_new_tokens: int) -> np.ndarray:
         """The engine's greedy continuation: <case>/generated_ids.npy, int [B, T + n]."""
         path = self.root / case.name / "generated_ids.npy"
-        if not path.is_file():
-            raise DumpError(f"dump file {path} is missing (the map declares the generate mode)")
-        try:
-            ids = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as e:
-            raise DumpError(f"dump file {path} is not a readable .npy file ({e})") from None
+        ids = load_npy(path)
         if ids.dtype.kind not in "iu":
             raise DumpError(f"dump file {path}: dtype {ids.dtype}, expected integer token ids [B, T + {max_new_tokens}]")
         if ids.ndim == 1 and case.input_ids.shape[0] == 1 and self.map.single_row_without_batch:
