@@ -29,9 +29,10 @@ def test_references_command_writes_npy_and_manifest(tiny_dir, tmp_path, capsys):
     assert refs.dtype == np.float64
     names = checkpoint_names(2)
     inputs = ["attention_mask", "input_ids", "position_ids", "lengths"]
-    assert sorted(p.stem for p in (out / "prompt1").glob("*.npy")) == sorted(names + inputs)
-    sampled = [f"sample.{kind}@step={i}" for i in range(4) for kind in ("scores", "logits")]
-    assert sorted(p.stem for p in (out / "prompt0").glob("*.npy")) == sorted(names + inputs + sampled)
+    modes = ["decode_split", "unrelated_ids", "generate_tokens"]  # what a file engine runs in the other modes
+    assert sorted(p.stem for p in (out / "prompt1").glob("*.npy")) == sorted(names + inputs + modes)
+    sampled = [f"sample.{kind}@step={i}" for i in range(4) for kind in ("scores", "logits")] + ["sample_ids", "sample_settings"]
+    assert sorted(p.stem for p in (out / "prompt0").glob("*.npy")) == sorted(names + inputs + modes + sampled)
     batch = refs.case("batch")  # the inputs as plain int64 files, for engines without a JSON parser
     for name, expected in (("input_ids", batch.input_ids), ("attention_mask", batch.attention_mask),
                            ("position_ids", batch.position_ids)):  # fmt: skip
