@@ -79,3 +79,25 @@ def test_cache_decoding_every_checkpoint(model_dir, dtype, reference_set, case_n
     assert comps, "no decoding step was compared"
     failures = [c.message() for c in comps if not c.ok]
     assert not failures, "\n".join(failures[:20])
+
+
+class NewKeysOnly:
+    """gpt2core's engine, except that each decoding step returns k and v of its own position alone, not its cache's."""
+
+    def __init__(self, subject):
+        self.subject, self.name, self.capabilities = subject, "new keys only", subject.capabilities
+
+    def checkpoints(self, case):
+        return self.subject.checkpoints(case)
+
+    def decode(self, case, split):
+        for rec in self.subject.decode(case, split):
+            yield {n: (a[:, :, -1:] if n.split(".")[-1] in ("k", "v") else a) for n, a in rec.items()}
+
+
+def test_a_decoding_step_whose_keys_are_not_its_caches_fails_saying_so(model_dir, dtype, reference_set):
+    comps = compare_cached(NewKeysOnly(engine_subject(model_dir, dtype)), reference_set.case("sentence"),
+                           reference_set.checkpoint_names, reference_set.config["vocab_size"])  # fmt: skip
+    bad = [c for c in comps if not c.ok]
+    assert bad and {c.name.split("@")[0].split(".")[-1] for c in bad} == {"k", "v"}
+    assert "1 key position(s): a decoding step's k is its cache's, positions 0 .. " in bad[0].message(), bad[0].message()

@@ -207,10 +207,14 @@ def compare_cached(subject, case, names, vocab_size: int, split: int | None = No
                 except DumpError as e:  # a step file of an engine verified through files
                     out.append(failed(f"{n}@t={t},b={b}", str(e)))
                     continue
-                if kind_of(n) in ("k", "v") and got.ndim == 4 and got.shape[2] == t + 1:
+                step = f"{n}@t={t},b={b}"
+                if kind_of(n) in ("k", "v") and getattr(got, "ndim", 0) == 4:
+                    if got.shape[2] != t + 1:
+                        out.append(failed(step, f"{got.shape[2]} key position(s): a decoding step's {kind_of(n)} is its "
+                                                f"cache's, positions 0 .. {t} ({t + 1})"))  # fmt: skip
+                        continue
                     got = got[:, :, key_tokens]
                 ref = reference_slice(n, refs[n], b, t, key_tokens)
-                step = f"{n}@t={t},b={b}"
                 defined = None  # padding keys of a step's scores and probabilities are not compared
                 if kind_of(n) in ("attn_scores", "attn_probs"):
                     defined = np.broadcast_to(key_tokens, ref.shape).copy()
