@@ -313,3 +313,12 @@ def test_an_undecided_top_k_set_makes_the_tokens_between_top_ps_two_cuts_undecid
     top_p = 1 - (small + large) / 2  # 1 - top_p: half way between, far from either within the band
     got = undecided_tokens(raw, SamplingSettings(1.0, 4, top_p, 0, 1), atol)
     assert got.tolist() == [[False, False, True, True, True, False]], got
+
+
+def test_a_top_k_set_undecided_in_whole_leaves_the_tokens_below_it_decided():
+    """top-k 1 with the two largest tied within 2 atol: both are undecided, but the tokens top-k cuts for certain
+    stay decided (no empty 'smallest set' may make top-p's cut the bottom of the vocabulary)."""
+    atol = 2.0**-10
+    raw = np.array([[5.0, 5.0 + atol / 2, 1.0, 0.0]], dtype=np.float32)
+    got = undecided_tokens(raw, SamplingSettings(1.0, 1, 0.9, 0, 1), atol)
+    assert got.tolist() == [[True, True, False, False]], got

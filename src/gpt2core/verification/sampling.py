@@ -81,7 +81,8 @@ def undecided_tokens(raw: np.ndarray, settings: SamplingSettings, atol: float) -
         undecided |= close & ((np.abs(scores - kth) <= 2 * atol) | (np.abs(scores - after) <= 2 * atol))
         largest = np.where(scores < kth - 2 * atol, -np.inf, scores)  # undecided tokens in
         smallest = np.where(close & (scores <= kth + 2 * atol), -np.inf, largest)  # and out
-        candidates = [largest, smallest]
+        empty = ~np.isfinite(smallest).any(axis=-1, keepdims=True)  # every token of top-k's set undecided: no smaller set
+        candidates = [largest, np.where(empty, largest, smallest)]
     if settings.top_p < 1.0:
         cuts = []
         for s in candidates:
