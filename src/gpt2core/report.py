@@ -423,8 +423,8 @@ def _mutation_section(mutation: dict) -> str:
     ])  # fmt: skip
 
 
-def _audit_verdict(audit: dict) -> str:
-    return {"PASS": _verdict(True), "FAIL": _verdict(False)}.get(audit["verdict"], '<span class="fail">INCOMPLETE</span>')
+def _overall_verdict(report: dict) -> str:
+    return {"PASS": _verdict(True), "FAIL": _verdict(False)}.get(report["verdict"], '<span class="fail">INCOMPLETE</span>')
 
 
 def verify_html(report: dict) -> str:
@@ -432,10 +432,9 @@ def verify_html(report: dict) -> str:
     page's parity section: per run, the error-growth plot, the margin heatmaps and the checkpoint table)."""
     from html import escape
 
-    verdict = {"PASS": _verdict(True), "FAIL": _verdict(False)}.get(report["verdict"], '<span class="fail">INCOMPLETE</span>')
     return "".join([
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>gpt2core verify</title><style>{CSS}</style></head><body>",
-        f"<h1>gpt2core verify: {verdict}</h1>",
+        f"<h1>gpt2core verify: {_overall_verdict(report)}</h1>",
         "".join(f"<p>{escape(run['dtype'])}: {escape(coverage(run) + extremes(run))}</p>" for run in report["runs"]),
         _parity_section(report), "</body></html>",
     ])  # fmt: skip
@@ -451,7 +450,7 @@ def audit_html(audit: dict) -> str:
     versions = [[escape(k), escape(str(v))] for k, v in verify["versions"].items()]
     return "".join([
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>gpt2core audit</title><style>{CSS}</style></head><body>",
-        f"<h1>gpt2core audit: {_audit_verdict(audit)}</h1>",
+        f"<h1>gpt2core audit: {_overall_verdict(audit)}</h1>",
         "".join(f'<p class="fail">Not run: {escape(m)}</p>' for m in audit["missing"]),
         f"<p>Created {escape(audit['created'])} by <code>{escape(audit['command'] or '')}</code>.</p>",
         _parity_section(verify), _faults_section(faults), _mutation_section(audit["mutation"]),

@@ -435,10 +435,8 @@ class DumpSubject:
         ids = load_npy(path)
         if ids.dtype.kind not in "iu":
             raise DumpError(f"dump file {path}: dtype {ids.dtype}, expected integer token ids [B, T + {max_new_tokens}]")
-        if ids.ndim == 1 and case.input_ids.shape[0] == 1 and self.map.single_row_without_batch:
-            ids = ids[None]
         # a right-padded or packed engine writes its rows right-padded: brought to the case's left padding
-        return ids_to_left_padded(ids.astype(np.int64), token_mask(case), self.map.batch_layout)
+        return ids_to_left_padded(self.with_batch_axis(ids, case).astype(np.int64), token_mask(case), self.map.batch_layout)
 
     def sample_scores(self, case, settings, ids) -> Mapping[str, np.ndarray]:
         """The engine's processed scores along the sampled path: <case>/sample.scores@step=N.npy, float32 [B, V]."""
@@ -446,9 +444,13 @@ class DumpSubject:
         return LazyCheckpoints(names, lambda name: self.sampled_step(case, name))
 
     def sampled_step(self, case, name: str) -> np.ndarray:
-        array = read_npy(self.root / case.name / f"{name}.npy")
+        return self.with_batch_axis(read_npy(self.root / case.name / f"{name}.npy"), case)
+
+    def with_batch_axis(self, array: np.ndarray, case) -> np.ndarray:
+        """A per-row file ([B, ...]: greedy ids, sampled scores) of a one-row case written without its batch axis
+        (single_row_without_batch), given it back."""
         if array.ndim == 1 and case.input_ids.shape[0] == 1 and self.map.single_row_without_batch:
-            array = array[None]
+            return array[None]
         return array
 
     def read(self, case, name: str, directory: str, specs: dict, keys: int | None = None) -> np.ndarray:

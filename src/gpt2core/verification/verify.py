@@ -199,15 +199,15 @@ def compare_cached(subject, case, names, vocab_size: int, split: int | None = No
         for b in range(B):
             key_tokens = np.ones(t + 1, bool) if mask is None else mask[b, : t + 1].astype(bool)
             for n in names:
+                step = f"{n}@t={t},b={b}"
                 if n not in rec:
-                    out.append(failed(f"{n}@t={t},b={b}", "not returned by the subject"))
+                    out.append(failed(step, "not returned by the subject"))
                     continue
                 try:
                     got = rec[n][b : b + 1]
                 except DumpError as e:  # a step file of an engine verified through files
-                    out.append(failed(f"{n}@t={t},b={b}", str(e)))
+                    out.append(failed(step, str(e)))
                     continue
-                step = f"{n}@t={t},b={b}"
                 if kind_of(n) in ("k", "v") and getattr(got, "ndim", 0) == 4:
                     if got.shape[2] != t + 1:
                         out.append(failed(step, f"{got.shape[2]} key position(s): a decoding step's {kind_of(n)} is its "
