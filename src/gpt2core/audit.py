@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 from .mutation import EQUIVALENTS_FILE, MutationResultsError, merge, read_equivalents, read_run, score
 from .verification.faults import catalogue_on
+from .verification.verdict import decide
 from .verification.verify import verify_model
 
 
@@ -43,11 +44,16 @@ def run_audit(
     mutation = mutation_results(mutation_dirs, equivalents, minimum)
     missing = [f"mutation testing ({mutation['missing']})"] if "missing" in mutation else []
     missing += [f"verify {r['dtype']}: {mode} ({m['why']})" for r in verify["runs"] for mode, m in r["modes"].items() if not m["ran"]]
-    failed = not verify["ok"] or fault_report["caught"] != fault_report["total"] or not mutation.get("passes", True)
-    verdict = "FAIL" if failed else "INCOMPLETE" if missing else "PASS"
+    failed = [f"verify: {verify['verdict']}"] if verify["verdict"] != "PASS" else []
+    if fault_report["caught"] != fault_report["total"]:
+        failed.append(f"faults: {fault_report['caught']} of {fault_report['total']} caught")
+    if not mutation.get("passes", True):
+        failed.append("mutation testing: below its minimum score, or survivors not triaged")
+    judged = decide("all", failed, missing)
     return {
-        "ok": verdict == "PASS",
-        "verdict": verdict,
+        "ok": judged.ok,
+        "verdict": judged.verdict,
+        "reasons": list(judged.reasons),
         "missing": missing,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": command,

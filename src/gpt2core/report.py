@@ -42,7 +42,7 @@ def format_run(run: dict) -> str:
     ran = ", ".join(run["cases_run"]) or "none"
     skipped = f"; NOT RUN: {', '.join(f'{c} ({why})' for c, why in not_run.items())}" if not_run else ""
     lines = [f"{run['dtype']}: {run['verdict']} - subject {run['subject']} ({run['precision']} engine); cases run: {ran}{skipped}",
-             coverage(run) + extremes(run), format_budgets(run), format_modes(run)]  # fmt: skip
+             coverage(run) + extremes(run), format_budgets(run), format_modes(run)] + format_reasons(run)  # fmt: skip
     rows = [r for r in run["checkpoints"] if r["chained"] is not None or r["provided"]]
     if rows:
         lines.append("per checkpoint, the case with the largest margin (max abs, max rel, tolerance and margin are that case's):")
@@ -81,6 +81,21 @@ def format_run(run: dict) -> str:
         where = f"case {fd['case']}, {fd.get('mode', 'chained')}" if fd["case"] else "no case"
         lines.append(f"first divergence (earliest in forward order over every case and mode): {fd['name']} ({where}): {fd['message']}")
     return "\n".join(lines)
+
+
+def format_reasons(run: dict, shown: int = 8) -> list[str]:
+    """What the run's verdict rests on, at most `shown` reasons a line: what failed, and what was left out (a
+    PASS under --require offered says what it did not cover)."""
+
+    def line(title: str, reasons: list[str]) -> str:
+        more = f" (and {len(reasons) - shown} more)" if len(reasons) > shown else ""
+        return f"{title} ({len(reasons)}): " + "; ".join(reasons[:shown]) + more
+
+    lines = [line("why FAIL", run["reasons"])] if run["verdict"] == "FAIL" else []
+    if run["left_out"]:
+        required = run["verdict"] == "INCOMPLETE"
+        lines.append(line("why INCOMPLETE" if required else f"left out (not required by --require {run['require']})", run["left_out"]))
+    return lines
 
 
 def format_budgets(run: dict) -> str:
@@ -245,10 +260,16 @@ def write_junit(report: dict, path, group: str = "checkpoint") -> None:
             missing(f"case {case}", run["dtype"], f"case {case} NOT RUN ({why})")
         for kind in collapse(run["not_provided"]):
             missing(f"not provided: {kind}", run["dtype"], f"not provided by the subject: {kind}")
+        for file in run["files_not_read"]:
+            missing(f"file not read: {file}", run["dtype"], f"the engine wrote {file}, which no comparison read")
         if run["first_divergence"] and not run["checkpoints_compared"]:
             test = TestCase("logits", classname=run["dtype"])
             test.result = [Failure(run["first_divergence"]["message"])]
             suite.add_testcase(test)
+        verdict = TestCase("verdict", classname=run["dtype"])  # the run's verdict itself: JUnit never says less
+        if run["verdict"] != "PASS":
+            verdict.result = [Failure(f"{run['verdict']}: " + "; ".join(run["reasons"]))]
+        suite.add_testcase(verdict)
         xml.add_testsuite(suite)
     with atomic_path(path) as tmp:
         xml.write(str(tmp), pretty=True)

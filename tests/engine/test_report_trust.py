@@ -49,6 +49,9 @@ def junit_of(run, tmp_path, group="checkpoint"):
 
     write_junit({"runs": [run]}, tmp_path / "junit.xml", group=group)
     cases = [c for suite in JUnitXml.fromfile(str(tmp_path / "junit.xml")) for c in suite]
+    (verdict,) = [c for c in cases if c.name == "verdict"]  # the run's verdict as a testcase: failed unless PASS
+    assert bool(verdict.result) == (run["verdict"] != "PASS"), (run["verdict"], verdict.result)
+    cases.remove(verdict)
     kinds = lambda kind: [c for c in cases if c.result and type(c.result[0]).__name__ == kind]  # noqa: E731
     return cases, kinds("Failure"), kinds("Skipped")
 

@@ -393,6 +393,19 @@ class DumpSubject:
         self.provides = frozenset(dump_map.provides(config.n_layer))
         self.capabilities = frozenset(c for c, (mode, _) in CAPABILITIES.items() if mode in dump_map.modes)
         self.notes = dump_map.notes()
+        self.files_read: set[Path] = set()  # every dump file a comparison asked for
+
+    def file(self, path: Path) -> Path:
+        """`path`, recorded as read (see files_not_read)."""
+        self.files_read.add(path)
+        return path
+
+    def files_not_read(self) -> list[str]:
+        """The .npy files under the dump directory that no comparison read (relative, sorted): what the engine wrote
+        and the map does not declare, or cases and modes that did not run."""
+        if not self.root.is_dir():
+            return []
+        return sorted(str(p.relative_to(self.root)) for p in self.root.rglob("*.npy") if p.is_file() and p not in self.files_read)
 
     def can_run(self, case) -> str | None:
         """Why the engine cannot run the case (None: it can)."""
@@ -431,7 +444,7 @@ class DumpSubject:
 
     def generate(self, case, max_new_tokens: int) -> np.ndarray:
         """The engine's greedy continuation: <case>/generated_ids.npy, int [B, T + n]."""
-        path = self.root / case.name / "generated_ids.npy"
+        path = self.file(self.root / case.name / "generated_ids.npy")
         ids = load_npy(path)
         if ids.dtype.kind not in "iu":
             raise DumpError(f"dump file {path}: dtype {ids.dtype}, expected integer token ids [B, T + {max_new_tokens}]")
@@ -444,7 +457,7 @@ class DumpSubject:
         return LazyCheckpoints(names, lambda name: self.sampled_step(case, name))
 
     def sampled_step(self, case, name: str) -> np.ndarray:
-        return self.with_batch_axis(read_npy(self.root / case.name / f"{name}.npy"), case)
+        return self.with_batch_axis(read_npy(self.file(self.root / case.name / f"{name}.npy")), case)
 
     def with_batch_axis(self, array: np.ndarray, case) -> np.ndarray:
         """A per-row file ([B, ...]: greedy ids, sampled scores) of a one-row case written without its batch axis
@@ -463,7 +476,7 @@ class DumpSubject:
         file = spec["file"].replace("{case}", directory)
         if layer is not None:
             file = file.replace("{i}", str(layer + spec["layer_offset"]))
-        path = self.root / file
+        path = self.file(self.root / file)
         array = file_values(read_npy(path), self.map.precision, path)
         B = case.input_ids.shape[0]
         if B == 1 and self.map.single_row_without_batch and "b" in letters_of(spec["layout"]):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .dumps import DumpMap, DumpSubject
-from .errors import SubjectError
+from .errors import DumpError, SubjectError
 from .mode_inputs import Unrelated
 
 DEFAULT_TIMEOUT = 600  # seconds: a 124M-shape C engine runs the five default cases in well under a minute
@@ -74,8 +74,32 @@ def run_engine_command(template: str, references: Path, dumps: Path, timeout: fl
         raise SubjectError(f"the engine command ran past --timeout {timeout:g} s and was stopped: {command}") from None
     if proc.returncode != 0:
         tail = "\n".join(stderr.strip().splitlines()[-5:])
-        raise SubjectError(f"the engine command exited with status {proc.returncode}: {command}"
+        raise SubjectError(f"the engine command {exit_status(proc.returncode)}: {command}"
                            + (f"; its stderr ends: {tail}" if tail else ""))  # fmt: skip
+
+
+def exit_status(returncode: int) -> str:
+    """How a command ended, in words: 'exited with status 3', 'was killed by signal SIGSEGV (11)', or for a shell's
+    128 + n, 'exited with status 139 (a shell's status for signal SIGSEGV)'."""
+    if returncode < 0:
+        return f"was killed by signal {signal_name(-returncode)} ({-returncode})"
+    if returncode > 128 and signal_name(returncode - 128) is not None:
+        return f"exited with status {returncode} (a shell's status for signal {signal_name(returncode - 128)})"
+    return f"exited with status {returncode}"
+
+
+def signal_name(number: int) -> str | None:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return None
+
+
+def file_states(root: Path) -> dict[Path, tuple[int, int, int]]:
+    """path -> (inode, size, modification time in ns) of every file under root (none when it does not exist)."""
+    if not root.is_dir():
+        return {}
+    return {p: (st.st_ino, st.st_size, st.st_mtime_ns) for p in root.rglob("*") if p.is_file() for st in [p.stat()]}
 
 
 class CommandSubject(DumpSubject):
@@ -85,11 +109,23 @@ class CommandSubject(DumpSubject):
     def __init__(self, template: str, dumps_dir: Path, dump_map: DumpMap, config, timeout: float, model: Path | None = None):
         super().__init__(dumps_dir, dump_map, config)
         self.template, self.timeout, self.model, self.ran = template, timeout, model, False
+        self.stale: set[Path] = set()  # files the command found and left unchanged: not this run's output
 
     def run_once(self, case) -> None:
         if not self.ran:
+            before = file_states(self.root)
             run_engine_command(self.template, case.root, self.root, self.timeout, self.model)
+            after = file_states(self.root)
+            self.stale = {p for p, state in before.items() if after.get(p) == state}
             self.ran = True
+
+    def file(self, path: Path) -> Path:
+        """`path`, recorded as read; a DumpError when the command did not write it (it was there, unchanged, before)."""
+        super().file(path)
+        if path in self.stale:
+            raise DumpError(f"dump file {path} is left from an earlier run: the engine command did not write it "
+                            "(it was there, unchanged, before the command ran)")  # fmt: skip
+        return path
 
     def checkpoints(self, case):
         self.run_once(case)

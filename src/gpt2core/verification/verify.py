@@ -36,6 +36,7 @@ from .precision import distribution
 from .precision.budgets import budgets_for, ensure_budgets
 from .precision.deviations import parse_deviations, waiver_for
 from .tolerances import BUDGET_FACTOR, CHECKPOINT_TOL
+from .verdict import combine, judge
 
 # The memory bound (gpt2core.verification.memory) is a verdict on gpt2core's own engine, on weights of 1 GiB or more:
 # on the tiny model the run's fixed costs (0.25 GB above the baseline) are 20 times its 13 MB of weights
@@ -195,7 +196,13 @@ def compare_cached(subject, case, names, vocab_size: int, split: int | None = No
         pass
     refs = {n: case.array(n) for n in names}
     out = []
+    steps = 0
     for t, rec in enumerate(subject.decode(case, split), start=split):
+        steps += 1
+        if t >= T:
+            out.append(failed(f"logits@t={t}", f"a decoding step past the case's {T} positions (decode yielded more than "
+                                                f"the {T - split} steps of positions {split} .. {T - 1})"))  # fmt: skip
+            break
         for b in range(B):
             key_tokens = np.ones(t + 1, bool) if mask is None else mask[b, : t + 1].astype(bool)
             for n in names:
@@ -220,6 +227,9 @@ def compare_cached(subject, case, names, vocab_size: int, split: int | None = No
                     defined = np.broadcast_to(key_tokens, ref.shape).copy()
                 got, problem = masked_convention(n, got, ref, getattr(subject, "masked_scores", "min"), defined)
                 out.append(compare(step, got, ref, tol, defined, at_least(budget, n)) if problem is None else failed(step, problem))
+    if steps < T - split:  # every position after the prefill is decoded: a step left out is a failure, not fewer checks
+        out.append(failed(f"logits@t={split + steps}", f"decode yielded {steps} step(s); positions {split} .. {T - 1} need "
+                                                       f"{T - split}"))  # fmt: skip
     return out
 
 
@@ -362,10 +372,11 @@ def verify_references(subject, refs, require: str = "offered") -> dict:
     logits_waivers = [w["reason"] for w in waived if w["name"] == "logits"]
     if dist["ok"] is False and logits_waivers:  # the logits' declared deviation covers their distribution
         dist.update(ok=True, waived=logits_waivers[0], divergence=None)
-    ok = logits_verified and all(m["ok"] for m in modes.values() if m["ran"]) and dist["ok"] is not False
-    complete = all(m["ran"] for m in modes.values()) and len(provided) == len(names) and not not_run and not waived
-    verdict = "FAIL" if not ok else "INCOMPLETE" if require == "all" and not complete else "PASS"
     failures.sort(key=lambda f: f[:3])
+    files_not_read = list(subject.files_not_read()) if callable(getattr(subject, "files_not_read", None)) else []
+    judged = judge(require, names, provided, not_run, modes, [f[3] for f in failures], logits_verified, dist["ok"],
+                   dist["divergence"] and dist["divergence"]["message"],
+                   [f"{w['name']} ({w['mode']}, case {w['case']}): {w['reason']}" for w in waived], files_not_read)  # fmt: skip
     first_per_case = {}
     for *_, divergence in failures:
         first_per_case.setdefault(divergence["case"], divergence)
@@ -392,9 +403,12 @@ def verify_references(subject, refs, require: str = "offered") -> dict:
         "not_provided": [n for n in names if n not in provided],
         "require": require,
         "modes": modes,
-        "ok": ok,
-        "complete": complete,
-        "verdict": verdict,
+        "files_not_read": files_not_read,
+        "ok": not judged.failed,
+        "complete": not judged.left_out,
+        "verdict": judged.verdict,
+        "reasons": list(judged.reasons),
+        "left_out": list(judged.left_out),
         "max_abs": largest[1].max_abs if largest else float("nan"),
         "max_abs_at": {"name": largest[1].name, "case": largest[0]} if largest else None,
         "max_rel": max((c.max_rel for _, c in chained_all), default=float("nan")),
@@ -520,7 +534,6 @@ def verify_model(model_dir, factory=None, dtypes=("float32", "float64"), referen
     memory = dict(plan, baseline_rss_bytes=baseline, peak_rss_bytes=peak, peak_over_baseline_bytes=peak - baseline,
                   within_bound=peak - baseline <= plan["bound_bytes"], children_peak_rss_bytes=children_peak_rss_bytes(),
                   own_engine=own_engine, bound_applies=own_engine and plan["weights_bytes"] >= BOUND_FROM_BYTES)  # fmt: skip
-    verdicts = {r["verdict"] for r in runs}
-    verdict = "FAIL" if "FAIL" in verdicts else "INCOMPLETE" if "INCOMPLETE" in verdicts else "PASS"
+    verdict = combine([r["verdict"] for r in runs])
     return {"ok": verdict == "PASS", "verdict": verdict, "model": str(model_dir), "weights_sha256": model_dir.weights_sha256,
             "versions": versions(), "memory": memory, "peak_rss_bytes": peak, "runs": runs}  # fmt: skip
