@@ -36,15 +36,15 @@ def run_audit(
     command: str | None = None,
 ) -> dict:
     """{"ok", "verdict", "missing", "created", "command", "verify", "faults", "mutation"}. The verdict is FAIL
-    when parity, a fault or the mutation score fails; INCOMPLETE when a part did not run (no mutmut results, a
-    verification mode the engine does not offer), each named in "missing"; PASS only when every part ran
-    and passed."""
+    when parity, a fault or the mutation score fails; INCOMPLETE when a part did not run (no mutmut results, or
+    anything verify left out: a verification mode the engine does not offer, ...), each named in "missing"; PASS
+    only when every part ran and passed (verification.verdict.decide, everything required)."""
     verify = verify_model(model_dir, dtypes=["float32", "float64"], command=command)
     fault_report = catalogue_on(fault_model_dir, names=faults, with_sensitivity=with_sensitivity, command=command)
     mutation = mutation_results(mutation_dirs, equivalents, minimum)
     missing = [f"mutation testing ({mutation['missing']})"] if "missing" in mutation else []
-    missing += [f"verify {r['dtype']}: {mode} ({m['why']})" for r in verify["runs"] for mode, m in r["modes"].items() if not m["ran"]]
-    failed = [f"verify: {verify['verdict']}"] if verify["verdict"] != "PASS" else []
+    missing += [f"verify {r['dtype']}: {item}" for r in verify["runs"] for item in r["left_out"]]  # an audit requires all
+    failed = [f"verify {r['dtype']}: {reason}" for r in verify["runs"] if r["verdict"] == "FAIL" for reason in r["reasons"]]
     if fault_report["caught"] != fault_report["total"]:
         failed.append(f"faults: {fault_report['caught']} of {fault_report['total']} caught")
     if not mutation.get("passes", True):

@@ -375,16 +375,17 @@ def _table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
 def _parity_section(verify: dict) -> str:
     from html import escape
 
-    out = [f"<h2>Parity with transformers: {_verdict(verify['ok'])}</h2>",
+    out = [f"<h2>Parity with transformers: {_verdict_word(verify['verdict'])}</h2>",
            f"<p>Model <code>{escape(verify['model'])}</code>. Chained: the engine runs from the token ids; "
            "isolated: each stage is fed the reference's own input. Margin = max|diff| / tolerance (&lt; 1 passes); "
            "tolerance = the checkpoint's budget on that case (below each run: how it was measured).</p>"]  # fmt: skip
     for run in verify["runs"]:
         fd = run["first_divergence"]
-        out.append(f"<h3>{run['dtype']}: {_verdict(run['ok'])}</h3><p>cases: {escape(', '.join(run['cases']))}; "
+        out.append(f"<h3>{run['dtype']}: {_verdict_word(run['verdict'])}</h3><p>cases: {escape(', '.join(run['cases']))}; "
                    f"max abs diff {run['max_abs']:.3e}, max rel diff {run['max_rel']:.3e}, worst margin "
                    f"{run['worst_margin']:.3g}" + (f"; first diverging checkpoint {escape(fd['name'])} "
-                   f"(case {escape(fd['case'])}): {escape(fd['message'])}" if fd else "") + "</p>")  # fmt: skip
+                   f"(case {escape(str(fd['case']))}): {escape(fd['message'])}" if fd else "") + "</p>")  # fmt: skip
+        out += [f"<p>{escape(line)}</p>" for line in format_reasons(run)]
         out.append(f"<p>{escape(format_budgets(run))}</p>")
         out.append(error_growth_svg(run))
         out.append(margin_heatmaps(run))
@@ -392,6 +393,10 @@ def _parity_section(verify: dict) -> str:
         rows = []
         for row in run["checkpoints"]:
             ch = row["chained"]
+            if ch is None:  # nothing to show but why
+                why = "not compared (no case ran)" if row["provided"] else "not provided by the subject"
+                rows.append([escape(row["name"]), *["-"] * 7, f'<span class="fail">{why}</span>'])
+                continue
             problems = [c["problem"] for c in (ch, row["isolated"], row["cached"]) if c is not None and c["problem"]]
             rows.append([escape(row["name"]), _num(ch["max_abs"]), _num(ch["max_rel"]), _num(ch["tolerance"]),
                          _num(ch["margin"], ".3g"), _margin(row["isolated"]), _margin(row["cached"]), escape(ch["case"]),
@@ -444,8 +449,9 @@ def _mutation_section(mutation: dict) -> str:
     ])  # fmt: skip
 
 
-def _overall_verdict(report: dict) -> str:
-    return {"PASS": _verdict(True), "FAIL": _verdict(False)}.get(report["verdict"], '<span class="fail">INCOMPLETE</span>')
+def _verdict_word(verdict: str) -> str:
+    """PASS, FAIL or INCOMPLETE as the page shows it (an INCOMPLETE never green)."""
+    return {"PASS": _verdict(True), "FAIL": _verdict(False)}.get(verdict, '<span class="fail">INCOMPLETE</span>')
 
 
 def verify_html(report: dict) -> str:
@@ -455,7 +461,7 @@ def verify_html(report: dict) -> str:
 
     return "".join([
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>gpt2core verify</title><style>{CSS}</style></head><body>",
-        f"<h1>gpt2core verify: {_overall_verdict(report)}</h1>",
+        f"<h1>gpt2core verify: {_verdict_word(report['verdict'])}</h1>",
         "".join(f"<p>{escape(run['dtype'])}: {escape(coverage(run) + extremes(run))}</p>" for run in report["runs"]),
         _parity_section(report), "</body></html>",
     ])  # fmt: skip
@@ -471,7 +477,7 @@ def audit_html(audit: dict) -> str:
     versions = [[escape(k), escape(str(v))] for k, v in verify["versions"].items()]
     return "".join([
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>gpt2core audit</title><style>{CSS}</style></head><body>",
-        f"<h1>gpt2core audit: {_overall_verdict(audit)}</h1>",
+        f"<h1>gpt2core audit: {_verdict_word(audit['verdict'])}</h1>",
         "".join(f'<p class="fail">Not run: {escape(m)}</p>' for m in audit["missing"]),
         f"<p>Created {escape(audit['created'])} by <code>{escape(audit['command'] or '')}</code>.</p>",
         _parity_section(verify), _faults_section(faults), _mutation_section(audit["mutation"]),

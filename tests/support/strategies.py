@@ -44,3 +44,36 @@ def head_shapes(draw, max_batch=3, max_heads=4, max_head_dim=32, max_seq=12):
     )
 
 
+
+
+# -- what a verification run's verdict is drawn from (gpt2core.verification.verdict.judge's arguments) --
+
+VERDICT_MODES = ("chained", "isolated", "cached", "generate", "sampled")
+VERDICT_CHECKPOINTS = ("embeddings", "h0.attn_probs", "h0.mlp_out", "h1.ln_1", "ln_f", "logits")
+VERDICT_CASES = ("one_token", "hello", "padded_batch")
+
+
+@st.composite
+def verdict_evidence(draw):
+    """judge()'s keyword arguments: any mix of failures (in any mode and case), checkpoints not provided,
+    cases and modes not run, waivers, files no comparison read, logits never compared, a distribution out of
+    its budget, under either --require."""
+    provided = draw(st.lists(st.sampled_from(VERDICT_CHECKPOINTS), unique=True))
+    not_run = draw(st.lists(st.sampled_from(VERDICT_CASES), unique=True))
+    ran = draw(st.fixed_dictionaries({mode: st.booleans() for mode in VERDICT_MODES}))
+    failures = draw(st.lists(st.fixed_dictionaries({
+        "mode": st.sampled_from(VERDICT_MODES), "case": st.sampled_from(VERDICT_CASES),
+        "name": st.sampled_from(VERDICT_CHECKPOINTS), "message": st.text("abc <>&", max_size=8)}), max_size=3))  # fmt: skip
+    return {
+        "require": draw(st.sampled_from(["offered", "all"])),
+        "checkpoints": VERDICT_CHECKPOINTS,
+        "provided": provided,
+        "cases_not_run": {case: f"the map says so ({case})" for case in not_run},
+        "modes": {mode: {"ran": r, "why": None if r else f"{mode} not offered"} for mode, r in ran.items()},
+        "failures": failures,
+        "logits_compared": draw(st.booleans()),
+        "distribution_ok": draw(st.sampled_from([None, True, False])),
+        "distribution_why": "KL mean over its budget",
+        "waived": draw(st.lists(st.sampled_from(["h0.mlp_out (chained, case hello): GELU table"]), max_size=1)),
+        "files_not_read": draw(st.lists(st.sampled_from(["hello/extra.npy", "one_token/stage/x.npy"]), unique=True)),
+    }

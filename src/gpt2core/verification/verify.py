@@ -134,16 +134,22 @@ def masked_convention(name: str, got, ref: np.ndarray, convention, defined: np.n
 def compare_isolated(subject, case, names, tol: dict = CHECKPOINT_TOL, budget=None) -> list[Comparison]:
     """Every checkpoint computed by the subject's own stage from the reference's inputs, in the subject's
     masked-score convention, over the entries the model defines."""
-    refs = {n: case.array(n) for n in names}  # each file read once: stages read their inputs from here
+    refs = {}  # each file read once: stages read their inputs from here, provided or not
+
+    def ref(name: str) -> np.ndarray:
+        if name not in refs:
+            refs[name] = case.array(name)
+        return refs[name]
+
     tokens = token_mask(case)
     out = []
     for n in names:
         try:
-            got = subject.stage(n, case, refs.__getitem__)
+            got = subject.stage(n, case, ref)
         except DumpError as e:  # an engine verified through files: its stage's file is missing or broken
             out.append(failed(n, str(e)))
             continue
-        out.append(compare_defined(subject, n, got, refs[n], tokens, tol, at_least(budget, n)))
+        out.append(compare_defined(subject, n, got, ref(n), tokens, tol, at_least(budget, n)))
     return out
 
 

@@ -1,0 +1,98 @@
+"""Every output of `gpt2core verify` says the same verdict: the exit status, the JSON, the text report, the JUnit
+XML (failures and errors), the HTML page, and the audit built on it. One scenario per way a verdict is reached,
+each through the command line with a subject of tests/support/verdict_subjects.py."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from junitparser import Error, Failure, JUnitXml, Skipped
+
+from gpt2core.audit import run_audit
+from gpt2core.cli import EXIT_CODES, main
+from gpt2core.mutation import score
+from gpt2core.report import audit_html, format_verify, verify_html
+
+# subject factory (support.verdict_subjects), --require, the verdict, a fragment of the reasons or of what was left out
+SCENARIOS = [
+    ("passing", "offered", "PASS", None),
+    ("passing", "all", "PASS", None),
+    ("spoiled", "offered", "FAIL", "chained hello h1.mlp_out: "),
+    ("spoiled", "all", "FAIL", "chained hello h1.mlp_out: "),
+    ("spoiled_step", "offered", "FAIL", "cached hello logits: "),
+    ("short_decode", "offered", "FAIL", "decode yielded"),
+    ("refusing_every_case", "offered", "FAIL", "the logits were compared on no case"),
+    ("waived", "offered", "PASS", "waived: h1.mlp_out (chained, case hello): a test's declared deviation"),
+    ("waived", "all", "INCOMPLETE", "waived: h1.mlp_out (chained, case hello): a test's declared deviation"),
+    ("not_providing", "offered", "PASS", "checkpoint h0.attn_probs not provided"),
+    ("not_providing", "all", "INCOMPLETE", "checkpoint h0.attn_probs not provided"),
+    ("refusing_a_case", "offered", "PASS", "case padded_batch not run (the test says so)"),
+    ("refusing_a_case", "all", "INCOMPLETE", "case padded_batch not run (the test says so)"),
+    ("chained_only", "offered", "PASS", "mode isolated not run"),
+    ("chained_only", "all", "INCOMPLETE", "mode sampled not run"),
+]
+
+
+def verify(tiny_dir, tmp_path, capsys, factory: str, require: str):
+    """gpt2core verify on the tiny model in float64: (exit status, JSON report, JUnit, HTML)."""
+    junit, html = tmp_path / "junit.xml", tmp_path / "verify.html"
+    rc = main(["verify", "--model", str(tiny_dir), "--dtype", "float64", "--subject", f"support.verdict_subjects:{factory}",
+               "--require", require, "--json", "--junit", str(junit), "--html", str(html)])  # fmt: skip
+    out = capsys.readouterr().out
+    return rc, json.loads(out.splitlines()[-1]), JUnitXml.fromfile(str(junit)), html.read_text()
+
+
+def junit_counts(xml) -> dict:
+    cases = [c for suite in xml for c in suite]
+    kinds = [type(c.result[0]) if c.result else None for c in cases]
+    return {"failures": kinds.count(Failure), "errors": kinds.count(Error), "skipped": kinds.count(Skipped)}
+
+
+def audit_of(report: dict, tiny_dir, monkeypatch) -> dict:
+    """The audit with this verify report, a fault catalogue that caught its one fault and mutation testing that
+    passed: the audit's verdict is the verify run's, everything required."""
+    import gpt2core.audit as audit
+
+    faults = {"model": "stress", "caught": 1, "total": 1, "faults": [], "weights_sha256": {}}
+    monkeypatch.setattr(audit, "verify_model", lambda *a, **k: report)
+    monkeypatch.setattr(audit, "catalogue_on", lambda *a, **k: faults)
+    monkeypatch.setattr(audit, "mutation_results", lambda *a, **k: score({"m_1": 1}, {}).as_dict(0.95))
+    return run_audit(tiny_dir, tiny_dir)
+
+
+@pytest.mark.parametrize("factory, require, verdict, reason", SCENARIOS, ids=[f"{f}-{r}" for f, r, *_ in SCENARIOS])
+def test_every_output_says_the_verdict(factory, require, verdict, reason, tiny_dir, tmp_path, capsys, monkeypatch):
+    rc, report, xml, html = verify(tiny_dir, tmp_path, capsys, factory, require)
+    (run,) = report["runs"]
+    assert (report["verdict"], run["verdict"]) == (verdict, verdict), run["reasons"] or run["left_out"]
+    assert rc == EXIT_CODES[verdict] and report["ok"] == (verdict == "PASS") == (rc == 0)
+    said = run["reasons"] + run["left_out"]
+    assert reason is None and not said or any(reason in r for r in said), said
+    assert (verdict == "FAIL") == bool(run["reasons"]) == (not run["ok"]) or verdict == "INCOMPLETE" and run["reasons"]
+    # the text report: the headline, the reasons, the closing line
+    text = format_verify(report).splitlines()
+    assert text[0].startswith(f"float64: {verdict} - subject ") and text[-1].startswith(f"verify: {verdict} - ")
+    lines = {line.split(" (")[0]: line for line in text if line.startswith(("why ", "left out"))}
+    if verdict == "PASS":
+        assert set(lines) == ({"left out"} if run["left_out"] else set())
+    else:
+        assert reason in lines[f"why {verdict}"]
+    # JUnit: green exactly for a PASS; an INCOMPLETE is never green
+    counts = junit_counts(xml)
+    assert (counts["failures"] + counts["errors"] == 0) == (verdict == "PASS"), counts
+    # the HTML page and the audit's page
+    assert headings(html) == [f"gpt2core verify: {verdict}", f"Parity with transformers: {verdict}", f"float64: {verdict}"]
+    assert ('class="pass">' in html.split("</h1>")[0]) == (verdict == "PASS")  # green only for a PASS
+    audit = audit_of(report, tiny_dir, monkeypatch)
+    expected = verdict if verdict == "FAIL" or not run["left_out"] else "INCOMPLETE"  # an audit requires everything
+    assert audit["verdict"] == expected and audit["ok"] == (expected == "PASS")
+    assert headings(audit_html(audit))[:3] == [f"gpt2core audit: {expected}", f"Parity with transformers: {verdict}",
+                                               f"float64: {verdict}"]  # fmt: skip
+    assert headings(verify_html(report)) == headings(html)
+
+
+def headings(page: str) -> list[str]:
+    """The text of the page's h1, h2 and h3 headings, in order."""
+    return [re.sub(r"<[^>]+>", "", h) for h in re.findall(r"<h[123]>(.*?)</h[123]>", page)]
