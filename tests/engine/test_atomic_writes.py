@@ -19,8 +19,9 @@ from gpt2core.verification import atomic
 # (a marker file) and waits: the test interrupts it there, inside the write, at a point the test controls
 # (interrupting at a moment the test only guessed raced with the writer on a loaded machine)
 PAUSED_REFERENCES = """
-import sys, time
+import signal, sys, time
 from pathlib import Path
+signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C raises here even where a background job's parent ignores it
 from gpt2core.verification import reference_set
 marker, argv = Path(sys.argv[1]), sys.argv[2:]
 real = reference_set.write_case
