@@ -12,57 +12,12 @@ import json
 
 import numpy as np
 import pytest
+from support.dump_engine import MAP, write_dumps
 from support.models import engine_model
 
 from gpt2core.cli import main
 from gpt2core.verification.dumps import FORMAT, DumpMap
 from gpt2core.verification.errors import DumpError
-
-PER_LAYER = ("ln_1", "attn_scores", "attn_probs", "attn_heads", "attn_out", "resid_mid", "ln_2", "mlp_fc", "mlp_act",
-             "mlp_out", "out")  # fmt: skip
-MAP = {
-    "format": FORMAT, "engine": "rearranged numpy", "dtype": "float64", "runs": {"batch": False, "padding": False},
-    "masked_scores": "-inf",
-    "checkpoints": {
-        "embeddings": {"file": "{case}/embeddings.npy", "layout": "t c"},
-        **{f"h{{i}}.{k}": {"file": f"{{case}}/layer{{i}}/{k}.npy", "layout": "h t s" if k.startswith("attn_") and k[5:] in ("scores", "probs") else "t c"}
-           for k in PER_LAYER},
-        **{f"h{{i}}.{k}": {"file": "{case}/layer{i}/qkv.npy", "layout": "t (three h d)", "select": {"three": n}}
-           for n, k in enumerate(("q", "k", "v"))},
-        "ln_f": {"file": "{case}/ln_f.npy", "layout": "t c"},
-        "logits": {"file": "{case}/logits.npy", "layout": "t v", "vocab_padded": True},
-    },
-}  # fmt: skip
-
-
-def write_dumps(model, refs, out, broken=None):
-    """The engine's checkpoints of every one-row case, laid out as MAP says (the qkv of layer 0 broken on
-    request by swapping k and v)."""
-    for case in refs.cases:
-        if case.input_ids.shape[0] > 1:
-            continue
-        rec = {}
-        model.forward(case.input_ids, checkpoints=rec)
-        d = out / case.name
-        for i in range(model.config.n_layer):
-            (d / f"layer{i}").mkdir(parents=True, exist_ok=True)
-            for k in PER_LAYER:
-                a = rec[f"h{i}.{k}"][0]
-                if k == "attn_scores":
-                    a = np.where(a == np.finfo(a.dtype).min, -np.inf, a)
-                np.save(d / f"layer{i}" / f"{k}.npy", a)
-            q, k_, v = (rec[f"h{i}.{n}"][0].transpose(1, 0, 2).reshape(case.input_ids.shape[1], -1) for n in "qkv")
-            if broken == "kv_swapped" and i == 0:
-                k_, v = v, k_
-            np.save(d / f"layer{i}" / "qkv.npy", np.concatenate([q, k_, v], axis=-1))
-        np.save(d / "embeddings.npy", rec["embeddings"][0])
-        np.save(d / "ln_f.npy", rec["ln_f"][0])
-        logits = rec["logits"][0]
-        V = logits.shape[-1]
-        padded = np.zeros((logits.shape[0], -(-V // 64) * 64), logits.dtype)
-        padded[:, :V] = logits
-        np.save(d / "logits.npy", padded)
-
 
 @pytest.fixture
 def dumped(tiny_dir, tmp_path, tmp_path_factory):

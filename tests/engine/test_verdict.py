@@ -29,7 +29,7 @@ def check(e: dict) -> None:
     assert v.ok == (v.verdict == "PASS")
     # every reason is named: each failure by its mode, case and checkpoint, each thing left out by what it is
     for f in e["failures"]:
-        assert any(r.startswith(f"{f['mode']} {f['case']} {f['name']}: ") and f["message"] in r for r in v.failed), (f, v.failed)
+        assert any(r.startswith(f"{f['name']} ({f['mode']}, case {f['case']}): ") and f["message"] in r for r in v.failed), (f, v.failed)
     assert ("next-token distribution: KL mean over its budget" in v.failed) == (e["distribution_ok"] is False)
     assert any("compared on no case" in r for r in v.failed) == (not e["logits_compared"])
     assert len(v.failed) == len(e["failures"]) + (e["distribution_ok"] is False) + (not e["logits_compared"])

@@ -19,9 +19,9 @@ from gpt2core.report import audit_html, format_verify, verify_html
 SCENARIOS = [
     ("passing", "offered", "PASS", None),
     ("passing", "all", "PASS", None),
-    ("spoiled", "offered", "FAIL", "chained hello h1.mlp_out: "),
-    ("spoiled", "all", "FAIL", "chained hello h1.mlp_out: "),
-    ("spoiled_step", "offered", "FAIL", "cached hello logits: "),
+    ("spoiled", "offered", "FAIL", "h1.mlp_out (chained, case hello): "),
+    ("spoiled", "all", "FAIL", "h1.mlp_out (chained, case hello): "),
+    ("spoiled_step", "offered", "FAIL", "logits (cached, case hello): "),
     ("short_decode", "offered", "FAIL", "decode yielded"),
     ("refusing_every_case", "offered", "FAIL", "the logits were compared on no case"),
     ("waived", "offered", "PASS", "waived: h1.mlp_out (chained, case hello): a test's declared deviation"),

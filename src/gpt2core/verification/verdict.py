@@ -61,14 +61,15 @@ def judge(
     checkpoints      every checkpoint name of the reference set; `provided`: those the subject gives
     cases_not_run    case name -> why the subject did not run it
     modes            mode -> {"ran": bool, "why": why it did not run (when it did not)}
-    failures         one per failing (mode, case): {"mode", "case", "name", "message"}
+    failures         one per failing (mode, case): {"mode", "case", "name", "message"} (named
+                     "<name> (<mode>, case <case>): <message>")
     logits_compared  whether the logits were compared on at least one case
     distribution_ok  the next-token distribution within its budget (None: not judged); `distribution_why`
                      says how it was exceeded
     waived           each comparison passed only as a declared deviation, named
     files_not_read   each file the engine wrote that no comparison read
     """
-    failed = [f"{f['mode']} {f['case']} {f['name']}: {f['message']}" for f in failures]
+    failed = [f"{f['name']} ({f['mode']}, case {f['case']}): {f['message'].removeprefix(f['name'] + ': ')}" for f in failures]
     if distribution_ok is False:
         failed.append(f"next-token distribution: {distribution_why}")
     if not logits_compared:

@@ -1,0 +1,165 @@
+"""A command subject's contract, row by row: every way an engine command can misbehave is a named error (exit 2)
+or a failure or NOT RUN line that the verdict counts; never a pass it did not earn. The same for a Python
+subject whose claims (`provides`, `can_run`, capabilities) disagree with what it returns.
+
+The command is a shell line that copies dumps gpt2core's engine wrote in its own layout (support.dump_engine) into
+{dumps}, then does one thing wrong."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import numpy as np
+import pytest
+from support.dump_engine import MAP, write_dumps
+from support.models import engine_model
+
+from gpt2core.cli import main
+from gpt2core.verification.dumps import DumpMap
+from gpt2core.verification.errors import SubjectError
+from gpt2core.verification.external import CommandSubject
+from gpt2core.verification.verify import verify_references
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_dir, tmp_path_factory):
+    """(tiny model dir, reference set, a directory of correct dumps for MAP)."""
+    from support.references import reference_set
+
+    refs = reference_set(tiny_dir, np.float64, tmp_path_factory)
+    good = tmp_path_factory.mktemp("good-dumps")
+    write_dumps(engine_model(tiny_dir, np.float64), refs, good)
+    return tiny_dir, refs, good
+
+
+def run_command(engine, tmp_path, capsys, after: str, dump_map: dict = MAP, *extra):
+    """gpt2core verify --subject-cmd '<copy the good dumps>; <after>' -> (exit status, report or None, stderr)."""
+    tiny_dir, refs, good = engine
+    (tmp_path / "map.json").write_text(json.dumps(dump_map))
+    cmd = f"cp -r {shlex.quote(str(good))}/. {{dumps}} && cd {{dumps}} && {after}"
+    rc = main(["verify", "--model", str(tiny_dir), "--references", str(refs.root), "--subject-cmd", cmd,
+               "--map", str(tmp_path / "map.json"), "--json", *extra])  # fmt: skip
+    out = capsys.readouterr()
+    return rc, (json.loads(out.out) if out.out else None), out.err
+
+
+SAVE = "python -c 'import numpy as np, sys; np.save(sys.argv[1], {})' {}"  # writes one .npy file in the command
+
+# (row, what the command does after copying the good dumps, extra arguments, the outcome)
+#   outcome ("error", text): exit 2, one line naming it;  ("FAIL", text): a failure naming it;
+#   ("left out", text): PASS under --require offered, INCOMPLETE under --require all, the line saying what
+ROWS = [
+    ("exit status non-zero", "exit 3", [], ("error", "the engine command exited with status 3")),
+    ("exit status 1", "echo 'engine: out of memory' >&2; exit 1", [], ("error", "exited with status 1: ")),
+    ("killed by a signal", "kill -SEGV $$", [], ("error", "was killed by signal SIGSEGV (11)")),
+    ("a child killed, as a shell reports it", "sh -c 'kill -KILL $$'", [], ("error", "status 137 (a shell's status for signal SIGKILL)")),
+    ("timeout", "sleep 30", ["--timeout", "1"], ("error", "ran past --timeout 1 s and was stopped")),
+    ("a declared file missing", "rm hello/layer1/mlp_act.npy", [], ("FAIL", "hello/layer1/mlp_act.npy is missing")),
+    ("an undeclared file present", SAVE.format("np.zeros(3)", "hello/stray.npy"), [], ("left out", "file not read: hello/stray.npy")),
+    ("a case the map says it cannot run", "true", [], ("left out", "case padded_batch not run (3 rows, and the map says")),
+    ("wrong shape", SAVE.format("np.zeros((3, 5))", "hello/ln_f.npy"), [], ("FAIL", "does not fit layout")),
+    ("wrong dtype", SAVE.format("np.zeros((2, 64), np.float32)", "hello/ln_f.npy"), [], ("FAIL", "dtype float32, the map declares precision float64")),
+    ("not floats", SAVE.format("np.zeros((2, 64), np.int64)", "hello/ln_f.npy"), [], ("FAIL", "dtype int64, expected floats")),
+    ("NaN where the map declares none",
+     "python -c 'import numpy as np; a = np.load(\"hello/ln_f.npy\"); a[1, 3] = np.nan; np.save(\"hello/ln_f.npy\", a)'",
+     [], ("FAIL", "non-finite value at")),
+    ("inf where the map declares none",
+     "python -c 'import numpy as np; a = np.load(\"hello/ln_f.npy\"); a[0, 0] = np.inf; np.save(\"hello/ln_f.npy\", a)'",
+     [], ("FAIL", "non-finite value at")),
+    ("an unreadable file", "printf 'not npy' > hello/ln_f.npy", [], ("FAIL", "not a readable .npy file")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("row, after, extra, outcome", ROWS, ids=[r[0] for r in ROWS])
+def test_each_way_a_command_misbehaves_is_named_and_counted(engine, tmp_path, capsys, row, after, extra, outcome):
+    kind, text = outcome
+    rc, report, err = run_command(engine, tmp_path, capsys, after, MAP, *extra)
+    if kind == "error":
+        assert rc == 2 and report is None and text in err and len(err.strip().splitlines()) == 1, err
+        return
+    (run,) = report["runs"]
+    if kind == "FAIL":
+        assert rc == 1 and run["verdict"] == "FAIL" and any(text in r for r in run["reasons"]), run["reasons"]
+        return
+    assert rc == 0 and run["verdict"] == "PASS" and any(text in r for r in run["left_out"]), run["left_out"]
+    rc, report, _ = run_command(engine, tmp_path, capsys, after, MAP, "--require", "all")
+    assert rc == 3 and report["verdict"] == "INCOMPLETE" and any(text in r for r in report["runs"][0]["reasons"])
+
+
+@pytest.mark.parametrize("claim, text", [
+    ({"modes": ["chained", "generate"]}, "generated_ids.npy is missing"),
+    ({"modes": ["chained", "isolated"]}, "hello/stage/"),
+    ({"modes": ["chained", "cached"]}, "/decode/t"),
+    ({"modes": ["chained", "sampled"]}, "sample.scores@step=0.npy is missing"),
+    ({"runs": {"batch": True, "padding": True}}, "padded_batch/"),
+    ({"masked_scores": "min"}, "a masked entry is not the mask value"),  # the dumps write masked scores -inf, the map says the dtype's minimum
+])  # fmt: skip
+def test_a_claim_the_outputs_do_not_show_fails(engine, tmp_path, capsys, claim, text):
+    """The map claims a mode, batches, or a masking convention the engine's files do not bear out: FAIL, named."""
+    rc, report, _ = run_command(engine, tmp_path, capsys, "true", {**MAP, **claim})
+    (run,) = report["runs"]
+    assert rc == 1 and run["verdict"] == "FAIL" and any(text in r for r in run["reasons"]), run["reasons"]
+
+
+def test_a_file_left_from_an_earlier_run_is_not_this_runs_output(engine, tmp_path):
+    """The dump directory holds a previous run's files (an engine command run through the Python API with a
+    directory of its own): one the command does not write again is named, never compared as this run's."""
+    import shutil
+
+    from gpt2core.verification.model_dir import read_model_dir
+
+    tiny_dir, refs, good = engine
+    dumps = tmp_path / "dumps"
+    shutil.copytree(good, dumps)  # the earlier run
+    command = f"cd {shlex.quote(str(good))} && find . -name '*.npy' ! -path ./sentence/ln_f.npy -exec cp --parents {{}} {{dumps}} ';'"
+    subject = CommandSubject(command, dumps, DumpMap(MAP), read_model_dir(tiny_dir).config, 60)
+    run = verify_references(subject, refs)
+    assert run["verdict"] == "FAIL" and run["reasons"], run
+    assert all("sentence/ln_f.npy is left from an earlier run: the engine command did not write it" in r for r in run["reasons"]), run["reasons"]
+
+
+class Claims:
+    """gpt2core's engine as a Python subject whose claims can be made to disagree with what it returns."""
+
+    name = "claims"
+
+    def __init__(self, inner, **changes):
+        self.inner = inner
+        self.__dict__.update(changes)
+
+    def __getattr__(self, attr):
+        return getattr(self.inner, attr)
+
+
+@pytest.mark.parametrize("change, text", [
+    (lambda s: {"checkpoints": lambda case: {k: v for k, v in s.checkpoints(case).items() if k != "ln_f"}}, "ln_f (chained, case hello): not returned by the subject"),
+    (lambda s: {"checkpoints": lambda case: {} if case.name == "hello" else s.checkpoints(case)}, "embeddings (chained, case hello): not returned by the subject"),
+    (lambda s: {"decode": lambda case, split: (dict(r) for r in list(s.decode(case, split))[:-1])}, "decode yielded"),
+    (lambda s: {"decode": lambda case, split: ({k: v for k, v in r.items() if k != "h1.v"} for r in s.decode(case, split))},
+     "h1.v@t="),
+    (lambda s: {"generate": lambda case, n: s.generate(case, n)[:, :-1]}, "ids of shape"),
+    (lambda s: {"sample_scores": lambda case, settings, ids: {}}, "not returned by the subject"),
+])  # fmt: skip
+def test_a_python_subject_whose_claims_disagree_with_its_returns_fails(tiny_dir, engine, change, text):
+    from gpt2core.verification.numpy_subject import NumpySubject
+
+    _, refs, _ = engine
+    inner = NumpySubject(engine_model(tiny_dir, np.float64))
+    run = verify_references(Claims(inner, **change(inner)), refs)
+    assert run["verdict"] == "FAIL" and any(text in r for r in run["reasons"]), run["reasons"]
+
+
+def test_a_capability_without_its_method_is_refused(tiny_dir, engine):
+    from gpt2core.verification.numpy_subject import NumpySubject
+
+    _, refs, _ = engine
+
+    class NoDecode:
+        name, capabilities = "no decode", frozenset({"decode"})
+
+        def __init__(self, inner):
+            self.checkpoints = inner.checkpoints
+
+    with pytest.raises(SubjectError, match="declares 'decode' but has no decode\\(\\) method"):
+        verify_references(NoDecode(NumpySubject(engine_model(tiny_dir, np.float64))), refs)
