@@ -39,11 +39,12 @@ def pytest_configure(config):
 # stops at the first failure (-x), so a killed mutant then costs its cheapest failing test, and keeping each
 # module's tests together sets its fixtures up once. Modules not listed run before the fault catalogue.
 MUTMUT_ORDER = (
-    "engine/test_architecture.py", "negative/test_bad_input.py", "engine/test_compare.py", "engine/test_mutation_score.py", "property/test_ops.py",
+    "engine/test_architecture.py", "engine/test_verdict.py", "negative/test_bad_input.py", "engine/test_compare.py", "engine/test_mutation_score.py", "property/test_ops.py",
     "property/test_sampling.py", "engine/test_hub.py", "engine/test_generation.py", "parity/test_checkpoints.py",
     "parity/test_logits.py", "parity/test_conformance.py", "engine/test_loading.py", "engine/test_checkpoint_recording.py",
     "property/test_invariants.py", "parity/test_references.py", "property/test_models.py",
     "negative/test_fuzz_readers.py", "engine/test_subjects.py", "engine/test_dumps.py", "engine/test_layouts.py",
+    "engine/test_report_trust.py", "engine/test_command_contract.py", "engine/test_verdict_outputs.py",
 )  # fmt: skip
 LAST = "negative/test_fault_catalogue.py"
 
