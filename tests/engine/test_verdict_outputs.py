@@ -96,3 +96,32 @@ def test_every_output_says_the_verdict(factory, require, verdict, reason, tiny_d
 def headings(page: str) -> list[str]:
     """The text of the page's h1, h2 and h3 headings, in order."""
     return [re.sub(r"<[^>]+>", "", h) for h in re.findall(r"<h[123]>(.*?)</h[123]>", page)]
+
+
+def test_a_distribution_out_of_its_budget_fails_every_output(tiny_dir, tmp_path, capsys, monkeypatch):
+    """Every checkpoint passes, but the next-token distribution exceeds its budget (budgets that nothing meets,
+    through the real distribution_report): FAIL, said by every output."""
+    import gpt2core.verification.verify as verify_module
+
+    class Unmeetable:
+        def distribution(self):
+            return {"kl_mean": -1.0, "kl_max": -1.0, "honest": {"kl_max": 0.0, "top1_agreement": 1.0}}
+
+    real = verify_module.distribution_report
+    monkeypatch.setattr(verify_module, "distribution_report", lambda metrics, budgets: real(metrics, Unmeetable()))
+    rc, report, xml, html = verify(tiny_dir, tmp_path, capsys, "passing", "offered")
+    (run,) = report["runs"]
+    assert rc == 1 and report["verdict"] == run["verdict"] == "FAIL"
+    assert all(r["chained"]["ok"] for r in run["checkpoints"])  # nothing else failed
+    assert run["reasons"] == [f"next-token distribution: {run['distribution']['divergence']['message']}"]
+    assert "next-token KL divergence mean" in run["reasons"][0] and "exceeds its budget -1.000e+00" in run["reasons"][0]
+    assert junit_counts(xml)["failures"] >= 1 and headings(html)[0] == "gpt2core verify: FAIL"
+    assert "why FAIL (1): next-token distribution:" in format_verify(report)
+
+
+def test_the_verdict_over_dtypes_is_the_worst_runs(tiny_dir, tmp_path, capsys):
+    """float64 passes and float32 fails (the subject spoils float32 only): the command's verdict is FAIL."""
+    rc = main(["verify", "--model", str(tiny_dir), "--subject", "support.verdict_subjects:spoiled_in_float32", "--json"])
+    report = json.loads(capsys.readouterr().out.splitlines()[-1])
+    verdicts = {r["dtype"]: r["verdict"] for r in report["runs"]}
+    assert verdicts == {"float32": "FAIL", "float64": "PASS"} and report["verdict"] == "FAIL" and rc == 1
