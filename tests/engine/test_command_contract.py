@@ -17,7 +17,7 @@ from support.models import engine_model
 
 from gpt2core.cli import main
 from gpt2core.verification.dumps import DumpMap
-from gpt2core.verification.errors import SubjectError
+from gpt2core.verification.errors import DumpError, SubjectError
 from gpt2core.verification.external import CommandSubject
 from gpt2core.verification.verify import verify_references
 
@@ -83,6 +83,8 @@ def test_each_way_a_command_misbehaves_is_named_and_counted(engine, tmp_path, ca
         assert rc == 1 and run["verdict"] == "FAIL" and any(text in r for r in run["reasons"]), run["reasons"]
         return
     assert rc == 0 and run["verdict"] == "PASS" and any(text in r for r in run["left_out"]), run["left_out"]
+    stray = ["hello/stray.npy"] if row == "an undeclared file present" else []  # every other file was read
+    assert run["files_not_read"] == stray, run["files_not_read"]
     rc, report, _ = run_command(engine, tmp_path, capsys, after, MAP, "--require", "all")
     assert rc == 3 and report["verdict"] == "INCOMPLETE" and any(text in r for r in report["runs"][0]["reasons"])
 
@@ -116,7 +118,67 @@ def test_a_file_left_from_an_earlier_run_is_not_this_runs_output(engine, tmp_pat
     subject = CommandSubject(command, dumps, DumpMap(MAP), read_model_dir(tiny_dir).config, 60)
     run = verify_references(subject, refs)
     assert run["verdict"] == "FAIL" and run["reasons"], run
-    assert all("sentence/ln_f.npy is left from an earlier run: the engine command did not write it" in r for r in run["reasons"]), run["reasons"]
+    assert all("sentence/ln_f.npy is left from an earlier run: the engine command did not write it (it was there, "
+               "unchanged, before the command ran)" in r for r in run["reasons"]), run["reasons"]  # fmt: skip
+
+
+def test_the_command_is_given_the_references_the_model_and_its_own_dump_directory(engine, tmp_path, capsys):
+    tiny_dir, refs, good = engine
+    after = f"test -f {{references}}/manifest.json && test -f {{model}}/config.json && test {{references}} = {shlex.quote(str(refs.root))}"
+    rc, report, err = run_command(engine, tmp_path, capsys, after)
+    assert rc == 0 and report["verdict"] == "PASS", err
+
+
+def test_a_command_subject_runs_its_command_before_any_mode_reads_a_file(engine, tmp_path):
+    """Through the Python API a mode may be asked first: each runs the command once, before reading, into a
+    directory it makes (parents included), named after the dtype."""
+    from gpt2core.verification.external import command_factory
+    from gpt2core.verification.model_dir import read_model_dir
+
+    tiny_dir, refs, good = engine
+    case = next(c for c in refs.cases if c.name == "hello")
+    template = f"cp -r {shlex.quote(str(good))}/. {{dumps}} && echo ran >> {shlex.quote(str(tmp_path / 'runs'))}"
+    dump_map = DumpMap({**MAP, "modes": ["chained", "isolated", "cached", "generate", "sampled"]})
+    make = command_factory(template, dump_map, tmp_path / "a" / "b")
+    md = read_model_dir(tiny_dir)
+    first_calls = {
+        "checkpoints": lambda s: s.checkpoints(case)["ln_f"],
+        "stage": lambda s: s.stage("ln_f", case, None),
+        "decode": lambda s: next(iter(s.decode(case, 0)))["ln_f"],
+        "generate": lambda s: s.generate(case, 1),
+        "sample_scores": lambda s: s.sample_scores(case, None, case.input_ids)["x"],
+    }
+    for mode, call in first_calls.items():
+        subject = make(md, "float32")
+        assert subject.root == tmp_path / "a" / "b" / "float32"
+        (tmp_path / "runs").unlink(missing_ok=True)
+        try:
+            call(subject)
+        except (DumpError, KeyError):  # the good dumps hold the chained pass only: the other modes' files are missing
+            pass
+        assert (tmp_path / "runs").read_text() == "ran\n", mode
+        assert subject.ran, mode
+
+
+def test_a_missing_dump_directory_is_named():
+    from gpt2core.verification.external import dump_factory
+
+    with pytest.raises(SubjectError, match="dump directory not found: /nonexistent/dumps"):
+        dump_factory("/nonexistent/dumps", DumpMap(MAP))
+
+
+@pytest.mark.parametrize("returncode, words", [
+    (1, "exited with status 1"), (3, "exited with status 3"), (0, "exited with status 0"), (128, "exited with status 128"),
+    (129, "exited with status 129 (a shell's status for signal SIGHUP)"),
+    (137, "exited with status 137 (a shell's status for signal SIGKILL)"),
+    (139, "exited with status 139 (a shell's status for signal SIGSEGV)"),
+    (228, "exited with status 228"), (255, "exited with status 255"),
+    (-9, "was killed by signal SIGKILL (9)"), (-11, "was killed by signal SIGSEGV (11)"), (-1, "was killed by signal SIGHUP (1)"),
+])  # fmt: skip
+def test_how_a_command_ended_in_words(returncode, words):
+    from gpt2core.verification.external import exit_status
+
+    assert exit_status(returncode) == words
 
 
 class Claims:

@@ -83,12 +83,14 @@ def exit_status(returncode: int) -> str:
     128 + n, 'exited with status 139 (a shell's status for signal SIGSEGV)'."""
     if returncode < 0:
         return f"was killed by signal {signal_name(-returncode)} ({-returncode})"
-    if returncode > 128 and signal_name(returncode - 128) is not None:
-        return f"exited with status {returncode} (a shell's status for signal {signal_name(returncode - 128)})"
+    shell_signal = signal_name(returncode - 128)
+    if shell_signal is not None:
+        return f"exited with status {returncode} (a shell's status for signal {shell_signal})"
     return f"exited with status {returncode}"
 
 
 def signal_name(number: int) -> str | None:
+    """SIGSEGV for 11; None for a number that is no signal (0 and below included)."""
     try:
         return signal.Signals(number).name
     except ValueError:
