@@ -62,6 +62,28 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=key)  # stable: parametrized cases keep their order
 
 
+# Where the suite's time goes (docs/performance.md): with GPT2CORE_DURATIONS_FILE set, the seconds of every test
+# (setup, call and teardown, as pytest --durations counts them), summed per module, written there as JSON. Under
+# pytest-xdist the controller sees every worker's reports, so one file covers the whole run.
+MODULE_SECONDS: dict[str, list] = {}
+
+
+def pytest_runtest_logreport(report):
+    if os.environ.get("GPT2CORE_DURATIONS_FILE"):
+        seconds_and_tests = MODULE_SECONDS.setdefault(report.nodeid.split("::")[0], [0.0, 0])
+        seconds_and_tests[0] += report.duration
+        seconds_and_tests[1] += report.when == "call"
+
+
+def pytest_sessionfinish(session):
+    path = os.environ.get("GPT2CORE_DURATIONS_FILE")
+    if path and MODULE_SECONDS and not hasattr(session.config, "workerinput"):  # the controller (or a run without xdist)
+        import json
+
+        rows = sorted(MODULE_SECONDS.items(), key=lambda kv: -kv[1][0])
+        Path(path).write_text(json.dumps({m: {"seconds": round(s, 2), "tests": n} for m, (s, n) in rows}, indent=1))
+
+
 def pytest_report_header(config):
     name = config._gpt2core_fault
     return f"gpt2core: FAULT INJECTED: {name} (this run must fail)" if name else None
