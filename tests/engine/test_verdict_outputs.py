@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pytest
 from junitparser import Error, Failure, JUnitXml, Skipped
 
@@ -125,3 +126,39 @@ def test_the_verdict_over_dtypes_is_the_worst_runs(tiny_dir, tmp_path, capsys):
     report = json.loads(capsys.readouterr().out.splitlines()[-1])
     verdicts = {r["dtype"]: r["verdict"] for r in report["runs"]}
     assert verdicts == {"float32": "FAIL", "float64": "PASS"} and report["verdict"] == "FAIL" and rc == 1
+
+
+class WithoutGeneration:
+    """A reference set whose cases record no greedy continuation and no sampled path (as the conformance suite's
+    drawn cases): the generate and sampled modes have nothing to run."""
+
+    class Case:
+        greedy = sampling = None
+
+        def __init__(self, case):
+            self.case = case
+
+        def __getattr__(self, attr):
+            return getattr(self.case, attr)
+
+    def __init__(self, refs):
+        self.refs, self.cases = refs, [self.Case(c) for c in refs.cases]
+
+    def __getattr__(self, attr):
+        return getattr(self.refs, attr)
+
+
+def test_a_mode_offered_with_nothing_to_run_is_not_run_never_passed(tiny_dir, tmp_path_factory):
+    from support.references import reference_set
+
+    from gpt2core.verification.verify import verify_references
+    from support.verdict_subjects import passing
+
+    refs = WithoutGeneration(reference_set(tiny_dir, np.float64, tmp_path_factory))
+    for require, verdict in (("offered", "PASS"), ("all", "INCOMPLETE")):
+        run = verify_references(passing(tiny_dir, "float64"), refs, require=require)
+        assert run["modes"]["generate"] == {"ran": False, "ok": None, "why": "no case it ran records a greedy continuation"}
+        assert run["modes"]["sampled"] == {"ran": False, "ok": None, "why": "no case it ran records sampled generation"}
+        assert run["verdict"] == verdict and run["generate"] == run["sampled"] == []
+        assert run["left_out"] == ["mode generate not run (no case it ran records a greedy continuation)",
+                                   "mode sampled not run (no case it ran records sampled generation)"]  # fmt: skip
