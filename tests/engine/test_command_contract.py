@@ -8,6 +8,7 @@ The command is a shell line that copies dumps gpt2core's engine wrote in its own
 from __future__ import annotations
 
 import json
+import re
 import shlex
 
 import numpy as np
@@ -157,7 +158,9 @@ def test_a_command_subject_runs_its_command_before_any_mode_reads_a_file(engine,
         except (DumpError, KeyError):  # the good dumps hold the chained pass only: the other modes' files are missing
             pass
         assert (tmp_path / "runs").read_text() == "ran\n", mode
-        assert subject.ran, mode
+        assert subject.ran is True, mode
+    subject.checkpoints(case)["embeddings"]  # a later call, any mode, does not run the command again
+    assert (tmp_path / "runs").read_text() == "ran\n"
 
 
 def test_a_missing_dump_directory_is_named():
@@ -225,3 +228,32 @@ def test_a_capability_without_its_method_is_refused(tiny_dir, engine):
 
     with pytest.raises(SubjectError, match="declares 'decode' but has no decode\\(\\) method"):
         verify_references(NoDecode(NumpySubject(engine_model(tiny_dir, np.float64))), refs)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("support.verdict_subjects", "expected MODULE:FACTORY, e.g. my_engine.gpt2core_adapter:make_subject"),
+    (":passing", "expected MODULE:FACTORY"),
+    ("support.verdict_subjects:", "expected MODULE:FACTORY"),
+    ("support.verdict_subjects:passing:x", "support.verdict_subjects has no callable 'passing:x'"),
+    ("support.verdict_subjects:SPOILED", "has no callable 'SPOILED'"),
+    ("no_such_module_here:make", "cannot import no_such_module_here"),
+])  # fmt: skip
+def test_a_python_subject_named_wrongly_is_refused_naming_the_option(spec, message):
+    from gpt2core.verification.external import import_factory
+
+    with pytest.raises(SubjectError, match=f"^--gpt2core-subject {re.escape(repr(spec))}: .*{re.escape(message)}"):
+        import_factory(spec, "--gpt2core-subject")
+
+
+def test_a_python_subject_is_imported_from_the_current_directory_first(tmp_path, monkeypatch):
+    import sys
+
+    from gpt2core.verification.external import import_factory
+
+    (tmp_path / "adapter_in_cwd.py").write_text("def make(model_dir, dtype):\n    return 'made'\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    assert import_factory("adapter_in_cwd:make")(None, None) == "made" and sys.path[0] == str(tmp_path)
+    monkeypatch.setattr(sys, "path", ["", *[p for p in sys.path if p != str(tmp_path)]])
+    import_factory("adapter_in_cwd:make")
+    assert str(tmp_path) not in sys.path  # "" already means the current directory

@@ -24,6 +24,7 @@ import numpy as np
 
 from .batch_layout import defined_entries, ids_to_left_padded, to_left_padded, token_mask
 from .compare import Comparison, compare, named_position
+from .compare import _problem as problem_of
 from .errors import DumpError
 from .memory import (check_fits, children_peak_rss_bytes, current_rss_bytes, give_back_freed_memory, peak_rss_bytes,
                      reset_peak_rss, run_memory)
@@ -154,8 +155,9 @@ def compare_isolated(subject, case, names, tol: dict = CHECKPOINT_TOL, budget=No
 
 
 def failed(name: str, problem: str) -> Comparison:
-    """A comparison that could not be made: the subject returned nothing usable for `name`."""
-    return Comparison(name, [], "-", float("inf"), float("inf"), 0.0, {}, problem=problem)
+    """A comparison that could not be made: the subject returned nothing usable for `name` (the comparison's own
+    problem record, of nothing)."""
+    return problem_of(name, None, problem)
 
 
 def compare_case(subject, case, mode: str, names, tol: dict = CHECKPOINT_TOL, budget=None) -> list[Comparison]:
