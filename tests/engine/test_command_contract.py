@@ -105,6 +105,14 @@ def test_a_claim_the_outputs_do_not_show_fails(engine, tmp_path, capsys, claim, 
     assert rc == 1 and run["verdict"] == "FAIL" and any(text in r for r in run["reasons"]), run["reasons"]
 
 
+def test_greedy_ids_that_are_not_integers_are_named(engine, tmp_path, capsys):
+    after = SAVE.format("np.zeros((1, 10))", "hello/generated_ids.npy")
+    rc, report, _ = run_command(engine, tmp_path, capsys, after, {**MAP, "modes": ["chained", "generate"]})
+    reasons = report["runs"][0]["reasons"]
+    assert rc == 1 and any(r.startswith("greedy generation (generate, case hello): ") and
+                           "dtype float64, expected integer token ids [B, T + 8]" in r for r in reasons), reasons  # fmt: skip
+
+
 def test_a_file_left_from_an_earlier_run_is_not_this_runs_output(engine, tmp_path):
     """The dump directory holds a previous run's files (an engine command run through the Python API with a
     directory of its own): one the command does not write again is named, never compared as this run's."""
@@ -243,6 +251,33 @@ def test_a_python_subject_named_wrongly_is_refused_naming_the_option(spec, messa
 
     with pytest.raises(SubjectError, match=f"^--gpt2core-subject {re.escape(repr(spec))}: .*{re.escape(message)}"):
         import_factory(spec, "--gpt2core-subject")
+    with pytest.raises(SubjectError, match=f"^--subject {re.escape(repr(spec))}: "):  # verify's option, by default
+        import_factory(spec)
+
+
+@pytest.mark.parametrize("stderr, said", [
+    ("", "the engine command exited with status 1: CMD"),
+    ("one", "the engine command exited with status 1: CMD; its stderr ends: one"),
+    ("l1\nl2\nl3\nl4\nl5\nl6\nl7\n\n", "the engine command exited with status 1: CMD; its stderr ends: l3 | l4 | l5 | l6 | l7"),
+])  # fmt: skip
+def test_a_failing_command_is_named_with_the_end_of_its_stderr_on_one_line(tmp_path, stderr, said):
+    from gpt2core.verification.external import run_engine_command
+
+    (tmp_path / "err.txt").write_text(stderr)
+    template = f"cat {shlex.quote(str(tmp_path / 'err.txt'))} >&2; exit 1"
+    with pytest.raises(SubjectError) as e:
+        run_engine_command(template, tmp_path, tmp_path / "dumps")
+    assert str(e.value) == said.replace("CMD", template)
+
+
+def test_what_the_command_prints_is_not_verifys_output(engine, tmp_path, capfd):
+    """The engine's stdout is captured: `verify --json` prints one JSON object whatever the engine chatters."""
+    tiny_dir, refs, good = engine
+    (tmp_path / "map.json").write_text(json.dumps(MAP))
+    rc = main(["verify", "--model", str(tiny_dir), "--references", str(refs.root), "--map", str(tmp_path / "map.json"),
+               "--subject-cmd", f"echo engine chatter; cp -r {shlex.quote(str(good))}/. {{dumps}}", "--json"])  # fmt: skip
+    out = capfd.readouterr().out
+    assert rc == 0 and "engine chatter" not in out and json.loads(out)["verdict"] == "PASS"
 
 
 def test_a_python_subject_is_imported_from_the_current_directory_first(tmp_path, monkeypatch):

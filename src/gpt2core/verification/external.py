@@ -73,7 +73,7 @@ def run_engine_command(template: str, references: Path, dumps: Path, timeout: fl
         proc.communicate()
         raise SubjectError(f"the engine command ran past --timeout {timeout:g} s and was stopped: {command}") from None
     if proc.returncode != 0:
-        tail = "\n".join(stderr.strip().splitlines()[-5:])
+        tail = " | ".join(stderr.strip().splitlines()[-5:])  # one line: the CLI's errors are one line
         raise SubjectError(f"the engine command {exit_status(proc.returncode)}: {command}"
                            + (f"; its stderr ends: {tail}" if tail else ""))  # fmt: skip
 
