@@ -45,6 +45,8 @@ def run_audit(
     missing = [f"mutation testing ({mutation['missing']})"] if "missing" in mutation else []
     missing += [f"verify {r['dtype']}: {item}" for r in verify["runs"] for item in r["left_out"]]  # an audit requires all
     failed = [f"verify {r['dtype']}: {reason}" for r in verify["runs"] if r["verdict"] == "FAIL" for reason in r["reasons"]]
+    if fault_report["total"] == 0:  # a catalogue that injected nothing proves nothing: never a pass
+        missing.append("faults: no fault was run (0 of 0)")
     if fault_report["caught"] != fault_report["total"]:
         failed.append(f"faults: {fault_report['caught']} of {fault_report['total']} caught")
     if not mutation.get("passes", True):

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from support.dump_engine import MAP, write_dumps
 from support.models import engine_model
+from support.verdict_subjects import Altered
 
 from gpt2core.cli import main
 from gpt2core.verification.dumps import DumpMap
@@ -192,19 +193,6 @@ def test_how_a_command_ended_in_words(returncode, words):
     assert exit_status(returncode) == words
 
 
-class Claims:
-    """gpt2core's engine as a Python subject whose claims can be made to disagree with what it returns."""
-
-    name = "claims"
-
-    def __init__(self, inner, **changes):
-        self.inner = inner
-        self.__dict__.update(changes)
-
-    def __getattr__(self, attr):
-        return getattr(self.inner, attr)
-
-
 @pytest.mark.parametrize("change, text", [
     (lambda s: {"checkpoints": lambda case: {k: v for k, v in s.checkpoints(case).items() if k != "ln_f"}}, "ln_f (chained, case hello): not returned by the subject"),
     (lambda s: {"checkpoints": lambda case: {} if case.name == "hello" else s.checkpoints(case)}, "embeddings (chained, case hello): not returned by the subject"),
@@ -219,7 +207,7 @@ def test_a_python_subject_whose_claims_disagree_with_its_returns_fails(tiny_dir,
 
     _, refs, _ = engine
     inner = NumpySubject(engine_model(tiny_dir, np.float64))
-    run = verify_references(Claims(inner, **change(inner)), refs)
+    run = verify_references(Altered(inner, **change(inner)), refs)
     assert run["verdict"] == "FAIL" and any(text in r for r in run["reasons"]), run["reasons"]
 
 

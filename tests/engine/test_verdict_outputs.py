@@ -162,3 +162,16 @@ def test_a_mode_offered_with_nothing_to_run_is_not_run_never_passed(tiny_dir, tm
         assert run["verdict"] == verdict and run["generate"] == run["sampled"] == []
         assert run["left_out"] == ["mode generate not run (no case it ran records a greedy continuation)",
                                    "mode sampled not run (no case it ran records sampled generation)"]  # fmt: skip
+
+
+def test_an_audit_whose_fault_catalogue_ran_nothing_is_incomplete(tiny_dir, tmp_path, capsys, monkeypatch):
+    """0 of 0 faults caught is no evidence that the suites catch a broken engine: the audit says INCOMPLETE."""
+    import gpt2core.audit as audit
+
+    _, report, _, _ = verify(tiny_dir, tmp_path, capsys, "passing", "all")
+    nothing = {"model": "stress", "caught": 0, "total": 0, "faults": [], "weights_sha256": {}}
+    monkeypatch.setattr(audit, "verify_model", lambda *a, **k: report)
+    monkeypatch.setattr(audit, "catalogue_on", lambda *a, **k: nothing)
+    monkeypatch.setattr(audit, "mutation_results", lambda *a, **k: score({"m_1": 1}, {}).as_dict(0.95))
+    judged = run_audit(tiny_dir, tiny_dir)
+    assert (judged["verdict"], judged["missing"]) == ("INCOMPLETE", ["faults: no fault was run (0 of 0)"]), judged
