@@ -1,8 +1,9 @@
 """Text reports of `gpt2core verify`, `faults`, `mutation-score` and `bench`, and the HTML of `gpt2core audit`.
 
-Only layout lives here: every number is computed elsewhere (verify.py, faults.py, mutation.py, bench.py)
-and passed in as the report dicts those modules return. setup.cfg keeps mutmut off this module for that
-reason; tests/engine checks that the reports show the figures they are given.
+Every number is computed elsewhere (verify.py, faults.py, mutation.py, bench.py) and passed in as the report
+dicts those modules return; what is decided here is what each output says of the verdict (the text's headline
+and reasons, JUnit's failed testcases, the HTML headings), so mutmut mutates this module (issue 35) and
+tests/engine/test_verdict_outputs.py checks that every output says the same verdict.
 """
 
 from __future__ import annotations
