@@ -1,0 +1,264 @@
+"""What the text reports and HTML pages show is what their report dicts hold: every row of every table, its
+figures and its verdict, for `gpt2core verify --html`, `faults`, `mutation-score`, `budgets` and the audit page.
+In-process and fast (mutmut runs these against report.py's mutants); the pages' layout in a browser is
+tests/engine/test_audit_browser.py's."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from gpt2core.cli import main
+from gpt2core.mutation import score
+from gpt2core.report import audit_html, format_budget_table, format_faults, format_mutation_score, verify_html
+from gpt2core.verification.precision import budgets
+from gpt2core.verification.precision.classes import precision_class
+from gpt2core.verification.tolerances import BUDGET_FACTOR
+
+
+class Page(HTMLParser):
+    """A page's headings, paragraphs and tables as text: tables = [[row cells...] ...] per table, headings and
+    paragraphs = [text ...], classes = {text of a span: its class}."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.tables, self.headings, self.paragraphs, self.classes = [], [], [], {}
+        self._text, self._in, self._span = None, None, None
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th", "h1", "h2", "h3", "p"):
+            self._text, self._in = [], tag
+        elif tag == "span":
+            self._span = (dict(attrs).get("class"), len(self._text or []))
+
+    def handle_endtag(self, tag):
+        if tag == "span" and self._span and self._text is not None:
+            cls, start = self._span
+            self.classes["".join(self._text[start:])] = cls
+        if tag != self._in:
+            return
+        text = "".join(self._text)
+        if tag in ("td", "th"):
+            self.tables[-1][-1].append(text)
+        elif tag == "p":
+            self.paragraphs.append(text)
+        else:
+            self.headings.append(text)
+        self._text, self._in = None, None
+
+    def handle_data(self, data):
+        if self._text is not None:
+            self._text.append(data)
+
+
+def figure(cell: str, value, digits: int) -> None:
+    """The cell shows `value` to the `digits` significant digits it is printed with ('-' for None)."""
+    if value is None:
+        assert cell == "-", cell
+        return
+    assert cell not in ("-", "") and abs(float(cell) - value) <= 0.51 * 10 ** (1 - digits) * abs(value), (cell, value)
+
+
+def verdict_of(cell: str, ok: bool) -> None:
+    assert cell.split(" ")[0] == ("PASS" if ok else "FAIL"), (cell, ok)
+
+
+@pytest.fixture(scope="module")
+def verify_reports(tiny_dir, tmp_path_factory):
+    """`gpt2core verify --json` on the tiny model in float64 with a subject that fails one checkpoint (spoiled)
+    and one that does not provide one (not_providing): {factory: report}."""
+    import contextlib
+    import io
+
+    out = {}
+    for factory in ("spoiled", "not_providing"):
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            main(["verify", "--model", str(tiny_dir), "--dtype", "float64", "--subject", f"support.verdict_subjects:{factory}", "--json"])
+        out[factory] = json.loads(buffer.getvalue().splitlines()[-1])
+    return out
+
+
+@pytest.mark.parametrize("factory", ["spoiled", "not_providing"])
+def test_the_parity_table_shows_each_checkpoint_as_the_report_has_it(verify_reports, factory):
+    report = verify_reports[factory]
+    (run,) = report["runs"]
+    page = Page(verify_html(report))
+    header, *rows = page.tables[0]
+    assert header == ["checkpoint", "max abs", "max rel", "tolerance", "margin", "isolated margin", "cached margin", "worst case", ""]
+    assert [r[0] for r in rows] == [c["name"] for c in run["checkpoints"]]
+    for cells, row in zip(rows, run["checkpoints"]):
+        ch = row["chained"]
+        if ch is None:
+            assert cells[1:8] == ["-"] * 7 and cells[8] == "not provided by the subject" and not row["provided"], cells
+            assert page.classes[cells[8]] == "fail"
+            continue
+        for cell, key, digits in zip(cells[1:5], ("max_abs", "max_rel", "tolerance", "margin"), (4, 4, 4, 3)):
+            figure(cell, ch[key], digits)
+        for cell, mode in zip(cells[5:7], ("isolated", "cached")):
+            if row[mode] is None:
+                assert cell == "-", cell
+            else:
+                figure(cell, row[mode]["margin"], 3)
+        assert cells[7] == ch["case"]
+        verdict_of(cells[8], row["ok"])
+    assert any(not r["ok"] for r in run["checkpoints"]) == (factory == "spoiled")
+    # the sampled generation's steps, one table per case, each step's figures and verdict
+    sampled = page.tables[1 : 1 + len(run["sampled"])]
+    assert len(run["sampled"]) >= 1 and len(sampled) == len(run["sampled"])
+    for table, g in zip(sampled, run["sampled"]):
+        assert table[0] == ["step", "max abs", "tolerance", "margin", "undecided tokens", ""]
+        assert [r[0] for r in table[1:]] == [s["name"] for s in g["steps"]]
+        for cells, step in zip(table[1:], g["steps"]):
+            figure(cells[1], step["max_abs"], 4), figure(cells[2], step["tolerance"], 4), figure(cells[3], step["margin"], 3)
+            assert cells[4] == str(step["worst"].get("undecided_tokens", "-"))
+            verdict_of(cells[5], step["ok"])
+    said = [p for p in page.paragraphs if p.startswith("Sampled generation, case ")]
+    assert [p.split(" (")[0].removeprefix("Sampled generation, case ") for p in said] == [g["case"] for g in run["sampled"]]
+    assert all(f": {'PASS' if g['ok'] else 'FAIL'} " in p for p, g in zip(said, run["sampled"]))
+
+
+def test_the_parity_section_says_the_runs_figures(verify_reports):
+    report = verify_reports["spoiled"]
+    (run,) = report["runs"]
+    page = Page(verify_html(report))
+    (summary,) = [p for p in page.paragraphs if p.startswith("cases: ")]
+    assert summary.startswith(f"cases: {', '.join(run['cases'])}; max abs diff {run['max_abs']:.3e}, max rel diff {run['max_rel']:.3e}, worst margin {run['worst_margin']:.3g}")
+    fd = run["first_divergence"]
+    assert summary.endswith(f"; first diverging checkpoint {fd['name']} (case {fd['case']}): {fd['message']}")
+    assert f"Model {report['model']}." in " ".join(page.paragraphs)
+
+
+def fault(name, caught, checkpoint, margin, problem=None, by=("chained",)):
+    return {"name": name, "description": f"{name}, described", "caught": caught, "expected_checkpoint": "h0.attn_probs",
+            "checkpoint": checkpoint, "margin": margin, "problem": problem, "caught_by": list(by),
+            "property_modules": ["test_ops"] if caught else []}  # fmt: skip
+
+
+FAULTS = {"model": "stress-model", "caught": 2, "total": 3, "weights_sha256": {"model.safetensors": "ab" * 32},
+          "faults": [fault("no_causal_mask", True, "h0.attn_probs", 1234.5), fault("nan_guard", True, None, None, "NaN at h0.q"),
+                     fault("half_scale", False, "h1.q", 0.25, by=())],
+          "sensitivity": {"float64": {"wte": 1e-9, "c_attn": None}, "float32": {"wte": 1e-4, "c_attn": 1e-3}}}  # fmt: skip
+
+
+def test_the_fault_table_is_the_catalogues_report():
+    lines = format_faults(FAULTS).splitlines()
+    assert lines[0] == "fault catalogue on stress-model: 2 of 3 caught" and lines[1].split() == ["fault", "caught", "first", "diverging", "margin", "caught", "by"]
+    for line, f in zip(lines[2:5], FAULTS["faults"]):
+        name, caught, checkpoint, margin, *rest = line.split()
+        assert (name, caught, checkpoint) == (f["name"], "yes" if f["caught"] else "NO", f["checkpoint"] or "-")
+        figure(margin, f["margin"], 3)
+        by = " ".join(rest)
+        assert by.startswith(", ".join(f["caught_by"]) or "-") and (f"({f['problem']})" in by) == bool(f["problem"]), by
+    assert lines[5:] == ["smallest detected relative weight perturbation, float64: wte 1e-09, c_attn none",
+                         "smallest detected relative weight perturbation, float32: wte 1e-04, c_attn 1e-03"]  # fmt: skip
+
+
+def test_the_fault_section_of_the_audit_page_is_the_catalogues_report():
+    page = Page(audit_html(audit_of(FAULTS)))
+    assert "Fault catalogue: 2 of 3 caught" in page.headings
+    table = next(t for t in page.tables if t[0][0] == "fault")
+    assert table[0] == ["fault", "description", "caught", "expected at", "first diverging", "margin", "problem", "caught by",
+                        "property modules that fail alone"]  # fmt: skip
+    for cells, f in zip(table[1:], FAULTS["faults"], strict=True):
+        assert cells[:5] == [f["name"], f["description"], "yes" if f["caught"] else "NO", f["expected_checkpoint"], f["checkpoint"] or "-"]
+        figure(cells[5], f["margin"], 3)
+        assert cells[6:] == [f["problem"] or "", ", ".join(f["caught_by"]), ", ".join(f["property_modules"])]
+    assert page.classes["NO"] == "fail"
+    assert "Sensitivity: smallest relative weight perturbation detected" in page.headings
+    sens = next(t for t in page.tables if t[0][0] == "dtype")
+    assert sens == [["dtype", "wte", "c_attn"], ["float64", "1e-09", "-"], ["float32", "1e-04", "1e-03"]]
+
+
+RESULTS = {"m.x_f__mutmut_1": 1, "m.x_f__mutmut_2": 1, "m.x_f__mutmut_3": 0, "m.x_f__mutmut_4": 0, "m.x_f__mutmut_5": 36, "m.x_f__mutmut_6": None}
+
+
+@pytest.mark.parametrize("triaged", [{"m.x_f__mutmut_3": "equivalent: a default no caller uses"},
+                                     {"m.x_f__mutmut_3": "equivalent: a default", "m.x_f__mutmut_4": "equivalent: an axis"}])  # fmt: skip
+def test_the_mutation_score_text_and_section_are_the_scores_report(triaged):
+    report = score(RESULTS, triaged).as_dict(0.3)
+    head, *rest = format_mutation_score(report).splitlines()
+    figures = re.fullmatch(r"mutation score ([\d.]+)% \((\d+) killed of (\d+); (\d+) survived, (\d+) timed out, (\d+) not checked, "
+                           r"(\d+) other\); minimum (\d+)%: (PASS|FAIL)", head)  # fmt: skip
+    assert figures, head
+    assert [float(figures[1]), *map(int, figures.groups()[1:7])] == [round(100 * report["score"], 2), report["killed"], report["total"],
+                                                                     report["survived"], report["timeout"], report["not_checked"], report["other"]]  # fmt: skip
+    assert int(figures[8]) == 30 and figures[9] == ("PASS" if report["passes"] else "FAIL")
+    survivors = [f"  survived {s['name']}: {s['reason'] or 'NO REASON GIVEN'}" for s in report["survivors"]]
+    assert rest == survivors + [f"  problem: {p}" for p in report["problems"]] and len(report["survivors"]) == 2
+    assert ("NO REASON GIVEN" in rest[1]) == (len(triaged) == 1) and report["problems"]  # the not-checked mutant at least
+    page = Page(audit_html(audit_of(FAULTS, report)))
+    assert f"Mutation testing: {report['score']:.2%} {'PASS' if report['passes'] else 'FAIL'}" in page.headings
+    assert (f"{report['killed']} killed of {report['total']}; {report['survived']} survived, {report['timeout']} timed out, "
+            f"{report['not_checked']} not checked, {report['other']} other; minimum 30%. A timeout is not a kill.") in page.paragraphs  # fmt: skip
+    assert all(p in page.paragraphs for p in report["problems"])
+    table = next(t for t in page.tables if t[0][0] == "surviving mutant")
+    assert table == [["surviving mutant", "why it is equivalent"]] + [[s["name"], s["reason"] or "NO REASON GIVEN"] for s in report["survivors"]]
+
+
+def audit_of(faults: dict, mutation: dict | None = None, missing=("mutation testing (no results)",)) -> dict:
+    """An audit dict around a verify report with no runs, the given fault report and mutation report."""
+    verify = {"verdict": "PASS", "model": "the-model", "runs": [], "weights_sha256": {"model.safetensors": "cd" * 32},
+              "versions": {"torch": "2.13.0", "transformers": "5.24.0"}}  # fmt: skip
+    return {"verdict": "INCOMPLETE", "missing": list(missing), "created": "2026-12-03T00:00:00+00:00", "command": "gpt2core audit",
+            "verify": verify, "faults": faults, "mutation": mutation or {"missing": "no mutants/ directory"}}  # fmt: skip
+
+
+def test_the_audit_page_names_what_did_not_run_the_weights_and_the_versions():
+    audit = audit_of(FAULTS, missing=("mutation testing (no results)", "faults: no fault was run (0 of 0)"))
+    page = Page(audit_html(audit))
+    assert page.headings[0] == "gpt2core audit: INCOMPLETE"
+    assert [p for p in page.paragraphs if p.startswith("Not run: ")] == [f"Not run: {m}" for m in audit["missing"]]
+    assert "Created 2026-12-03T00:00:00+00:00 by gpt2core audit." in page.paragraphs
+    assert "Mutation testing: no results" in page.headings and "no mutants/ directory" in page.paragraphs
+    hashes = next(t for t in page.tables if t[0] == ["model", "file", "sha256"])
+    assert hashes[1:] == [["the-model", "model.safetensors", "cd" * 32], ["stress-model", "model.safetensors", "ab" * 32]]
+    versions = next(t for t in page.tables if t[0] == ["package", "version"])
+    assert versions[1:] == [["torch", "2.13.0"], ["transformers", "5.24.0"]]
+
+
+def errors(**checkpoints) -> dict:
+    """A {case: case_errors} entry: checkpoint -> [honest error, scale]."""
+    return {"checkpoints": {k: list(v) for k, v in checkpoints.items()}}
+
+
+def test_the_largest_change_between_two_measurements():
+    stored = {"hello": errors(**{"h0.q": (2.0, 1.0), "h1.q": (-2.0, 4.0)}), "batch": errors(logits=(1.0, 8.0))}
+    assert budgets.largest_change(stored, json.loads(json.dumps(stored))) == 0.0
+    changed = json.loads(json.dumps(stored))
+    changed["hello"]["checkpoints"]["h0.q"][0] = 3.0  # 2 -> 3: 1/3 of the larger
+    assert budgets.largest_change(stored, changed) == 1 / 3
+    changed["hello"]["checkpoints"]["h1.q"][0] = 2.0  # -2 -> 2: 4/2, the sign counts
+    assert budgets.largest_change(stored, changed) == 2.0 == budgets.largest_change(changed, stored)
+    assert budgets.largest_change(stored, {"hello": stored["hello"]}) == float("inf")  # another set of cases
+    other = {**stored, "batch": errors(logits=(1.0, 8.0), ln_f=(1.0, 1.0))}
+    assert budgets.largest_change(stored, other) == float("inf")  # another set of checkpoints
+
+
+@pytest.mark.parametrize("precision", ["float16", "gguf-q8_0"])
+def test_budgets_by_kind_are_the_worst_honest_error_over_layers_and_cases(precision):
+    floor = precision_class(precision).floor
+    doc = {"precision": precision, "cases": {
+        "hello": errors(**{"h0.q": (1e-2, 4.0), "h1.q": (3e-2, 2.0), "logits": (0.0, 0.0)}),
+        "batch": errors(**{"h0.q": (2e-2, 8.0), "h1.q": (1e-9, 1.0), "logits": (1e-9, 10.0)})}}  # fmt: skip
+    kinds = budgets.by_kind(doc)
+    assert list(kinds) == ["q", "logits"]
+    assert kinds["q"]["honest_rel"] == 3e-2 / 2.0 and kinds["logits"]["honest_rel"] == 1e-9 / 10.0
+    for k in kinds.values():
+        assert k["budget_rel"] == max(floor, BUDGET_FACTOR * k["honest_rel"]), (k, floor)
+    assert kinds["q"]["budget_rel"] > floor and kinds["logits"]["budget_rel"] == floor  # one above its floor, one at it
+    text = format_budget_table({"references": "refs", "precision": precision, "path": "refs/budgets.json", "kinds": kinds})
+    lines = text.splitlines()
+    assert lines[:2] == [f"refs {precision}: budgets stored in refs/budgets.json", f"  {'kind':<12} {'honest rel':>10} {'budget rel':>10}"]
+    for line, (kind, k) in zip(lines[2:], kinds.items(), strict=True):
+        name, honest, budget = line.split()
+        assert name == kind
+        figure(honest, k["honest_rel"], 3), figure(budget, k["budget_rel"], 3)
