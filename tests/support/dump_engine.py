@@ -52,3 +52,56 @@ def write_dumps(model, refs, out, broken=None):
         padded = np.zeros((logits.shape[0], -(-V // 64) * 64), logits.dtype)
         padded[:, :V] = logits
         np.save(d / "logits.npy", padded)
+
+
+def every_mode_map(dtype: str = "float64") -> dict:
+    """The map of an engine that writes every mode in gpt2core's own layout (each checkpoint at its default file,
+    {case}/<name>.npy, masked scores as the dtype's minimum), a batch of rows of different lengths left-padded."""
+    return {"format": FORMAT, "engine": "numpy, every mode through files", "dtype": dtype, "masked_scores": "min",
+            "runs": {"batch": True, "padding": True}, "modes": ["chained", "isolated", "cached", "generate", "sampled"],
+            "checkpoints": {name: {} for name in ("embeddings", *(f"h{{i}}.{k}" for k in (*PER_LAYER, "q", "k", "v")), "ln_f", "logits")}}  # fmt: skip
+
+
+class DumpingSubject:
+    """A Python subject (gpt2core's engine) that writes every answer it gives verify as the file an engine command
+    writes for it (dumps.py, "Modes through files"): run verify on it once, and `out` holds a complete dump of
+    every mode, in gpt2core's own layout (every_mode_map)."""
+
+    def __init__(self, inner, out):
+        self.inner, self.out = inner, out
+
+    def __getattr__(self, attr):
+        return getattr(self.inner, attr)
+
+    def save(self, path, array):
+        path = self.out / path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, np.asarray(array))
+
+    def checkpoints(self, case):
+        rec = self.inner.checkpoints(case)
+        for name, array in rec.items():
+            self.save(f"{case.name}/{name}.npy", array)
+        return rec
+
+    def stage(self, name, case, ref):
+        array = self.inner.stage(name, case, ref)
+        self.save(f"{case.name}/stage/{name}.npy", array)
+        return array
+
+    def decode(self, case, split):
+        for t, step in enumerate(self.inner.decode(case, split), start=split):
+            for name, array in step.items():
+                self.save(f"{case.name}/decode/t{t}/{name}.npy", array)
+            yield step
+
+    def generate(self, case, max_new_tokens):
+        ids = self.inner.generate(case, max_new_tokens)
+        self.save(f"{case.name}/generated_ids.npy", ids)
+        return ids
+
+    def sample_scores(self, case, settings, ids):
+        scores = self.inner.sample_scores(case, settings, ids)
+        for name, array in scores.items():
+            self.save(f"{case.name}/{name}.npy", array)
+        return scores

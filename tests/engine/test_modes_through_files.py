@@ -1,0 +1,102 @@
+"""Every mode through files, in-process: an engine's dumps of the chained, isolated, cached, generate and sampled
+modes (gpt2core's engine, each answer it gives verify written where dumps.py says an engine command writes it)
+are read back through the map and judged exactly as the engine's own answers were; one spoiled file in any mode
+fails that mode, naming it, and a missing decoding step fails naming the file. The C engine, llama.cpp and
+ONNX Runtime run the same modes through a real command (test_c_engine.py and others, outside mutmut's selection);
+this keeps dumps.py's readers of every mode under the fast tests mutmut runs."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from support.dump_engine import DumpingSubject, every_mode_map
+
+from gpt2core.verification.dumps import DumpMap, DumpSubject
+from gpt2core.verification.model_dir import read_model_dir
+from gpt2core.verification.numpy_subject import numpy_subject
+from gpt2core.verification.verify import verify_references
+
+
+@pytest.fixture(scope="module")
+def every_mode(tiny_dir, tmp_path_factory):
+    """(reference set, dump directory, the Python subject's own run): the tiny model in float64, every case."""
+    from support.references import reference_set
+
+    refs = reference_set(tiny_dir, np.float64, tmp_path_factory)
+    out = tmp_path_factory.mktemp("every-mode") / "dumps"
+    own = verify_references(DumpingSubject(numpy_subject(tiny_dir, "float64"), out), refs, require="all")
+    assert own["verdict"] == "PASS", own["reasons"] + own["left_out"]
+    return refs, out, own
+
+
+def read_back(tiny_dir, refs, dumps):
+    subject = DumpSubject(dumps, DumpMap(every_mode_map()), read_model_dir(tiny_dir).config)
+    return verify_references(subject, refs, require="all")
+
+
+def margins(run: dict, mode: str) -> dict:
+    return {r["name"]: r[mode] and (r[mode]["margin"], r[mode]["case"]) for r in run["checkpoints"]}
+
+
+def test_every_mode_through_files_is_judged_as_the_engines_own_answers(tiny_dir, every_mode):
+    refs, dumps, own = every_mode
+    run = read_back(tiny_dir, refs, dumps)
+    assert run["verdict"] == "PASS" and run["left_out"] == [] and run["files_not_read"] == [], run["reasons"] + run["left_out"]
+    assert all(m["ran"] and m["ok"] for m in run["modes"].values()), run["modes"]
+    assert run["cases_run"] == own["cases_run"] == [c.name for c in refs.cases] and "padded_batch" in run["cases_run"]
+    for mode in ("chained", "isolated", "cached"):
+        assert margins(run, mode) == margins(own, mode), mode
+    strip = lambda results: [{k: v for k, v in g.items() if k != "settings"} for g in results]  # noqa: E731
+    assert strip(run["generate"]) == strip(own["generate"]) and "padded_batch" in [g["case"] for g in run["generate"]]
+    assert strip(run["sampled"]) == strip(own["sampled"]) and run["sampled"]
+    assert run["distribution"] == own["distribution"]
+
+
+def spoil_values(path):
+    a = np.load(path)
+    real = np.isfinite(a) & (a != np.finfo(a.dtype).min)
+    np.save(path, np.where(real, a + 1e-3, a))
+
+
+def spoil_last_token(path):
+    ids = np.load(path)
+    ids[:, -1] = (ids[:, -1] + 1) % 50257
+    np.save(path, ids)
+
+
+def last_step(refs, case_name):
+    case = next(c for c in refs.cases if c.name == case_name)
+    return case.input_ids.shape[1] - 1
+
+
+@pytest.mark.parametrize("file, spoil, mode, said", [
+    ("hello/stage/h1.mlp_out.npy", spoil_values, "isolated", "h1.mlp_out (isolated, case hello): "),
+    ("hello/decode/t{last}/h0.k.npy", spoil_values, "cached", "(cached, case hello): "),
+    ("padded_batch/decode/t{last}/logits.npy", spoil_values, "cached", "(cached, case padded_batch): "),
+    ("padded_batch/generated_ids.npy", spoil_last_token, "generate", "padded_batch"),
+    ("sentence/generated_ids.npy", spoil_last_token, "generate", "sentence"),
+    ("one_token/sample.scores@step=2.npy", spoil_values, "sampled", "one_token"),
+    ("padded_batch/sample.scores@step=0.npy", spoil_values, "sampled", "padded_batch"),
+])  # fmt: skip
+def test_a_spoiled_file_fails_its_mode_naming_it(tiny_dir, every_mode, tmp_path, file, spoil, mode, said):
+    refs, dumps, _ = every_mode
+    copy = tmp_path / "dumps"
+    shutil.copytree(dumps, copy)
+    spoil(copy / file.format(last=last_step(refs, file.split("/")[0])))
+    run = read_back(tiny_dir, refs, copy)
+    assert run["verdict"] == "FAIL" and run["modes"][mode]["ok"] is False, run["reasons"]
+    assert all(m["ok"] for name, m in run["modes"].items() if name != mode), run["modes"]  # only that mode
+    assert any(said in r for r in run["reasons"]), run["reasons"]
+
+
+def test_a_decoding_step_left_out_fails_naming_its_file(tiny_dir, every_mode, tmp_path):
+    refs, dumps, _ = every_mode
+    copy = tmp_path / "dumps"
+    shutil.copytree(dumps, copy)
+    t = last_step(refs, "sentence")
+    shutil.rmtree(copy / "sentence" / "decode" / f"t{t}")
+    run = read_back(tiny_dir, refs, copy)
+    assert run["verdict"] == "FAIL" and run["modes"]["cached"]["ok"] is False
+    assert any(f"sentence/decode/t{t}/" in r and "(cached, case sentence)" in r for r in run["reasons"]), run["reasons"]
