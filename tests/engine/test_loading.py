@@ -364,3 +364,15 @@ def test_weight_arena_packs_slots_on_cache_lines_from_a_huge_page(dtype):
     for i, a in enumerate(arrays):
         a[...] = i
     assert all((a == i).all() for i, a in enumerate(arrays))
+
+
+@pytest.mark.parametrize("given, n_ctx", [({}, 1024), ({"n_positions": 64}, 64), ({"n_positions": 64, "n_ctx": 32}, 32)])
+def test_published_config_completes_a_config_and_sets_n_ctx(given, n_ctx):
+    """GPT-2's published fields where the config lacks them, the config's own where it has them, and n_ctx: its
+    own, else n_positions, else GPT-2's 1024 (transformers' GPT-2 conversions read n_ctx)."""
+    from gpt2core.engine.config import GPT2_PUBLISHED_FIELDS, published_config
+
+    own = {**given, "layer_norm_epsilon": 1e-3}
+    config = published_config(own)
+    assert config == {**GPT2_PUBLISHED_FIELDS, **own, "n_ctx": n_ctx}
+    assert config["layer_norm_epsilon"] == 1e-3 and config["model_type"] == "gpt2" and own == {**given, "layer_norm_epsilon": 1e-3}
