@@ -328,8 +328,7 @@ def cmd_audit(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import PROMPT_LEN, run_bench
-    from .report import format_bench
+    from .bench import PROMPT_LEN, format_bench, run_bench
 
     md = model_dir(model_path(args))
     if PROMPT_LEN + args.new_tokens > md.config.n_positions:

@@ -1,4 +1,5 @@
-"""Text reports of `gpt2core verify`, `faults`, `mutation-score` and `bench`, and the HTML of `gpt2core audit`.
+"""Text reports of `gpt2core verify`, `faults` and `mutation-score`, and the HTML of `gpt2core verify --html` and
+`gpt2core audit` (`gpt2core bench`'s table is bench.py's own).
 
 Every number is computed elsewhere (verify.py, faults.py, mutation.py, bench.py) and passed in as the report
 dicts those modules return; what is decided here is what each output says of the verdict (the text's headline
@@ -302,50 +303,6 @@ def format_mutation_score(report: dict) -> str:
     ]
     lines += [f"  survived {sv['name']}: {sv['reason'] or 'NO REASON GIVEN'}" for sv in report["survivors"]]
     lines += [f"  problem: {problem}" for problem in report["problems"]]
-    return "\n".join(lines)
-
-
-def format_bench(r: dict) -> str:
-    """The bench figures side by side, the yardsticks, and which of the targets are met."""
-    from .bench import PREFILL_LENGTHS, TARGETS
-
-    mib = 2**20
-    lines = [
-        f"gpt2core bench: {r['model']} ({r['dtype']}, {r['threads']} threads, {r['blas']}, {r['cpu']})",
-        f"numpy {r['numpy']}, torch {r['torch']}, transformers {r['transformers']} "
-        f"(attention: {r['attn_implementation_transformers']}); medians of {r['repeats']} runs",
-        "",
-        f"{'':28}{'gpt2core':>12}{'transformers':>14}{'ratio':>8}",
-    ]
-    for T in PREFILL_LENGTHS:
-        if f"prefill_{T}_s" in r:
-            lines.append(f"{f'prefill {T} tokens (s)':28}{r[f'prefill_{T}_s']:12.4f}"
-                         f"{r[f'prefill_{T}_s_transformers']:14.4f}{r[f'prefill_{T}_ratio_vs_transformers']:8.2f}")  # fmt: skip
-    decode_label = f"decode {r['new_tokens']} tokens (tok/s)"
-    lines.append(f"{decode_label:28}{r['decode_tok_s']:12.2f}"
-                 f"{r['decode_tok_s_transformers']:14.2f}{r['decode_speedup_vs_transformers']:8.2f}")  # fmt: skip
-    lines += [
-        f"greedy tokens identical: {r['decode_tokens_match']}",
-        "",
-        f"weights {r['weight_bytes'] / mib:.1f} MiB, KV cache {r['kv_cache_bytes'] / mib:.1f} MiB; "
-        f"one pass over the weight bytes {r['weight_pass_s'] * 1e3:.2f} ms "
-        f"({r['weight_bytes'] / r['weight_pass_s'] / 1e9:.1f} GB/s); matmul {r['matmul_gflops']:.1f} GFLOP/s",
-        f"decode: {1e3 / r['decode_tok_s']:.2f} ms/token = {r['decode_bandwidth_fraction']:.2f} of the bandwidth limit",
-    ]
-    for T in PREFILL_LENGTHS:
-        if f"prefill_{T}_s" in r:
-            lines.append(f"prefill {T}: matmul floor {r[f'prefill_{T}_matmul_floor_s']:.4f} s, "
-                         f"gpt2core at {r[f'prefill_{T}_ratio_vs_matmul_floor']:.2f}x the floor")  # fmt: skip
-    lines += [
-        f"peak RSS {r['peak_rss_bytes'] / mib:.1f} MiB (interpreter before loading {r['baseline_rss_bytes'] / mib:.1f} MiB),"
-        f" {r['rss_over_weights_and_cache']:.2f}x weights + KV cache; after decoding {r['rss_after_bytes'] / mib:.1f} MiB",
-        "",
-        "targets (issue 6):",
-    ]
-    for key, op, bound, what in TARGETS:
-        if key in r:
-            met = r[key] >= bound if op == ">=" else r[key] <= bound
-            lines.append(f"  {'met    ' if met else 'NOT met'} {key} = {r[key]:.2f} ({what})")
     return "\n".join(lines)
 
 
