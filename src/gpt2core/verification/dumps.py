@@ -371,13 +371,12 @@ class LazyCheckpoints(Mapping):
 
 
 class StepView:
-    """A decoding step of a case as the layout code sees it: one query position t, keys 0 .. t."""
+    """A decoding step of a case as the layout code sees it: the case's rows, one query position (t); its keys
+    0 .. t are `read`'s keys. Steps are read left-padded only (a DumpMap refuses the cached mode otherwise), so
+    the layout code needs no mask for them, only the rows and the one position."""
 
     def __init__(self, case, t: int):
-        self.name = case.name
         self.input_ids = case.input_ids[:, t : t + 1]
-        mask = case.attention_mask
-        self.attention_mask = None if mask is None else mask[:, t : t + 1]
 
 
 class DumpSubject:
