@@ -406,3 +406,18 @@ def test_to_left_padded_checks_its_input_and_keeps_the_dtype():
     assert row_starts(np.array([3, 2]), "packed", 4).tolist() == [0, 3]
     with pytest.raises(ValueError, match=r"^batch layout 'diagonal'; expected one of left-padded, right-padded, packed$"):
         row_starts(np.array([3]), "diagonal", 3)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_scaled_scores_scale_the_real_entries_and_leave_the_masked_as_written(dtype):
+    """q.k scaled by 1/sqrt(head_dim) (head_dim 4: halved); -inf, the dtype's minimum, NaN and, with a declared
+    threshold, anything at or below it are left as written (a masked entry scaled would no longer read as masked)."""
+    from gpt2core.verification.dumps import scaled_scores
+
+    low = np.finfo(dtype).min
+    scores = np.array([[2.0, -3e9, -1e9, -0.5e9, -np.inf, np.nan, low]], dtype=dtype)
+    with_threshold = scaled_scores(scores, 4, {"at_or_below": -1e9})
+    np.testing.assert_array_equal(with_threshold, np.array([[1.0, -3e9, -1e9, -0.25e9, -np.inf, np.nan, low]], dtype=dtype))
+    without = scaled_scores(scores, 4, "-inf")
+    np.testing.assert_array_equal(without, np.array([[1.0, -1.5e9, -0.5e9, -0.25e9, -np.inf, np.nan, low]], dtype=dtype))
+    assert with_threshold.dtype == without.dtype == dtype

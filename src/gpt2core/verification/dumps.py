@@ -505,8 +505,7 @@ def scaled_scores(scores: np.ndarray, head_dim: int, masked_scores) -> np.ndarra
     """Unscaled attention scores (q.k) -> scaled by 1/sqrt(head_dim), the entries written as masked left as they
     are (-inf, the dtype's minimum, or at or below the declared threshold)."""
     threshold = masked_scores["at_or_below"] if isinstance(masked_scores, dict) else -np.inf
-    with np.errstate(invalid="ignore"):
-        real = np.isfinite(scores) & (scores != np.finfo(scores.dtype).min) & (scores > threshold)
+    real = np.isfinite(scores) & (scores != np.finfo(scores.dtype).min) & (scores > threshold)  # NaN compares False, silently
     return np.where(real, scores * scores.dtype.type(1 / math.sqrt(head_dim)), scores)
 
 
