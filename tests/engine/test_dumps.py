@@ -203,3 +203,16 @@ def test_contradictory_or_incomplete_subject_arguments_are_one_line_errors(tiny_
     err = capsys.readouterr().err
     assert rc == 2, err
     assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_lazy_checkpoints_read_a_file_only_when_it_is_looked_up():
+    from gpt2core.verification.dumps import LazyCheckpoints
+
+    reads = []
+    lazy = LazyCheckpoints({"logits", "embeddings", "h0.q"}, lambda name: reads.append(name) or name.upper())
+    assert "h0.q" in lazy and "h1.q" not in lazy and len(lazy) == 3 and reads == []
+    assert list(lazy) == ["embeddings", "h0.q", "logits"] and reads == []  # sorted names, nothing read
+    assert lazy["h0.q"] == "H0.Q" and reads == ["h0.q"]
+    with pytest.raises(KeyError):
+        lazy["h1.q"]
+    assert reads == ["h0.q"]

@@ -256,3 +256,18 @@ def test_distribution_metrics_against_torch():
     assert len(m["nll"]) == 2 + 4  # positions whose next position holds a token
     same = distribution.summary([distribution.per_position(ref, ref, tokens, ids)])
     assert same["kl_max"] == 0 and same["top1_agreement"] == 1 and same["perplexity_ratio"] == 1
+
+
+def test_saved_arrays_are_read_on_lookup_in_their_given_order(tmp_path):
+    from types import SimpleNamespace
+
+    from gpt2core.verification.precision.budgets import SavedArrays
+
+    (tmp_path / "hello").mkdir()
+    for i, name in enumerate(["logits", "embeddings"]):
+        np.save(tmp_path / "hello" / f"{name}.npy", np.full(2, float(i)))
+    saved = SavedArrays(tmp_path, SimpleNamespace(name="hello"), ["logits", "embeddings"])
+    assert list(saved) == ["logits", "embeddings"] and len(saved) == 2 and "ln_f" not in saved
+    np.testing.assert_array_equal(saved["embeddings"], [1.0, 1.0])
+    with pytest.raises(KeyError):
+        saved["ln_f"]
