@@ -18,6 +18,7 @@ import pytest
 
 from gpt2core.cli import main
 from gpt2core.verification.precision import distribution
+from gpt2core.verification.precision import budgets
 from gpt2core.verification.precision.budgets import budgets_for, ensure_budgets
 from gpt2core.verification.precision.deviations import Deviation, parse_deviations
 from gpt2core.verification.tolerances import BUDGET_FACTOR
@@ -271,3 +272,28 @@ def test_saved_arrays_are_read_on_lookup_in_their_given_order(tmp_path):
     np.testing.assert_array_equal(saved["embeddings"], [1.0, 1.0])
     with pytest.raises(KeyError):
         saved["ln_f"]
+
+
+def test_the_honest_error_is_over_defined_entries_only():
+    from gpt2core.verification.errors import ReferencesError
+    from gpt2core.verification.precision.budgets import honest_error
+
+    tokens = np.array([[False, True, True]])  # left padding: position 0 is not the model's
+    truth = np.array([[[9.0, 1.0], [2.0, -4.0], [0.5, 1.0]]])  # [B, T, C]
+    honest = truth + np.array([[[5.0, 5.0], [0.25, 0.0], [0.0, -0.5]]])
+    assert honest_error("h0.ln_1", honest.astype(np.float32), truth, tokens) == (0.5, 4.0)  # padding's 5.0 left out
+    low = np.finfo(np.float64).min  # masked scores: left out, and a checkpoint with nothing defined gives (0, 0)
+    assert honest_error("logits", np.zeros((1, 1, 2)), np.full((1, 1, 2), low), np.array([[True]])) == (0.0, 0.0)
+    assert honest_error("logits", np.ones((1, 3, 2)), truth, np.array([[False, False, False]])) == (0.0, 0.0)
+    with pytest.raises(ReferencesError, match=r"h0.ln_1: the honest implementation gave \[1, 3, 1\], the float64 pass \[1, 3, 2\]"):
+        honest_error("h0.ln_1", honest[..., :1], truth, tokens)
+
+
+def test_a_float16_kv_class_measures_its_caches_rounding(tiny_dir, tiny_refs):
+    """float32 with a float16 KV cache: the honest implementation rounds q, k and v to float16, so its error at
+    h0.k is float16's (relative ~1e-4), where plain float32's is float32's (~1e-7)."""
+    from gpt2core.verification.model_dir import read_model_dir
+
+    md, (case,) = read_model_dir(tiny_dir), [c for c in tiny_refs.cases if c.name == "hello"]
+    rel = {p: (lambda e: e[0] / e[1])(budgets.measure(md, [case], p)["hello"]["checkpoints"]["h0.k"]) for p in ("float32", "float32-f16kv")}
+    assert rel["float32"] < 1e-6 < 1e-5 < rel["float32-f16kv"] < 1e-3, rel
