@@ -297,3 +297,16 @@ def test_a_float16_kv_class_measures_its_caches_rounding(tiny_dir, tiny_refs):
     md, (case,) = read_model_dir(tiny_dir), [c for c in tiny_refs.cases if c.name == "hello"]
     rel = {p: (lambda e: e[0] / e[1])(budgets.measure(md, [case], p)["hello"]["checkpoints"]["h0.k"]) for p in ("float32", "float32-f16kv")}
     assert rel["float32"] < 1e-6 < 1e-5 < rel["float32-f16kv"] < 1e-3, rel
+
+
+def test_per_case_distribution_summaries_combine_weighted_by_positions():
+    from gpt2core.verification.precision.distribution import summary_of_summaries
+
+    nan = float("nan")
+    cases = [{"positions": 2, "kl_mean": 1.0, "kl_max": 3.0, "top1_agreement": 0.5},
+             {"positions": 0, "kl_mean": nan, "kl_max": nan, "top1_agreement": nan},
+             {"positions": 6, "kl_mean": 2.0, "kl_max": 2.5, "top1_agreement": 1.0}]  # fmt: skip
+    assert summary_of_summaries(cases) == {"positions": 8, "kl_mean": 1.75, "kl_max": 3.0, "top1_agreement": 0.875}
+    assert summary_of_summaries(cases[1:]) == {"positions": 6, "kl_mean": 2.0, "kl_max": 2.5, "top1_agreement": 1.0}
+    empty = summary_of_summaries(cases[1:2])
+    assert empty["positions"] == 0 and all(np.isnan(empty[k]) for k in ("kl_mean", "kl_max", "top1_agreement")) and len(empty) == 4

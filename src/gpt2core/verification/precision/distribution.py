@@ -68,8 +68,8 @@ def summary(metrics: list[dict]) -> dict:
 
 
 def summary_of_summaries(summaries: list[dict]) -> dict:
-    """Per-case summaries combined: KL mean weighted by positions, KL max, top-1 agreement weighted, the
-    smallest case's perplexity ratio's distance from 1 kept as the largest."""
+    """Per-case summaries combined: positions summed, KL mean and top-1 agreement weighted by positions, KL max
+    the largest; a case of no positions counts for nothing, and no positions at all gives NaN figures."""
     n = sum(s["positions"] for s in summaries)
     if not n:
         return {"positions": 0, "kl_mean": float("nan"), "kl_max": float("nan"), "top1_agreement": float("nan")}
