@@ -100,3 +100,30 @@ def test_a_decoding_step_left_out_fails_naming_its_file(tiny_dir, every_mode, tm
     run = read_back(tiny_dir, refs, copy)
     assert run["verdict"] == "FAIL" and run["modes"]["cached"]["ok"] is False
     assert any(f"sentence/decode/t{t}/" in r and "(cached, case sentence)" in r for r in run["reasons"]), run["reasons"]
+
+
+def without_batch_axis(refs, dumps, out):
+    """The dumps with every file of a one-row case written without its batch axis (as an engine that runs one row
+    at a time writes them: single_row_without_batch in the map)."""
+    shutil.copytree(dumps, out)
+    for case in refs.cases:
+        if case.input_ids.shape[0] == 1:
+            for path in (out / case.name).rglob("*.npy"):
+                np.save(path, np.load(path)[0])
+    return out
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_one_row_cases_written_without_their_batch_axis(tiny_dir, every_mode, tmp_path, declared):
+    """Declared (single_row_without_batch), every mode reads them back and passes; undeclared, the greedy ids and
+    the sampled scores of a one-row case do not have the case's shape, and those modes fail."""
+    refs, dumps, own = every_mode
+    squeezed = without_batch_axis(refs, dumps, tmp_path / "dumps")
+    dump_map = {**every_mode_map(), "single_row_without_batch": declared}
+    run = verify_references(DumpSubject(squeezed, DumpMap(dump_map), read_model_dir(tiny_dir).config), refs, require="all")
+    if declared:
+        assert run["verdict"] == "PASS" and all(m["ran"] and m["ok"] for m in run["modes"].values()), run["reasons"]
+        assert margins(run, "cached") == margins(own, "cached") and run["generate"] == own["generate"]
+    else:
+        assert run["verdict"] == "FAIL" and not run["modes"]["generate"]["ok"] and not run["modes"]["sampled"]["ok"]
+        assert any("(generate, case hello)" in r for r in run["reasons"]), run["reasons"]
