@@ -144,7 +144,8 @@ def fault(name, caught, checkpoint, margin, problem=None, by=("chained",)):
 
 
 FAULTS = {"model": "stress-model", "caught": 2, "total": 3, "weights_sha256": {"model.safetensors": "ab" * 32},
-          "faults": [fault("no_causal_mask", True, "h0.attn_probs", 1234.5), fault("nan_guard", True, None, None, "NaN at h0.q"),
+          "faults": [fault("no_causal_mask", True, "h0.attn_probs", 1234.5, by=("chained", "isolated")),
+                     fault("nan_guard", True, None, None, "NaN at h0.q"),
                      fault("half_scale", False, "h1.q", 0.25, by=())],
           "sensitivity": {"float64": {"wte": 1e-9, "c_attn": None}, "float32": {"wte": 1e-4, "c_attn": 1e-3}}}  # fmt: skip
 
@@ -156,10 +157,14 @@ def test_the_fault_table_is_the_catalogues_report():
         name, caught, checkpoint, margin, *rest = line.split()
         assert (name, caught, checkpoint) == (f["name"], "yes" if f["caught"] else "NO", f["checkpoint"] or "-")
         figure(margin, f["margin"], 3)
-        by = " ".join(rest)
-        assert by.startswith(", ".join(f["caught_by"]) or "-") and (f"({f['problem']})" in by) == bool(f["problem"]), by
+        assert " ".join(rest) == (", ".join(f["caught_by"]) or "-") + (f" ({f['problem']})" if f["problem"] else ""), rest
     assert lines[5:] == ["smallest detected relative weight perturbation, float64: wte 1e-09, c_attn none",
                          "smallest detected relative weight perturbation, float32: wte 1e-04, c_attn 1e-03"]  # fmt: skip
+
+
+def test_a_fault_report_without_a_sensitivity_scan_has_no_scan_lines():
+    without = {k: v for k, v in FAULTS.items() if k != "sensitivity"}
+    assert format_faults(without).splitlines() == format_faults(FAULTS).splitlines()[:5]
 
 
 def test_the_fault_section_of_the_audit_page_is_the_catalogues_report():
@@ -179,6 +184,12 @@ def test_the_fault_section_of_the_audit_page_is_the_catalogues_report():
 
 
 RESULTS = {"m.x_f__mutmut_1": 1, "m.x_f__mutmut_2": 1, "m.x_f__mutmut_3": 0, "m.x_f__mutmut_4": 0, "m.x_f__mutmut_5": 36, "m.x_f__mutmut_6": None}
+
+
+def test_a_passing_score_says_pass():
+    report = score({"m.x_f__mutmut_1": 1, "m.x_f__mutmut_2": 0}, {"m.x_f__mutmut_2": "equivalent: an axis"}).as_dict(0.5)
+    assert report["passes"] and format_mutation_score(report).splitlines()[0].endswith("minimum 50%: PASS")
+    assert f"Mutation testing: {report['score']:.2%} PASS" in Page(audit_html(audit_of(FAULTS, report))).headings
 
 
 @pytest.mark.parametrize("triaged", [{"m.x_f__mutmut_3": "equivalent: a default no caller uses"},
