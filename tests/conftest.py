@@ -44,7 +44,8 @@ MUTMUT_ORDER = (
     "parity/test_logits.py", "parity/test_conformance.py", "engine/test_loading.py", "engine/test_checkpoint_recording.py",
     "property/test_invariants.py", "parity/test_references.py", "property/test_models.py",
     "negative/test_fuzz_readers.py", "engine/test_subjects.py", "engine/test_dumps.py", "engine/test_layouts.py",
-    "engine/test_report_trust.py", "engine/test_command_contract.py", "engine/test_verdict_outputs.py",
+    "engine/test_report_trust.py", "engine/test_report_tables.py", "engine/test_command_contract.py",
+    "engine/test_modes_through_files.py", "engine/test_verdict_outputs.py",
 )  # fmt: skip
 LAST = "negative/test_fault_catalogue.py"
 
