@@ -216,3 +216,20 @@ def test_lazy_checkpoints_read_a_file_only_when_it_is_looked_up():
     with pytest.raises(KeyError):
         lazy["h1.q"]
     assert reads == ["h0.q"]
+
+
+def test_a_map_file_is_read_and_its_problems_name_it(tmp_path):
+    path = tmp_path / "engine.map.json"
+    with pytest.raises(DumpError, match=f"^map file not found: {path}$"):
+        DumpMap.from_file(path)
+    path.write_text("{not json")
+    with pytest.raises(DumpError, match=rf"^{path}: not valid JSON \(Expecting property name"):
+        DumpMap.from_file(path)
+    path.write_bytes(b"\xff\xfe")
+    with pytest.raises(DumpError, match=rf"^{path}: not valid JSON \("):
+        DumpMap.from_file(path)
+    path.write_text(json.dumps({**MAP, "runs": {"batch": "yes"}}))
+    with pytest.raises(DumpError, match=rf"^{path}: runs must be an object of booleans"):
+        DumpMap.from_file(path)
+    path.write_text(json.dumps(MAP))
+    assert DumpMap.from_file(path).engine == MAP["engine"]
