@@ -13,7 +13,7 @@ import pytest
 
 from gpt2core.cli import main
 from gpt2core.mutation import score
-from gpt2core.report import audit_html, format_budget_table, format_faults, format_mutation_score, verify_html
+from gpt2core.report import audit_html, format_budget_table, format_faults, format_mutation_score, format_verify, verify_html
 from gpt2core.verification.precision import budgets
 from gpt2core.verification.precision.classes import precision_class
 from gpt2core.verification.tolerances import BUDGET_FACTOR
@@ -95,8 +95,12 @@ def test_the_parity_table_shows_each_checkpoint_as_the_report_has_it(verify_repo
     header, *rows = page.tables[0]
     assert header == ["checkpoint", "max abs", "max rel", "tolerance", "margin", "isolated margin", "cached margin", "worst case", ""]
     assert [r[0] for r in rows] == [c["name"] for c in run["checkpoints"]]
+    # the text report's table: the same figures, as printed (max abs, max rel, tolerance, margin, isolated, cached)
+    text = {line.split()[0]: line.split() for line in format_verify(report).splitlines()[5:] if line.split() and line.split()[0] in {r[0] for r in rows}}
     for cells, row in zip(rows, run["checkpoints"]):
         ch = row["chained"]
+        if ch is not None:
+            assert cells[1:7] == text[row["name"]][1:7], (cells, text[row["name"]])
         if ch is None:
             assert cells[1:8] == ["-"] * 7 and cells[8] == "not provided by the subject" and not row["provided"], cells
             assert page.classes[cells[8]] == "fail"
@@ -140,7 +144,7 @@ def test_the_parity_section_says_the_runs_figures(verify_reports):
 def fault(name, caught, checkpoint, margin, problem=None, by=("chained",)):
     return {"name": name, "description": f"{name}, described", "caught": caught, "expected_checkpoint": "h0.attn_probs",
             "checkpoint": checkpoint, "margin": margin, "problem": problem, "caught_by": list(by),
-            "property_modules": ["test_ops"] if caught else []}  # fmt: skip
+            "property_modules": ["test_ops", "test_invariants"] if caught else []}  # fmt: skip
 
 
 FAULTS = {"model": "stress-model", "caught": 2, "total": 3, "weights_sha256": {"model.safetensors": "ab" * 32},
@@ -173,9 +177,11 @@ def test_the_fault_section_of_the_audit_page_is_the_catalogues_report():
     table = next(t for t in page.tables if t[0][0] == "fault")
     assert table[0] == ["fault", "description", "caught", "expected at", "first diverging", "margin", "problem", "caught by",
                         "property modules that fail alone"]  # fmt: skip
-    for cells, f in zip(table[1:], FAULTS["faults"], strict=True):
+    text = format_faults(FAULTS).splitlines()[2:5]
+    for cells, f, line in zip(table[1:], FAULTS["faults"], text, strict=True):
         assert cells[:5] == [f["name"], f["description"], "yes" if f["caught"] else "NO", f["expected_checkpoint"], f["checkpoint"] or "-"]
         figure(cells[5], f["margin"], 3)
+        assert cells[5] == line.split()[3]  # the margin as the text report prints it
         assert cells[6:] == [f["problem"] or "", ", ".join(f["caught_by"]), ", ".join(f["property_modules"])]
     assert page.classes["NO"] == "fail"
     assert "Sensitivity: smallest relative weight perturbation detected" in page.headings
