@@ -26,20 +26,27 @@ class Page(HTMLParser):
     def __init__(self, html: str):
         super().__init__()
         self.tables, self.headings, self.paragraphs, self.classes = [], [], [], {}
-        self._text, self._in, self._span = None, None, None
+        self.aligned, self.stray = [], []  # per table, per row: the cells' classes; text outside any element
+        self._text, self._in, self._span, self._depth = None, None, None, 0
         self.feed(html)
 
     def handle_starttag(self, tag, attrs):
+        self._depth += tag not in ("meta", "br")
         if tag == "table":
             self.tables.append([])
+            self.aligned.append([])
         elif tag == "tr":
             self.tables[-1].append([])
+            self.aligned[-1].append([])
         elif tag in ("td", "th", "h1", "h2", "h3", "p"):
             self._text, self._in = [], tag
+            if tag in ("td", "th"):
+                self.aligned[-1][-1].append(dict(attrs).get("class"))
         elif tag == "span":
             self._span = (dict(attrs).get("class"), len(self._text or []))
 
     def handle_endtag(self, tag):
+        self._depth -= 1
         if tag == "span" and self._span and self._text is not None:
             cls, start = self._span
             self.classes["".join(self._text[start:])] = cls
@@ -57,6 +64,8 @@ class Page(HTMLParser):
     def handle_data(self, data):
         if self._text is not None:
             self._text.append(data)
+        elif self._depth <= 2 and data.strip():  # directly in <html> or <body>: text no element holds
+            self.stray.append(data)
 
 
 def figure(cell: str, value, digits: int) -> None:
@@ -92,7 +101,9 @@ def test_the_parity_table_shows_each_checkpoint_as_the_report_has_it(verify_repo
     report = verify_reports[factory]
     (run,) = report["runs"]
     page = Page(verify_html(report))
+    assert page.stray == [], page.stray
     header, *rows = page.tables[0]
+    assert all(row == ["l"] + [None] * 8 for row in page.aligned[0]), page.aligned[0]  # the checkpoint's name left-aligned
     assert header == ["checkpoint", "max abs", "max rel", "tolerance", "margin", "isolated margin", "cached margin", "worst case", ""]
     assert [r[0] for r in rows] == [c["name"] for c in run["checkpoints"]]
     # the text report's table: the same figures, as printed (max abs, max rel, tolerance, margin, isolated, cached)
@@ -134,6 +145,7 @@ def test_the_parity_section_says_the_runs_figures(verify_reports):
     report = verify_reports["spoiled"]
     (run,) = report["runs"]
     page = Page(verify_html(report))
+    assert page.stray == [], page.stray
     (summary,) = [p for p in page.paragraphs if p.startswith("cases: ")]
     assert summary.startswith(f"cases: {', '.join(run['cases'])}; max abs diff {run['max_abs']:.3e}, max rel diff {run['max_rel']:.3e}, worst margin {run['worst_margin']:.3g}")
     fd = run["first_divergence"]
@@ -173,8 +185,11 @@ def test_a_fault_report_without_a_sensitivity_scan_has_no_scan_lines():
 
 def test_the_fault_section_of_the_audit_page_is_the_catalogues_report():
     page = Page(audit_html(audit_of(FAULTS)))
+    assert page.stray == [], page.stray
     assert "Fault catalogue: 2 of 3 caught" in page.headings
     table = next(t for t in page.tables if t[0][0] == "fault")
+    aligned = page.aligned[page.tables.index(table)]
+    assert all(row == ["l", "l"] + [None] * 7 for row in aligned), aligned  # name and description read left to right
     assert table[0] == ["fault", "description", "caught", "expected at", "first diverging", "margin", "problem", "caught by",
                         "property modules that fail alone"]  # fmt: skip
     text = format_faults(FAULTS).splitlines()[2:5]
@@ -213,6 +228,7 @@ def test_the_mutation_score_text_and_section_are_the_scores_report(triaged):
     assert rest == survivors + [f"  problem: {p}" for p in report["problems"]] and len(report["survivors"]) == 2
     assert ("NO REASON GIVEN" in rest[1]) == (len(triaged) == 1) and report["problems"]  # the not-checked mutant at least
     page = Page(audit_html(audit_of(FAULTS, report)))
+    assert page.stray == [], page.stray
     assert f"Mutation testing: {report['score']:.2%} {'PASS' if report['passes'] else 'FAIL'}" in page.headings
     assert (f"{report['killed']} killed of {report['total']}; {report['survived']} survived, {report['timeout']} timed out, "
             f"{report['not_checked']} not checked, {report['other']} other; minimum 30%. A timeout is not a kill.") in page.paragraphs  # fmt: skip
@@ -232,6 +248,7 @@ def audit_of(faults: dict, mutation: dict | None = None, missing=("mutation test
 def test_the_audit_page_names_what_did_not_run_the_weights_and_the_versions():
     audit = audit_of(FAULTS, missing=("mutation testing (no results)", "faults: no fault was run (0 of 0)"))
     page = Page(audit_html(audit))
+    assert page.stray == [], page.stray
     assert page.headings[0] == "gpt2core audit: INCOMPLETE"
     assert [p for p in page.paragraphs if p.startswith("Not run: ")] == [f"Not run: {m}" for m in audit["missing"]]
     assert "Created 2026-12-03T00:00:00+00:00 by gpt2core audit." in page.paragraphs
