@@ -296,3 +296,16 @@ def test_budgets_by_kind_are_the_worst_honest_error_over_layers_and_cases(precis
         name, honest, budget = line.split()
         assert name == kind
         figure(honest, k["honest_rel"], 3), figure(budget, k["budget_rel"], 3)
+
+
+def test_budgets_of_two_classes_are_stored_side_by_side_with_their_provenance(tmp_path):
+    from gpt2core.verification.versions import versions
+
+    manifest = "ab" * 32
+    docs = [budgets.document({"hello": errors(**{"h0.q": (1e-3, 2.0)})}, p, manifest, f"gpt2core budgets --precision {p}")
+            for p in ("float16", "bfloat16")]  # fmt: skip
+    for doc in docs:
+        budgets.write(tmp_path, doc)  # the second class's file beside the first's, in the same directory
+    for doc in docs:
+        assert budgets.read(tmp_path, doc["precision"], manifest) == json.loads(json.dumps(doc))
+    assert docs[0]["command"] == "gpt2core budgets --precision float16" and docs[0]["versions"] == versions()
