@@ -228,14 +228,19 @@ def test_deviations_are_checked_and_cover_what_they_say():
     assert [n for n in order if d.covers(n, order)] == ["h0.mlp_act", "h0.mlp_out", "h1.ln_1", "logits"]
     assert d.covers("h0.mlp_out@t=3,b=0", order)
     assert not Deviation(("h*.mlp_act",), 1e-3, "x").covers("h0.mlp_out", order)
-    assert not Deviation(("h9.*",), 1e-3, "x", and_after=True).covers("h0.mlp_out", order)  # its pattern names none of them
-    assert parse_deviations([d.as_dict()], "the report") == (d,)  # a report's deviations read back as a map's
     for bad, message in [({"checkpoints": "x", "tolerance": 2, "reason": "r"}, "between 0 and 1"),
                          ({"checkpoints": "x", "tolerance": 1e-3}, "needs its reason"),
                          ({"checkpoints": [], "tolerance": 1e-3, "reason": "r"}, "checkpoints must be"),
                          ({"checkpoints": "x", "tolerance": 1e-3, "reason": "r", "and_afer": True}, "unknown key 'and_afer'")]:  # fmt: skip
         with pytest.raises(ValueError, match=message):
             parse_deviations([bad], "map")
+
+
+def test_a_deviation_reads_back_from_the_report_and_covers_nothing_its_pattern_does_not_name():
+    (d,) = parse_deviations([{"checkpoints": ["h*.mlp_act", "ln_f"], "tolerance": 2e-3, "reason": "table", "and_after": True}], "map")
+    assert parse_deviations([d.as_dict()], "the report") == (d,)  # a report's deviations read back as a map's
+    order = ["embeddings", "h0.ln_1", "h0.mlp_act", "h0.mlp_out", "h1.ln_1", "logits"]
+    assert not Deviation(("h9.*",), 1e-3, "x", and_after=True).covers("h0.mlp_out", order)  # its pattern names none of them
 
 
 # --- the next-token distribution ----------------------------------------------------------------------------
