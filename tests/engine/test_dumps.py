@@ -213,7 +213,7 @@ def test_lazy_checkpoints_read_a_file_only_when_it_is_looked_up():
     assert "h0.q" in lazy and "h1.q" not in lazy and len(lazy) == 3 and reads == []
     assert list(lazy) == ["embeddings", "h0.q", "logits"] and reads == []  # sorted names, nothing read
     assert lazy["h0.q"] == "H0.Q" and reads == ["h0.q"]
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="h1.q"):
         lazy["h1.q"]
     assert reads == ["h0.q"]
 

@@ -275,7 +275,7 @@ def test_saved_arrays_are_read_on_lookup_in_their_given_order(tmp_path):
     saved = SavedArrays(tmp_path, SimpleNamespace(name="hello"), ["logits", "embeddings"])
     assert list(saved) == ["logits", "embeddings"] and len(saved) == 2 and "ln_f" not in saved
     np.testing.assert_array_equal(saved["embeddings"], [1.0, 1.0])
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="ln_f"):
         saved["ln_f"]
 
 
