@@ -335,8 +335,8 @@ def _parity_section(verify: dict) -> str:
 
     out = [f"<h2>Parity with transformers: {_verdict_word(verify['verdict'])}</h2>",
            f"<p>Model <code>{escape(verify['model'])}</code>. Chained: the engine runs from the token ids; "
-           "isolated: each stage is fed the reference's own input. Margin = max|diff| / tolerance (&lt; 1 passes); "
-           "tolerance = the checkpoint's budget on that case (below each run: how it was measured).</p>"]  # fmt: skip
+           "isolated: each stage is fed the reference's own input. Margin = max|diff| / tolerance (&lt; 1 passes); "  # pragma: no mutate (prose: a mutant changes the wording, not a figure or a verdict)
+           "tolerance = the checkpoint's budget on that case (below each run: how it was measured).</p>"]  # fmt: skip  # pragma: no mutate (prose)
     for run in verify["runs"]:
         fd = run["first_divergence"]
         out.append(f"<h3>{run['dtype']}: {_verdict_word(run['verdict'])}</h3><p>cases: {escape(', '.join(run['cases']))}; "
@@ -380,7 +380,7 @@ def _faults_section(faults: dict) -> str:
             for f in faults["faults"]]  # fmt: skip
     out = [f"<h2>Fault catalogue: {faults['caught']} of {faults['total']} caught</h2>",
            f"<p>Model <code>{escape(faults['model'])}</code> (float64 references). A fault is caught when the first "
-           "diverging checkpoint is the one named, with a margin &gt; 1 or a named problem.</p>",
+           "diverging checkpoint is the one named, with a margin &gt; 1 or a named problem.</p>",  # pragma: no mutate (prose)
            _table(["fault", "description", "caught", "expected at", "first diverging", "margin", "problem",
                    "caught by", "property modules that fail alone"], rows, left=2)]  # fmt: skip
     if faults.get("sensitivity"):

@@ -207,6 +207,22 @@ def test_the_fault_section_of_the_audit_page_is_the_catalogues_report():
 RESULTS = {"m.x_f__mutmut_1": 1, "m.x_f__mutmut_2": 1, "m.x_f__mutmut_3": 0, "m.x_f__mutmut_4": 0, "m.x_f__mutmut_5": 36, "m.x_f__mutmut_6": None}
 
 
+def test_an_audit_with_no_survivor_and_no_command_shows_neither():
+    report = score({"m.x_f__mutmut_1": 1}, {}).as_dict(0.5)
+    audit = {**audit_of(FAULTS, report), "command": None}
+    page = Page(audit_html(audit))
+    assert page.stray == [] and not [t for t in page.tables if t[0][0] == "surviving mutant"], page.tables
+    assert "Created 2026-12-03T00:00:00+00:00 by ." in page.paragraphs  # no command: nothing in its place
+
+
+def test_the_survivors_table_names_each_with_its_reason_left_aligned():
+    report = score({"m.x_f__mutmut_1": 1, "m.x_f__mutmut_2": 0}, {"m.x_f__mutmut_2": "equivalent: an axis"}).as_dict(0.5)
+    page = Page(audit_html(audit_of(FAULTS, report)))
+    i = next(i for i, t in enumerate(page.tables) if t[0][0] == "surviving mutant")
+    assert page.tables[i] == [["surviving mutant", "why it is equivalent"], ["m.x_f__mutmut_2", "equivalent: an axis"]]
+    assert page.aligned[i] == [["l", "l"], ["l", "l"]]
+
+
 def test_a_passing_score_says_pass():
     report = score({"m.x_f__mutmut_1": 1, "m.x_f__mutmut_2": 0}, {"m.x_f__mutmut_2": "equivalent: an axis"}).as_dict(0.5)
     assert report["passes"] and format_mutation_score(report).splitlines()[0].endswith("minimum 50%: PASS")
@@ -249,6 +265,12 @@ def test_the_audit_page_names_what_did_not_run_the_weights_and_the_versions():
     audit = audit_of(FAULTS, missing=("mutation testing (no results)", "faults: no fault was run (0 of 0)"))
     page = Page(audit_html(audit))
     assert page.stray == [], page.stray
+    assert page.headings == ["gpt2core audit: INCOMPLETE", "Parity with transformers: PASS", "Fault catalogue: 2 of 3 caught",
+                             "Sensitivity: smallest relative weight perturbation detected", "Mutation testing: no results",
+                             "Weights and versions"]  # fmt: skip
+    for table, aligned in zip(page.tables, page.aligned):  # the text columns read left to right, the figures right-aligned
+        left = {"fault": 2, "dtype": 1, "model": 3, "package": 2}[table[0][0]]
+        assert all(row == ["l"] * left + [None] * (len(row) - left) for row in aligned), (table[0], aligned)
     assert page.headings[0] == "gpt2core audit: INCOMPLETE"
     assert [p for p in page.paragraphs if p.startswith("Not run: ")] == [f"Not run: {m}" for m in audit["missing"]]
     assert "Created 2026-12-03T00:00:00+00:00 by gpt2core audit." in page.paragraphs
