@@ -26,12 +26,13 @@ class Page(HTMLParser):
     def __init__(self, html: str):
         super().__init__()
         self.tables, self.headings, self.paragraphs, self.classes = [], [], [], {}
-        self.aligned, self.stray = [], []  # per table, per row: the cells' classes; text outside any element
-        self._text, self._in, self._span, self._depth = None, None, None, 0
+        self.aligned, self.stray = [], []  # per table, per row: the cells' classes; text no element holds
+        self._text, self._in, self._span, self._open = None, None, None, []
         self.feed(html)
 
     def handle_starttag(self, tag, attrs):
-        self._depth += tag not in ("meta", "br")
+        if tag not in ("meta", "br"):
+            self._open.append(tag)
         if tag == "table":
             self.tables.append([])
             self.aligned.append([])
@@ -46,7 +47,8 @@ class Page(HTMLParser):
             self._span = (dict(attrs).get("class"), len(self._text or []))
 
     def handle_endtag(self, tag):
-        self._depth -= 1
+        if self._open and self._open[-1] == tag:
+            self._open.pop()
         if tag == "span" and self._span and self._text is not None:
             cls, start = self._span
             self.classes["".join(self._text[start:])] = cls
@@ -64,7 +66,7 @@ class Page(HTMLParser):
     def handle_data(self, data):
         if self._text is not None:
             self._text.append(data)
-        elif self._depth <= 2 and data.strip():  # directly in <html> or <body>: text no element holds
+        elif data.strip() and (not self._open or self._open[-1] in ("html", "body", "table", "tr")):  # between elements
             self.stray.append(data)
 
 
@@ -76,8 +78,11 @@ def figure(cell: str, value, digits: int) -> None:
     assert cell not in ("-", "") and abs(float(cell) - value) <= 0.51 * 10 ** (1 - digits) * abs(value), (cell, value)
 
 
-def verdict_of(cell: str, ok: bool) -> None:
-    assert cell.split(" ")[0] == ("PASS" if ok else "FAIL"), (cell, ok)
+def verdict_of(cell: str, ok: bool, page=None) -> None:
+    """The cell says PASS or FAIL as `ok`, in the page's green or red (its span's class)."""
+    word = cell.split(" ")[0]
+    assert word == ("PASS" if ok else "FAIL"), (cell, ok)
+    assert page is None or page.classes[word] == word.lower(), page.classes
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +129,7 @@ def test_the_parity_table_shows_each_checkpoint_as_the_report_has_it(verify_repo
             else:
                 figure(cell, row[mode]["margin"], 3)
         assert cells[7] == ch["case"]
-        verdict_of(cells[8], row["ok"])
+        verdict_of(cells[8], row["ok"], page)
     assert any(not r["ok"] for r in run["checkpoints"]) == (factory == "spoiled")
     # the sampled generation's steps, one table per case, each step's figures and verdict
     sampled = page.tables[1 : 1 + len(run["sampled"])]
