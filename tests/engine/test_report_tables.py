@@ -93,12 +93,28 @@ def verify_reports(tiny_dir, tmp_path_factory):
     import io
 
     out = {}
-    for factory in ("spoiled", "not_providing"):
+    for factory in ("spoiled", "not_providing", "refusing_every_case"):
         buffer = io.StringIO()
         with contextlib.redirect_stdout(buffer):
             main(["verify", "--model", str(tiny_dir), "--dtype", "float64", "--subject", f"support.verdict_subjects:{factory}", "--json"])
         out[factory] = json.loads(buffer.getvalue().splitlines()[-1])
     return out
+
+
+def test_checkpoints_no_case_ran_say_so(verify_reports):
+    report = verify_reports["refusing_every_case"]
+    page = Page(verify_html(report))
+    rows = page.tables[0][1:]
+    assert rows and all(r[1:8] == ["-"] * 7 and r[8] == "not compared (no case ran)" for r in rows), rows
+    (summary,) = [p for p in page.paragraphs if p.startswith("cases: ")]
+    assert summary.startswith("cases: ") and page.stray == []
+
+
+def test_a_run_without_a_divergence_names_none(verify_reports):
+    report = verify_reports["not_providing"]
+    (run,) = report["runs"]
+    (summary,) = [p for p in Page(verify_html(report)).paragraphs if p.startswith("cases: ")]
+    assert run["first_divergence"] is None and summary.endswith(f"worst margin {run['worst_margin']:.3g}"), summary
 
 
 @pytest.mark.parametrize("factory", ["spoiled", "not_providing"])
