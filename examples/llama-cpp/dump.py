@@ -167,7 +167,13 @@ def main(argv=None) -> int:
     quiet = llama_cpp.llama_log_callback(lambda level, text, data: None)  # kept alive while llama.cpp may log
     llama_cpp.llama_log_set(quiet, None)
     llama_cpp.llama_backend_init()
-    model = llama_cpp.llama_model_load_from_file(str(gguf).encode(), llama_cpp.llama_model_default_params())
+    model_params = llama_cpp.llama_model_default_params()
+    # llama.cpp's CPU backend may move q4_0/q8_0 weights into "extra buffer types" for the host's own kernels
+    # (AMX tiles, repacked AVX2/AVX-512 blocks): which kernels run then depends on the host, and on an Intel Xeon
+    # with AMX (2026-12-03) loading the tiny model's q8_0 and q4_0 GGUFs with them crashed (SIGSEGV). Off, every
+    # host runs ggml's plain CPU kernels for each type: the same computation, and dumps, everywhere.
+    model_params.use_extra_bufts = False
+    model = llama_cpp.llama_model_load_from_file(str(gguf).encode(), model_params)
     if not model:
         print(f"llama.cpp could not load {gguf}", file=sys.stderr)
         return 2
