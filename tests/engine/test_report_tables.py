@@ -7,67 +7,16 @@ from __future__ import annotations
 
 import json
 import re
-from html.parser import HTMLParser
 
 import pytest
+from support.pages import Page
+from support.verdict_subjects import verify_with
 
-from gpt2core.cli import main
 from gpt2core.mutation import score
 from gpt2core.report import audit_html, format_budget_table, format_faults, format_mutation_score, format_verify, verify_html
 from gpt2core.verification.precision import budgets
 from gpt2core.verification.precision.classes import precision_class
 from gpt2core.verification.tolerances import BUDGET_FACTOR
-
-
-class Page(HTMLParser):
-    """A page's headings, paragraphs and tables as text: tables = [[row cells...] ...] per table, headings and
-    paragraphs = [text ...], classes = {text of a span: its class}."""
-
-    def __init__(self, html: str):
-        super().__init__()
-        self.tables, self.headings, self.paragraphs, self.classes = [], [], [], {}
-        self.aligned, self.stray = [], []  # per table, per row: the cells' classes; text no element holds
-        self._text, self._in, self._span, self._open = None, None, None, []
-        self.feed(html)
-
-    def handle_starttag(self, tag, attrs):
-        if tag not in ("meta", "br"):
-            self._open.append(tag)
-        if tag == "table":
-            self.tables.append([])
-            self.aligned.append([])
-        elif tag == "tr":
-            self.tables[-1].append([])
-            self.aligned[-1].append([])
-        elif tag in ("td", "th", "h1", "h2", "h3", "p"):
-            self._text, self._in = [], tag
-            if tag in ("td", "th"):
-                self.aligned[-1][-1].append(dict(attrs).get("class"))
-        elif tag == "span":
-            self._span = (dict(attrs).get("class"), len(self._text or []))
-
-    def handle_endtag(self, tag):
-        if self._open and self._open[-1] == tag:
-            self._open.pop()
-        if tag == "span" and self._span and self._text is not None:
-            cls, start = self._span
-            self.classes["".join(self._text[start:])] = cls
-        if tag != self._in:
-            return
-        text = "".join(self._text)
-        if tag in ("td", "th"):
-            self.tables[-1][-1].append(text)
-        elif tag == "p":
-            self.paragraphs.append(text)
-        else:
-            self.headings.append(text)
-        self._text, self._in = None, None
-
-    def handle_data(self, data):
-        if self._text is not None:
-            self._text.append(data)
-        elif data.strip() and (not self._open or self._open[-1] in ("html", "body", "table", "tr")):  # between elements
-            self.stray.append(data)
 
 
 def figure(cell: str, value, digits: int) -> None:
@@ -86,19 +35,10 @@ def verdict_of(cell: str, ok: bool, page=None) -> None:
 
 
 @pytest.fixture(scope="module")
-def verify_reports(tiny_dir, tmp_path_factory):
-    """`gpt2core verify --json` on the tiny model in float64 with a subject that fails one checkpoint (spoiled)
-    and one that does not provide one (not_providing): {factory: report}."""
-    import contextlib
-    import io
-
-    out = {}
-    for factory in ("spoiled", "not_providing", "refusing_every_case"):
-        buffer = io.StringIO()
-        with contextlib.redirect_stdout(buffer):
-            main(["verify", "--model", str(tiny_dir), "--dtype", "float64", "--subject", f"support.verdict_subjects:{factory}", "--json"])
-        out[factory] = json.loads(buffer.getvalue().splitlines()[-1])
-    return out
+def verify_reports(tiny_dir):
+    """`gpt2core verify --json` on the tiny model in float64 with a subject that fails one checkpoint (spoiled),
+    one that does not provide one (not_providing) and one that refuses every case: {factory: report}."""
+    return {factory: verify_with(tiny_dir, factory)[1] for factory in ("spoiled", "not_providing", "refusing_every_case")}
 
 
 def test_checkpoints_no_case_ran_say_so(verify_reports):
@@ -205,7 +145,7 @@ def test_a_fault_report_without_a_sensitivity_scan_has_no_scan_lines():
 
 
 def test_the_fault_section_of_the_audit_page_is_the_catalogues_report():
-    page = Page(audit_html(audit_of(FAULTS)))
+    page = Page(audit_html(audit_report(FAULTS)))
     assert page.stray == [], page.stray
     assert "Fault catalogue: 2 of 3 caught" in page.headings
     table = next(t for t in page.tables if t[0][0] == "fault")
@@ -230,7 +170,7 @@ RESULTS = {"m.x_f__mutmut_1": 1, "m.x_f__mutmut_2": 1, "m.x_f__mutmut_3": 0, "m.
 
 def test_an_audit_with_no_survivor_and_no_command_shows_neither():
     report = score({"m.x_f__mutmut_1": 1}, {}).as_dict(0.5)
-    audit = {**audit_of(FAULTS, report), "command": None}
+    audit = {**audit_report(FAULTS, report), "command": None}
     page = Page(audit_html(audit))
     assert page.stray == [] and not [t for t in page.tables if t[0][0] == "surviving mutant"], page.tables
     assert "Created 2026-12-03T00:00:00+00:00 by ." in page.paragraphs  # no command: nothing in its place
@@ -238,7 +178,7 @@ def test_an_audit_with_no_survivor_and_no_command_shows_neither():
 
 def test_the_survivors_table_names_each_with_its_reason_left_aligned():
     report = score({"m.x_f__mutmut_1": 1, "m.x_f__mutmut_2": 0}, {"m.x_f__mutmut_2": "equivalent: an axis"}).as_dict(0.5)
-    page = Page(audit_html(audit_of(FAULTS, report)))
+    page = Page(audit_html(audit_report(FAULTS, report)))
     i = next(i for i, t in enumerate(page.tables) if t[0][0] == "surviving mutant")
     assert page.tables[i] == [["surviving mutant", "why it is equivalent"], ["m.x_f__mutmut_2", "equivalent: an axis"]]
     assert page.aligned[i] == [["l", "l"], ["l", "l"]]
@@ -247,7 +187,7 @@ def test_the_survivors_table_names_each_with_its_reason_left_aligned():
 def test_a_passing_score_says_pass():
     report = score({"m.x_f__mutmut_1": 1, "m.x_f__mutmut_2": 0}, {"m.x_f__mutmut_2": "equivalent: an axis"}).as_dict(0.5)
     assert report["passes"] and format_mutation_score(report).splitlines()[0].endswith("minimum 50%: PASS")
-    assert f"Mutation testing: {report['score']:.2%} PASS" in Page(audit_html(audit_of(FAULTS, report))).headings
+    assert f"Mutation testing: {report['score']:.2%} PASS" in Page(audit_html(audit_report(FAULTS, report))).headings
 
 
 @pytest.mark.parametrize("triaged", [{"m.x_f__mutmut_3": "equivalent: a default no caller uses"},
@@ -264,7 +204,7 @@ def test_the_mutation_score_text_and_section_are_the_scores_report(triaged):
     survivors = [f"  survived {s['name']}: {s['reason'] or 'NO REASON GIVEN'}" for s in report["survivors"]]
     assert rest == survivors + [f"  problem: {p}" for p in report["problems"]] and len(report["survivors"]) == 2
     assert ("NO REASON GIVEN" in rest[1]) == (len(triaged) == 1) and report["problems"]  # the not-checked mutant at least
-    page = Page(audit_html(audit_of(FAULTS, report)))
+    page = Page(audit_html(audit_report(FAULTS, report)))
     assert page.stray == [], page.stray
     assert f"Mutation testing: {report['score']:.2%} {'PASS' if report['passes'] else 'FAIL'}" in page.headings
     assert (f"{report['killed']} killed of {report['total']}; {report['survived']} survived, {report['timeout']} timed out, "
@@ -274,7 +214,7 @@ def test_the_mutation_score_text_and_section_are_the_scores_report(triaged):
     assert table == [["surviving mutant", "why it is equivalent"]] + [[s["name"], s["reason"] or "NO REASON GIVEN"] for s in report["survivors"]]
 
 
-def audit_of(faults: dict, mutation: dict | None = None, missing=("mutation testing (no results)",)) -> dict:
+def audit_report(faults: dict, mutation: dict | None = None, missing=("mutation testing (no results)",)) -> dict:
     """An audit dict around a verify report with no runs, the given fault report and mutation report."""
     verify = {"verdict": "PASS", "model": "the-model", "runs": [], "weights_sha256": {"model.safetensors": "cd" * 32},
               "versions": {"torch": "2.13.0", "transformers": "5.24.0"}}  # fmt: skip
@@ -283,7 +223,7 @@ def audit_of(faults: dict, mutation: dict | None = None, missing=("mutation test
 
 
 def test_the_audit_page_names_what_did_not_run_the_weights_and_the_versions():
-    audit = audit_of(FAULTS, missing=("mutation testing (no results)", "faults: no fault was run (0 of 0)"))
+    audit = audit_report(FAULTS, missing=("mutation testing (no results)", "faults: no fault was run (0 of 0)"))
     page = Page(audit_html(audit))
     assert page.stray == [], page.stray
     assert page.headings == ["gpt2core audit: INCOMPLETE", "Parity with transformers: PASS", "Fault catalogue: 2 of 3 caught",

@@ -5,14 +5,16 @@ each through the command line with a subject of tests/support/verdict_subjects.p
 from __future__ import annotations
 
 import json
-import re
 
 import numpy as np
 import pytest
 from junitparser import Error, Failure, JUnitXml, Skipped
+from support.inprocess import run_command
+from support.pages import Page
+from support.verdict_subjects import verify_with
 
 from gpt2core.audit import run_audit
-from gpt2core.cli import EXIT_CODES, main
+from gpt2core.cli import EXIT_CODES
 from gpt2core.mutation import score
 from gpt2core.report import audit_html, format_verify, verify_html
 
@@ -36,13 +38,11 @@ SCENARIOS = [
 ]
 
 
-def verify(tiny_dir, tmp_path, capsys, factory: str, require: str):
+def verify(tiny_dir, tmp_path, factory: str, require: str):
     """gpt2core verify on the tiny model in float64: (exit status, JSON report, JUnit, HTML)."""
     junit, html = tmp_path / "junit.xml", tmp_path / "verify.html"
-    rc = main(["verify", "--model", str(tiny_dir), "--dtype", "float64", "--subject", f"support.verdict_subjects:{factory}",
-               "--require", require, "--json", "--junit", str(junit), "--html", str(html)])  # fmt: skip
-    out = capsys.readouterr().out
-    return rc, json.loads(out.splitlines()[-1]), JUnitXml.fromfile(str(junit)), html.read_text()
+    rc, report = verify_with(tiny_dir, factory, "--require", require, "--junit", str(junit), "--html", str(html))
+    return rc, report, JUnitXml.fromfile(str(junit)), html.read_text()
 
 
 def junit_counts(xml) -> dict:
@@ -51,12 +51,14 @@ def junit_counts(xml) -> dict:
     return {"failures": kinds.count(Failure), "errors": kinds.count(Error), "skipped": kinds.count(Skipped)}
 
 
-def audit_of(report: dict, tiny_dir, monkeypatch) -> dict:
-    """The audit with this verify report, a fault catalogue that caught its one fault and mutation testing that
-    passed: the audit's verdict is the verify run's, everything required."""
+CAUGHT_ONE = {"model": "stress", "caught": 1, "total": 1, "faults": [], "weights_sha256": {}}
+
+
+def audited(report: dict, tiny_dir, monkeypatch, faults: dict = CAUGHT_ONE) -> dict:
+    """The audit with this verify report, this fault catalogue report (by default one that caught its one fault)
+    and mutation testing that passed: with the default, the audit's verdict is the verify run's, everything required."""
     import gpt2core.audit as audit
 
-    faults = {"model": "stress", "caught": 1, "total": 1, "faults": [], "weights_sha256": {}}
     monkeypatch.setattr(audit, "verify_model", lambda *a, **k: report)
     monkeypatch.setattr(audit, "catalogue_on", lambda *a, **k: faults)
     monkeypatch.setattr(audit, "mutation_results", lambda *a, **k: score({"m_1": 1}, {}).as_dict(0.95))
@@ -64,8 +66,8 @@ def audit_of(report: dict, tiny_dir, monkeypatch) -> dict:
 
 
 @pytest.mark.parametrize("factory, require, verdict, reason", SCENARIOS, ids=[f"{f}-{r}" for f, r, *_ in SCENARIOS])
-def test_every_output_says_the_verdict(factory, require, verdict, reason, tiny_dir, tmp_path, capsys, monkeypatch):
-    rc, report, xml, html = verify(tiny_dir, tmp_path, capsys, factory, require)
+def test_every_output_says_the_verdict(factory, require, verdict, reason, tiny_dir, tmp_path, monkeypatch):
+    rc, report, xml, html = verify(tiny_dir, tmp_path, factory, require)
     (run,) = report["runs"]
     assert (report["verdict"], run["verdict"]) == (verdict, verdict), run["reasons"] or run["left_out"]
     assert rc == EXIT_CODES[verdict] and report["ok"] == (verdict == "PASS") == (rc == 0)
@@ -84,22 +86,17 @@ def test_every_output_says_the_verdict(factory, require, verdict, reason, tiny_d
     counts = junit_counts(xml)
     assert (counts["failures"] + counts["errors"] == 0) == (verdict == "PASS"), counts
     # the HTML page and the audit's page
-    assert headings(html) == [f"gpt2core verify: {verdict}", f"Parity with transformers: {verdict}", f"float64: {verdict}"]
+    assert Page(html).headings == [f"gpt2core verify: {verdict}", f"Parity with transformers: {verdict}", f"float64: {verdict}"]
     assert ('class="pass">' in html.split("</h1>")[0]) == (verdict == "PASS")  # green only for a PASS
-    audit = audit_of(report, tiny_dir, monkeypatch)
+    audit = audited(report, tiny_dir, monkeypatch)
     expected = verdict if verdict == "FAIL" or not run["left_out"] else "INCOMPLETE"  # an audit requires everything
     assert audit["verdict"] == expected and audit["ok"] == (expected == "PASS")
-    assert headings(audit_html(audit))[:3] == [f"gpt2core audit: {expected}", f"Parity with transformers: {verdict}",
+    assert Page(audit_html(audit)).headings[:3] == [f"gpt2core audit: {expected}", f"Parity with transformers: {verdict}",
                                                f"float64: {verdict}"]  # fmt: skip
-    assert headings(verify_html(report)) == headings(html)
+    assert Page(verify_html(report)).headings == Page(html).headings
 
 
-def headings(page: str) -> list[str]:
-    """The text of the page's h1, h2 and h3 headings, in order."""
-    return [re.sub(r"<[^>]+>", "", h) for h in re.findall(r"<h[123]>(.*?)</h[123]>", page)]
-
-
-def test_a_distribution_out_of_its_budget_fails_every_output(tiny_dir, tmp_path, capsys, monkeypatch):
+def test_a_distribution_out_of_its_budget_fails_every_output(tiny_dir, tmp_path, monkeypatch):
     """Every checkpoint passes, but the next-token distribution exceeds its budget (budgets that nothing meets,
     through the real distribution_report): FAIL, said by every output."""
     import gpt2core.verification.verify as verify_module
@@ -110,20 +107,20 @@ def test_a_distribution_out_of_its_budget_fails_every_output(tiny_dir, tmp_path,
 
     real = verify_module.distribution_report
     monkeypatch.setattr(verify_module, "distribution_report", lambda metrics, budgets: real(metrics, Unmeetable()))
-    rc, report, xml, html = verify(tiny_dir, tmp_path, capsys, "passing", "offered")
+    rc, report, xml, html = verify(tiny_dir, tmp_path, "passing", "offered")
     (run,) = report["runs"]
     assert rc == 1 and report["verdict"] == run["verdict"] == "FAIL"
     assert all(r["chained"]["ok"] for r in run["checkpoints"])  # nothing else failed
     assert run["reasons"] == [f"next-token distribution: {run['distribution']['divergence']['message']}"]
     assert "next-token KL divergence mean" in run["reasons"][0] and "exceeds its budget -1.000e+00" in run["reasons"][0]
-    assert junit_counts(xml)["failures"] >= 1 and headings(html)[0] == "gpt2core verify: FAIL"
+    assert junit_counts(xml)["failures"] >= 1 and Page(html).headings[0] == "gpt2core verify: FAIL"
     assert "why FAIL (1): next-token distribution:" in format_verify(report)
 
 
-def test_the_verdict_over_dtypes_is_the_worst_runs(tiny_dir, tmp_path, capsys):
+def test_the_verdict_over_dtypes_is_the_worst_runs(tiny_dir):
     """float64 passes and float32 fails (the subject spoils float32 only): the command's verdict is FAIL."""
-    rc = main(["verify", "--model", str(tiny_dir), "--subject", "support.verdict_subjects:spoiled_in_float32", "--json"])
-    report = json.loads(capsys.readouterr().out.splitlines()[-1])
+    rc, printed = run_command(["verify", "--model", str(tiny_dir), "--subject", "support.verdict_subjects:spoiled_in_float32", "--json"])
+    report = json.loads(printed.splitlines()[-1])
     verdicts = {r["dtype"]: r["verdict"] for r in report["runs"]}
     assert verdicts == {"float32": "FAIL", "float64": "PASS"} and report["verdict"] == "FAIL" and rc == 1
 
@@ -164,14 +161,9 @@ def test_a_mode_offered_with_nothing_to_run_is_not_run_never_passed(tiny_dir, tm
                                    "mode sampled not run (no case it ran records sampled generation)"]  # fmt: skip
 
 
-def test_an_audit_whose_fault_catalogue_ran_nothing_is_incomplete(tiny_dir, tmp_path, capsys, monkeypatch):
+def test_an_audit_whose_fault_catalogue_ran_nothing_is_incomplete(tiny_dir, tmp_path, monkeypatch):
     """0 of 0 faults caught is no evidence that the suites catch a broken engine: the audit says INCOMPLETE."""
-    import gpt2core.audit as audit
-
-    _, report, _, _ = verify(tiny_dir, tmp_path, capsys, "passing", "all")
-    nothing = {"model": "stress", "caught": 0, "total": 0, "faults": [], "weights_sha256": {}}
-    monkeypatch.setattr(audit, "verify_model", lambda *a, **k: report)
-    monkeypatch.setattr(audit, "catalogue_on", lambda *a, **k: nothing)
-    monkeypatch.setattr(audit, "mutation_results", lambda *a, **k: score({"m_1": 1}, {}).as_dict(0.95))
-    judged = run_audit(tiny_dir, tiny_dir)
+    _, report, _, _ = verify(tiny_dir, tmp_path, "passing", "all")
+    nothing = {**CAUGHT_ONE, "caught": 0, "total": 0}
+    judged = audited(report, tiny_dir, monkeypatch, faults=nothing)
     assert (judged["verdict"], judged["missing"]) == ("INCOMPLETE", ["faults: no fault was run (0 of 0)"]), judged

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from support.verdict_subjects import Altered
+
 from gpt2core.verification.dumps import FORMAT
 
 PER_LAYER = ("ln_1", "attn_scores", "attn_probs", "attn_heads", "attn_out", "resid_mid", "ln_2", "mlp_fc", "mlp_act",
@@ -62,16 +64,14 @@ def every_mode_map(dtype: str = "float64") -> dict:
             "checkpoints": {name: {} for name in ("embeddings", *(f"h{{i}}.{k}" for k in (*PER_LAYER, "q", "k", "v")), "ln_f", "logits")}}  # fmt: skip
 
 
-class DumpingSubject:
+class DumpingSubject(Altered):
     """A Python subject (gpt2core's engine) that writes every answer it gives verify as the file an engine command
     writes for it (dumps.py, "Modes through files"): run verify on it once, and `out` holds a complete dump of
     every mode, in gpt2core's own layout (every_mode_map)."""
 
     def __init__(self, inner, out):
-        self.inner, self.out = inner, out
-
-    def __getattr__(self, attr):
-        return getattr(self.inner, attr)
+        super().__init__(inner)
+        self.name, self.out = "gpt2core, dumping every answer", out
 
     def save(self, path, array):
         path = self.out / path

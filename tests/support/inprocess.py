@@ -1,5 +1,5 @@
-"""Running a pytest session inside this process (pytest.main): torch and transformers are imported once, not
-once per run as a fresh interpreter would."""
+"""Running a pytest session or a gpt2core command inside this process (pytest.main, cli.main): torch and
+transformers are imported once, not once per run as a fresh interpreter would."""
 
 from __future__ import annotations
 
@@ -25,3 +25,16 @@ def run_pytest(args: list[str]) -> tuple[int, Outcome]:
     """pytest.main(args) in this process: its exit status and its reports."""
     outcome = Outcome()
     return pytest.main(args, plugins=[outcome]), outcome
+
+
+def run_command(args: list[str]) -> tuple[int, str]:
+    """gpt2core's command line (cli.main(args)) in this process: its exit status and what it printed."""
+    import contextlib
+    import io
+
+    from gpt2core.cli import main
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        rc = main(args)
+    return rc, printed.getvalue()

@@ -4,12 +4,24 @@ through the command line."""
 
 from __future__ import annotations
 
+import json
+
 from gpt2core.verification.numpy_subject import numpy_subject
 
 SPOILED = "h1.mlp_out"  # the checkpoint a spoiled subject gets wrong, on case SPOILED_CASE
 SPOILED_CASE = "hello"
 NOT_PROVIDED = "h0.attn_probs"
 REFUSED_CASE = "padded_batch"
+
+
+def verify_with(model_dir, factory: str, *options: str) -> tuple[int, dict]:
+    """`gpt2core verify --json` in this process on the model in float64, its subject this module's `factory`:
+    (exit status, the JSON report)."""
+    from support.inprocess import run_command
+
+    rc, printed = run_command(["verify", "--model", str(model_dir), "--dtype", "float64",
+                               "--subject", f"support.verdict_subjects:{factory}", "--json", *options])  # fmt: skip
+    return rc, json.loads(printed.splitlines()[-1])
 
 
 class Altered:
