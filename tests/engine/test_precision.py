@@ -127,6 +127,37 @@ def test_budgets_that_do_not_belong_to_the_set_are_refused(tiny_dir, tmp_path, t
         budgets_for(load_references(copy, tiny_dir), "float16")
 
 
+GOOD_BUDGETS = {"format": budgets.FORMAT, "precision": "float16", "references_manifest_sha256": "ab" * 32,
+                "cases": {"hello": {"checkpoints": {"logits": [1e-3, 2.0]}}}}  # fmt: skip
+MALFORMED_BUDGETS = [  # (what the file holds, what the error says of it)
+    ([1, 2], "format [1, 2], expected 'gpt2core-budgets/1' for 'float16'"),
+    ({**GOOD_BUDGETS, "format": "other/1"}, "format 'other/1' for 'float16', expected 'gpt2core-budgets/1' for 'float16'"),
+    ({**GOOD_BUDGETS, "precision": "bfloat16"}, "format 'gpt2core-budgets/1' for 'bfloat16', expected 'gpt2core-budgets/1' for 'float16'"),
+    ({"precision": "float16"}, "format None for 'float16', expected 'gpt2core-budgets/1' for 'float16'"),
+    ({**GOOD_BUDGETS, "cases": {"hello": {"checkpoints": {"logits": [1e-3, 2.0, 3.0]}}}}, "a checkpoint's entry [0.001, 2.0, 3.0] is not [honest error, scale]"),
+    ({**GOOD_BUDGETS, "cases": {"hello": {"checkpoints": {"logits": [-1e-3, 2.0]}}}}, "a checkpoint's entry [-0.001, 2.0] is not [honest error, scale]"),
+    ({**GOOD_BUDGETS, "cases": {"hello": {"checkpoints": {"logits": ["1e-3", 2.0]}}}}, "a checkpoint's entry ['1e-3', 2.0] is not [honest error, scale]"),
+    ({**GOOD_BUDGETS, "cases": {"hello": {"checkpoints": {"logits": 1e-3}}}}, "a checkpoint's entry 0.001 is not [honest error, scale]"),
+    ({**GOOD_BUDGETS, "cases": []}, "'list' object has no attribute 'values'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("doc, says", MALFORMED_BUDGETS, ids=[f"malformed-{i}" for i in range(len(MALFORMED_BUDGETS))])
+def test_a_malformed_budgets_file_is_named_with_what_is_wrong_and_how_to_remake_it(tmp_path, doc, says):
+    from gpt2core.verification.errors import ReferencesError
+
+    path = budgets.path_of(tmp_path, "float16")
+    path.parent.mkdir()
+    path.write_text(json.dumps(GOOD_BUDGETS))
+    assert budgets.read(tmp_path, "float16", "ab" * 32) == GOOD_BUDGETS  # the well-formed file is read as written
+    assert budgets.read(tmp_path, "bfloat16", "ab" * 32) is None  # no file: no budgets, not an error
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ReferencesError) as raised:
+        budgets.read(tmp_path, "float16", "ab" * 32)
+    assert str(raised.value) == (f"{path}: malformed budgets ({says}); recompute them with gpt2core budgets "
+                                 f"--references {tmp_path} --precision float16 --force")  # fmt: skip
+
+
 def test_the_stress_model_passes_gpt2cores_float32_engine(stress_dir):
     """Sharp attention makes float32's rounding of the probabilities larger than the fixed 2e-5 of max|probs|:
     the measured budget earns it, and the engine passes in float32."""

@@ -134,7 +134,8 @@ def read(root: Path, precision: str, manifest_sha256: str) -> dict | None:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("precision") != precision:
-            raise ValueError(f"format {doc.get('format') if isinstance(doc, dict) else doc!r}, expected {FORMAT!r} for {precision}")
+            found = f"{doc.get('format')!r} for {doc.get('precision')!r}" if isinstance(doc, dict) else repr(doc)
+            raise ValueError(f"format {found}, expected {FORMAT!r} for {precision!r}")
         for case in doc["cases"].values():
             for pair in case["checkpoints"].values():
                 if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, (int, float)) and x >= 0 for x in pair)):
