@@ -19,6 +19,51 @@ from gpt2core.verification.numpy_subject import numpy_subject
 from gpt2core.verification.verify import verify_references
 
 
+def same(read, written, what: str) -> None:
+    """What the reader gives back is what the engine wrote: the same names, shapes, dtypes and values (masked
+    and padding entries included: the every-mode map lays them out as gpt2core does)."""
+    assert set(read) == set(written), (what, sorted(set(read) ^ set(written)))
+    for name in written:
+        got, want = np.asarray(read[name]), np.asarray(written[name])
+        assert (got.shape, got.dtype) == (want.shape, want.dtype), (what, name, got.shape, got.dtype, want.shape, want.dtype)
+        assert np.array_equal(got, want, equal_nan=True), (what, name, np.abs(got - want).max())
+
+
+@pytest.mark.parametrize("case_name", ["hello", "padded_batch"])
+def test_each_mode_read_back_from_its_files_is_the_engines_answer(tiny_dir, tmp_path, tmp_path_factory, case_name):
+    """Each reader of dumps.py, called directly on the files one case's answers were written to: the chained
+    checkpoints, every isolated stage, each decoding step, the greedy ids and the sampled scores come back exactly
+    as the engine gave them (one row, and a left-padded batch). The cheap, direct form of the verify runs below."""
+    from support.references import reference_set
+
+    from gpt2core.verification.mode_inputs import default_split
+
+    refs = reference_set(tiny_dir, np.float64, tmp_path_factory)
+    case = next(c for c in refs.cases if c.name == case_name)
+    writer = DumpingSubject(numpy_subject(tiny_dir, "float64"), tmp_path)
+    reader = DumpSubject(tmp_path, DumpMap(every_mode_map()), read_model_dir(tiny_dir).config)
+    assert reader.can_run(case) is None and reader.files_not_read() == []
+    written = writer.checkpoints(case)  # each answer written first, then read back
+    same(reader.checkpoints(case), written, "chained")
+    written = {n: writer.stage(n, case, case.array) for n in sorted(reader.provides)}
+    same({n: reader.stage(n, case, case.array) for n in written}, written, "isolated")
+    split = default_split(case)
+    written = list(writer.decode(case, split))
+    steps = list(reader.decode(case, split))
+    assert len(steps) == len(written) == case.input_ids.shape[1] - split > 0
+    for t, (read, wrote) in enumerate(zip(steps, written), start=split):
+        same(read, wrote, f"decode t{t}")
+    assert case.greedy and (case.sampling or case_name == "hello")  # hello records no sampled path
+    n, _ = case.greedy
+    written = writer.generate(case, n)
+    same({"ids": reader.generate(case, n)}, {"ids": written}, "generate")
+    if case.sampling:
+        settings, ids = case.sampling
+        written = writer.sample_scores(case, settings, ids)
+        same(reader.sample_scores(case, settings, ids), written, "sampled")
+    assert reader.files_not_read() == [], reader.files_not_read()  # every file written was read back
+
+
 @pytest.fixture(scope="module")
 def every_mode(tiny_dir, tmp_path_factory):
     """(reference set, dump directory, the Python subject's own run): the tiny model in float64, every case."""

@@ -36,9 +36,16 @@ def verdict_of(cell: str, ok: bool, page=None) -> None:
 
 @pytest.fixture(scope="module")
 def verify_reports(tiny_dir):
-    """`gpt2core verify --json` on the tiny model in float64 with a subject that fails one checkpoint (spoiled),
-    one that does not provide one (not_providing) and one that refuses every case: {factory: report}."""
-    return {factory: verify_with(tiny_dir, factory)[1] for factory in ("spoiled", "not_providing", "refusing_every_case")}
+    """`gpt2core verify --json` on the tiny model in float64, by subject (support.verdict_subjects): one that fails
+    one checkpoint (spoiled), one that does not provide one (not_providing), one that refuses every case; each run
+    once, when a test first asks for it (mutmut runs a mutant's tests one by one)."""
+
+    class Reports(dict):
+        def __missing__(self, factory):
+            self[factory] = verify_with(tiny_dir, factory)[1]
+            return self[factory]
+
+    return Reports()
 
 
 def test_checkpoints_no_case_ran_say_so(verify_reports):
