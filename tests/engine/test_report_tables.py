@@ -101,12 +101,30 @@ def test_the_parity_table_shows_each_checkpoint_as_the_report_has_it(verify_repo
         assert table[0] == ["step", "max abs", "tolerance", "margin", "undecided tokens", ""]
         assert [r[0] for r in table[1:]] == [s["name"] for s in g["steps"]]
         for cells, step in zip(table[1:], g["steps"]):
-            figure(cells[1], step["max_abs"], 4), figure(cells[2], step["tolerance"], 4), figure(cells[3], step["margin"], 3)
+            assert cells[1:4] == [f"{step['max_abs']:.3e}", f"{step['tolerance']:.3e}", f"{step['margin']:.3g}"], cells  # as the text report
             assert cells[4] == str(step["worst"].get("undecided_tokens", "-"))
             verdict_of(cells[5], step["ok"])
     said = [p for p in page.paragraphs if p.startswith("Sampled generation, case ")]
     assert [p.split(" (")[0].removeprefix("Sampled generation, case ") for p in said] == [g["case"] for g in run["sampled"]]
     assert all(f": {'PASS' if g['ok'] else 'FAIL'} " in p for p, g in zip(said, run["sampled"]))
+
+
+def test_a_checkpoint_or_sampled_step_with_a_problem_shows_it_in_its_row(verify_reports):
+    """A comparison that could not be made (a problem: wrong shape, not an array) says why in its row's verdict
+    cell; a sampled step without a comparison has no count of undecided tokens ('-')."""
+    import copy
+
+    report = copy.deepcopy(verify_reports["spoiled"])
+    (run,) = report["runs"]
+    row = run["checkpoints"][1]
+    row["ok"], row["cached"] = False, {**row["cached"], "problem": "float32 [1, 2] != reference float64 [1, 3]"}
+    step = run["sampled"][0]["steps"][0]
+    step.update(ok=False, problem="expected a NumPy array, got list", worst={})
+    run["sampled"][0]["steps"][1]["margin"] = 1.25e-05  # a margin small enough for an exponent
+    page = Page(verify_html(report))
+    assert page.tables[1][2][3] == "1.25e-05", page.tables[1][2]
+    assert page.tables[0][2][0] == row["name"] and page.tables[0][2][8] == "FAIL float32 [1, 2] != reference float64 [1, 3]"
+    assert page.tables[1][1][4:] == ["-", "FAIL expected a NumPy array, got list"], page.tables[1][1]
 
 
 def test_the_parity_section_says_the_runs_figures(verify_reports):
