@@ -317,3 +317,18 @@ def test_budgets_of_two_classes_are_stored_side_by_side_with_their_provenance(tm
     for doc in docs:
         assert budgets.read(tmp_path, doc["precision"], manifest) == json.loads(json.dumps(doc))
     assert docs[0]["command"] == "gpt2core budgets --precision float16" and docs[0]["versions"] == versions()
+
+
+def test_junit_names_its_testsuites_and_refuses_an_unknown_grouping(tmp_path):
+    """The JUnit file's root is the `gpt2core verify` testsuites (what a CI's test view titles it); a grouping
+    other than checkpoint, kind or case is refused, naming it, before anything is written."""
+    import xml.etree.ElementTree as ET
+
+    from gpt2core.report import write_junit
+
+    write_junit({"runs": []}, tmp_path / "junit.xml")
+    root = ET.parse(tmp_path / "junit.xml").getroot()
+    assert (root.tag, root.get("name"), list(root)) == ("testsuites", "gpt2core verify", [])
+    with pytest.raises(ValueError) as raised:
+        write_junit({"runs": []}, tmp_path / "other.xml", group="module")
+    assert str(raised.value) == "JUnit group 'module'; expected checkpoint, kind or case" and not (tmp_path / "other.xml").exists()
