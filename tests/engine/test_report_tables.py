@@ -16,6 +16,7 @@ from gpt2core.mutation import score
 from gpt2core.report import audit_html, format_budget_table, format_faults, format_mutation_score, format_verify, verify_html
 from gpt2core.verification.precision import budgets
 from gpt2core.verification.precision.classes import precision_class
+from gpt2core.verification.memory import WEIGHTS_FACTOR
 from gpt2core.verification.tolerances import BUDGET_FACTOR
 
 
@@ -332,3 +333,49 @@ def test_junit_names_its_testsuites_and_refuses_an_unknown_grouping(tmp_path):
     with pytest.raises(ValueError) as raised:
         write_junit({"runs": []}, tmp_path / "other.xml", group="module")
     assert str(raised.value) == "JUnit group 'module'; expected checkpoint, kind or case" and not (tmp_path / "other.xml").exists()
+
+
+MEMORY = {"peak_rss_bytes": 2.5e9, "peak_over_baseline_bytes": 1.25e9, "baseline_rss_bytes": 1.125e9, "children_peak_rss_bytes": 0,
+          "own_engine": True, "bound_applies": True, "within_bound": True, "bound_bytes": 3.5e9, "weights_bytes": 1.5e9,
+          "case_references_bytes": 0.25e9}  # fmt: skip
+PEAK = "memory: peak 2.50 GB, 1.25 GB above the 1.12 GB held before the run"
+
+
+@pytest.mark.parametrize("changes, line", [
+    ({}, f"{PEAK}; bound 3.50 GB ({WEIGHTS_FACTOR} x 1.50 GB of weights + 0.25 GB of one case's references): within"),
+    ({"within_bound": False}, f"{PEAK}; bound 3.50 GB ({WEIGHTS_FACTOR} x 1.50 GB of weights + 0.25 GB of one case's references): OVER"),
+    ({"bound_applies": False}, f"{PEAK} (no bound on weights under 1 GiB: the run's fixed costs outweigh them)"),
+    ({"children_peak_rss_bytes": 0.75e9}, f"{PEAK}; bound 3.50 GB ({WEIGHTS_FACTOR} x 1.50 GB of weights + 0.25 GB of one case's references): within"),
+    ({"own_engine": False, "bound_applies": False, "children_peak_rss_bytes": 0.75e9},
+     f"{PEAK} (the bound is for gpt2core's own engine); the engine's command peaked at 0.75 GB"),
+    ({"own_engine": False, "bound_applies": False}, f"{PEAK} (the bound is for gpt2core's own engine)"),
+])  # fmt: skip
+def test_the_memory_line_says_the_peak_and_judges_it_only_where_the_bound_applies(changes, line):
+    """gpt2core's own engine on weights of at least 1 GiB: the peak against its bound (within or OVER); below 1 GiB,
+    or another engine, no judgement and why; an engine command's own peak only for a command subject."""
+    from gpt2core.report import format_memory
+
+    assert format_memory({**MEMORY, **changes}) == line
+    report = {"runs": [], "verdict": "PASS", "memory": {**MEMORY, **changes}}
+    assert format_verify(report).splitlines()[-2] == line  # the text report's line above its verdict
+    assert line not in format_verify({"runs": [], "verdict": "PASS"})  # a report without memory has no such line
+
+
+DISTRIBUTION = {"positions": 12, "ok": True, "kl_mean": 1.5e-09, "kl_max": 2.5e-08, "top1_agreement": 0.9375, "p_top_mean": 0.123456,
+                "p_top_ref_mean": 0.125, "perplexity_ratio": 1.0000126,
+                "budget": {"kl_mean": 3.5e-07, "kl_max": 4.5e-06, "honest": {"kl_max": 2.25e-06, "top1_agreement": 0.96875}}}  # fmt: skip
+FIGURES = ("KL mean 1.500e-09 nats{}, max 2.500e-08{}; top-1 agreement 0.9375; the reference's top token at p 0.1235 "
+           "(reference 0.125); perplexity ratio 1.000013")  # fmt: skip
+HELD = FIGURES.format(" (budget 3.500e-07)", " (budget 4.500e-06)") + "; the honest implementation's: KL max 2.250e-06, top-1 0.9688"
+
+
+@pytest.mark.parametrize("changes, line", [
+    ({}, f"next-token distribution over 12 positions: PASS: {HELD}"),
+    ({"ok": False}, f"next-token distribution over 12 positions: FAIL: {HELD}"),
+    ({"ok": False, "waived": "a declared deviation"}, f"next-token distribution over 12 positions: WAIVED (a declared deviation): {HELD}"),
+    ({"ok": None, "budget": None}, f"next-token distribution over 12 positions: not judged: {FIGURES.format('', '')}"),
+])  # fmt: skip
+def test_the_distribution_line_says_its_figures_and_the_budgets_they_are_held_to(changes, line):
+    from gpt2core.report import format_distribution
+
+    assert format_distribution({**DISTRIBUTION, **changes}) == line
