@@ -379,3 +379,37 @@ def test_the_distribution_line_says_its_figures_and_the_budgets_they_are_held_to
     from gpt2core.report import format_distribution
 
     assert format_distribution({**DISTRIBUTION, **changes}) == line
+
+
+def junit_cases(report: dict, tmp_path, group: str = "checkpoint") -> dict:
+    """write_junit's file read back: {(suite name, classname, test name): (result kind or None, its message)}."""
+    from junitparser import JUnitXml
+
+    from gpt2core.report import write_junit
+
+    write_junit(report, tmp_path / f"{group}.xml", group=group)
+    return {(suite.name, case.classname, case.name): ((type(case.result[0]).__name__, case.result[0].message) if case.result else (None, None))
+            for suite in JUnitXml.fromfile(str(tmp_path / f"{group}.xml")) for case in suite}  # fmt: skip
+
+
+@pytest.mark.parametrize("require", ["offered", "all"])
+def test_junit_counts_every_failure_of_a_group_and_says_what_did_not_run(verify_reports, tmp_path, require):
+    """Grouped by kind, a testcase's failure is its first comparison's message and how many more failed; a case
+    not run is skipped with why, or under --require all a failure that says it was required."""
+    import copy
+
+    report = copy.deepcopy(verify_reports["spoiled"])
+    (run,) = report["runs"]
+    run["require"] = require
+    run["cases_not_run"] = {"padded_batch": "the test says so"}
+    row = next(r for r in run["checkpoints"] if r["name"] == "h0.mlp_fc")
+    for i, r in enumerate(row["results"][:3]):
+        r.update(ok=False, message=f"h0.mlp_fc: spoiled {i}")
+    suite = f"gpt2core verify {run['subject']} float64"
+    cases = junit_cases(report, tmp_path, "kind")
+    assert cases[(suite, "float64", "mlp_fc")] == ("Failure", "h0.mlp_fc: spoiled 0 (and 2 more)")
+    (spoiled,) = [r["message"] for r in next(r for r in run["checkpoints"] if r["name"] == "h1.mlp_out")["results"] if not r["ok"]]
+    assert cases[(suite, "float64", "mlp_out")] == ("Failure", spoiled)  # one failure: no count
+    assert cases[(suite, "float64", "ln_1")] == (None, None)
+    said = "case padded_batch NOT RUN (the test says so)"
+    assert cases[(suite, "float64", "case padded_batch")] == (("Failure", f"required (--require all): {said}") if require == "all" else ("Skipped", said))
