@@ -405,11 +405,21 @@ def test_junit_counts_every_failure_of_a_group_and_says_what_did_not_run(verify_
     row = next(r for r in run["checkpoints"] if r["name"] == "h0.mlp_fc")
     for i, r in enumerate(row["results"][:3]):
         r.update(ok=False, message=f"h0.mlp_fc: spoiled {i}")
+    row = next(r for r in run["checkpoints"] if r["name"] == "h0.attn_out")
+    for i, r in enumerate(row["results"][:2]):
+        r.update(ok=False, message=f"h0.attn_out: spoiled {i}")
+    for name, n in (("h0.ln_2", 3), ("h0.mlp_act", 2), ("h0.ln_1", 1)):  # declared deviations: waived, never a plain pass
+        for i, r in enumerate(next(r for r in run["checkpoints"] if r["name"] == name)["results"][:n]):
+            r.update(waived=True, message=f"{name}: waived {i}")
     suite = f"gpt2core verify {run['subject']} float64"
     cases = junit_cases(report, tmp_path, "kind")
     assert cases[(suite, "float64", "mlp_fc")] == ("Failure", "h0.mlp_fc: spoiled 0 (and 2 more)")
+    assert cases[(suite, "float64", "attn_out")] == ("Failure", "h0.attn_out: spoiled 0 (and 1 more)")
+    required = "required (--require all): " if require == "all" else ""
+    for kind, said in (("ln_2", "h0.ln_2: waived 0 (and 2 more)"), ("mlp_act", "h0.mlp_act: waived 0 (and 1 more)"), ("ln_1", "h0.ln_1: waived 0")):
+        assert cases[(suite, "float64", kind)] == ("Failure" if required else "Skipped", required + said), kind
     (spoiled,) = [r["message"] for r in next(r for r in run["checkpoints"] if r["name"] == "h1.mlp_out")["results"] if not r["ok"]]
     assert cases[(suite, "float64", "mlp_out")] == ("Failure", spoiled)  # one failure: no count
-    assert cases[(suite, "float64", "ln_1")] == (None, None)
+    assert cases[(suite, "float64", "ln_f")] == (None, None)
     said = "case padded_batch NOT RUN (the test says so)"
     assert cases[(suite, "float64", "case padded_batch")] == (("Failure", f"required (--require all): {said}") if require == "all" else ("Skipped", said))
