@@ -254,7 +254,7 @@ def write_junit(report: dict, path, group: str = "checkpoint") -> None:
                 continue
             test = TestCase(f"mode {mode}", classname=run["dtype"])
             if not m["ok"]:
-                bad = [g["message"] for g in run.get("generate" if mode == "generate" else "sampled", []) if not g["ok"]]
+                bad = [g["message"] for g in run[mode] if not g["ok"]] if mode in ("generate", "sampled") else []
                 rows = [r[mode]["message"] for r in run["checkpoints"] if r.get(mode) and not r[mode]["ok"]]
                 test.result = [Failure((bad + rows + [f"mode {mode} failed"])[0])]
             suite.add_testcase(test)

@@ -423,3 +423,35 @@ def test_junit_counts_every_failure_of_a_group_and_says_what_did_not_run(verify_
     assert cases[(suite, "float64", "ln_f")] == (None, None)
     said = "case padded_batch NOT RUN (the test says so)"
     assert cases[(suite, "float64", "case padded_batch")] == (("Failure", f"required (--require all): {said}") if require == "all" else ("Skipped", said))
+
+
+def test_junit_has_a_testcase_per_mode_file_not_read_kind_not_provided_and_the_verdict(verify_reports, tmp_path):
+    """Beside the checkpoints: each mode beyond chained (its first failure's message, or 'mode X failed'; NOT RUN
+    with why), each file the engine wrote that nothing read, each kind not provided, the logits when no checkpoint
+    was compared, and the run's verdict itself with its reasons."""
+    import copy
+
+    report = copy.deepcopy(verify_reports["not_providing"])
+    (run,) = report["runs"]
+    run["modes"]["generate"] = {"ran": False, "ok": None, "why": "no case records a greedy continuation"}
+    run["modes"]["isolated"]["ok"] = False  # no comparison says why: the mode's own line
+    run["modes"]["sampled"]["ok"] = False
+    run["sampled"][0].update(ok=False, message="sampled: the scores differ")
+    row = next(r for r in run["checkpoints"] if r["cached"] is not None)
+    run["modes"]["cached"]["ok"], row["cached"] = False, {**row["cached"], "ok": False, "message": "cached: step 3 differs"}
+    run["files_not_read"] = ["hello/extra.npy"]
+    run.update(verdict="FAIL", reasons=["one", "two"])
+    suite = f"gpt2core verify {run['subject']} float64"
+    cases = junit_cases(report, tmp_path)
+    assert cases[(suite, "float64", "mode isolated")] == ("Failure", "mode isolated failed")
+    assert cases[(suite, "float64", "mode cached")] == ("Failure", "cached: step 3 differs")
+    assert cases[(suite, "float64", "mode sampled")] == ("Failure", "sampled: the scores differ")
+    assert cases[(suite, "float64", "mode generate")] == ("Skipped", "mode generate NOT RUN (no case records a greedy continuation)")
+    assert cases[(suite, "float64", "file not read: hello/extra.npy")] == ("Skipped", "the engine wrote hello/extra.npy, which no comparison read")
+    assert cases[(suite, "float64", "not provided: attn_probs (h0)")] == ("Skipped", "not provided by the subject: attn_probs (h0)")
+    assert cases[(suite, "float64", "verdict")] == ("Failure", "FAIL: one; two")
+    assert (suite, "float64", "logits") not in cases  # checkpoints were compared (as float64.<case>): no stand-in for them
+    run.update(checkpoints_compared=0, first_divergence={"name": "logits", "case": None, "message": "the logits were compared on no case"})
+    assert junit_cases(report, tmp_path)[(suite, "float64", "logits")] == ("Failure", "the logits were compared on no case")
+    passing = copy.deepcopy(verify_reports["not_providing"])
+    assert junit_cases(passing, tmp_path)[(suite, "float64", "verdict")] == (None, None)
