@@ -455,3 +455,56 @@ def test_junit_has_a_testcase_per_mode_file_not_read_kind_not_provided_and_the_v
     assert junit_cases(report, tmp_path)[(suite, "float64", "logits")] == ("Failure", "the logits were compared on no case")
     passing = copy.deepcopy(verify_reports["not_providing"])
     assert junit_cases(passing, tmp_path)[(suite, "float64", "verdict")] == (None, None)
+
+
+@pytest.mark.parametrize("factory", ["spoiled", "not_providing", "refusing_a_case", "refusing_every_case"])
+def test_the_text_report_says_each_runs_cases_figures_modes_and_generation(verify_reports, factory):
+    """`gpt2core verify`'s text: the headline (verdict, subject, cases run and not), what was compared with the
+    largest difference and worst margin, the modes, the table's header, generation, what was not provided, the
+    entries left out at padding and the first divergence, each read back and checked against the run."""
+    report = verify_reports[factory]
+    (run,) = report["runs"]
+    lines = format_verify(report).splitlines()
+    not_run = "; NOT RUN: " + ", ".join(f"{c} ({why})" for c, why in run["cases_not_run"].items()) if run["cases_not_run"] else ""
+    assert lines[0] == f"float64: {run['verdict']} - subject {run['subject']} ({run['precision']} engine); cases run: {', '.join(run['cases_run']) or 'none'}{not_run}"
+    compared = re.fullmatch(r"compared (\d+) of (\d+) checkpoints \((\d+) passed\) over (\d+) of (\d+) cases \((\S+) engine; --require (\S+)\)(.*)", lines[1])
+    assert compared, lines[1]
+    assert [int(x) for x in compared.groups()[:5]] == [run["checkpoints_compared"], run["checkpoints_total"], run["checkpoints_passed"],
+                                                         len(run["cases_run"]), len(run["cases"])]  # fmt: skip
+    assert compared.groups()[5:7] == (run["precision"], run["require"])
+    if run["max_abs_at"]:
+        big, worst = run["max_abs_at"], run["worst_margin_at"]
+        extremes = re.fullmatch(r"; largest abs diff (\S+) \((\S+), case (\S+)\); worst margin (\S+) \((\S+), case (\S+)\)", compared.group(8))
+        assert extremes, compared.group(8)
+        figure(extremes.group(1), run["max_abs"], 4), figure(extremes.group(4), run["worst_margin"], 3)
+        assert extremes.group(2, 3, 5, 6) == (big["name"], big["case"], worst["name"], worst["case"])
+    else:
+        assert compared.group(8) == "" and run["checkpoints_compared"] == 0
+    modes = ", ".join(f"{mode} {('PASS' if m['ok'] else 'FAIL') if m['ran'] else 'NOT RUN (' + m['why'] + ')'}" for mode, m in run["modes"].items())
+    assert lines[3] == f"modes: {modes}"
+    if run["checkpoints_compared"] or run["checkpoints_provided"]:
+        header = lines.index("per checkpoint, the case with the largest margin (max abs, max rel, tolerance and margin are that case's):")
+        assert lines[header + 1].split() == ["checkpoint", "max", "abs", "max", "rel", "tolerance", "margin", "isolated", "cached", "case"]
+        shown = [r for r in run["checkpoints"] if r["chained"] is not None or r["provided"]]
+        for line, row in zip(lines[header + 2 : header + 2 + len(shown)], shown, strict=True):
+            assert line.split()[0] == row["name"], (line, row["name"])
+            if row["chained"] is None:
+                assert line == f"{row['name']:<16} not compared (no case ran)"
+            else:
+                assert line.endswith(f"  {row['chained']['case']}" + ("" if row["ok"] else "  <-- FAIL")), line
+    for g in run["generate"]:
+        assert f"greedy generation, case {g['case']}: {'PASS' if g['ok'] else 'FAIL'} ({g['message']})" in lines
+    for g in run["sampled"]:
+        s = g["settings"]
+        assert (f"sampled generation, case {g['case']} (temperature {s['temperature']}, top_k {s['top_k']}, top_p {s['top_p']}, seed "
+                f"{s['seed']}, {s['max_new_tokens']} steps): {'PASS' if g['ok'] else 'FAIL'} ({g['message']})") in lines  # fmt: skip
+    said = [line for line in lines if line.startswith("not provided by the subject")]
+    assert said == ([f"not provided by the subject (1 of {run['checkpoints_total']}): attn_probs (h0)"] if run["not_provided"] else [])
+    entries = [line for line in lines if line.startswith("entries compared: ")]
+    assert entries == ([f"entries compared: {run['entries_compared']:,}; at padding positions, not compared: {run['entries_excluded']:,}"]
+                       if run["entries_excluded"] else [])  # fmt: skip
+    first = [line for line in lines if line.startswith("first divergence")]
+    fd = run["first_divergence"]
+    where = fd and (f"case {fd['case']}, {fd.get('mode', 'chained')}" if fd["case"] else "no case")
+    assert first == ([f"first divergence (earliest in forward order over every case and mode): {fd['name']} ({where}): {fd['message']}"] if fd else [])
+    assert (factory == "spoiled") == bool(fd and fd["case"]) and (factory == "refusing_every_case") == (where == "no case")
