@@ -453,6 +453,9 @@ def test_junit_has_a_testcase_per_mode_file_not_read_kind_not_provided_and_the_v
     assert (suite, "float64", "logits") not in cases  # checkpoints were compared (as float64.<case>): no stand-in for them
     run.update(checkpoints_compared=0, first_divergence={"name": "logits", "case": None, "message": "the logits were compared on no case"})
     assert junit_cases(report, tmp_path)[(suite, "float64", "logits")] == ("Failure", "the logits were compared on no case")
+    run["modes"]["generate"] = {"ran": True, "ok": False, "why": None}
+    run["generate"][-1].update(ok=False, message="greedy: token 3 differs")
+    assert junit_cases(report, tmp_path)[(suite, "float64", "mode generate")] == ("Failure", "greedy: token 3 differs")
     passing = copy.deepcopy(verify_reports["not_providing"])
     assert junit_cases(passing, tmp_path)[(suite, "float64", "verdict")] == (None, None)
 
