@@ -511,3 +511,13 @@ def test_the_text_report_says_each_runs_cases_figures_modes_and_generation(verif
     where = fd and (f"case {fd['case']}, {fd.get('mode', 'chained')}" if fd["case"] else "no case")
     assert first == ([f"first divergence (earliest in forward order over every case and mode): {fd['name']} ({where}): {fd['message']}"] if fd else [])
     assert (factory == "spoiled") == bool(fd and fd["case"]) and (factory == "refusing_every_case") == (where == "no case")
+
+
+@pytest.mark.parametrize("verdict, colour", [("PASS", "pass"), ("FAIL", "fail"), ("INCOMPLETE", "fail")])
+def test_each_verdict_word_has_its_colour_and_an_incomplete_is_never_green(verify_reports, verdict, colour):
+    import copy
+
+    report = copy.deepcopy(verify_reports["not_providing"])
+    report["verdict"] = report["runs"][0]["verdict"] = verdict
+    page = Page(verify_html(report))
+    assert page.headings[0] == f"gpt2core verify: {verdict}" and page.classes[verdict] == colour, page.classes
