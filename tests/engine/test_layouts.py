@@ -325,6 +325,21 @@ def test_a_map_listing_a_layer_the_model_lacks_is_refused():
         dump_map.provides(2)
 
 
+@pytest.mark.parametrize("layers, n_layer, provided", [
+    (None, 3, [0, 1, 2]),
+    ({"start": 1, "step": 2}, 6, [1, 3, 5]),
+    ({"step": 3}, 7, [0, 3, 6]),
+    ({"start": 2}, 5, [2, 3, 4]),
+    ({}, 2, [0, 1]),
+    ([4, 0], 5, [0, 4]),  # listed: sorted, the last layer included
+])  # fmt: skip
+def test_a_maps_layers_are_the_ones_it_says(layers, n_layer, provided):
+    """A per-layer checkpoint's layers: all (no "layers"), every step-th from start (defaults 0 and 1), or a list."""
+    spec = {} if layers is None else {"layers": layers}
+    dump_map = DumpMap({"format": FORMAT, "checkpoints": {"logits": {}, "h{i}.ln_1": spec}})
+    assert dump_map.provides(n_layer) == ["logits", *(f"h{i}.ln_1" for i in provided)]
+
+
 class Conventions:
     """gpt2core's engine as a subject that writes masked scores in another convention, in every mode it runs."""
 
