@@ -131,6 +131,23 @@ def test_broken_dump_files_are_named_failures(dumped, capsys, bad, message):
     assert rc == 1 and fd["name"] == "ln_f" and fd["case"] == "hello" and message in fd["message"], fd
 
 
+@pytest.mark.parametrize("write, dtype", [
+    (lambda p: np.save(p, np.arange(3)), "int64"),
+    (lambda p: np.savez(open(p, "wb"), a=np.zeros(2)), "NpzFile"),  # an .npz archive under the .npy name
+])  # fmt: skip
+def test_a_dump_file_that_holds_no_floats_is_named_with_what_it_holds(tmp_path, write, dtype):
+    from gpt2core.verification.dumps import read_npy
+
+    path = tmp_path / "ln_f.npy"
+    write(path)
+    with pytest.raises(DumpError) as raised:
+        read_npy(path)
+    assert str(raised.value) == f"dump file {path}: dtype {dtype}, expected floats (or uint16 holding bfloat16 bits)"
+    for ok in (np.zeros(2, np.float32), np.zeros(2, np.uint16)):  # floats, or bfloat16's bits
+        np.save(path, ok)
+        assert read_npy(path).dtype == ok.dtype
+
+
 def bf16(a):
     """float32 values rounded to bfloat16's 8-bit significand (round to nearest even), kept as float32."""
     bits = a.astype(np.float32).view(np.uint32)
