@@ -129,6 +129,7 @@ def test_broken_dump_files_are_named_failures(dumped, capsys, bad, message):
     rc, report, _ = verify(capsys, tiny_dir, refs, tmp / "dumps", tmp / "map.json")
     fd = report["runs"][0]["first_divergence"]
     assert rc == 1 and fd["name"] == "ln_f" and fd["case"] == "hello" and message in fd["message"], fd
+    assert str(tmp / "dumps" / "hello" / "ln_f.npy") in fd["message"], fd  # the file is named
 
 
 @pytest.mark.parametrize("write, dtype", [
