@@ -149,6 +149,18 @@ def test_a_dump_file_that_holds_no_floats_is_named_with_what_it_holds(tmp_path, 
         assert read_npy(path).dtype == ok.dtype
 
 
+def test_a_dump_files_dtype_outside_its_precision_class_is_named_with_what_the_class_allows():
+    from gpt2core.verification.dumps import file_values
+    from gpt2core.verification.precision.classes import precision_class
+
+    with pytest.raises(DumpError) as raised:
+        file_values(np.zeros(2, np.float64), precision_class("bfloat16"), "d/ln_f.npy")
+    assert str(raised.value) == ("dump file d/ln_f.npy: dtype float64, the map declares precision bfloat16 (its files: "
+                                 "bfloat16 (raw bits in a uint16 file), float32)")  # fmt: skip
+    bits = np.array([0x3F80, 0xC000], np.uint16)  # bfloat16 1.0 and -2.0
+    assert file_values(bits, precision_class("bfloat16"), "d/ln_f.npy").tolist() == [1.0, -2.0]
+
+
 def bf16(a):
     """float32 values rounded to bfloat16's 8-bit significand (round to nearest even), kept as float32."""
     bits = a.astype(np.float32).view(np.uint32)

@@ -269,14 +269,15 @@ def test_a_wrong_value_in_a_packed_row_is_found_in_its_row(tiny_dir, setup, tmp_
 
 
 def test_unscaled_scores_with_a_finite_mask(tiny_dir, setup, tmp_path):
-    """Scores written as q.k (llama.cpp's kq) with -1e10 at masked entries: gpt2core scales them and says so."""
+    """Scores written as q.k (llama.cpp's kq) with -1.5e9 at masked entries: gpt2core scales the real entries
+    alone and says so (scaled, a masked entry would rise above the declared threshold and be compared)."""
     refs, model, recs = setup
     D = model.config.n_embd // model.config.n_head
 
     def unscale(name, array, case):
         if name.endswith("attn_scores"):
             masked = array == np.finfo(array.dtype).min
-            array = np.where(masked, -1e10, np.where(masked, 0.0, array) * np.sqrt(D))
+            array = np.where(masked, -1.5e9, np.where(masked, 0.0, array) * np.sqrt(D))
         return array
 
     write_case_dumps(recs, refs, tmp_path, transform=unscale)
