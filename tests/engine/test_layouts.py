@@ -324,6 +324,8 @@ def test_a_map_listing_a_layer_the_model_lacks_is_refused():
     dump_map = DumpMap({"format": FORMAT, "checkpoints": {"logits": {}, "h{i}.ln_1": {"layers": [0, 5]}}})
     with pytest.raises(DumpError, match=r"lists layers \[5\], but the model has 2"):
         dump_map.provides(2)
+    with pytest.raises(DumpError, match=r"lists layers \[5\], but the model has 5"):  # layers count from 0
+        dump_map.provides(5)
 
 
 @pytest.mark.parametrize("layers, n_layer, provided", [

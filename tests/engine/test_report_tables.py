@@ -521,3 +521,15 @@ def test_each_verdict_word_has_its_colour_and_an_incomplete_is_never_green(verif
     report["verdict"] = report["runs"][0]["verdict"] = verdict
     page = Page(verify_html(report))
     assert page.headings[0] == f"gpt2core verify: {verdict}" and page.classes[verdict] == colour, page.classes
+
+
+def test_a_page_of_two_dtypes_has_a_summary_line_and_a_section_per_run(verify_reports):
+    import copy
+
+    report = copy.deepcopy(verify_reports["not_providing"])
+    run64 = report["runs"][0]
+    report["runs"] = [{**copy.deepcopy(run64), "dtype": "float32"}, run64]
+    page = Page(verify_html(report))
+    assert page.stray == [], page.stray
+    assert [p.split(":")[0] for p in page.paragraphs if p.startswith(("float32: compared", "float64: compared"))] == ["float32", "float64"]
+    assert [h for h in page.headings if h.startswith("float")] == ["float32: PASS", "float64: PASS"]
