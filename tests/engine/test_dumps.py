@@ -161,6 +161,26 @@ def test_a_dump_files_dtype_outside_its_precision_class_is_named_with_what_the_c
     assert file_values(bits, precision_class("bfloat16"), "d/ln_f.npy").tolist() == [1.0, -2.0]
 
 
+@pytest.mark.parametrize("layout, rows, shape, said", [
+    ("b t c", 1, (2, 3, 8), "shape [2, 3, 8] does not fit layout 'b t c' with b=1 x t=3 x c=8"),  # a row too many
+    ("b t c", 1, (1, 4, 8), "shape [1, 4, 8] does not fit layout 'b t c' with b=1 x t=3 x c=8"),  # a position too many
+    ("t c", 2, (3, 8), "layout 't c' has no batch axis, but the case has 2 rows"),
+])  # fmt: skip
+def test_a_dump_whose_sizes_are_not_the_cases_is_named_with_the_sizes_expected(layout, rows, shape, said):
+    """Every size of a left-padded dump is checked against the case (rows, positions) and the model (width)
+    before anything is compared: a wrong size is a DumpError naming the file, never a reshaped guess."""
+    from types import SimpleNamespace
+
+    from gpt2core.verification.dumps import to_canonical
+
+    case = SimpleNamespace(input_ids=np.zeros((rows, 3), np.int64), attention_mask=None)
+    config = SimpleNamespace(n_head=2, head_dim=4, n_embd=8, mlp_width=32, vocab_size=50)
+    spec = {"layout": layout, "select": {}, "key_window": False, "vocab_padded": False}
+    with pytest.raises(DumpError) as raised:
+        to_canonical(np.zeros(shape), spec, "ln_f", case, "left-padded", config, "d/ln_f.npy")
+    assert str(raised.value).startswith(f"dump file d/ln_f.npy: {said}"), str(raised.value)
+
+
 def bf16(a):
     """float32 values rounded to bfloat16's 8-bit significand (round to nearest even), kept as float32."""
     bits = a.astype(np.float32).view(np.uint32)
