@@ -161,12 +161,14 @@ def test_a_dump_files_dtype_outside_its_precision_class_is_named_with_what_the_c
     assert file_values(bits, precision_class("bfloat16"), "d/ln_f.npy").tolist() == [1.0, -2.0]
 
 
-@pytest.mark.parametrize("layout, rows, shape, said", [
-    ("b t c", 1, (2, 3, 8), "shape [2, 3, 8] does not fit layout 'b t c' with b=1 x t=3 x c=8"),  # a row too many
-    ("b t c", 1, (1, 4, 8), "shape [1, 4, 8] does not fit layout 'b t c' with b=1 x t=3 x c=8"),  # a position too many
-    ("t c", 2, (3, 8), "layout 't c' has no batch axis, but the case has 2 rows"),
+@pytest.mark.parametrize("kind, layout, rows, shape, said", [
+    ("ln_f", "b t c", 1, (2, 3, 8), "shape [2, 3, 8] does not fit layout 'b t c' with b=1 x t=3 x c=8"),  # a row too many
+    ("ln_f", "b t c", 1, (1, 4, 8), "shape [1, 4, 8] does not fit layout 'b t c' with b=1 x t=3 x c=8"),  # a position too many
+    ("ln_f", "t c", 2, (3, 8), "layout 't c' has no batch axis, but the case has 2 rows"),
+    ("logits", "b t v", 1, (1, 3, 51), "shape [1, 3, 51] does not fit layout 'b t v' with b=1 x t=3 x v=50"),  # the vocabulary
+    ("mlp_fc", "b t c", 1, (1, 3, 8), "shape [1, 3, 8] does not fit layout 'b t c' with b=1 x t=3 x c=32"),  # the MLP's width
 ])  # fmt: skip
-def test_a_dump_whose_sizes_are_not_the_cases_is_named_with_the_sizes_expected(layout, rows, shape, said):
+def test_a_dump_whose_sizes_are_not_the_cases_is_named_with_the_sizes_expected(kind, layout, rows, shape, said):
     """Every size of a left-padded dump is checked against the case (rows, positions) and the model (width)
     before anything is compared: a wrong size is a DumpError naming the file, never a reshaped guess."""
     from types import SimpleNamespace
@@ -177,7 +179,7 @@ def test_a_dump_whose_sizes_are_not_the_cases_is_named_with_the_sizes_expected(l
     config = SimpleNamespace(n_head=2, head_dim=4, n_embd=8, mlp_width=32, vocab_size=50)
     spec = {"layout": layout, "select": {}, "key_window": False, "vocab_padded": False}
     with pytest.raises(DumpError) as raised:
-        to_canonical(np.zeros(shape), spec, "ln_f", case, "left-padded", config, "d/ln_f.npy")
+        to_canonical(np.zeros(shape), spec, kind, case, "left-padded", config, "d/ln_f.npy")
     assert str(raised.value).startswith(f"dump file d/ln_f.npy: {said}"), str(raised.value)
 
 
