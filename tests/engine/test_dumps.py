@@ -167,6 +167,7 @@ def test_a_dump_files_dtype_outside_its_precision_class_is_named_with_what_the_c
     ("ln_f", "t c", 2, (3, 8), "layout 't c' has no batch axis, but the case has 2 rows"),
     ("logits", "b t v", 1, (1, 3, 51), "shape [1, 3, 51] does not fit layout 'b t v' with b=1 x t=3 x v=50"),  # the vocabulary
     ("mlp_fc", "b t c", 1, (1, 3, 8), "shape [1, 3, 8] does not fit layout 'b t c' with b=1 x t=3 x c=32"),  # the MLP's width
+    ("attn_probs", "b h t s", 1, (1, 2, 3, 4), "shape [1, 2, 3, 4] does not fit layout 'b h t s' with b=1 x h=2 x t=3 x s=3"),  # a key too many
 ])  # fmt: skip
 def test_a_dump_whose_sizes_are_not_the_cases_is_named_with_the_sizes_expected(kind, layout, rows, shape, said):
     """Every size of a left-padded dump is checked against the case (rows, positions) and the model (width)
@@ -181,6 +182,20 @@ def test_a_dump_whose_sizes_are_not_the_cases_is_named_with_the_sizes_expected(k
     with pytest.raises(DumpError) as raised:
         to_canonical(np.zeros(shape), spec, kind, case, "left-padded", config, "d/ln_f.npy")
     assert str(raised.value).startswith(f"dump file d/ln_f.npy: {said}"), str(raised.value)
+
+
+def test_a_fused_file_with_a_layer_axis_selects_both():
+    """A file holding every layer's fused q, k and v ("l b t (three h d)"): select l and three, the rest rearranged."""
+    from types import SimpleNamespace
+
+    from gpt2core.verification.dumps import to_canonical
+
+    case = SimpleNamespace(input_ids=np.zeros((1, 3), np.int64), attention_mask=None)
+    config = SimpleNamespace(n_head=2, head_dim=4, n_embd=8, mlp_width=32, vocab_size=50)
+    fused = np.arange(2 * 1 * 3 * 24, dtype=np.float64).reshape(2, 1, 3, 24)
+    spec = {"layout": "l b t (three h d)", "select": {"l": 1, "three": 2}, "key_window": False, "vocab_padded": False}
+    out = to_canonical(fused, spec, "v", case, "left-padded", config, "d/qkv.npy")
+    assert np.array_equal(out, fused[1, :, :, 16:].reshape(1, 3, 2, 4).transpose(0, 2, 1, 3))  # [B, H, T, D]
 
 
 def bf16(a):
