@@ -9,6 +9,7 @@ fail at the checkpoint where it is broken, and a deleted file must fail naming i
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -161,6 +162,14 @@ def test_a_dump_files_dtype_outside_its_precision_class_is_named_with_what_the_c
     assert file_values(bits, precision_class("bfloat16"), "d/ln_f.npy").tolist() == [1.0, -2.0]
 
 
+TOY_CONFIG = SimpleNamespace(n_head=2, head_dim=4, n_embd=8, mlp_width=32, vocab_size=50)  # sizes all distinct
+
+
+def toy_case(rows: int) -> SimpleNamespace:
+    """A case of `rows` rows of 3 tokens, no padding: all to_canonical reads of one."""
+    return SimpleNamespace(input_ids=np.zeros((rows, 3), np.int64), attention_mask=None)
+
+
 @pytest.mark.parametrize("kind, layout, rows, shape, said", [
     ("ln_f", "b t c", 1, (2, 3, 8), "shape [2, 3, 8] does not fit layout 'b t c' with b=1 x t=3 x c=8"),  # a row too many
     ("ln_f", "b t c", 1, (1, 4, 8), "shape [1, 4, 8] does not fit layout 'b t c' with b=1 x t=3 x c=8"),  # a position too many
@@ -172,12 +181,9 @@ def test_a_dump_files_dtype_outside_its_precision_class_is_named_with_what_the_c
 def test_a_dump_whose_sizes_are_not_the_cases_is_named_with_the_sizes_expected(kind, layout, rows, shape, said):
     """Every size of a left-padded dump is checked against the case (rows, positions) and the model (width)
     before anything is compared: a wrong size is a DumpError naming the file, never a reshaped guess."""
-    from types import SimpleNamespace
-
     from gpt2core.verification.dumps import to_canonical
 
-    case = SimpleNamespace(input_ids=np.zeros((rows, 3), np.int64), attention_mask=None)
-    config = SimpleNamespace(n_head=2, head_dim=4, n_embd=8, mlp_width=32, vocab_size=50)
+    case, config = toy_case(rows), TOY_CONFIG
     spec = {"layout": layout, "select": {}, "key_window": False, "vocab_padded": False}
     with pytest.raises(DumpError) as raised:
         to_canonical(np.zeros(shape), spec, kind, case, "left-padded", config, "d/ln_f.npy")
@@ -186,12 +192,9 @@ def test_a_dump_whose_sizes_are_not_the_cases_is_named_with_the_sizes_expected(k
 
 def test_a_fused_file_with_a_layer_axis_selects_both():
     """A file holding every layer's fused q, k and v ("l b t (three h d)"): select l and three, the rest rearranged."""
-    from types import SimpleNamespace
-
     from gpt2core.verification.dumps import to_canonical
 
-    case = SimpleNamespace(input_ids=np.zeros((1, 3), np.int64), attention_mask=None)
-    config = SimpleNamespace(n_head=2, head_dim=4, n_embd=8, mlp_width=32, vocab_size=50)
+    case, config = toy_case(1), TOY_CONFIG
     fused = np.arange(2 * 1 * 3 * 24, dtype=np.float64).reshape(2, 1, 3, 24)
     spec = {"layout": "l b t (three h d)", "select": {"l": 1, "three": 2}, "key_window": False, "vocab_padded": False}
     out = to_canonical(fused, spec, "v", case, "left-padded", config, "d/qkv.npy")
