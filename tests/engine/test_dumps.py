@@ -171,12 +171,12 @@ def toy_case(rows: int) -> SimpleNamespace:
 
 
 @pytest.mark.parametrize("kind, layout, rows, shape, said", [
-    ("ln_f", "b t c", 1, (2, 3, 8), "shape [2, 3, 8] does not fit layout 'b t c' with b=1 x t=3 x c=8"),  # a row too many
-    ("ln_f", "b t c", 1, (1, 4, 8), "shape [1, 4, 8] does not fit layout 'b t c' with b=1 x t=3 x c=8"),  # a position too many
+    ("ln_f", "b t c", 1, (2, 3, 8), "shape [2, 3, 8] does not fit layout 'b t c' with b=1 x t=3 x c=8 (Shape mismatch, 2 != 1)"),  # a row too many
+    ("ln_f", "b t c", 1, (1, 4, 8), "shape [1, 4, 8] does not fit layout 'b t c' with b=1 x t=3 x c=8 (Shape mismatch, 4 != 3)"),  # a position too many
     ("ln_f", "t c", 2, (3, 8), "layout 't c' has no batch axis, but the case has 2 rows"),
-    ("logits", "b t v", 1, (1, 3, 51), "shape [1, 3, 51] does not fit layout 'b t v' with b=1 x t=3 x v=50"),  # the vocabulary
-    ("mlp_fc", "b t c", 1, (1, 3, 8), "shape [1, 3, 8] does not fit layout 'b t c' with b=1 x t=3 x c=32"),  # the MLP's width
-    ("attn_probs", "b h t s", 1, (1, 2, 3, 4), "shape [1, 2, 3, 4] does not fit layout 'b h t s' with b=1 x h=2 x t=3 x s=3"),  # a key too many
+    ("logits", "b t v", 1, (1, 3, 51), "shape [1, 3, 51] does not fit layout 'b t v' with b=1 x t=3 x v=50 (Shape mismatch, 51 != 50)"),  # the vocabulary
+    ("mlp_fc", "b t c", 1, (1, 3, 8), "shape [1, 3, 8] does not fit layout 'b t c' with b=1 x t=3 x c=32 (Shape mismatch, 8 != 32)"),  # the MLP's width
+    ("attn_probs", "b h t s", 1, (1, 2, 3, 4), "shape [1, 2, 3, 4] does not fit layout 'b h t s' with b=1 x h=2 x t=3 x s=3 (Shape mismatch, 4 != 3)"),  # a key too many
 ])  # fmt: skip
 def test_a_dump_whose_sizes_are_not_the_cases_is_named_with_the_sizes_expected(kind, layout, rows, shape, said):
     """Every size of a left-padded dump is checked against the case (rows, positions) and the model (width)
@@ -187,7 +187,7 @@ def test_a_dump_whose_sizes_are_not_the_cases_is_named_with_the_sizes_expected(k
     spec = {"layout": layout, "select": {}, "key_window": False, "vocab_padded": False}
     with pytest.raises(DumpError) as raised:
         to_canonical(np.zeros(shape), spec, kind, case, "left-padded", config, "d/ln_f.npy")
-    assert str(raised.value).startswith(f"dump file d/ln_f.npy: {said}"), str(raised.value)
+    assert str(raised.value) == f"dump file d/ln_f.npy: {said}"  # with einops' own reason, its last line
 
 
 def test_a_fused_file_with_a_layer_axis_selects_both():
@@ -199,6 +199,17 @@ def test_a_fused_file_with_a_layer_axis_selects_both():
     spec = {"layout": "l b t (three h d)", "select": {"l": 1, "three": 2}, "key_window": False, "vocab_padded": False}
     out = to_canonical(fused, spec, "v", case, "left-padded", config, "d/qkv.npy")
     assert np.array_equal(out, fused[1, :, :, 16:].reshape(1, 3, 2, 4).transpose(0, 2, 1, 3))  # [B, H, T, D]
+
+
+@pytest.mark.parametrize("layer", [2, -1])
+def test_a_selected_index_outside_its_axis_is_named(layer):
+    """select l=2 of a file of 2 layers (or l=-1, which NumPy would read as the last): a DumpError, not another layer."""
+    from gpt2core.verification.dumps import to_canonical
+
+    spec = {"layout": "l b t (three h d)", "select": {"l": layer, "three": 0}, "key_window": False, "vocab_padded": False}
+    with pytest.raises(DumpError) as raised:
+        to_canonical(np.zeros((2, 1, 3, 24)), spec, "q", toy_case(1), "left-padded", TOY_CONFIG, "d/qkv.npy")
+    assert str(raised.value) == f"dump file d/qkv.npy: select l={layer}, but the axis has 2 entries"
 
 
 def bf16(a):

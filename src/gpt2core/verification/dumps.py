@@ -537,7 +537,7 @@ def to_canonical(array, spec: dict, kind: str, case, batch_layout: str, config, 
         out = einops.rearrange(array, f"{layout} -> {' '.join(select)} {target}".strip(), **given)
     except einops.EinopsError as e:
         raise DumpError(f"dump file {where}: shape {list(array.shape)} does not fit layout {layout!r} with {expected} "
-                        f"({str(e).splitlines()[-1]})") from None  # fmt: skip
+                        f"({str(e).splitlines()[-1].strip()})") from None  # fmt: skip
     for axis, index in select.items():
         if not 0 <= index < out.shape[0]:
             raise DumpError(f"dump file {where}: select {axis}={index}, but the axis has {out.shape[0]} entries")
