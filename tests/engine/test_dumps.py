@@ -94,29 +94,6 @@ def test_checkpoints_not_provided_are_counted_and_required_on_request(dumped, ca
     assert "\nh0.q " not in out  # no table row for what was not compared
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"format": "x"}, "format 'x'"),
-    ({"dtype": "int4"}, "unknown precision 'int4'"),
-    ({"checkpoints": {"h0.q": {}}}, "at least 'logits'"),
-    ({"checkpoints": {"logits": {}, "h{i}.nonsense": {}}}, "unknown checkpoint 'h{i}.nonsense'"),
-    ({"checkpoints": {"logits": {"layout": "t x"}}}, "must name the axes"),
-    ({"checkpoints": {"logits": {"file": "../logits.npy"}}}, "must be a relative path"),
-    ({"checkpoints": {"logits": {}, "h{i}.q": {"file": "{case}/q.npy"}}}, "must hold {i}"),
-    ({"masked_scores": "zero"}, "masked_scores 'zero'"),
-    ({"modes": ["isolated"]}, "modes must be a list holding \"chained\""),
-    ({"modes": ["chained", "cashed"]}, "unknown mode 'cashed'; did you mean 'cached'?"),
-    ({"modes": ["chained", "cached"], "batch_layout": "packed",
-      "checkpoints": {"logits": {"layout": "t v"}}}, "step dumps are read left-padded"),
-    ({"decode": {"checkpoints": {}}}, "modes does not hold \"cached\""),
-    ({"modes": ["chained", "cached"], "checkpoints": {"logits": {}}, "decode": {"checkpoints": {"h{i}.k": {}}}},
-     "not among the map's checkpoints"),
-    ({"modes": ["chained", "cached"], "decode": {"steps": {}}}, "decode: unknown key 'steps'"),
-])  # fmt: skip
-def test_a_malformed_map_is_refused_naming_the_problem(change, message):
-    with pytest.raises(DumpError, match=message.replace("{", r"\{").replace("}", r"\}")):
-        DumpMap({**MAP, **change})
-
-
 @pytest.mark.parametrize(("bad", "message"), [
     (lambda p: p.write_bytes(p.read_bytes()[:-10]), "not a readable .npy file"),
     (lambda p: np.save(p, np.array([{"x": 1}], dtype=object), allow_pickle=True), "not a readable .npy file"),

@@ -154,9 +154,10 @@ class DumpMap:
     """A parsed, checked map file (see the module docstring)."""
 
     def __init__(self, data, source: str = "map"):
-        if not isinstance(data, dict) or data.get("format") not in FORMATS:
-            found = data.get("format") if isinstance(data, dict) else type(data).__name__
-            raise DumpError(f"{source}: format {found!r}, expected {FORMAT!r}")
+        if not isinstance(data, dict):
+            raise DumpError(f"{source}: a map is a JSON object with \"format\": {FORMAT!r}, got {type(data).__name__}")
+        if data.get("format") not in FORMATS:
+            raise DumpError(f"{source}: format {data.get('format')!r}, expected {FORMAT!r}")
         check_keys(data, TOP_KEYS, source)
         self.engine = str(data.get("engine", "engine"))
         self.dtype = data.get("dtype", "float32")
@@ -264,10 +265,11 @@ class DumpMap:
             raise DumpError(f"{where}: layout {layout!r} has a batch axis b, but a packed batch has none (rows follow "
                             "one another on the t axis)")  # fmt: skip
         flags = {}
-        for flag, kinds in (("vocab_padded", ("logits",)), ("key_window", KEY_KINDS), ("unscaled", ("attn_scores",))):
+        for flag, kinds, said in (("vocab_padded", ("logits",), "logits"), ("key_window", KEY_KINDS, "k, v, attn_scores and attn_probs"),
+                                  ("unscaled", ("attn_scores",), "attn_scores")):  # fmt: skip
             flags[flag] = spec.get(flag, False)
             if type(flags[flag]) is not bool or (flags[flag] and kind not in kinds):
-                raise DumpError(f"{where}: {flag} is a boolean, for {' and '.join(kinds)} only")
+                raise DumpError(f"{where}: {flag} is a boolean, for {said} only")
         if flags["key_window"] and "s" not in have:
             raise DumpError(f"{where}: key_window needs the key axis written s in the layout (got {layout!r})")
         layers, offset = spec.get("layers"), spec.get("layer_offset", 0)
