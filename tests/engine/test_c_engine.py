@@ -8,6 +8,7 @@ The system C compiler is required: without it these tests fail, they never skip.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -95,10 +96,24 @@ def tiny64(tmp_path_factory):
     return model, reference_set(model, np.float64, tmp_path_factory)
 
 
-def test_the_float64_build_passes_at_float64_tolerance(binaries, tiny64, capsys, tmp_path):
+@pytest.fixture(scope="module")
+def dumps64(binaries, tiny64, tmp_path_factory):
+    """The float64 build's dumps of the tiny model's float64 references (230 MB), written once for the module."""
     model, refs = tiny64
-    subprocess.run([binaries["float64"], model, refs.root, tmp_path / "dumps"], check=True, capture_output=True)
-    rc, report, err = verify(capsys, "--model", model, "--references", refs.root, "--dumps", tmp_path / "dumps",
+    out = tmp_path_factory.mktemp("dumps64") / "dumps"
+    subprocess.run([binaries["float64"], model, refs.root, out], check=True, capture_output=True)
+    return out
+
+
+def own_copy(dumps: Path, into: Path) -> Path:
+    """A copy of the shared dumps that a test may delete files from: hard links, so nothing is rewritten."""
+    shutil.copytree(dumps, into, copy_function=os.link)
+    return into
+
+
+def test_the_float64_build_passes_at_float64_tolerance(dumps64, tiny64, capsys):
+    model, refs = tiny64
+    rc, report, err = verify(capsys, "--model", model, "--references", refs.root, "--dumps", dumps64,
                              "--map", ENGINE / "map-f64.json")  # fmt: skip
     assert rc == 0 and report["runs"][0]["max_rel"] < 1e-12, err
     assert "padded_batch" in report["runs"][0]["cases_run"]
@@ -143,15 +158,14 @@ def test_a_float16_fault_build_fails_in_its_class_at_its_checkpoint(tiny32, caps
     assert rc == 1 and report["runs"][0]["first_divergence"]["name"] == "h0.ln_1", report["runs"][0]["first_divergence"]
 
 
-def test_the_engine_does_not_imitate_transformers_padding_rows(binaries, tiny64, tmp_path):
+def test_the_engine_does_not_imitate_transformers_padding_rows(dumps64, tiny64):
     """A padding query has no key to attend to: transformers attends uniformly to every key there, the C
     engine leaves the row at 0. Both are fine, because padding is not compared (the test above passes)."""
-    model, refs = tiny64
-    subprocess.run([binaries["float64"], model, refs.root, tmp_path / "dumps"], check=True, capture_output=True)
+    _, refs = tiny64
     case = refs.case("padded_batch")
     b = int(np.argmin(case.attention_mask.sum(axis=1)))  # the shortest row
     pad = int(np.argmax(case.attention_mask[b]))  # its padding positions: 0 .. pad - 1
-    ours = np.load(tmp_path / "dumps" / "padded_batch" / "h0_probs.npy")[b, :, :pad]
+    ours = np.load(dumps64 / "padded_batch" / "h0_probs.npy")[b, :, :pad]
     theirs = case.array("h0.attn_probs")[b, :, :pad]
     assert pad > 0 and np.all(ours == 0) and np.allclose(theirs, 1 / theirs.shape[-1]), (ours, theirs)
 
@@ -189,9 +203,9 @@ def test_each_cache_and_sampler_fault_fails_at_its_step_and_checkpoint(tiny64, f
         assert "sample.scores@step=0" in first["message"] and "filtered differently" in first["message"]
 
 
-def test_a_decoding_step_file_missing_fails_naming_the_step_and_file(binaries, tiny64, capsys, tmp_path):
+def test_a_decoding_step_file_missing_fails_naming_the_step_and_file(dumps64, tiny64, capsys, tmp_path):
     model, refs = tiny64
-    subprocess.run([binaries["float64"], model, refs.root, tmp_path / "dumps"], check=True, capture_output=True)
+    own_copy(dumps64, tmp_path / "dumps")
     t = int(np.load(refs.root / "sentence" / "decode_split.npy")[0]) + 1  # the second decoding step
     (tmp_path / "dumps" / "sentence" / "decode" / f"t{t}" / "h1_kcache.npy").unlink()
     rc, report, _ = verify(capsys, "--model", model, "--references", refs.root, "--dumps", tmp_path / "dumps",
@@ -206,9 +220,9 @@ def test_a_decoding_step_file_missing_fails_naming_the_step_and_file(binaries, t
 @pytest.mark.parametrize(("file", "mode"), [("hello/generated_ids.npy", "generate"),
                                             ("padded_batch/sample.scores@step=2.npy", "sampled"),
                                             ("sentence/stage/h0_act.npy", "isolated")])  # fmt: skip
-def test_a_declared_modes_missing_file_fails_that_mode_naming_it(binaries, tiny64, capsys, tmp_path, file, mode):
+def test_a_declared_modes_missing_file_fails_that_mode_naming_it(dumps64, tiny64, capsys, tmp_path, file, mode):
     model, refs = tiny64
-    subprocess.run([binaries["float64"], model, refs.root, tmp_path / "dumps"], check=True, capture_output=True)
+    own_copy(dumps64, tmp_path / "dumps")
     (tmp_path / "dumps" / file).unlink()
     rc, report, _ = verify(capsys, "--model", model, "--references", refs.root, "--dumps", tmp_path / "dumps",
                            "--map", ENGINE / "map-f64.json")  # fmt: skip
@@ -217,9 +231,9 @@ def test_a_declared_modes_missing_file_fails_that_mode_naming_it(binaries, tiny6
     assert run["first_divergence"]["mode"] == mode and f"{file} is missing" in run["first_divergence"]["message"]
 
 
-def test_a_deleted_dump_file_fails_naming_it(binaries, tiny64, capsys, tmp_path):
+def test_a_deleted_dump_file_fails_naming_it(dumps64, tiny64, capsys, tmp_path):
     model, refs = tiny64
-    subprocess.run([binaries["float64"], model, refs.root, tmp_path / "dumps"], check=True, capture_output=True)
+    own_copy(dumps64, tmp_path / "dumps")
     (tmp_path / "dumps" / "padded_batch" / "h1_probs.npy").unlink()
     rc, report, _ = verify(capsys, "--model", model, "--references", refs.root, "--dumps", tmp_path / "dumps",
                            "--map", ENGINE / "map-f64.json")  # fmt: skip

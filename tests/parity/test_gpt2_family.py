@@ -56,12 +56,19 @@ def test_init_model_writes_the_configuration_transformers_reads(shape):
     assert {k: getattr(SHAPES[shape], k) for k in HF_CONFIGS[shape]} == HF_CONFIGS[shape]
 
 
+# Two short prompts: a case each and their left-padded batch, every mode on each. The memory bound is the weights'
+# and one case's references; the weights are what a family shape adds (1.4 GB at 355M against a case's few MB),
+# so the built-in cases (128 random tokens among them) would prove no more about it and take three times as long.
+PROMPTS = ("Hello.", "Attention is all you need")
+
+
 @pytest.mark.parametrize("shape", SHAPE_PARAMS)
 def test_verify_passes_within_the_memory_bound(shape, dtype):  # dtype: float32 and float64 (tests/parity/conftest.py)
     dtype = np.dtype(dtype).name
     model = family_dir(shape)
     start = time.perf_counter()
-    out = gpt2core("verify", "--model", str(model), "--dtype", dtype, "--json")
+    prompts = [arg for prompt in PROMPTS for arg in ("--prompt", prompt)]
+    out = gpt2core("verify", "--model", str(model), "--dtype", dtype, "--json", *prompts)
     seconds = time.perf_counter() - start
     assert out.returncode == 0, out.stderr[-3000:] or out.stdout[-3000:]
     report = json.loads(out.stdout)
@@ -72,7 +79,8 @@ def test_verify_passes_within_the_memory_bound(shape, dtype):  # dtype: float32 
           f"worst margin {run['worst_margin']:.3g}")  # fmt: skip
     assert report["verdict"] == "PASS" and run["dtype"] == dtype
     assert all(mode["ran"] and mode["ok"] for mode in run["modes"].values()), run["modes"]
-    assert run["cases_run"] == run["cases"] and run["checkpoints_provided"] == run["checkpoints_total"]
+    assert run["cases_run"] == run["cases"] == ["prompt0", "prompt1", "batch"]  # the batch left-padded: one row shorter
+    assert run["checkpoints_provided"] == run["checkpoints_total"]
     assert run["checkpoints_total"] == 14 * HF_CONFIGS[shape]["n_layer"] + 3
     assert m["within_bound"], m
     assert m["peak_over_baseline_bytes"] >= m["weights_bytes"], "the weights were loaded, so the peak holds them"
