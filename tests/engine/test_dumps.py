@@ -178,6 +178,76 @@ def test_a_fused_file_with_a_layer_axis_selects_both():
     assert np.array_equal(out, fused[1, :, :, 16:].reshape(1, 3, 2, 4).transpose(0, 2, 1, 3))  # [B, H, T, D]
 
 
+def spec_of(layout: str, **flags) -> dict:
+    """A checked map's spec of one checkpoint: `layout`, nothing selected, the flags given (others false)."""
+    return {"layout": layout, "select": {}, "key_window": False, "vocab_padded": False, **flags}
+
+
+@pytest.mark.parametrize("width", [50, 64])
+def test_padded_logits_are_cut_to_the_vocabulary(width):
+    """vocab_padded: logits [.., width >= V] -> their first V; exactly V (no padding written) is read as is."""
+    from gpt2core.verification.dumps import to_canonical
+
+    logits = np.arange(3 * width, dtype=np.float64).reshape(1, 3, width)
+    out = to_canonical(logits, spec_of("b t v", vocab_padded=True), "logits", toy_case(1), "left-padded", TOY_CONFIG, "d/l.npy")
+    assert np.array_equal(out, logits[..., :50])
+
+
+def test_padded_logits_narrower_than_the_vocabulary_are_named():
+    from gpt2core.verification.dumps import to_canonical
+
+    with pytest.raises(DumpError) as raised:
+        to_canonical(np.zeros((1, 3, 49)), spec_of("b t v", vocab_padded=True), "logits", toy_case(1), "left-padded",
+                     TOY_CONFIG, "d/l.npy")  # fmt: skip
+    assert str(raised.value) == "dump file d/l.npy: 49 logits per position, fewer than the vocabulary's 50"
+
+
+@pytest.mark.parametrize(("kind", "layout", "shape", "cut"), [
+    ("k", "b h s d", (1, 2, 5, 4), lambda a: a[:, :, :2]),  # keys on axis 2 of [B, H, S, D]
+    ("attn_probs", "b h t s", (1, 2, 3, 5), lambda a: a[..., :2]),  # on the last axis of [B, H, T, S]
+])  # fmt: skip
+def test_a_decoding_steps_key_window_is_cut_to_the_steps_keys(kind, layout, shape, cut):
+    """A step with 2 keys written into a window of 5 positions: the first 2 are the step's, the rest is ignored;
+    a window of 1 cannot hold them and is named."""
+    from gpt2core.verification.dumps import to_canonical
+
+    window = np.arange(np.prod(shape), dtype=np.float64).reshape(shape)
+    spec = spec_of(layout, key_window=True)
+    out = to_canonical(window, spec, kind, toy_case(1), "left-padded", TOY_CONFIG, "d/w.npy", keys=2)
+    assert np.array_equal(out, cut(window)) and out.flags.c_contiguous
+    short = window[:, :, :1] if kind == "k" else window[..., :1]
+    with pytest.raises(DumpError) as raised:
+        to_canonical(short, spec, kind, toy_case(1), "left-padded", TOY_CONFIG, "d/w.npy", keys=2)
+    assert str(raised.value) == "dump file d/w.npy: a key window of 1 positions; the step needs 2"
+
+
+def test_a_decoding_step_without_a_window_has_exactly_its_keys():
+    """keys=2 without key_window: the key axis must be 2 long (the step's keys), and the array is taken whole."""
+    from gpt2core.verification.dumps import to_canonical
+
+    probs = np.arange(12, dtype=np.float64).reshape(1, 2, 3, 2)
+    out = to_canonical(probs, spec_of("b h t s"), "attn_probs", toy_case(1), "left-padded", TOY_CONFIG, "d/p.npy", keys=2)
+    assert np.array_equal(out, probs)
+    with pytest.raises(DumpError, match=r"with b=1 x h=2 x t=3 x s=2 \(Shape mismatch, 3 != 2\)"):
+        to_canonical(np.zeros((1, 2, 3, 3)), spec_of("b h t s"), "attn_probs", toy_case(1), "left-padded", TOY_CONFIG,
+                     "d/p.npy", keys=2)  # fmt: skip
+
+
+def test_a_full_pass_key_window_and_a_right_padded_engine_are_brought_to_the_cases_padding():
+    """Without keys (the chained pass), a key window or a batch laid out otherwise goes through to_left_padded:
+    a right-padded row's tokens move to the end, NaN where the case pads."""
+    from gpt2core.verification.dumps import to_canonical
+
+    case = SimpleNamespace(input_ids=np.zeros((2, 3), np.int64), attention_mask=np.array([[1, 1, 1], [0, 1, 1]]))
+    ln = np.arange(2 * 3 * 8, dtype=np.float64).reshape(2, 3, 8)
+    out = to_canonical(ln, spec_of("b t c"), "ln_f", case, "right-padded", TOY_CONFIG, "d/ln.npy")
+    assert np.array_equal(out[0], ln[0]) and np.array_equal(out[1, 1:], ln[1, :2]) and np.isnan(out[1, 0]).all()
+    window = np.arange(2 * 2 * 3 * 5, dtype=np.float64).reshape(2, 2, 3, 5)
+    out = to_canonical(window, spec_of("b h t s", key_window=True), "attn_probs", case, "left-padded", TOY_CONFIG, "d/p.npy")
+    assert out.shape == (2, 2, 3, 3) and np.array_equal(out[0], window[0, :, :, :3])  # the case's 3 keys, not the window's 5
+    assert np.array_equal(out[1, :, 1:, 1:], window[1, :, 1:3, 1:3]) and np.isnan(out[1, :, 0]).all()  # row 1 pads position 0
+
+
 @pytest.mark.parametrize("layer", [2, -1])
 def test_a_selected_index_outside_its_axis_is_named(layer):
     """select l=2 of a file of 2 layers (or l=-1, which NumPy would read as the last): a DumpError, not another layer."""
