@@ -118,6 +118,17 @@ def run_suite(project: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(argv, cwd=project, capture_output=True, text=True, env=env, timeout=900)
 
 
+# A plugin the broken copy's run loads (-p no_shrink): hypothesis reports the first failing example as drawn. Each
+# shrinking step writes a model and runs transformers and the engine on it; shrinking took 5 of this test's 6
+# minutes, to make smaller an example the test only needs to fail and be reproducible.
+NO_SHRINK = """
+from hypothesis import Phase, settings
+
+settings.register_profile("no_shrink", phases=[Phase.explicit, Phase.reuse, Phase.generate])
+settings.load_profile("no_shrink")
+"""
+
+
 def test_a_python_engine_outside_the_repository_passes_and_its_broken_copy_fails(tmp_path):
     good = write_package(tmp_path / "good")
     # the engine named once in the project's pytest.ini (-c: --pyargs alone finds the ini files above gpt2core's)
@@ -132,12 +143,13 @@ def test_a_python_engine_outside_the_repository_passes_and_its_broken_copy_fails
     assert "'stages' (the isolated mode)" in r.stdout and "'decode' (cached decoding)" in r.stdout
 
     broken = write_package(tmp_path / "broken", broken=True)
+    (broken / "no_shrink.py").write_text(NO_SHRINK)
     r = run_suite(broken, "--gpt2core-subject=mini_gpt2.adapter:make_subject", "--gpt2core-examples", "10", "-x",
-                  "-m", "property")  # fmt: skip
+                  "-m", "property", "-p", "no_shrink")  # fmt: skip
     assert r.returncode == 1, r.stdout[-4000:]
     assert "test_drawn_model_matches_transformers" in r.stdout and "attn_probs" in r.stdout, r.stdout[-4000:]
     assert "reproduce outside pytest:" in r.stdout and "gpt2core verify --model " in r.stdout, r.stdout[-4000:]
-    assert "Draw 1 (config):" in r.stdout and "Draw 3 (inputs):" in r.stdout  # the shrunk config and inputs
+    assert "Draw 1 (config):" in r.stdout and "Draw 3 (inputs):" in r.stdout  # the failing example's config and inputs
 
     # the printed command reproduces the failure outside pytest, on the kept model and references
     command = next(line.strip().removeprefix("E").strip() for line in r.stdout.splitlines() if "gpt2core verify --model" in line)

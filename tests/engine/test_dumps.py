@@ -204,6 +204,7 @@ def test_padded_logits_narrower_than_the_vocabulary_are_named():
 
 @pytest.mark.parametrize(("kind", "layout", "shape", "cut"), [
     ("k", "b h s d", (1, 2, 5, 4), lambda a: a[:, :, :2]),  # keys on axis 2 of [B, H, S, D]
+    ("v", "b h s d", (1, 2, 5, 4), lambda a: a[:, :, :2]),
     ("attn_probs", "b h t s", (1, 2, 3, 5), lambda a: a[..., :2]),  # on the last axis of [B, H, T, S]
 ])  # fmt: skip
 def test_a_decoding_steps_key_window_is_cut_to_the_steps_keys(kind, layout, shape, cut):
@@ -215,7 +216,9 @@ def test_a_decoding_steps_key_window_is_cut_to_the_steps_keys(kind, layout, shap
     spec = spec_of(layout, key_window=True)
     out = to_canonical(window, spec, kind, toy_case(1), "left-padded", TOY_CONFIG, "d/w.npy", keys=2)
     assert np.array_equal(out, cut(window)) and out.flags.c_contiguous
-    short = window[:, :, :1] if kind == "k" else window[..., :1]
+    exact = cut(window)  # a window of exactly the step's keys
+    assert np.array_equal(to_canonical(exact, spec, kind, toy_case(1), "left-padded", TOY_CONFIG, "d/w.npy", keys=2), exact)
+    short = window[:, :, :1] if kind in ("k", "v") else window[..., :1]
     with pytest.raises(DumpError) as raised:
         to_canonical(short, spec, kind, toy_case(1), "left-padded", TOY_CONFIG, "d/w.npy", keys=2)
     assert str(raised.value) == "dump file d/w.npy: a key window of 1 positions; the step needs 2"
@@ -242,6 +245,9 @@ def test_a_full_pass_key_window_and_a_right_padded_engine_are_brought_to_the_cas
     ln = np.arange(2 * 3 * 8, dtype=np.float64).reshape(2, 3, 8)
     out = to_canonical(ln, spec_of("b t c"), "ln_f", case, "right-padded", TOY_CONFIG, "d/ln.npy")
     assert np.array_equal(out[0], ln[0]) and np.array_equal(out[1, 1:], ln[1, :2]) and np.isnan(out[1, 0]).all()
+    with pytest.raises(DumpError) as raised:  # rows of 3 and 2 tokens in a position axis of 2
+        to_canonical(ln[:, :2], spec_of("b t c"), "ln_f", case, "right-padded", TOY_CONFIG, "d/ln.npy")
+    assert str(raised.value) == "dump file d/ln.npy: its position axis has 2 entries; row 0 of the case (right-padded) needs 3"
     window = np.arange(2 * 2 * 3 * 5, dtype=np.float64).reshape(2, 2, 3, 5)
     out = to_canonical(window, spec_of("b h t s", key_window=True), "attn_probs", case, "left-padded", TOY_CONFIG, "d/p.npy")
     assert out.shape == (2, 2, 3, 3) and np.array_equal(out[0], window[0, :, :, :3])  # the case's 3 keys, not the window's 5

@@ -558,6 +558,5 @@ def to_canonical(array, spec: dict, kind: str, case, batch_layout: str, config, 
             out = out[:, :, :keys] if axis == 2 else out[..., :keys]
         return np.ascontiguousarray(out)
     if batch_layout != "left-padded" or spec["key_window"]:
-        name = kind if kind in MODEL_CHECKPOINTS else "h0." + kind
-        out = to_left_padded(out, name, token_mask(case), batch_layout, f"dump file {where}")
+        out = to_left_padded(out, kind, token_mask(case), batch_layout, f"dump file {where}")  # a kind names its axes
     return np.ascontiguousarray(out)
