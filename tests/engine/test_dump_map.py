@@ -180,3 +180,10 @@ def test_a_dump_subject_is_what_its_map_says(tmp_path, modes, capabilities):
         "rows of different lengths, and the map says the engine runs no padded batch (runs.padding false)")
     runs_all = DumpSubject(tmp_path, DumpMap({**BASE, "runs": {"batch": True, "padding": True}}), SimpleNamespace(n_layer=2))
     assert runs_all.can_run(SimpleNamespace(input_ids=two_rows, attention_mask=np.vstack([padded, padded]))) is None
+
+
+def test_a_decode_object_without_checkpoints_changes_nothing():
+    """"decode": {} (or one holding only a comment) is the chained pass's specs, as no "decode" at all."""
+    for decode in ({}, {"_comment": "steps as the full pass"}):
+        m = DumpMap({**BASE, "modes": ["chained", "cached"], "decode": decode})
+        assert m.decode_specs == m.specs and list(m.specs) == ["logits"]
