@@ -84,6 +84,7 @@ def test_a_map_that_is_not_one_is_refused(data, message):
     (layer_1({"file": "{case}/x.npy", "layout": "l b t c", "select": {"l": 0}}), "checkpoint 'h{i}.ln_1': the layer axis l is chosen by the layer, not by select"),
     ({"checkpoints": {"logits": {"layout": "b t x v"}}}, "checkpoint 'logits': layout 'b t x v' must name the axes 'b t v' (b may be left out) and select each other axis; missing [], not selected ['x']"),
     ({"checkpoints": {"logits": {"layout": "b t"}}}, "checkpoint 'logits': layout 'b t' must name the axes 'b t v' (b may be left out) and select each other axis; missing ['v'], not selected []"),
+    ({"checkpoints": {"logits": {"layout": "t"}}}, "checkpoint 'logits': layout 't' must name the axes 'b t v' (b may be left out) and select each other axis; missing ['v'], not selected []"),
     ({"batch_layout": "packed", "checkpoints": {"logits": {"layout": "b t v"}}}, "checkpoint 'logits': layout 'b t v' has a batch axis b, but a packed batch has none (rows follow one another on the t axis)"),
     ({"checkpoints": {"logits": {"vocab_padded": 1}}}, "checkpoint 'logits': vocab_padded is a boolean, for logits only"),
     (layer_1({"vocab_padded": True}), "checkpoint 'h{i}.ln_1': vocab_padded is a boolean, for logits only"),

@@ -136,14 +136,18 @@ def target_layout(kind: str, layout: str) -> str:
     return target
 
 
+def did_you_mean(word, known) -> str:
+    """"; did you mean 'x'?" with the entry of `known` closest to `word` (difflib's best match), or "" for none close."""
+    close = difflib.get_close_matches(str(word), known)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def check_keys(obj: dict, known: tuple[str, ...], where: str) -> None:
     """Refuse a key of `obj` that is not in `known` (keys starting with '_' are comments), naming the closest."""
     for key in obj:
         if key in known or (isinstance(key, str) and key.startswith("_")):
             continue
-        close = difflib.get_close_matches(str(key), known, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise DumpError(f"{where}: unknown key {key!r}{hint} (known: {', '.join(known)})")
+        raise DumpError(f"{where}: unknown key {key!r}{did_you_mean(key, known)} (known: {', '.join(known)})")
 
 
 def is_int(value) -> bool:
@@ -192,8 +196,7 @@ class DumpMap:
             templated = name.startswith("h{i}.") and kind in LAYER_CHECKPOINTS
             if not (templated or name in MODEL_CHECKPOINTS):
                 known = [f"h{{i}}.{k}" for k in LAYER_CHECKPOINTS] + list(MODEL_CHECKPOINTS)
-                close = difflib.get_close_matches(name, known, n=1)
-                raise DumpError(f"{source}: unknown checkpoint {name!r}{f'; did you mean {close[0]!r}?' if close else ''} "
+                raise DumpError(f"{source}: unknown checkpoint {name!r}{did_you_mean(name, known)} "
                                 f"(per-layer ones are written 'h{{i}}.<kind>' with kind one of {', '.join(LAYER_CHECKPOINTS)}, "
                                 f"the others {', '.join(MODEL_CHECKPOINTS)})")  # fmt: skip
             spec = {} if spec is None else spec
@@ -209,8 +212,7 @@ class DumpMap:
             raise DumpError(f"{source}: modes must be a list holding \"chained\" and any of {', '.join(MODES[1:])}, got {modes!r}")
         unknown = [m for m in modes if m not in MODES]
         if unknown:
-            close = difflib.get_close_matches(unknown[0], MODES, n=1)
-            raise DumpError(f"{source}: unknown mode {unknown[0]!r}{f'; did you mean {close[0]!r}?' if close else ''} "
+            raise DumpError(f"{source}: unknown mode {unknown[0]!r}{did_you_mean(unknown[0], MODES)} "
                             f"(known: {', '.join(MODES)})")  # fmt: skip
         if "cached" in modes and self.batch_layout != "left-padded":
             raise DumpError(f"{source}: the cached mode's step dumps are read left-padded; batch_layout is {self.batch_layout!r}")
