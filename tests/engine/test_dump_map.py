@@ -188,3 +188,13 @@ def test_a_decode_object_without_checkpoints_changes_nothing():
     for decode in ({}, {"_comment": "steps as the full pass"}):
         m = DumpMap({**BASE, "modes": ["chained", "cached"], "decode": decode})
         assert m.decode_specs == m.specs and list(m.specs) == ["logits"]
+
+
+@pytest.mark.parametrize(("layers", "kept", "provided"), [
+    ({}, {"start": 0, "step": 1}, ["h0.ln_1", "h1.ln_1", "h2.ln_1"]),
+    ({"step": 2}, {"start": 0, "step": 2}, ["h0.ln_1", "h2.ln_1"]),
+    ({"start": 1}, {"start": 1, "step": 1}, ["h1.ln_1", "h2.ln_1"]),
+])  # fmt: skip
+def test_a_layers_object_is_kept_with_its_defaults_filled_in(layers, kept, provided):
+    m = DumpMap({**BASE, **layer_1({"layers": layers})})
+    assert m.specs["h{i}.ln_1"]["layers"] == kept and m.provides(3) == ["logits", *provided]

@@ -284,6 +284,7 @@ class DumpMap:
             start, step = layers.get("start", 0), layers.get("step", 1)
             if not (is_int(start) and is_int(step) and start >= 0 and step >= 1):
                 raise DumpError(f"{where}: layers {layers!r}: start must be an integer >= 0 and step >= 1")
+            layers = {"start": start, "step": step}  # the defaults filled in: layers_of reads both
         elif layers is not None and not (isinstance(layers, list) and layers and all(is_int(i) and i >= 0 for i in layers)
                                           and len(set(layers)) == len(layers)):  # fmt: skip
             raise DumpError(f"{where}: layers must be a list of distinct layer numbers or {{'start': 0, 'step': 2}}, got {layers!r}")
@@ -306,7 +307,7 @@ class DumpMap:
         if layers is None:
             return list(range(n_layer))
         if isinstance(layers, dict):
-            return list(range(layers.get("start", 0), n_layer, layers.get("step", 1)))
+            return list(range(layers["start"], n_layer, layers["step"]))
         beyond = [i for i in layers if i >= n_layer]
         if beyond:
             raise DumpError(f"map: checkpoint {template!r} lists layers {beyond}, but the model has {n_layer}")
