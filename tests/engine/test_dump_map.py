@@ -198,3 +198,10 @@ def test_a_decode_object_without_checkpoints_changes_nothing():
 def test_a_layers_object_is_kept_with_its_defaults_filled_in(layers, kept, provided):
     m = DumpMap({**BASE, **layer_1({"layers": layers})})
     assert m.specs["h{i}.ln_1"]["layers"] == kept and m.provides(3) == ["logits", *provided]
+
+
+def test_a_map_given_as_an_object_is_called_map():
+    """A map passed as an object (no file): its refusals start "map: "."""
+    with pytest.raises(DumpError) as raised:
+        DumpMap({"format": "x"})
+    assert str(raised.value) == "map: format 'x', expected 'gpt2core-map/2'"
