@@ -1,0 +1,66 @@
+"""verify.py's small parts on their own, in process: the next-token distribution's verdict against its budgets,
+and which failing comparison is reported first. The whole of verify is tested through its runs elsewhere; these
+name each rule's edge (a figure exactly at its budget passes, a NaN fails) where a run cannot aim at it."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from gpt2core.verification.compare import _problem, compare
+from gpt2core.verification.verify import distribution_report, earliest, first_divergence, worst
+
+
+def metrics(kl: list[float]) -> dict:
+    """One case's per-position distribution figures (precision.distribution.per_position) with these KL values."""
+    n = len(kl)
+    return {"kl": np.array(kl), "top1": np.ones(n), "p_top": np.full(n, 0.5), "p_top_ref": np.full(n, 0.5),
+            "nll": np.ones(n), "nll_ref": np.ones(n)}  # fmt: skip
+
+
+def budgets(kl_mean: float, kl_max: float):
+    """Budgets whose distribution() holds these KL budgets (as a calibrated class's do)."""
+    return SimpleNamespace(distribution=lambda: {"kl_mean": kl_mean, "kl_max": kl_max})
+
+
+@pytest.mark.parametrize(("kl", "held", "ok", "message"), [
+    ([0.01, 0.03], (0.02, 0.03), True, None),  # each figure exactly at its budget passes
+    ([0.01, 0.05], (0.02, 0.05), False, "next-token KL divergence mean 3.000e-02 nats exceeds its budget 2.000e-02"),
+    ([0.01, 0.03], (0.05, 0.02), False, "next-token KL divergence max 3.000e-02 nats exceeds its budget 2.000e-02"),
+    ([0.01, 0.05], (0.02, 0.04), False, "next-token KL divergence mean 3.000e-02 nats exceeds its budget 2.000e-02"),  # mean named first
+    ([0.01, float("nan")], (0.02, 0.04), False, "next-token KL divergence mean nan nats exceeds its budget 2.000e-02"),  # NaN is no pass
+])  # fmt: skip
+def test_the_distribution_passes_exactly_when_both_kl_figures_are_within_their_budgets(kl, held, ok, message):
+    report = distribution_report([metrics(kl[:1]), metrics(kl[1:])], budgets(*held))
+    assert report["ok"] is ok and report["budget"] == {"kl_mean": held[0], "kl_max": held[1]}
+    assert report["positions"] == 2 and report["kl_mean"] == pytest.approx(sum(kl) / 2, nan_ok=True)
+    if message is None:
+        assert report["divergence"] is None
+    else:
+        assert report["divergence"] == {"case": None, "mode": "chained", "name": "logits (distribution)", "message": message}
+
+
+@pytest.mark.parametrize(("cases", "held"), [([], (0.02, 0.03)), ([metrics([5.0])], None)])
+def test_no_distribution_or_no_budget_is_not_judged(cases, held):
+    """No case gave logits, or the class is uncalibrated (float64): ok is None, neither pass nor fail."""
+    report = distribution_report(cases, SimpleNamespace(distribution=lambda: None if held is None else dict(zip(("kl_mean", "kl_max"), held))))
+    assert report["ok"] is None and report["divergence"] is None and report["positions"] == len(cases)
+
+
+def comparison(name: str, error: float):
+    """A comparison of `name`: one entry of 1.0 off by `error`, held to 1e-6 of it."""
+    return compare(name, np.array([1.0 + error]), np.array([1.0]), {np.dtype(np.float64): 1e-6})
+
+
+def test_the_first_failure_is_the_earliest_in_forward_order_and_the_worst_has_the_largest_margin():
+    order = {"embeddings": 0, "h0.q": 1, "logits": 2}
+    given = [comparison("logits", 1.0), comparison("h0.q@t=3,b=0", 1e-3), comparison("embeddings", 0.0)]
+    assert earliest(given, order).name == "h0.q@t=3,b=0"  # a step's checkpoint ranks as the checkpoint
+    assert first_divergence(given).name == "logits"  # the first given that failed
+    assert worst(given).name == "logits" and earliest([given[2]], order) is None and first_divergence([given[2]]) is None
+    tie = [comparison("h0.q", 1.0), comparison("h0.q@t=1,b=0", 1.0)]
+    assert earliest(tie, order) is tie[0]  # among equals, the first given
+    problem = _problem("h0.q", None, "not returned by the subject")
+    assert worst([given[0], problem]) is problem  # a problem counts as infinitely bad
