@@ -64,3 +64,19 @@ def test_the_first_failure_is_the_earliest_in_forward_order_and_the_worst_has_th
     assert earliest(tie, order) is tie[0]  # among equals, the first given
     problem = _problem("h0.q", None, "not returned by the subject")
     assert worst([given[0], problem]) is problem  # a problem counts as infinitely bad
+
+
+def test_a_left_padded_subjects_answer_is_compared_as_given():
+    """A subject that lays its batch out as the case does (by default, or saying so): its array itself, padding
+    entries untouched; a right-padded one's rows are moved to the case's left padding (NaN where it pads);
+    an answer that is not an array is left to the comparison to name."""
+    from gpt2core.verification.verify import in_case_layout
+
+    got = np.arange(2 * 3 * 4, dtype=np.float64).reshape(2, 3, 4)
+    tokens = np.array([[False, True, True], [True, True, True]])
+    for subject in (SimpleNamespace(), SimpleNamespace(batch_layout="left-padded")):
+        assert in_case_layout(subject, "ln_f", got, tokens) is got
+    right = in_case_layout(SimpleNamespace(batch_layout="right-padded"), "ln_f", got, tokens)
+    assert np.array_equal(right[0, 1:], got[0, :2]) and np.isnan(right[0, 0]).all() and np.array_equal(right[1], got[1])
+    not_an_array = [[1.0]]
+    assert in_case_layout(SimpleNamespace(batch_layout="right-padded"), "ln_f", not_an_array, tokens) is not_an_array
