@@ -80,3 +80,64 @@ def test_a_left_padded_subjects_answer_is_compared_as_given():
     assert np.array_equal(right[0, 1:], got[0, :2]) and np.isnan(right[0, 0]).all() and np.array_equal(right[1], got[1])
     not_an_array = [[1.0]]
     assert in_case_layout(SimpleNamespace(batch_layout="right-padded"), "ln_f", not_an_array, tokens) is not_an_array
+
+
+class Case:
+    """A one-row case of 2 tokens whose reference holds `ref` for every checkpoint asked."""
+
+    def __init__(self, ref: np.ndarray):
+        self.input_ids, self.attention_mask, self.ref = np.zeros((1, 2), np.int64), None, ref
+
+    def array(self, name):
+        return self.ref
+
+
+def test_a_budget_only_ever_raises_a_tolerance_and_none_leaves_it_as_the_class_says():
+    """compare_chained without budgets holds each checkpoint to the relative tolerance alone (an error of 1e-3
+    on values of 1 fails at float64); a measured budget of 1e-2 for that checkpoint lets the same error pass."""
+    from gpt2core.verification.verify import compare_chained
+
+    ref = np.ones((1, 2, 4))
+    subject = SimpleNamespace(checkpoints=lambda case: {"ln_f": ref + 1e-3})
+    (plain,) = compare_chained(subject, Case(ref), ["ln_f"])
+    (budgeted,) = compare_chained(subject, Case(ref), ["ln_f"], budget=lambda name: {"ln_f": 1e-2}[name])
+    assert not plain.ok and budgeted.ok and budgeted.atol == 1e-2
+
+
+MIN = np.finfo(np.float64).min
+
+
+@pytest.mark.parametrize(("convention", "engine_masks_with", "problem"), [
+    ("min", MIN, None),
+    ("-inf", -np.inf, None),
+    ("-inf", MIN, "a masked score is not -inf (the declared convention) at batch 0, head 0, query 0, key 1: -1.7976931348623157e+308"),
+    ({"at_or_below": -1e9}, -1e9, None),  # at the threshold counts
+    ({"at_or_below": -1e9}, -1e8, "a masked score is not at or below -1000000000.0 (the declared convention) at batch 0, head 0, query 0, key 1: -100000000.0"),
+    ("not computed", 7.0, None),  # whatever is there
+])  # fmt: skip
+def test_masked_scores_are_read_in_the_declared_convention(convention, engine_masks_with, problem):
+    """Scores [1, 1, 2, 2] (batch, head, query, key), key 1 masked for query 0: the engine's mask value is checked
+    against its convention and replaced by transformers' (the dtype's minimum); every other entry is untouched."""
+    from gpt2core.verification.verify import masked_convention
+
+    ref = np.array([[[[0.5, MIN], [0.25, 0.75]]]])
+    got = np.array([[[[0.5, engine_masks_with], [0.25, 0.75]]]])
+    out, said = masked_convention("h0.attn_scores", got, ref, convention)
+    assert said == problem
+    if problem is None:
+        assert np.array_equal(out, ref) and out.dtype == got.dtype
+    other = masked_convention("h0.attn_probs", got, ref, convention)  # only scores have a mask value
+    assert other[0] is got and other[1] is None
+
+
+def test_a_mask_value_where_the_reference_has_none_is_left_for_the_comparison():
+    """-inf at an entry transformers does not mask, or masked entries outside `defined`: not replaced."""
+    from gpt2core.verification.verify import masked_convention
+
+    ref = np.array([[[[0.5, MIN], [0.25, 0.75]]]])
+    got = np.array([[[[-np.inf, -np.inf], [0.25, 0.75]]]])
+    out, said = masked_convention("h0.attn_scores", got, ref, "-inf")
+    assert said is None and np.isneginf(out[0, 0, 0, 0]) and out[0, 0, 0, 1] == MIN
+    undefined = np.array([[[[True, False], [True, True]]]])
+    out, said = masked_convention("h0.attn_scores", got, ref, "-inf", undefined)
+    assert said is None and np.isneginf(out[0, 0, 0, 1])  # an entry the model does not define stays as given
