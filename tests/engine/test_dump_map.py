@@ -85,6 +85,7 @@ def test_a_map_that_is_not_one_is_refused(data, message):
     ({"checkpoints": {"logits": {"layout": "b t x v"}}}, "checkpoint 'logits': layout 'b t x v' must name the axes 'b t v' (b may be left out) and select each other axis; missing [], not selected ['x']"),
     ({"checkpoints": {"logits": {"layout": "b t"}}}, "checkpoint 'logits': layout 'b t' must name the axes 'b t v' (b may be left out) and select each other axis; missing ['v'], not selected []"),
     ({"checkpoints": {"logits": {"layout": "t"}}}, "checkpoint 'logits': layout 't' must name the axes 'b t v' (b may be left out) and select each other axis; missing ['v'], not selected []"),
+    ({"checkpoints": {"logits": {"layout": "b t Q v"}}}, "checkpoint 'logits': layout 'b t Q v' must name the axes 'b t v' (b may be left out) and select each other axis; missing [], not selected ['Q']"),
     ({"batch_layout": "packed", "checkpoints": {"logits": {"layout": "b t v"}}}, "checkpoint 'logits': layout 'b t v' has a batch axis b, but a packed batch has none (rows follow one another on the t axis)"),
     ({"checkpoints": {"logits": {"vocab_padded": 1}}}, "checkpoint 'logits': vocab_padded is a boolean, for logits only"),
     (layer_1({"vocab_padded": True}), "checkpoint 'h{i}.ln_1': vocab_padded is a boolean, for logits only"),
@@ -205,3 +206,16 @@ def test_a_map_given_as_an_object_is_called_map():
     with pytest.raises(DumpError) as raised:
         DumpMap({"format": "x"})
     assert str(raised.value) == "map: format 'x', expected 'gpt2core-map/2'"
+
+
+@pytest.mark.parametrize(("kind", "layout", "target"), [
+    ("k", "b h s d", "b h s d"),
+    ("v", "b t h d", "b h t d"),  # keys of a full pass written on the token axis t
+    ("k", "t b h s d", "b h s d"),  # an s axis is the key axis even beside a t (selected)
+    ("q", "b t h d", "b h t d"),
+    ("attn_probs", "b h t s", "b h t s"),
+])  # fmt: skip
+def test_the_layout_a_dump_is_brought_to(kind, layout, target):
+    from gpt2core.verification.dumps import target_layout
+
+    assert target_layout(kind, layout) == target

@@ -1,6 +1,7 @@
 """verify.py's small parts on their own, in process: the next-token distribution's verdict against its budgets,
-and which failing comparison is reported first. The whole of verify is tested through its runs elsewhere; these
-name each rule's edge (a figure exactly at its budget passes, a NaN fails) where a run cannot aim at it."""
+which failing comparison is reported first, masked scores in each convention, a subject's batch layout; and the
+reference cache's one rule about mutmut. The whole of verify is tested through its runs elsewhere; these name each
+rule's edge (a figure exactly at its budget passes, a NaN fails) where a run cannot aim at it."""
 
 from __future__ import annotations
 
@@ -141,3 +142,19 @@ def test_a_mask_value_where_the_reference_has_none_is_left_for_the_comparison():
     undefined = np.array([[[[True, False], [True, True]]]])
     out, said = masked_convention("h0.attn_scores", got, ref, "-inf", undefined)
     assert said is None and np.isneginf(out[0, 0, 0, 1])  # an entry the model does not define stays as given
+
+
+@pytest.mark.parametrize(("variable", "running"), [
+    (None, False), ("", False), ("stats", False), ("list_all_tests", False),  # mutmut's other runs share the cache
+    ("fail", True), ("gpt2core.engine.ops.x_gelu__mutmut_3", True),  # a mutant's run (or its forced failure) does not
+])  # fmt: skip
+def test_a_mutants_run_is_told_apart_from_mutmuts_other_runs(monkeypatch, variable, running):
+    """What decides whether a process may write the shared reference cache: a mutant's run must not (its engine
+    or capture code may be the mutant), mutmut's stats and clean runs may."""
+    from gpt2core.verification.reference_cache import running_a_mutant
+
+    if variable is None:
+        monkeypatch.delenv("MUTANT_UNDER_TEST", raising=False)
+    else:
+        monkeypatch.setenv("MUTANT_UNDER_TEST", variable)
+    assert running_a_mutant() is running
