@@ -158,3 +158,44 @@ def test_a_mutants_run_is_told_apart_from_mutmuts_other_runs(monkeypatch, variab
     else:
         monkeypatch.setenv("MUTANT_UNDER_TEST", variable)
     assert running_a_mutant() is running
+
+
+
+def another_numpy_version(monkeypatch, reference_cache):
+    real = reference_cache.installed
+    monkeypatch.setattr(reference_cache, "installed", lambda package: "0.0" if package == "numpy" else real(package))
+
+
+def other_capture_code(monkeypatch, reference_cache):
+    from gpt2core.verification import cases
+
+    monkeypatch.setattr(reference_cache, "capture_module", cases)  # a module of other source
+
+
+def another_thread_count(monkeypatch, reference_cache):
+    import torch
+
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads + 1)
+
+
+def another_cpu(monkeypatch, reference_cache):
+    monkeypatch.setattr(reference_cache, "cpu_name", lambda: "another CPU")
+
+
+@pytest.mark.parametrize("change", [another_numpy_version, other_capture_code, another_thread_count, another_cpu])
+def test_every_part_of_a_reference_sets_key_changes_it(tiny_dir, monkeypatch, change):
+    """Beside the weights, dtype and token ids (test_report_trust): a case's name or padding, an installed
+    version, the capture code, torch's thread count and the CPU each make another key; the same inputs the same."""
+    from gpt2core.verification import reference_cache
+    from gpt2core.verification.cases import Case
+
+    cases = [Case("c", np.array([[1, 2, 3], [4, 5, 6]]), np.array([[1, 1, 1], [0, 1, 1]]))]
+    key = reference_cache.content_key(tiny_dir, "float64", cases)
+    assert reference_cache.content_key(tiny_dir, "float64", cases) == key and len(key) == 20 and int(key, 16) >= 0
+    renamed = [Case("d", cases[0].input_ids, cases[0].attention_mask)]
+    unpadded = [Case("c", cases[0].input_ids, np.ones((2, 3), np.int64))]
+    assert reference_cache.content_key(tiny_dir, "float64", renamed) != key
+    assert reference_cache.content_key(tiny_dir, "float64", unpadded) != key
+    change(monkeypatch, reference_cache)
+    assert reference_cache.content_key(tiny_dir, "float64", cases) != key

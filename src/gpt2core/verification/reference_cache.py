@@ -71,18 +71,18 @@ def content_key(model_dir, dtype, cases) -> str:
     """sha256 (20 hex digits) of everything a reference set's files depend on."""
     import torch
 
-    parts = {
-        "weights": read_model_dir(model_dir).weights_sha256,
-        "dtype": np.dtype(dtype).name,
-        "cases": [[c.name, c.input_ids.tolist(), None if c.attention_mask is None else c.attention_mask.tolist()] for c in cases],
-        "versions": {p: installed(p) for p in ("torch", "transformers", "numpy")},
-        "capture_code": [hashlib.sha256(Path(m.__file__).read_bytes()).hexdigest() for m in (capture_module, reference_set_module)],
-        "torch_threads": torch.get_num_threads(),  # float32 bits depend on the reduction order, so on threads
-        # and on the CPU's kernels: a set cached by an earlier session (its host not recorded) differed from
-        # transformers' output here by up to 4e-6 while every other part of the key matched; rebuilt, it agreed
-        "cpu": [cpu_name(), torch.backends.cpu.get_cpu_capability()],
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+    parts = [
+        read_model_dir(model_dir).weights_sha256,
+        np.dtype(dtype).name,
+        [[c.name, c.input_ids.tolist(), None if c.attention_mask is None else c.attention_mask.tolist()] for c in cases],
+        [installed(p) for p in ("torch", "transformers", "numpy")],
+        [hashlib.sha256(Path(m.__file__).read_bytes()).hexdigest() for m in (capture_module, reference_set_module)],
+        torch.get_num_threads(),  # float32 bits depend on the reduction order, so on threads and on the CPU's
+        # kernels: a set cached by an earlier session (its host not recorded) differed from transformers' output
+        # here by up to 4e-6 while every other part of the key matched; rebuilt, it agreed
+        [cpu_name(), torch.backends.cpu.get_cpu_capability()],
+    ]  # weights, dtype, cases, versions, the capture code, threads, CPU: a list, so no label is part of the key
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:20]
 
 
 def running_a_mutant() -> bool:
