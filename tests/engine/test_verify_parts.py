@@ -145,19 +145,26 @@ def test_a_mask_value_where_the_reference_has_none_is_left_for_the_comparison():
 
 
 @pytest.mark.parametrize(("variable", "running"), [
-    (None, False), ("", False), ("stats", False), ("list_all_tests", False),  # mutmut's other runs share the cache
+    ("", False), ("stats", False), ("list_all_tests", False),  # mutmut's other runs share the cache
     ("fail", True), ("gpt2core.engine.ops.x_gelu__mutmut_3", True),  # a mutant's run (or its forced failure) does not
 ])  # fmt: skip
-def test_a_mutants_run_is_told_apart_from_mutmuts_other_runs(monkeypatch, variable, running):
+def test_a_mutants_run_is_told_apart_from_mutmuts_other_runs(variable, running):
     """What decides whether a process may write the shared reference cache: a mutant's run must not (its engine
-    or capture code may be the mutant), mutmut's stats and clean runs may."""
-    from gpt2core.verification.reference_cache import running_a_mutant
+    or capture code may be the mutant), mutmut's stats and clean runs may. (The value is passed, not set in the
+    environment: mutmut's own trampolines read MUTANT_UNDER_TEST on every call.)"""
+    from gpt2core.verification.reference_cache import is_a_mutants_run
 
-    if variable is None:
-        monkeypatch.delenv("MUTANT_UNDER_TEST", raising=False)
-    else:
-        monkeypatch.setenv("MUTANT_UNDER_TEST", variable)
-    assert running_a_mutant() is running
+    assert is_a_mutants_run(variable) is running
+
+
+def test_running_a_mutant_reads_mutmuts_variable():
+    """Under `pytest` the variable is unset and this process is no mutant's; under mutmut it names the mutant
+    running this very test, and running_a_mutant must say so (a mutant that reads another variable fails here)."""
+    import os
+
+    from gpt2core.verification.reference_cache import is_a_mutants_run, running_a_mutant
+
+    assert running_a_mutant() is is_a_mutants_run(os.environ.get("MUTANT_UNDER_TEST", ""))
 
 
 

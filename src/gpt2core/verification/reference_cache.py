@@ -87,7 +87,12 @@ def content_key(model_dir, dtype, cases) -> str:
 
 def running_a_mutant() -> bool:
     """True inside mutmut's run of one mutant (or its forced-failure check): such a process writes no cache."""
-    name = os.environ.get("MUTANT_UNDER_TEST", "")
+    return is_a_mutants_run(os.environ.get("MUTANT_UNDER_TEST", ""))
+
+
+def is_a_mutants_run(name: str) -> bool:
+    """Whether mutmut's MUTANT_UNDER_TEST value `name` is a mutant's run ("<function>__mutmut_<n>") or its
+    forced-failure check ("fail"), not its stats or clean runs."""
     return "__mutmut_" in name or name == "fail"
 
 
