@@ -515,7 +515,7 @@ def verify_model(model_dir, factory=None, dtypes=("float32", "float64"), referen
         if not reference_dirs and cache:
             ref_sets = []
             for dt in dtypes:
-                ref_sets.append(cached_references(cache_root(), model_dir, dt, cases, command=command, capped=True))
+                ref_sets.append(cached_references(cache_root(), model_dir, dt, cases, lambda: tmp, command=command, capped=True))
                 release_hf_models()  # before the next dtype's model, and before any engine (a no-op on a hit)
         elif not reference_dirs:
             for dt in dtypes:
