@@ -235,3 +235,19 @@ def test_a_changed_weights_file_is_another_key(tiny_dir, tmp_path):
     assert content_key(copy, "float64", cases) != content_key(tiny_dir, "float64", cases)
     assert content_key(tiny_dir, "float32", cases) != content_key(tiny_dir, "float64", cases)
     assert content_key(tiny_dir, "float64", [Case("c", np.array([[1, 2, 4]]))]) != content_key(tiny_dir, "float64", cases)
+
+
+def test_verify_model_as_the_readme_calls_it_uses_its_documented_defaults(tiny_dir):
+    """`verify_model(path)` (README, "Verify your own engine"): gpt2core's engine in both dtypes, on the built-in
+    cases (no full-length case), references from the cache, require "offered"."""
+    from gpt2core.verification.cases import cases_for
+    from gpt2core.verification.model_dir import read_model_dir
+    from gpt2core.verification.reference_cache import cache_root
+    from gpt2core.verification.verify import verify_model
+
+    report = verify_model(tiny_dir)
+    assert report["verdict"] == "PASS" and [r["dtype"] for r in report["runs"]] == ["float32", "float64"]
+    built_in = [c.name for c in cases_for(read_model_dir(tiny_dir))]
+    for run in report["runs"]:
+        assert run["subject"].startswith("gpt2core") and run["cases"] == built_in and run["require"] == "offered"
+        assert run["references"].startswith(str(cache_root() / "references"))  # cached, not "(temporary, ...)"

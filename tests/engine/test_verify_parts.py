@@ -206,3 +206,4 @@ def test_every_part_of_a_reference_sets_key_changes_it(tiny_dir, monkeypatch, ch
     assert reference_cache.content_key(tiny_dir, "float64", unpadded) != key
     change(monkeypatch, reference_cache)
     assert reference_cache.content_key(tiny_dir, "float64", cases) != key
+
