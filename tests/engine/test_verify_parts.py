@@ -207,3 +207,15 @@ def test_every_part_of_a_reference_sets_key_changes_it(tiny_dir, monkeypatch, ch
     change(monkeypatch, reference_cache)
     assert reference_cache.content_key(tiny_dir, "float64", cases) != key
 
+
+
+def test_verify_refuses_references_made_for_other_weights(tiny_dir, stress_dir, tmp_path_factory):
+    """verify_model with --references of another model's weights: refused before anything runs, naming both."""
+    from support.references import reference_set
+
+    from gpt2core.verification.errors import ReferencesError
+    from gpt2core.verification.verify import verify_model
+
+    refs = reference_set(tiny_dir, np.float64, tmp_path_factory)
+    with pytest.raises(ReferencesError, match=f"references in {refs.root} were made for other weights"):
+        verify_model(stress_dir, dtypes=["float64"], reference_dirs=[refs.root])
