@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import shutil
-import tempfile
 import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -97,17 +96,18 @@ def is_a_mutants_run(name: str) -> bool:
     return "__mutmut_" in name or name == "fail"
 
 
-def cached_references(cache: Path, model_dir, dtype, cases, private_dir=None, command: str = "pytest", capped: bool = False):
+def cached_references(cache: Path, model_dir, dtype, cases, private_dir, command: str = "pytest", capped: bool = False):
     """The reference set of `cases` on model_dir in dtype, from cache/references (built once there under a file
-    lock); `private_dir()` gives a fresh directory for a mutmut mutant's own set (default: a new temporary
-    directory). With `capped`, the cache is then trimmed to its cap (cap_bytes), least recently used first."""
+    lock); `private_dir()` gives a directory for a mutmut mutant's own set (a mutant writes nothing shared; every
+    caller gives one: a miss under a mutant crashed when verify gave none). With `capped`, the cache is then
+    trimmed to its cap (cap_bytes), least recently used first."""
     md = read_model_dir(model_dir)
     final = cached_path(cache, md, dtype, cases)
     name = final.name
     if running_a_mutant():
         if (final / MANIFEST).is_file():
             return load_references(final, md)
-        out = Path(private_dir() if private_dir else tempfile.mkdtemp(prefix="gpt2core-mutant-references-")) / name
+        out = Path(private_dir()) / name
         write_references(md, out, cases, dtype, command="pytest (private to a mutmut mutant)")
         return load_references(out, md)
     if (final / MANIFEST).is_file():
