@@ -65,13 +65,17 @@ def default_cases(config, tokenizer, full_length: bool = False) -> list[Case]:
         random_case("random_tokens", min(128, config.n_positions), config.vocab_size, seed=128),
         text_case("padded_batch", tokenizer, [SENTENCE, "Hello.", "Attention is all you need"]),
     ]
-    if full_length:
-        cases.append(random_case(f"full_{config.n_positions}", config.n_positions, config.vocab_size, seed=1024))
-    return cases
+    return cases + ([full_length_case(config)] if full_length else [])
+
+
+def full_length_case(config) -> Case:
+    """All n_positions positions of random tokens (--full-length)."""
+    return random_case(f"full_{config.n_positions}", config.n_positions, config.vocab_size, seed=1024)
 
 
 def cases_for(model_dir: ModelDir, prompts: list[str] | None = None, full_length: bool = False) -> list[Case]:
-    """The built-in cases for the model (or one case per prompt, plus their left-padded batch)."""
+    """The built-in cases for the model (or one case per prompt, plus their left-padded batch), with full_length
+    a case of all n_positions positions after them."""
     if not prompts:
         return default_cases(model_dir.config, model_dir.tokenizer, full_length=full_length)
     cases = [text_case(f"prompt{i}", model_dir.tokenizer, [text]) for i, text in enumerate(prompts)]
@@ -81,4 +85,4 @@ def cases_for(model_dir: ModelDir, prompts: list[str] | None = None, full_length
     if too_long:
         raise ReferencesError(f"case {too_long[0].name}: {too_long[0].input_ids.shape[1]} tokens, more than the model's "
                               f"n_positions {model_dir.config.n_positions}")  # fmt: skip
-    return cases
+    return cases + ([full_length_case(model_dir.config)] if full_length else [])
