@@ -142,6 +142,12 @@ def test_a_dump_files_dtype_outside_its_precision_class_is_named_with_what_the_c
 TOY_CONFIG = SimpleNamespace(n_head=2, head_dim=4, n_embd=8, mlp_width=32, vocab_size=50)  # sizes all distinct
 
 
+def spec_of(layout: str, **flags) -> dict:
+    """A checked map's spec of one checkpoint: `layout`, nothing selected, the flags given (others false); `select`
+    may be given too."""
+    return {"layout": layout, "select": {}, "key_window": False, "vocab_padded": False, **flags}
+
+
 def toy_case(rows: int) -> SimpleNamespace:
     """A case of `rows` rows of 3 tokens, no padding: all to_canonical reads of one."""
     return SimpleNamespace(input_ids=np.zeros((rows, 3), np.int64), attention_mask=None)
@@ -161,7 +167,7 @@ def test_a_dump_whose_sizes_are_not_the_cases_is_named_with_the_sizes_expected(k
     from gpt2core.verification.dumps import to_canonical
 
     case, config = toy_case(rows), TOY_CONFIG
-    spec = {"layout": layout, "select": {}, "key_window": False, "vocab_padded": False}
+    spec = spec_of(layout)
     with pytest.raises(DumpError) as raised:
         to_canonical(np.zeros(shape), spec, kind, case, "left-padded", config, "d/ln_f.npy")
     assert str(raised.value) == f"dump file d/ln_f.npy: {said}"  # with einops' own reason, its last line
@@ -173,14 +179,9 @@ def test_a_fused_file_with_a_layer_axis_selects_both():
 
     case, config = toy_case(1), TOY_CONFIG
     fused = np.arange(2 * 1 * 3 * 24, dtype=np.float64).reshape(2, 1, 3, 24)
-    spec = {"layout": "l b t (three h d)", "select": {"l": 1, "three": 2}, "key_window": False, "vocab_padded": False}
+    spec = spec_of("l b t (three h d)", select={"l": 1, "three": 2})
     out = to_canonical(fused, spec, "v", case, "left-padded", config, "d/qkv.npy")
     assert np.array_equal(out, fused[1, :, :, 16:].reshape(1, 3, 2, 4).transpose(0, 2, 1, 3))  # [B, H, T, D]
-
-
-def spec_of(layout: str, **flags) -> dict:
-    """A checked map's spec of one checkpoint: `layout`, nothing selected, the flags given (others false)."""
-    return {"layout": layout, "select": {}, "key_window": False, "vocab_padded": False, **flags}
 
 
 @pytest.mark.parametrize("width", [50, 64])
@@ -259,7 +260,7 @@ def test_a_selected_index_outside_its_axis_is_named(layer):
     """select l=2 of a file of 2 layers (or l=-1, which NumPy would read as the last): a DumpError, not another layer."""
     from gpt2core.verification.dumps import to_canonical
 
-    spec = {"layout": "l b t (three h d)", "select": {"l": layer, "three": 0}, "key_window": False, "vocab_padded": False}
+    spec = spec_of("l b t (three h d)", select={"l": layer, "three": 0})
     with pytest.raises(DumpError) as raised:
         to_canonical(np.zeros((2, 1, 3, 24)), spec, "q", toy_case(1), "left-padded", TOY_CONFIG, "d/qkv.npy")
     assert str(raised.value) == f"dump file d/qkv.npy: select l={layer}, but the axis has 2 entries"
