@@ -10,7 +10,7 @@ import re
 
 import pytest
 from support.pages import Page
-from support.verdict_subjects import verify_with
+from support.verdict_subjects import verify_report
 
 from gpt2core.mutation import score
 from gpt2core.report import audit_html, format_budget_table, format_faults, format_mutation_score, format_verify, verify_html
@@ -39,11 +39,12 @@ def verdict_of(cell: str, ok: bool, page=None) -> None:
 def verify_reports(tiny_dir):
     """`gpt2core verify --json` on the tiny model in float64, by subject (support.verdict_subjects): one that fails
     one checkpoint (spoiled), one that does not provide one (not_providing), one that refuses every case; each run
-    once, when a test first asks for it (mutmut runs a mutant's tests one by one)."""
+    once, when a test first asks for it (mutmut runs a mutant's tests one by one); under a report.py mutant, read
+    from mutmut's unmutated run (support.verdict_subjects.verify_report)."""
 
     class Reports(dict):
         def __missing__(self, factory):
-            self[factory] = verify_with(tiny_dir, factory)[1]
+            self[factory] = verify_report(tiny_dir, factory)
             return self[factory]
 
     return Reports()
