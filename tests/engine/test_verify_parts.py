@@ -5,11 +5,13 @@ rule's edge (a figure exactly at its budget passes, a NaN fails) where a run can
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from gpt2core.verification import reference_cache
 from gpt2core.verification.compare import _problem, compare
 from gpt2core.verification.verify import distribution_report, earliest, first_divergence, worst
 
@@ -219,3 +221,45 @@ def test_verify_refuses_references_made_for_other_weights(tiny_dir, stress_dir, 
     refs = reference_set(tiny_dir, np.float64, tmp_path_factory)
     with pytest.raises(ReferencesError, match=f"references in {refs.root} were made for other weights"):
         verify_model(stress_dir, dtypes=["float64"], reference_dirs=[refs.root])
+
+
+@pytest.mark.parametrize(("gb", "cap"), [(None, 10_000_000_000), ("2.5", 2_500_000_000), ("0", 0)])
+def test_the_cache_cap_is_the_variables_gigabytes(gb, cap, monkeypatch):
+    from gpt2core.verification import reference_cache
+
+    if gb is None:
+        monkeypatch.delenv("GPT2CORE_REFERENCE_CACHE_GB", raising=False)
+    else:
+        monkeypatch.setenv("GPT2CORE_REFERENCE_CACHE_GB", gb)
+    assert reference_cache.cap_bytes() == cap
+
+
+def cached_set(root, name, size, used=None, manifest=True):
+    """A set in the cache at root: `size` bytes of data, its last use written (or not), its manifest (or not)."""
+    d = root / "references" / name
+    d.mkdir(parents=True)
+    if manifest:
+        (d / "manifest.json").write_text(json.dumps({"model": {"path": "m"}, "dtype": "float32", "cases": []}))
+    if size:
+        (d / "data.npy").write_bytes(b"x" * size)
+    if used is not None:
+        (d / reference_cache.USED).write_text(f"{used}\n")
+    return d
+
+
+def test_a_set_without_its_last_use_is_as_old_as_its_manifest_or_oldest(tmp_path):
+    import os
+
+    with_manifest = cached_set(tmp_path, "with_manifest", 1)
+    os.utime(with_manifest / "manifest.json", (12345.0, 12345.0))
+    without = cached_set(tmp_path, "without", 1, manifest=False)
+    assert reference_cache.last_used(with_manifest) == 12345.0
+    assert reference_cache.last_used(without) == 0.0
+    assert [e["path"] for e in reference_cache.entries(tmp_path)] == [str(without), str(with_manifest)]
+
+
+def test_clear_removes_every_set_the_smallest_and_an_empty_one_too(tmp_path):
+    """A set of one byte (a cap of 1 would keep it) and an empty one last (a cap of 0 is reached before it)."""
+    sets = [cached_set(tmp_path, "a_one_byte", 1, manifest=False), cached_set(tmp_path, "b_empty", 0, manifest=False)]
+    assert reference_cache.clear(tmp_path) == [str(d) for d in sets]
+    assert not any(d.exists() for d in sets) and reference_cache.entries(tmp_path) == []

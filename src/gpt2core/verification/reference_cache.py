@@ -187,5 +187,5 @@ def trim(cache: Path, keep: Path | None = None, cap: int | None = None) -> list[
 
 
 def clear(cache: Path) -> list[str]:
-    """Remove every cached set; returns their paths."""
-    return trim(cache, cap=0)
+    """Remove every cached set, an empty one too; returns their paths."""
+    return trim(cache, cap=-1)  # below every total: with a cap of 0, a set of 0 bytes after the others was kept
