@@ -263,3 +263,18 @@ def test_clear_removes_every_set_the_smallest_and_an_empty_one_too(tmp_path):
     sets = [cached_set(tmp_path, "a_one_byte", 1, manifest=False), cached_set(tmp_path, "b_empty", 0, manifest=False)]
     assert reference_cache.clear(tmp_path) == [str(d) for d in sets]
     assert not any(d.exists() for d in sets) and reference_cache.entries(tmp_path) == []
+
+
+def test_the_cache_lists_its_sets_only_an_unreadable_one_as_such(tmp_path):
+    """No references directory: nothing. Beside the sets, a file and a hidden directory (a lock's) are not sets;
+    a set whose manifest cannot be read is listed with what is known of it."""
+    assert reference_cache.entries(tmp_path / "nothing") == []
+    good = cached_set(tmp_path, "good", 1, used=2)
+    bad = cached_set(tmp_path, "bad", 1, used=1, manifest=False)
+    (bad / "manifest.json").write_text("{not json")
+    (tmp_path / "references" / "a_file").write_text("x")
+    (tmp_path / "references" / ".building").mkdir()
+    assert reference_cache.entries(tmp_path) == [
+        {"path": str(bad), "model": "(unreadable manifest)", "dtype": "?", "cases": [], "bytes": 1 + 9 + 2, "last_used": 1.0},
+        {"path": str(good), "model": "m", "dtype": "float32", "cases": [], "bytes": reference_cache.size_of(good), "last_used": 2.0},
+    ]  # fmt: skip
