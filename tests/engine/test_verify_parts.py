@@ -278,3 +278,18 @@ def test_the_cache_lists_its_sets_only_an_unreadable_one_as_such(tmp_path):
         {"path": str(bad), "model": "(unreadable manifest)", "dtype": "?", "cases": [], "bytes": 1 + 9 + 2, "last_used": 1.0},
         {"path": str(good), "model": "m", "dtype": "float32", "cases": [], "bytes": reference_cache.size_of(good), "last_used": 2.0},
     ]  # fmt: skip
+
+
+def test_trim_removes_the_least_recently_used_until_the_rest_fit_exactly(tmp_path):
+    sets = [cached_set(tmp_path, name, 98, used=i, manifest=False) for i, name in enumerate(["a", "b", "c"])]  # 100 B each
+    assert [e["bytes"] for e in reference_cache.entries(tmp_path)] == [100, 100, 100]
+    assert reference_cache.trim(tmp_path, cap=300) == []  # exactly at the cap: all fit
+    assert reference_cache.trim(tmp_path, cap=150) == [str(sets[0]), str(sets[1])]  # 300 -> 200 -> 100
+    assert [d.exists() for d in sets] == [False, False, True]
+
+
+def test_trim_goes_on_when_a_set_is_already_gone(tmp_path, monkeypatch):
+    """Another process may remove a set between the listing and its removal: not an error."""
+    gone = {"path": str(tmp_path / "references" / "gone"), "bytes": 100}
+    monkeypatch.setattr(reference_cache, "entries", lambda cache: [gone])
+    assert reference_cache.trim(tmp_path, cap=0) == [gone["path"]]
