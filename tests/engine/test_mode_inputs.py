@@ -49,3 +49,15 @@ def test_every_case_gets_its_mode_inputs_as_npy_files(tmp_path):
 def test_a_case_without_generation_gets_only_the_cached_modes_inputs(tmp_path):
     write_mode_inputs(tmp_path, Case("c", np.array([[1, 2]], dtype=np.int64)), 50, None, None)
     assert sorted(f.name for f in tmp_path.iterdir()) == ["decode_split.npy", "unrelated_ids.npy"]
+
+
+def test_the_files_dtypes_are_the_contracts_whatever_the_callers_types(tmp_path):
+    """Token files are int64 and the settings float64 even when the caller hands int32 ids and whole-number
+    settings (a SamplingSettings made in Python rather than read with from_dict)."""
+    case = Case("c", np.array([[3, 4, 5]], dtype=np.int64))
+    write_mode_inputs(tmp_path, case, 50, 2, (SamplingSettings(2, 0, 1, 0, 2), np.array([[3, 4, 5, 6, 7]], dtype=np.int32)))
+    read = {f.stem: np.load(f, allow_pickle=False) for f in tmp_path.glob("*.npy")}
+    assert {name: a.dtype.str for name, a in read.items()} == {"decode_split": "<i8", "unrelated_ids": "<i8",
+                                                               "generate_tokens": "<i8", "sample_ids": "<i8",
+                                                               "sample_settings": "<f8"}  # fmt: skip
+    assert read["sample_settings"].tolist() == [2.0, 0.0, 1.0]
