@@ -219,3 +219,22 @@ def test_the_layout_a_dump_is_brought_to(kind, layout, target):
     from gpt2core.verification.dumps import target_layout
 
     assert target_layout(kind, layout) == target
+
+
+@pytest.mark.parametrize(("declared", "shape", "rows", "given_back"), [
+    (True, (3,), 1, (1, 3)),  # a one-row case's per-row file without its batch axis: given it back
+    (True, (1, 3), 1, (1, 3)),  # written with it: as it is
+    (True, (3,), 2, (3,)),  # two rows: not this map's exception, left for the shape check to name
+    (False, (3,), 1, (3,)),  # the map does not say so: left for the shape check to name
+])  # fmt: skip
+def test_a_per_row_file_gets_its_batch_axis_back_only_where_the_map_says(tmp_path, declared, shape, rows, given_back):
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from gpt2core.verification.dumps import DumpSubject
+
+    s = DumpSubject(tmp_path, DumpMap({**BASE, "single_row_without_batch": declared}), SimpleNamespace(n_layer=1))
+    array = np.arange(3).reshape(shape)
+    out = s.with_batch_axis(array, SimpleNamespace(input_ids=np.zeros((rows, 3), np.int64)))
+    assert out.shape == given_back and out.ravel().tolist() == [0, 1, 2]
