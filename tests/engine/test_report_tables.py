@@ -350,6 +350,9 @@ PEAK = "memory: peak 2.50 GB, 1.25 GB above the 1.12 GB held before the run"
     ({"own_engine": False, "bound_applies": False, "children_peak_rss_bytes": 0.75e9},
      f"{PEAK} (the bound is for gpt2core's own engine); the engine's command peaked at 0.75 GB"),
     ({"own_engine": False, "bound_applies": False}, f"{PEAK} (the bound is for gpt2core's own engine)"),
+    ({"peak_rss_bytes": 2_005_000_001, "bound_applies": False},  # GB are 1e9 bytes: 2.005000001 rounds up
+     "memory: peak 2.01 GB, 1.25 GB above the 1.12 GB held before the run (no bound on weights under 1 GiB: the run's "
+     "fixed costs outweigh them)"),
 ])  # fmt: skip
 def test_the_memory_line_says_the_peak_and_judges_it_only_where_the_bound_applies(changes, line):
     """gpt2core's own engine on weights of at least 1 GiB: the peak against its bound (within or OVER); below 1 GiB,
