@@ -192,11 +192,11 @@ def format_memory(m: dict) -> str:
     on weights of at least 1 GiB: below that the run's fixed costs, a few hundred MB, outweigh the weights)."""
     gb = 1e9
     child = (f"; the engine's command peaked at {m['children_peak_rss_bytes'] / gb:.2f} GB"
-             if m["children_peak_rss_bytes"] and not m.get("own_engine") else "")
+             if m["children_peak_rss_bytes"] and not m["own_engine"] else "")
     line = (f"memory: peak {m['peak_rss_bytes'] / gb:.2f} GB, {m['peak_over_baseline_bytes'] / gb:.2f} GB above the "
             f"{m['baseline_rss_bytes'] / gb:.2f} GB held before the run")  # fmt: skip
-    if not m.get("bound_applies", True):
-        why = ("the bound is for gpt2core's own engine" if not m.get("own_engine", True) else
+    if not m["bound_applies"]:
+        why = ("the bound is for gpt2core's own engine" if not m["own_engine"] else
                "no bound on weights under 1 GiB: the run's fixed costs outweigh them")  # fmt: skip
         return f"{line} ({why}){child}"
     verdict = "within" if m["within_bound"] else "OVER"
