@@ -68,19 +68,19 @@ def format_run(run: dict) -> str:
         lines.append(format_distribution(run["distribution"]))
     for g in run["generate"]:
         lines.append(f"greedy generation, case {g['case']}: {'PASS' if g['ok'] else 'FAIL'} ({g['message']})")
-    for g in run.get("sampled", []):
+    for g in run["sampled"]:
         lines.append(f"sampled generation, case {g['case']} ({format_settings(g['settings'])}): "
                      f"{'PASS' if g['ok'] else 'FAIL'} ({g['message']})")  # fmt: skip
     if run["not_provided"]:
         lines.append(f"not provided by the subject ({len(run['not_provided'])} of {run['checkpoints_total']}): "
                      + "; ".join(collapse(run["not_provided"])))  # fmt: skip
-    for note in run.get("notes", []):
+    for note in run["notes"]:
         lines.append(f"note: {note}")
-    if run.get("entries_excluded"):
+    if run["entries_excluded"]:
         lines.append(f"entries compared: {run['entries_compared']:,}; at padding positions, not compared: {run['entries_excluded']:,}")
     if run["first_divergence"]:
         fd = run["first_divergence"]
-        where = f"case {fd['case']}, {fd.get('mode', 'chained')}" if fd["case"] else "no case"
+        where = f"case {fd['case']}, {fd['mode']}" if fd["case"] else "no case"
         lines.append(f"first divergence (earliest in forward order over every case and mode): {fd['name']} ({where}): {fd['message']}")
     return "\n".join(lines)
 
@@ -126,7 +126,7 @@ def format_waived(w: dict) -> str:
 
 def format_distribution(d: dict) -> str:
     """The next-token distribution at the logits, with the budgets KL is held to."""
-    b = d.get("budget")
+    b = d["budget"]
     held = (lambda k: f" (budget {b[k]:.3e})") if b else (lambda k: "")
     honest = f"; the honest implementation's: KL max {b['honest']['kl_max']:.3e}, top-1 {b['honest']['top1_agreement']:.4f}" if b else ""
     verdict = f"WAIVED ({d['waived']})" if d.get("waived") else {True: "PASS", False: "FAIL", None: "not judged"}[d["ok"]]
@@ -172,7 +172,7 @@ def coverage(run: dict) -> str:
 
 def extremes(run: dict) -> str:
     """'; largest abs diff X (checkpoint, case C); worst margin Y (checkpoint, case C)', or nothing when nothing was compared."""
-    if not run.get("max_abs_at"):
+    if not run["max_abs_at"]:
         return ""
     big, worst = run["max_abs_at"], run["worst_margin_at"]
     return (f"; largest abs diff {run['max_abs']:.3e} ({big['name']}, case {big['case']}); "
@@ -366,7 +366,7 @@ def _parity_section(verify: dict) -> str:
                          _verdict(row["ok"]) + (f" {escape(problems[0])}" if problems else "")])  # fmt: skip
         out.append(_table(["checkpoint", "max abs", "max rel", "tolerance", "margin", "isolated margin", "cached margin",
                            "worst case", ""], rows))  # fmt: skip
-        for g in run.get("sampled", []):
+        for g in run["sampled"]:
             out.append(f"<p>Sampled generation, case {escape(g['case'])} ({escape(format_settings(g['settings']))}): "
                        f"{_verdict(g['ok'])} {escape(g['message'])}</p>")  # fmt: skip
             out.append(_table(["step", "max abs", "tolerance", "margin", "undecided tokens", ""],
