@@ -489,10 +489,11 @@ def test_the_text_report_says_each_runs_cases_figures_modes_and_generation(verif
         assert compared.group(8) == "" and run["checkpoints_compared"] == 0
     modes = ", ".join(f"{mode} {('PASS' if m['ok'] else 'FAIL') if m['ran'] else 'NOT RUN (' + m['why'] + ')'}" for mode, m in run["modes"].items())
     assert lines[3] == f"modes: {modes}"
-    if run["checkpoints_compared"] or run["checkpoints_provided"]:
+    shown = [r for r in run["checkpoints"] if r["chained"] is not None or r["provided"]]  # refusing every case: none compared
+    assert shown, "every run here lists its provided checkpoints, compared or not"
+    if shown:
         header = lines.index("per checkpoint, the case with the largest margin (max abs, max rel, tolerance and margin are that case's):")
         assert lines[header + 1].split() == ["checkpoint", "max", "abs", "max", "rel", "tolerance", "margin", "isolated", "cached", "case"]
-        shown = [r for r in run["checkpoints"] if r["chained"] is not None or r["provided"]]
         for line, row in zip(lines[header + 2 : header + 2 + len(shown)], shown, strict=True):
             assert line.split()[0] == row["name"], (line, row["name"])
             if row["chained"] is None:
@@ -512,9 +513,27 @@ def test_the_text_report_says_each_runs_cases_figures_modes_and_generation(verif
                        if run["entries_excluded"] else [])  # fmt: skip
     first = [line for line in lines if line.startswith("first divergence")]
     fd = run["first_divergence"]
-    where = fd and (f"case {fd['case']}, {fd.get('mode', 'chained')}" if fd["case"] else "no case")
+    where = fd and (f"case {fd['case']}, {fd['mode']}" if fd["case"] else "no case")
     assert first == ([f"first divergence (earliest in forward order over every case and mode): {fd['name']} ({where}): {fd['message']}"] if fd else [])
     assert (factory == "spoiled") == bool(fd and fd["case"]) and (factory == "refusing_every_case") == (where == "no case")
+
+
+@pytest.mark.parametrize("mode", ["chained", "isolated", "cached"])
+def test_a_checkpoints_problem_in_any_mode_is_its_text_row(verify_reports, mode):
+    """A comparison that could not be made (a shape, a dtype, NaN) has no figures: its row says FAIL and the problem,
+    whichever mode met it, and the rows after it are listed as before."""
+    import copy
+
+    report = copy.deepcopy(verify_reports["not_providing"])
+    (run,) = report["runs"]
+    rows = [r for r in run["checkpoints"] if r["chained"] is not None]
+    row = rows[1]
+    cell = row[mode] if row[mode] is not None else dict(row["chained"])
+    row[mode] = dict(cell, problem="shape [1, 2, 8] != [1, 2, 4]", ok=False)
+    row["ok"] = False
+    lines = format_verify(report).splitlines()
+    at = lines.index(f"{row['name']:<16} FAIL shape [1, 2, 8] != [1, 2, 4]")
+    assert lines[at - 1].split()[0] == rows[0]["name"] and lines[at + 1].split()[0] == rows[2]["name"]
 
 
 @pytest.mark.parametrize("verdict, colour", [("PASS", "pass"), ("FAIL", "fail"), ("INCOMPLETE", "fail")])
