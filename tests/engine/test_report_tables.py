@@ -536,6 +536,17 @@ def test_a_checkpoints_problem_in_any_mode_is_its_text_row(verify_reports, mode)
     assert lines[at - 1].split()[0] == rows[0]["name"] and lines[at + 1].split()[0] == rows[2]["name"]
 
 
+def test_a_waived_checkpoint_says_so_and_why_in_its_text_row(verify_reports):
+    import copy
+
+    report = copy.deepcopy(verify_reports["not_providing"])
+    (run,) = report["runs"]
+    row = next(r for r in run["checkpoints"] if r["chained"] is not None)
+    row["waived"] = "fused attention kernel (declared deviation)"
+    (line,) = [line for line in format_verify(report).splitlines() if line.startswith(f"{row['name']:<16} ")]
+    assert line.endswith(f"  {row['chained']['case']}  <-- WAIVED (fused attention kernel (declared deviation))"), line
+
+
 @pytest.mark.parametrize("verdict, colour", [("PASS", "pass"), ("FAIL", "fail"), ("INCOMPLETE", "fail")])
 def test_each_verdict_word_has_its_colour_and_an_incomplete_is_never_green(verify_reports, verdict, colour):
     import copy
