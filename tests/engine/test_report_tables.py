@@ -13,7 +13,8 @@ from support.pages import Page
 from support.verdict_subjects import verify_report
 
 from gpt2core.mutation import score
-from gpt2core.report import audit_html, format_budget_table, format_faults, format_mutation_score, format_verify, verify_html
+from gpt2core.report import (audit_html, format_budget_table, format_faults, format_mutation_score, format_settings, format_verify,
+                             verify_html)
 from gpt2core.verification.precision import budgets
 from gpt2core.verification.precision.classes import precision_class
 from gpt2core.verification.memory import WEIGHTS_FACTOR
@@ -545,6 +546,21 @@ def test_a_waived_checkpoint_says_so_and_why_in_its_text_row(verify_reports):
     row["waived"] = "fused attention kernel (declared deviation)"
     (line,) = [line for line in format_verify(report).splitlines() if line.startswith(f"{row['name']:<16} ")]
     assert line.endswith(f"  {row['chained']['case']}  <-- WAIVED (fused attention kernel (declared deviation))"), line
+
+
+def test_a_failed_generation_says_fail_in_the_text(verify_reports):
+    """Greedy and sampled generation that failed: their lines say FAIL and the message (the built-in runs all pass)."""
+    import copy
+
+    report = copy.deepcopy(verify_reports["not_providing"])
+    (run,) = report["runs"]
+    assert run["generate"] and run["sampled"]
+    run["generate"][-1].update(ok=False, message="token 3 differs")
+    run["sampled"][-1].update(ok=False, message="step 2: logits differ")
+    lines = format_verify(report).splitlines()
+    g, s = run["generate"][-1], run["sampled"][-1]
+    assert f"greedy generation, case {g['case']}: FAIL (token 3 differs)" in lines
+    assert f"sampled generation, case {s['case']} ({format_settings(s['settings'])}): FAIL (step 2: logits differ)" in lines
 
 
 @pytest.mark.parametrize("verdict, colour", [("PASS", "pass"), ("FAIL", "fail"), ("INCOMPLETE", "fail")])
