@@ -563,6 +563,16 @@ def test_a_failed_generation_says_fail_in_the_text(verify_reports):
     assert f"sampled generation, case {s['case']} ({format_settings(s['settings'])}): FAIL (step 2: logits differ)" in lines
 
 
+def test_a_subjects_notes_are_each_a_line_of_the_text(verify_reports):
+    import copy
+
+    report = copy.deepcopy(verify_reports["not_providing"])
+    report["runs"][0]["notes"] = ["attn_scores are written unscaled", "logits padded to 64 entries"]
+    lines = format_verify(report).splitlines()
+    assert [line for line in lines if line.startswith("note")] == ["note: attn_scores are written unscaled",
+                                                                   "note: logits padded to 64 entries"]  # fmt: skip
+
+
 @pytest.mark.parametrize("verdict, colour", [("PASS", "pass"), ("FAIL", "fail"), ("INCOMPLETE", "fail")])
 def test_each_verdict_word_has_its_colour_and_an_incomplete_is_never_green(verify_reports, verdict, colour):
     import copy
