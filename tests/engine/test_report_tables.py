@@ -593,3 +593,6 @@ def test_a_page_of_two_dtypes_has_a_summary_line_and_a_section_per_run(verify_re
     assert page.stray == [], page.stray
     assert [p.split(":")[0] for p in page.paragraphs if p.startswith(("float32: compared", "float64: compared"))] == ["float32", "float64"]
     assert [h for h in page.headings if h.startswith("float")] == ["float32: PASS", "float64: PASS"]
+    last = format_verify(report).splitlines()[-1]  # the text's verdict line: each run's coverage, "; " between runs
+    assert re.fullmatch(r"verify: PASS - float32 compared .+; float64 compared .+", last), last
+    assert last.count("; float64 compared ") == 1 and last.count(" float32 compared ") == 1, last
