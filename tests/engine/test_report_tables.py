@@ -573,6 +573,22 @@ def test_a_subjects_notes_are_each_a_line_of_the_text(verify_reports):
                                                                    "note: logits padded to 64 entries"]  # fmt: skip
 
 
+@pytest.mark.parametrize("count, shown", [(8, 8), (9, 8)])
+def test_a_reasons_line_shows_eight_and_counts_the_rest(count, shown):
+    from gpt2core.report import format_reasons
+
+    reasons = [f"h{i}.ln_1 failed" for i in range(count)]
+    lines = format_reasons({"verdict": "FAIL", "reasons": reasons, "left_out": []})
+    more = f" (and {count - shown} more)" if count > shown else ""
+    assert lines == [f"why FAIL ({count}): " + "; ".join(reasons[:shown]) + more]
+
+
+def test_a_margin_cell_is_its_figure_a_dash_for_a_mode_not_run_or_inf_without_a_figure():
+    from gpt2core.report import _margin
+
+    assert [_margin(None), _margin({"margin": None}), _margin({"margin": 1.23456})] == ["-", "inf", "1.23"]
+
+
 @pytest.mark.parametrize("verdict, colour", [("PASS", "pass"), ("FAIL", "fail"), ("INCOMPLETE", "fail")])
 def test_each_verdict_word_has_its_colour_and_an_incomplete_is_never_green(verify_reports, verdict, colour):
     import copy
@@ -593,6 +609,8 @@ def test_a_page_of_two_dtypes_has_a_summary_line_and_a_section_per_run(verify_re
     assert page.stray == [], page.stray
     assert [p.split(":")[0] for p in page.paragraphs if p.startswith(("float32: compared", "float64: compared"))] == ["float32", "float64"]
     assert [h for h in page.headings if h.startswith("float")] == ["float32: PASS", "float64: PASS"]
+    sections = format_verify(report).split("\n\n")  # a blank line between the runs' tables and before the verdict
+    assert [x.split(" - ")[0] for x in sections[:2]] == ["float32: PASS", "float64: PASS"] and sections[-1].startswith("verify: ")
     last = format_verify(report).splitlines()[-1]  # the text's verdict line: each run's coverage, "; " between runs
     assert re.fullmatch(r"verify: PASS - float32 compared .+; float64 compared .+", last), last
     assert last.count("; float64 compared ") == 1 and last.count(" float32 compared ") == 1, last
