@@ -610,7 +610,8 @@ def test_a_page_of_two_dtypes_has_a_summary_line_and_a_section_per_run(verify_re
     assert [p.split(":")[0] for p in page.paragraphs if p.startswith(("float32: compared", "float64: compared"))] == ["float32", "float64"]
     assert [h for h in page.headings if h.startswith("float")] == ["float32: PASS", "float64: PASS"]
     sections = format_verify(report).split("\n\n")  # a blank line between the runs' tables and before the verdict
-    assert [x.split(" - ")[0] for x in sections[:2]] == ["float32: PASS", "float64: PASS"] and sections[-1].startswith("verify: ")
+    assert [x.split(" - ")[0] for x in sections] == ["float32: PASS", "float64: PASS", sections[2].split(" - ")[0]]
+    assert sections[2].startswith("memory: ") and sections[2].splitlines()[-1].startswith("verify: PASS")
     last = format_verify(report).splitlines()[-1]  # the text's verdict line: each run's coverage, "; " between runs
     assert re.fullmatch(r"verify: PASS - float32 compared .+; float64 compared .+", last), last
     assert last.count("; float64 compared ") == 1 and last.count(" float32 compared ") == 1, last
