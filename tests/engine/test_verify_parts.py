@@ -167,6 +167,23 @@ def test_running_a_mutant_reads_mutmuts_variable():
     from gpt2core.verification.reference_cache import is_a_mutants_run, running_a_mutant
 
     assert running_a_mutant() is is_a_mutants_run(os.environ.get("MUTANT_UNDER_TEST", ""))
+    assert running_a_mutant({}) is False  # outside mutmut: the variable unset
+    assert running_a_mutant({"MUTANT_UNDER_TEST": "gpt2core.x_f__mutmut_1"}) is True
+
+
+def test_a_set_is_found_in_the_cache_by_its_dtype(tiny_dir, tmp_path):
+    """is_cached looks where cached_path says the set of that dtype is kept (float32 here: a lost dtype reads float64)."""
+    from gpt2core.verification.cases import cases_for
+    from gpt2core.verification.model_dir import read_model_dir
+
+    md = read_model_dir(tiny_dir)
+    cases = cases_for(md, ["Hello."], False)
+    path = reference_cache.cached_path(tmp_path, md, "float32", cases)
+    path.mkdir(parents=True)
+    assert not reference_cache.is_cached(tmp_path, md, "float32", cases)  # no manifest yet: sets appear whole
+    (path / "manifest.json").write_text("{}")
+    assert reference_cache.is_cached(tmp_path, md, "float32", cases)
+    assert not reference_cache.is_cached(tmp_path, md, "float64", cases)
 
 
 

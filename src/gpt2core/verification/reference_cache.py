@@ -85,9 +85,10 @@ def content_key(model_dir, dtype, cases) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:20]
 
 
-def running_a_mutant() -> bool:
-    """True inside mutmut's run of one mutant (or its forced-failure check): such a process writes no cache."""
-    return is_a_mutants_run(os.environ.get("MUTANT_UNDER_TEST", ""))
+def running_a_mutant(environ=os.environ) -> bool:
+    """True inside mutmut's run of one mutant (or its forced-failure check): such a process writes no cache.
+    `environ`: this process's environment (a test passes its own: one must not change mutmut's variable)."""
+    return is_a_mutants_run(environ.get("MUTANT_UNDER_TEST", ""))
 
 
 def is_a_mutants_run(name: str) -> bool:
