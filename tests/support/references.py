@@ -42,7 +42,8 @@ def reference_set(model_dir: Path, dtype, tmp_path_factory, cases=None):
         return _default_sets[key]
     key = (model_dir, np.dtype(dtype).name, content_key(model_dir, dtype, cases))
     if key not in _sets:  # content_key once more inside cached_references: only on the first use of a set
-        _sets[key] = cached_references(CACHE, model_dir, dtype, cases, lambda: tmp_path_factory.mktemp("references"))
+        _sets[key] = cached_references(CACHE, model_dir, dtype, cases, lambda: tmp_path_factory.mktemp("references"),
+                                         command="pytest", capped=False)
     return _sets[key]
 
 

@@ -126,7 +126,8 @@ class ConformanceSession:
             else:
                 md = read_model_dir(self.model_dir(model))
                 cases = default_cases(md.config, md.tokenizer)
-                self._refs[key] = cached_references(self.cache, md.path, dtype, cases, lambda: self.workdir("references"))
+                self._refs[key] = cached_references(self.cache, md.path, dtype, cases, lambda: self.workdir("references"),
+                                                     command="pytest --pyargs gpt2core.conformance", capped=False)
         return self._refs[key]
 
     def subject(self, model: str, dtype: str):

@@ -97,11 +97,12 @@ def is_a_mutants_run(name: str) -> bool:
     return "__mutmut_" in name or name == "fail"
 
 
-def cached_references(cache: Path, model_dir, dtype, cases, private_dir, command: str = "pytest", capped: bool = False):
+def cached_references(cache: Path, model_dir, dtype, cases, private_dir, *, command: str, capped: bool):
     """The reference set of `cases` on model_dir in dtype, from cache/references (built once there under a file
     lock); `private_dir()` gives a directory for a mutmut mutant's own set (a mutant writes nothing shared; every
     caller gives one: a miss under a mutant crashed when verify gave none). With `capped`, the cache is then
-    trimmed to its cap (cap_bytes), least recently used first."""
+    trimmed to its cap (cap_bytes), least recently used first. `command`: what made the set, recorded in its manifest.
+    Every caller says both (verify caps its users' cache; the test suites and the conformance suite do not)."""
     md = read_model_dir(model_dir)
     final = cached_path(cache, md, dtype, cases)
     name = final.name
