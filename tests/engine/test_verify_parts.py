@@ -310,3 +310,27 @@ def test_trim_goes_on_when_a_set_is_already_gone(tmp_path, monkeypatch):
     gone = {"path": str(tmp_path / "references" / "gone"), "bytes": 100}
     monkeypatch.setattr(reference_cache, "entries", lambda cache: [gone])
     assert reference_cache.trim(tmp_path, cap=0) == [gone["path"]]
+
+
+def test_under_a_mutant_a_miss_is_captured_privately_and_a_hit_is_checked_against_the_weights(tiny_dir, stress_dir, tmp_path,
+                                                                                               monkeypatch):  # fmt: skip
+    """A mutant's process writes nothing shared: a miss is captured into the directory private_dir gives, named as the
+    cache would name it; a set found in the cache is read with load_references' checks (one made for other weights,
+    there by mistake, is refused)."""
+    import shutil
+
+    from gpt2core.verification.cases import cases_for
+    from gpt2core.verification.errors import ReferencesError
+    from gpt2core.verification.model_dir import read_model_dir
+
+    monkeypatch.setattr(reference_cache, "running_a_mutant", lambda: True)
+    md, cache, private = read_model_dir(tiny_dir), tmp_path / "cache", tmp_path / "private"
+    cases = cases_for(md, ["Hello."], False)
+    refs = reference_cache.cached_references(cache, md, "float64", cases, lambda: private, command="pytest", capped=False)
+    assert refs.root == private / reference_cache.cached_path(cache, md, "float64", cases).name
+    assert [c.name for c in refs.cases] == ["prompt0"] and not cache.exists()
+    stress = read_model_dir(stress_dir)
+    misplaced = reference_cache.cached_path(cache, stress, "float64", cases)
+    shutil.copytree(refs.root, misplaced)
+    with pytest.raises(ReferencesError, match="made for other weights"):
+        reference_cache.cached_references(cache, stress, "float64", cases, lambda: private, command="pytest", capped=False)
