@@ -326,11 +326,12 @@ def test_under_a_mutant_a_miss_is_captured_privately_and_a_hit_is_checked_agains
     monkeypatch.setattr(reference_cache, "running_a_mutant", lambda: True)
     md, cache, private = read_model_dir(tiny_dir), tmp_path / "cache", tmp_path / "private"
     cases = cases_for(md, ["Hello."], False)
-    refs = reference_cache.cached_references(cache, md, "float64", cases, lambda: private, command="pytest", capped=False)
-    assert refs.root == private / reference_cache.cached_path(cache, md, "float64", cases).name
-    assert [c.name for c in refs.cases] == ["prompt0"] and not cache.exists()
+    refs = reference_cache.cached_references(cache, md, "float32", cases, lambda: private, command="pytest", capped=False)
+    assert refs.root == private / reference_cache.cached_path(cache, md, "float32", cases).name
+    assert refs.dtype == np.float32 and [c.name for c in refs.cases] == ["prompt0"] and not cache.exists()
+    assert json.loads((refs.root / "manifest.json").read_text())["command"] == "pytest (private to a mutmut mutant)"
     stress = read_model_dir(stress_dir)
-    misplaced = reference_cache.cached_path(cache, stress, "float64", cases)
+    misplaced = reference_cache.cached_path(cache, stress, "float32", cases)
     shutil.copytree(refs.root, misplaced)
     with pytest.raises(ReferencesError, match="made for other weights"):
-        reference_cache.cached_references(cache, stress, "float64", cases, lambda: private, command="pytest", capped=False)
+        reference_cache.cached_references(cache, stress, "float32", cases, lambda: private, command="pytest", capped=False)
