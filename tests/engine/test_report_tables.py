@@ -589,6 +589,21 @@ def test_a_margin_cell_is_its_figure_a_dash_for_a_mode_not_run_or_inf_without_a_
     assert [_margin(None), _margin({"margin": None}), _margin({"margin": 1.23456})] == ["-", "inf", "1.23"]
 
 
+def test_a_text_report_of_two_dtypes_has_a_section_per_run_and_one_verdict_line(verify_reports):
+    """(A test of its own: mutmut maps a test to the functions it reached when first seen.)"""
+    import copy
+
+    report = copy.deepcopy(verify_reports["not_providing"])
+    run64 = report["runs"][0]
+    report["runs"] = [{**copy.deepcopy(run64), "dtype": "float32"}, run64]
+    sections = format_verify(report).split("\n\n")  # a blank line between the runs' tables and before the verdict
+    assert [x.split(" - ")[0] for x in sections] == ["float32: PASS", "float64: PASS", sections[2].split(" - ")[0]]
+    assert sections[2].startswith("memory: ") and sections[2].splitlines()[-1].startswith("verify: PASS")
+    last = format_verify(report).splitlines()[-1]  # the text's verdict line: each run's coverage, "; " between runs
+    assert re.fullmatch(r"verify: PASS - float32 compared .+; float64 compared .+", last), last
+    assert last.count("; float64 compared ") == 1 and last.count(" float32 compared ") == 1, last
+
+
 @pytest.mark.parametrize("verdict, colour", [("PASS", "pass"), ("FAIL", "fail"), ("INCOMPLETE", "fail")])
 def test_each_verdict_word_has_its_colour_and_an_incomplete_is_never_green(verify_reports, verdict, colour):
     import copy
@@ -609,9 +624,4 @@ def test_a_page_of_two_dtypes_has_a_summary_line_and_a_section_per_run(verify_re
     assert page.stray == [], page.stray
     assert [p.split(":")[0] for p in page.paragraphs if p.startswith(("float32: compared", "float64: compared"))] == ["float32", "float64"]
     assert [h for h in page.headings if h.startswith("float")] == ["float32: PASS", "float64: PASS"]
-    sections = format_verify(report).split("\n\n")  # a blank line between the runs' tables and before the verdict
-    assert [x.split(" - ")[0] for x in sections] == ["float32: PASS", "float64: PASS", sections[2].split(" - ")[0]]
-    assert sections[2].startswith("memory: ") and sections[2].splitlines()[-1].startswith("verify: PASS")
-    last = format_verify(report).splitlines()[-1]  # the text's verdict line: each run's coverage, "; " between runs
-    assert re.fullmatch(r"verify: PASS - float32 compared .+; float64 compared .+", last), last
-    assert last.count("; float64 compared ") == 1 and last.count(" float32 compared ") == 1, last
+

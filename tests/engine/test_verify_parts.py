@@ -312,8 +312,9 @@ def test_trim_goes_on_when_a_set_is_already_gone(tmp_path, monkeypatch):
     assert reference_cache.trim(tmp_path, cap=0) == [gone["path"]]
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])  # each is the other's default somewhere (np.dtype(None), write_references)
 def test_under_a_mutant_a_miss_is_captured_privately_and_a_hit_is_checked_against_the_weights(tiny_dir, stress_dir, tmp_path,
-                                                                                               monkeypatch):  # fmt: skip
+                                                                                               monkeypatch, dtype):  # fmt: skip
     """A mutant's process writes nothing shared: a miss is captured into the directory private_dir gives, named as the
     cache would name it; a set found in the cache is read with load_references' checks (one made for other weights,
     there by mistake, is refused)."""
@@ -326,12 +327,12 @@ def test_under_a_mutant_a_miss_is_captured_privately_and_a_hit_is_checked_agains
     monkeypatch.setattr(reference_cache, "running_a_mutant", lambda: True)
     md, cache, private = read_model_dir(tiny_dir), tmp_path / "cache", tmp_path / "private"
     cases = cases_for(md, ["Hello."], False)
-    refs = reference_cache.cached_references(cache, md, "float32", cases, lambda: private, command="pytest", capped=False)
-    assert refs.root == private / reference_cache.cached_path(cache, md, "float32", cases).name
-    assert refs.dtype == np.float32 and [c.name for c in refs.cases] == ["prompt0"] and not cache.exists()
+    refs = reference_cache.cached_references(cache, md, dtype, cases, lambda: private, command="pytest", capped=False)
+    assert refs.root == private / reference_cache.cached_path(cache, md, dtype, cases).name
+    assert refs.dtype == np.dtype(dtype) and [c.name for c in refs.cases] == ["prompt0"] and not cache.exists()
     assert json.loads((refs.root / "manifest.json").read_text())["command"] == "pytest (private to a mutmut mutant)"
     stress = read_model_dir(stress_dir)
-    misplaced = reference_cache.cached_path(cache, stress, "float32", cases)
+    misplaced = reference_cache.cached_path(cache, stress, dtype, cases)
     shutil.copytree(refs.root, misplaced)
     with pytest.raises(ReferencesError, match="made for other weights"):
-        reference_cache.cached_references(cache, stress, "float32", cases, lambda: private, command="pytest", capped=False)
+        reference_cache.cached_references(cache, stress, dtype, cases, lambda: private, command="pytest", capped=False)
