@@ -5,6 +5,7 @@ tests/engine/test_audit_browser.py's."""
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 
@@ -115,8 +116,6 @@ def test_the_parity_table_shows_each_checkpoint_as_the_report_has_it(verify_repo
 def test_a_checkpoint_or_sampled_step_with_a_problem_shows_it_in_its_row(verify_reports):
     """A comparison that could not be made (a problem: wrong shape, not an array) says why in its row's verdict
     cell; a sampled step without a comparison has no count of undecided tokens ('-')."""
-    import copy
-
     report = copy.deepcopy(verify_reports["spoiled"])
     (run,) = report["runs"]
     row = run["checkpoints"][1]
@@ -401,8 +400,6 @@ def junit_cases(report: dict, tmp_path, group: str = "checkpoint") -> dict:
 def test_junit_counts_every_failure_of_a_group_and_says_what_did_not_run(verify_reports, tmp_path, require):
     """Grouped by kind, a testcase's failure is its first comparison's message and how many more failed; a case
     not run is skipped with why, or under --require all a failure that says it was required."""
-    import copy
-
     report = copy.deepcopy(verify_reports["spoiled"])
     (run,) = report["runs"]
     run["require"] = require
@@ -434,8 +431,6 @@ def test_junit_has_a_testcase_per_mode_file_not_read_kind_not_provided_and_the_v
     """Beside the checkpoints: each mode beyond chained (its first failure's message, or 'mode X failed'; NOT RUN
     with why), each file the engine wrote that nothing read, each kind not provided, the logits when no checkpoint
     was compared, and the run's verdict itself with its reasons."""
-    import copy
-
     report = copy.deepcopy(verify_reports["not_providing"])
     (run,) = report["runs"]
     run["modes"]["generate"] = {"ran": False, "ok": None, "why": "no case records a greedy continuation"}
@@ -492,15 +487,14 @@ def test_the_text_report_says_each_runs_cases_figures_modes_and_generation(verif
     assert lines[3] == f"modes: {modes}"
     shown = [r for r in run["checkpoints"] if r["chained"] is not None or r["provided"]]  # refusing every case: none compared
     assert shown, "every run here lists its provided checkpoints, compared or not"
-    if shown:
-        header = lines.index("per checkpoint, the case with the largest margin (max abs, max rel, tolerance and margin are that case's):")
-        assert lines[header + 1].split() == ["checkpoint", "max", "abs", "max", "rel", "tolerance", "margin", "isolated", "cached", "case"]
-        for line, row in zip(lines[header + 2 : header + 2 + len(shown)], shown, strict=True):
-            assert line.split()[0] == row["name"], (line, row["name"])
-            if row["chained"] is None:
-                assert line == f"{row['name']:<16} not compared (no case ran)"
-            else:
-                assert line.endswith(f"  {row['chained']['case']}" + ("" if row["ok"] else "  <-- FAIL")), line
+    header = lines.index("per checkpoint, the case with the largest margin (max abs, max rel, tolerance and margin are that case's):")
+    assert lines[header + 1].split() == ["checkpoint", "max", "abs", "max", "rel", "tolerance", "margin", "isolated", "cached", "case"]
+    for line, row in zip(lines[header + 2 : header + 2 + len(shown)], shown, strict=True):
+        assert line.split()[0] == row["name"], (line, row["name"])
+        if row["chained"] is None:
+            assert line == f"{row['name']:<16} not compared (no case ran)"
+        else:
+            assert line.endswith(f"  {row['chained']['case']}" + ("" if row["ok"] else "  <-- FAIL")), line
     for g in run["generate"]:
         assert f"greedy generation, case {g['case']}: {'PASS' if g['ok'] else 'FAIL'} ({g['message']})" in lines
     for g in run["sampled"]:
@@ -523,8 +517,6 @@ def test_the_text_report_says_each_runs_cases_figures_modes_and_generation(verif
 def test_a_checkpoints_problem_in_any_mode_is_its_text_row(verify_reports, mode):
     """A comparison that could not be made (a shape, a dtype, NaN) has no figures: its row says FAIL and the problem,
     whichever mode met it, and the rows after it are listed as before."""
-    import copy
-
     report = copy.deepcopy(verify_reports["not_providing"])
     (run,) = report["runs"]
     rows = [r for r in run["checkpoints"] if r["chained"] is not None]
@@ -538,8 +530,6 @@ def test_a_checkpoints_problem_in_any_mode_is_its_text_row(verify_reports, mode)
 
 
 def test_a_waived_checkpoint_says_so_and_why_in_its_text_row(verify_reports):
-    import copy
-
     report = copy.deepcopy(verify_reports["not_providing"])
     (run,) = report["runs"]
     row = next(r for r in run["checkpoints"] if r["chained"] is not None)
@@ -550,8 +540,6 @@ def test_a_waived_checkpoint_says_so_and_why_in_its_text_row(verify_reports):
 
 def test_a_failed_generation_says_fail_in_the_text(verify_reports):
     """Greedy and sampled generation that failed: their lines say FAIL and the message (the built-in runs all pass)."""
-    import copy
-
     report = copy.deepcopy(verify_reports["not_providing"])
     (run,) = report["runs"]
     assert run["generate"] and run["sampled"]
@@ -564,8 +552,6 @@ def test_a_failed_generation_says_fail_in_the_text(verify_reports):
 
 
 def test_a_subjects_notes_are_each_a_line_of_the_text(verify_reports):
-    import copy
-
     report = copy.deepcopy(verify_reports["not_providing"])
     report["runs"][0]["notes"] = ["attn_scores are written unscaled", "logits padded to 64 entries"]
     lines = format_verify(report).splitlines()
@@ -591,23 +577,20 @@ def test_a_margin_cell_is_its_figure_a_dash_for_a_mode_not_run_or_inf_without_a_
 
 def test_a_text_report_of_two_dtypes_has_a_section_per_run_and_one_verdict_line(verify_reports):
     """(A test of its own: mutmut maps a test to the functions it reached when first seen.)"""
-    import copy
-
     report = copy.deepcopy(verify_reports["not_providing"])
     run64 = report["runs"][0]
     report["runs"] = [{**copy.deepcopy(run64), "dtype": "float32"}, run64]
-    sections = format_verify(report).split("\n\n")  # a blank line between the runs' tables and before the verdict
-    assert [x.split(" - ")[0] for x in sections] == ["float32: PASS", "float64: PASS", sections[2].split(" - ")[0]]
+    text = format_verify(report)
+    sections = text.split("\n\n")  # a blank line between the runs' tables and before the memory and verdict lines
+    assert len(sections) == 3 and [x.split(" - ")[0] for x in sections[:2]] == ["float32: PASS", "float64: PASS"]
     assert sections[2].startswith("memory: ") and sections[2].splitlines()[-1].startswith("verify: PASS")
-    last = format_verify(report).splitlines()[-1]  # the text's verdict line: each run's coverage, "; " between runs
+    last = text.splitlines()[-1]  # the text's verdict line: each run's coverage, "; " between runs
     assert re.fullmatch(r"verify: PASS - float32 compared .+; float64 compared .+", last), last
     assert last.count("; float64 compared ") == 1 and last.count(" float32 compared ") == 1, last
 
 
 @pytest.mark.parametrize("verdict, colour", [("PASS", "pass"), ("FAIL", "fail"), ("INCOMPLETE", "fail")])
 def test_each_verdict_word_has_its_colour_and_an_incomplete_is_never_green(verify_reports, verdict, colour):
-    import copy
-
     report = copy.deepcopy(verify_reports["not_providing"])
     report["verdict"] = report["runs"][0]["verdict"] = verdict
     page = Page(verify_html(report))
@@ -615,8 +598,6 @@ def test_each_verdict_word_has_its_colour_and_an_incomplete_is_never_green(verif
 
 
 def test_a_page_of_two_dtypes_has_a_summary_line_and_a_section_per_run(verify_reports):
-    import copy
-
     report = copy.deepcopy(verify_reports["not_providing"])
     run64 = report["runs"][0]
     report["runs"] = [{**copy.deepcopy(run64), "dtype": "float32"}, run64]

@@ -242,8 +242,6 @@ def test_verify_refuses_references_made_for_other_weights(tiny_dir, stress_dir, 
 
 @pytest.mark.parametrize(("gb", "cap"), [(None, 10_000_000_000), ("2.5", 2_500_000_000), ("0", 0)])
 def test_the_cache_cap_is_the_variables_gigabytes(gb, cap, monkeypatch):
-    from gpt2core.verification import reference_cache
-
     if gb is None:
         monkeypatch.delenv("GPT2CORE_REFERENCE_CACHE_GB", raising=False)
     else:

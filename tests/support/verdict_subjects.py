@@ -8,6 +8,7 @@ import json
 import os
 from pathlib import Path
 
+from gpt2core.verification.atomic import atomic_write_text
 from gpt2core.verification.numpy_subject import numpy_subject
 
 SPOILED = "h1.mlp_out"  # the checkpoint a spoiled subject gets wrong, on case SPOILED_CASE
@@ -43,9 +44,7 @@ def verify_report(model_dir, factory: str) -> dict:
     report = verify_with(model_dir, factory)[1]
     if mutant in ("stats", ""):
         UNMUTATED_REPORTS.mkdir(exist_ok=True)
-        partial = copy.with_suffix(f".{os.getpid()}.part")
-        partial.write_text(json.dumps(report))
-        partial.replace(copy)  # a reader sees the whole report or none
+        atomic_write_text(copy, json.dumps(report))  # a reader sees the whole report or none
     return report
 
 
