@@ -334,3 +334,23 @@ def test_under_a_mutant_a_miss_is_captured_privately_and_a_hit_is_checked_agains
     shutil.copytree(refs.root, misplaced)
     with pytest.raises(ReferencesError, match="made for other weights"):
         reference_cache.cached_references(cache, stress, dtype, cases, lambda: private, command="pytest", capped=False)
+
+
+def test_a_set_in_the_cache_for_other_weights_is_rebuilt_never_used(tiny_dir, stress_dir, tmp_path, monkeypatch):
+    """Outside mutmut, a set found in the cache is read with load_references' checks: one made for other weights (a
+    copy put there by mistake) is removed and captured again from the right weights, never returned as it is."""
+    import shutil
+
+    from gpt2core.verification.cases import cases_for
+    from gpt2core.verification.model_dir import read_model_dir
+
+    monkeypatch.setattr(reference_cache, "running_a_mutant", lambda: False)  # this test runs under mutmut too
+    tiny, stress, cache = read_model_dir(tiny_dir), read_model_dir(stress_dir), tmp_path / "cache"
+    cases = cases_for(tiny, ["Hello."], False)
+    theirs = reference_cache.cached_references(cache, tiny, "float64", cases, lambda: None, command="pytest", capped=False)
+    misplaced = reference_cache.cached_path(cache, stress, "float64", cases)
+    shutil.copytree(theirs.root, misplaced)
+    refs = reference_cache.cached_references(cache, stress, "float64", cases, lambda: None, command="pytest", capped=False)
+    assert refs.root == misplaced
+    made_for = json.loads((misplaced / "manifest.json").read_text())["model"]["weights_sha256"]
+    assert made_for != json.loads((theirs.root / "manifest.json").read_text())["model"]["weights_sha256"]
