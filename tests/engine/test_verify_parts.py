@@ -354,3 +354,44 @@ def test_a_set_in_the_cache_for_other_weights_is_rebuilt_never_used(tiny_dir, st
     assert refs.root == misplaced
     made_for = json.loads((misplaced / "manifest.json").read_text())["model"]["weights_sha256"]
     assert made_for != json.loads((theirs.root / "manifest.json").read_text())["model"]["weights_sha256"]
+
+
+def test_a_miss_is_captured_into_the_cache_in_its_dtype_by_its_command_and_kept_by_the_cap(tiny_dir, tmp_path, monkeypatch):
+    """Outside mutmut, a miss is captured into the cache at cached_path, in the asked dtype (float32: not the default),
+    its manifest naming the command that made it; with `capped`, the trim that follows never removes the set just
+    made, even when the cap (0 here) is below it."""
+    from gpt2core.verification.cases import cases_for
+    from gpt2core.verification.model_dir import read_model_dir
+
+    monkeypatch.setattr(reference_cache, "running_a_mutant", lambda: False)  # this test runs under mutmut too
+    monkeypatch.setenv("GPT2CORE_REFERENCE_CACHE_GB", "0")
+    md, cache = read_model_dir(tiny_dir), tmp_path / "cache"
+    cases = cases_for(md, ["Hello."], False)
+    older = cached_set(cache, "older", 10, used=1)
+    refs = reference_cache.cached_references(cache, md, "float32", cases, lambda: None, command="the command", capped=True)
+    assert refs.root == reference_cache.cached_path(cache, md, "float32", cases) and refs.dtype == np.float32
+    assert json.loads((refs.root / "manifest.json").read_text())["command"] == "the command"
+    assert not older.exists() and [e["path"] for e in reference_cache.entries(cache)] == [str(refs.root)]
+
+
+def test_a_set_another_process_built_while_this_one_waited_is_read_not_captured_again(tiny_dir, tmp_path, monkeypatch):
+    """Two processes missing the same set: the second takes the lock after the first built it, and reads it."""
+    from gpt2core.verification.cases import cases_for
+    from gpt2core.verification.model_dir import read_model_dir
+
+    monkeypatch.setattr(reference_cache, "running_a_mutant", lambda: False)  # this test runs under mutmut too
+    md, cache = read_model_dir(tiny_dir), tmp_path / "cache"
+    cases = cases_for(md, ["Hello."], False)
+    real_build_once, real_write = reference_cache.build_once, reference_cache.write_references
+
+    def the_other_process_builds_first(path, is_built, build):
+        real_write(md, path, cases, "float64", command="the other process")
+        return real_build_once(path, is_built, build)
+
+    def captured_again(*args, **kwargs):
+        raise AssertionError("a set already built was captured again")
+
+    monkeypatch.setattr(reference_cache, "build_once", the_other_process_builds_first)
+    monkeypatch.setattr(reference_cache, "write_references", captured_again)
+    refs = reference_cache.cached_references(cache, md, "float64", cases, lambda: None, command="this one", capped=False)
+    assert json.loads((refs.root / "manifest.json").read_text())["command"] == "the other process"
