@@ -395,3 +395,21 @@ def test_a_set_another_process_built_while_this_one_waited_is_read_not_captured_
     monkeypatch.setattr(reference_cache, "write_references", captured_again)
     refs = reference_cache.cached_references(cache, md, "float64", cases, lambda: None, command="this one", capped=False)
     assert json.loads((refs.root / "manifest.json").read_text())["command"] == "the other process"
+
+
+def test_the_cpu_is_named_by_cpuinfo_whole_else_by_the_platform(tmp_path, monkeypatch):
+    """A model name may hold a colon itself; without cpuinfo (macOS, a container without /proc) the platform's
+    processor names the CPU, or "unknown" where it says nothing."""
+    import platform
+    import re
+    from pathlib import Path
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Vendor CPU: Model 9 @ 2.0GHz \nflags\t\t: fpu\n")
+    assert reference_cache.cpu_name(cpuinfo) == "Vendor CPU: Model 9 @ 2.0GHz"
+    here = re.search(r"^model name\s*: (.*)$", Path("/proc/cpuinfo").read_text(), re.M)  # this machine's, by default
+    assert reference_cache.cpu_name() == (here.group(1).strip() if here else platform.processor() or "unknown")
+    monkeypatch.setattr(platform, "processor", lambda: "arm")
+    assert reference_cache.cpu_name(tmp_path / "none") == "arm"
+    monkeypatch.setattr(platform, "processor", lambda: "")
+    assert reference_cache.cpu_name(tmp_path / "none") == "unknown"

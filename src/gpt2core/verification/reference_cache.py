@@ -49,10 +49,10 @@ def cap_bytes() -> int:
     return int(gb * 1e9)
 
 
-def cpu_name() -> str:
-    """The CPU's model name (float32 bits depend on the kernels it runs)."""
+def cpu_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name (float32 bits depend on the kernels it runs): from cpuinfo, else the platform's."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
+        for line in cpuinfo.read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     except OSError:
