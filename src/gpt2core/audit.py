@@ -8,7 +8,7 @@ lays it out as one self-contained HTML file.
 from __future__ import annotations
 
 import datetime
-from .mutation import EQUIVALENTS_FILE, MutationResultsError, merge, read_equivalents, read_run, score
+from .mutation import EQUIVALENTS_FILE, MutationResultsError, score_runs
 from .verification.faults import catalogue_on
 from .verification.verdict import decide
 from .verification.verify import verify_model
@@ -17,12 +17,11 @@ from .verification.verify import verify_model
 def mutation_results(run_dirs, equivalents, minimum: float) -> dict:
     """mutation-score's report for the mutmut results in run_dirs, or {"missing": why} when there are none."""
     try:
-        results = merge([read_run(d) for d in run_dirs])
+        return score_runs(run_dirs, equivalents).as_dict(minimum)
     except MutationResultsError as e:
         if "no mutmut results" not in str(e):
             raise  # malformed or disagreeing results are an error, not an absence
         return {"missing": str(e)}
-    return score(results, read_equivalents(equivalents)).as_dict(minimum)
 
 
 def run_audit(

@@ -286,11 +286,14 @@ def cmd_faults(args) -> int:
 
 
 def cmd_mutation_score(args) -> int:
-    from .mutation import EQUIVALENTS_FILE, merge, read_equivalents, read_run, score
+    from .mutation import EQUIVALENTS_FILE, score_runs, stamp_equivalents
     from .report import format_mutation_score
 
-    results = merge([read_run(d) for d in (args.merge or ["."])])
-    report = score(results, read_equivalents(args.equivalents or EQUIVALENTS_FILE)).as_dict(args.min)
+    run_dirs, equivalents = args.merge or ["."], args.equivalents or EQUIVALENTS_FILE
+    if args.stamp:
+        stamped = stamp_equivalents(equivalents, run_dirs)
+        print(f"stamped {len(stamped)} line(s) of {equivalents} with their mutant's code", file=sys.stderr)
+    report = score_runs(run_dirs, equivalents).as_dict(args.min)
     print(json.dumps(report) if args.json else format_mutation_score(report))
     return 0 if report["passes"] else 1
 
@@ -441,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("mutation-score", help="score mutmut's results (timeouts are not kills); exit 1 below --min")
     add_score_options(p)
     p.add_argument("--merge", nargs="+", metavar="DIR", type=existing("dir"), help="merge the results of these run directories (shards)")
+    p.add_argument("--stamp", action="store_true", help="first stamp each unstamped line of the equivalents file with its mutant's code")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_mutation_score)
 

@@ -7,12 +7,18 @@ scores them strictly:
   - killed = the tests failed (exit code 1, or 3 for a pytest internal error, as mutmut counts it);
   - a timeout is NOT a kill (mutmut's own summary counts it as one), a suspicious or never-checked mutant
     is not a kill either, and any of them fails the gate;
-  - every survivor needs a one-line reason in the equivalents file (`<mutant name>: <why no behaviour
-    changes>`), or the gate fails.
+  - every survivor needs a one-line reason in the equivalents file (`<mutant name> @<code stamp>: <why no
+    behaviour changes>`), or the gate fails. mutmut names a mutant by its function and a number, and numbers
+    its mutants again when the function's source changes: the same name can then be another mutation. The
+    stamp (code_stamps: a hash of the mutant's code, read from mutmut's mutated sources) ties each reason to
+    the code it was written for; a survivor whose code no longer has that stamp is not excused, and a line
+    without a stamp gets one from `gpt2core mutation-score --stamp` once it has been written.
 """
 
 from __future__ import annotations
 
+import ast
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,20 +79,83 @@ def merge(runs: list[dict[str, int | None]]) -> dict[str, int | None]:
     return merged
 
 
-def read_equivalents(path) -> dict[str, str]:
-    """`<mutant name>: <reason>` per line; blank lines and lines starting with # are ignored."""
+def triage_lines(path) -> list[tuple[int, str, str | None, str]]:
+    """(line number, mutant name, stamp or None, reason) per `<mutant name> [@<stamp>]: <reason>` line of the
+    equivalents file; blank lines and lines starting with # are skipped; no file: none."""
     path = Path(path)
     if not path.is_file():
-        return {}
-    reasons = {}
+        return []
+    lines = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        name, sep, reason = line.partition(":")
-        if not sep or not reason.strip():
-            raise MutationResultsError(f"{path}:{n}: expected '<mutant name>: <reason>', got {line!r}")
-        reasons[name.strip()] = reason.strip()
-    return reasons
+        head, sep, reason = line.partition(":")
+        words = head.split()
+        stamped = len(words) == 2 and words[1].startswith("@") and len(words[1]) > 1
+        if not sep or not reason.strip() or not (len(words) == 1 or stamped):
+            raise MutationResultsError(f"{path}:{n}: expected '<mutant name> [@<code stamp>]: <reason>', got {line!r}")
+        lines.append((n, words[0], words[1][1:] if stamped else None, reason.strip()))
+    return lines
+
+
+def read_equivalents(path) -> dict[str, str]:
+    """Mutant name -> its triage reason."""
+    return {name: reason for _, name, _, reason in triage_lines(path)}
+
+
+def read_stamps(path) -> dict[str, str]:
+    """Mutant name -> the code stamp its triage line was written for (stamped lines only)."""
+    return {name: stamp for _, name, stamp, _ in triage_lines(path) if stamp is not None}
+
+
+def code_stamps(run_dirs, names) -> dict[str, str]:
+    """Mutant name -> a 12-hex-digit hash of the mutant's code, for those of `names` found in the mutated sources
+    that mutmut wrote (mutants/src/**.py, one function per mutant: `x_gelu__mutmut_3`, or `xǁGPT2ǁforward__mutmut_3`
+    in its class). The function's own name is left out (mutmut's renumbering alone changes no code), and so are
+    comments and layout (the hash is of ast.unparse)."""
+    wanted: dict[str, set[str]] = {}
+    for name in names:
+        module, _, function = name.rpartition(".")
+        wanted.setdefault(module, set()).add(function)
+    stamps: dict[str, str] = {}
+    for run_dir in run_dirs:
+        for module, functions in wanted.items():
+            source = Path(run_dir, "mutants", "src", *module.split(".")).with_suffix(".py")
+            if not source.is_file() or all(f"{module}.{f}" in stamps for f in functions):
+                continue
+            try:
+                tree = ast.parse(source.read_text(encoding="utf-8"))
+            except (SyntaxError, ValueError) as e:
+                raise MutationResultsError(f"{source}: unreadable mutated source ({type(e).__name__}: {e})") from None
+            for node in ast.walk(tree):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in functions:
+                    name, node.name = node.name, "mutant"
+                    stamps[f"{module}.{name}"] = hashlib.sha256(ast.unparse(node).encode()).hexdigest()[:12]
+                    node.name = name
+    return stamps
+
+
+def stamp_equivalents(path, run_dirs) -> list[str]:
+    """Add its code stamp to every line of the equivalents file that has none and names a mutant that survived
+    in run_dirs (the lines the gate reads, each read against its mutant by whoever stamps); lines of mutants not
+    run yet stay unstamped until they survive, and a line already stamped is left as it is (a stale stamp is
+    re-triaged by hand: read `mutmut show NAME`, remove the stamp, then stamp). Returns the names stamped."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    survived = {name for name, code in merge([read_run(d) for d in run_dirs]).items() if status_of(code) == "survived"}
+    unstamped = {n: name for n, name, stamp, _ in triage_lines(path) if stamp is None and name in survived}
+    code = code_stamps(run_dirs, set(unstamped.values()))
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    stamped = []
+    for n, name in unstamped.items():
+        if name in code:
+            head, sep, rest = lines[n - 1].partition(":")
+            lines[n - 1] = f"{head.rstrip()} @{code[name]}{sep}{rest}"
+            stamped.append(name)
+    if stamped:
+        path.write_text("".join(lines), encoding="utf-8")
+    return stamped
 
 
 @dataclass
@@ -107,7 +176,10 @@ class Score:
                 "passes": self.passes(minimum), "survivors": self.survivors, "problems": self.problems}  # fmt: skip
 
 
-def score(results: dict[str, int | None], equivalents: dict[str, str]) -> Score:
+def score(results: dict[str, int | None], equivalents: dict[str, str], stamps: dict[str, str] | None = None,
+          code: dict[str, str] | None = None) -> Score:
+    """Counts, the score (killed / all) and the gate's problems. With `code` (the survivors' code stamps,
+    code_stamps) and `stamps` (read_stamps), a survivor's reason counts only where its line's stamp is its code's."""
     counts = {s: 0 for s in ("killed", "survived", "timeout", "not checked", "other")}
     survivors = []
     for name in sorted(results):
@@ -125,4 +197,23 @@ def score(results: dict[str, int | None], equivalents: dict[str, str]) -> Score:
     unexplained = [s["name"] for s in survivors if not s["reason"]]
     if unexplained:
         problems.append(f"{len(unexplained)} survivor(s) without a reason in {EQUIVALENTS_FILE}")
+    if code is not None:
+        stamps = stamps or {}
+        triaged = [s for s in survivors if s["reason"]]
+        unstamped = [s["name"] for s in triaged if s["name"] not in stamps]
+        if unstamped:
+            problems.append(f"{len(unstamped)} survivor(s) triaged without a code stamp in {EQUIVALENTS_FILE} "
+                            f"(after reading each, `gpt2core mutation-score --stamp`): {', '.join(unstamped)}")  # fmt: skip
+        changed = [f"{s['name']} (triaged @{stamps[s['name']]}, now @{code.get(s['name'], '<code not found>')})"
+                   for s in triaged if s["name"] in stamps and stamps[s["name"]] != code.get(s["name"])]  # fmt: skip
+        if changed:
+            problems.append(f"{len(changed)} survivor(s) triaged for other code (mutmut renumbered or the function "
+                            f"changed: re-triage with `mutmut show NAME`): {', '.join(changed)}")  # fmt: skip
     return Score(counts, total, counts["killed"] / total if total else 0.0, survivors, problems)
+
+
+def score_runs(run_dirs, equivalents) -> Score:
+    """The score of the merged results in run_dirs, every survivor's reason checked against its code's stamp."""
+    results = merge([read_run(d) for d in run_dirs])
+    survivors = [name for name, code in results.items() if status_of(code) == "survived"]
+    return score(results, read_equivalents(equivalents), read_stamps(equivalents), code_stamps(run_dirs, survivors))

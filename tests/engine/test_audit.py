@@ -6,19 +6,14 @@ import json
 import re
 
 from support.models import CACHE
+from support.mutmut_runs import write_run
 
 from gpt2core.cli import main
+from gpt2core.mutation import code_stamps
 from gpt2core.verification.stress import stress_model_dir
 from gpt2core.verification.subject import LAYER_CHECKPOINTS
 
 FAULTS = ["no_scale", "post_norm"]  # two faults keep the test short; the catalogue runs whole in tests/negative
-
-
-def write_mutmut_run(root, codes: dict):
-    meta = root / "mutants" / "src" / "gpt2core" / "ops.py.meta"
-    meta.parent.mkdir(parents=True, exist_ok=True)
-    meta.write_text(json.dumps({"exit_code_by_key": codes, "durations_by_key": {}}))
-    return root
 
 
 def run_json(capsys, *args) -> tuple[int, dict]:
@@ -28,9 +23,10 @@ def run_json(capsys, *args) -> tuple[int, dict]:
 
 
 def test_audit_report_carries_the_numbers_of_each_command(tiny_dir, tmp_path, capsys, monkeypatch):
-    run = write_mutmut_run(tmp_path / "run", {**{f"gpt2core.ops.x_gelu__mutmut_{i}": 1 for i in range(1, 20)},
-                                               "gpt2core.ops.x_gelu__mutmut_20": 0})  # fmt: skip
-    (run / "mutmut-equivalents.txt").write_text("gpt2core.ops.x_gelu__mutmut_20: an equivalent rewrite\n")
+    run = write_run(tmp_path / "run", {**{f"gpt2core.ops.x_gelu__mutmut_{i}": 1 for i in range(1, 20)},
+                                       "gpt2core.ops.x_gelu__mutmut_20": 0})  # fmt: skip
+    stamp = code_stamps([run], ["gpt2core.ops.x_gelu__mutmut_20"])["gpt2core.ops.x_gelu__mutmut_20"]
+    (run / "mutmut-equivalents.txt").write_text(f"gpt2core.ops.x_gelu__mutmut_20 @{stamp}: an equivalent rewrite\n")
     monkeypatch.chdir(run)
     stress = str(stress_model_dir(CACHE))
     fault_args = [a for f in FAULTS for a in ("--fault", f)]
@@ -81,6 +77,6 @@ def test_audit_without_mutation_results_says_so_and_a_failing_score_fails(tiny_d
     line = capsys.readouterr().out.strip()
     assert line.startswith("audit: INCOMPLETE (not run: mutation testing") and "PASS" not in line.split(" - ")[0]
 
-    write_mutmut_run(tmp_path, {"gpt2core.ops.x_gelu__mutmut_1": 1, "gpt2core.ops.x_gelu__mutmut_2": 36})
+    write_run(tmp_path, {"gpt2core.ops.x_gelu__mutmut_1": 1, "gpt2core.ops.x_gelu__mutmut_2": 36})
     rc, audit = run_json(capsys, *args, "--out", str(tmp_path / "b.html"))
     assert rc == 1 and not audit["ok"] and audit["mutation"]["timeout"] == 1

@@ -6,15 +6,10 @@ import json
 
 import pytest
 
+from support.mutmut_runs import write_run
+
 from gpt2core.cli import main
 from gpt2core.mutation import MutationResultsError, merge, read_run
-
-
-def write_run(root, codes: dict, module="src/gpt2core/ops.py"):
-    meta = root / "mutants" / (module + ".meta")
-    meta.parent.mkdir(parents=True, exist_ok=True)
-    meta.write_text(json.dumps({"exit_code_by_key": codes, "durations_by_key": {}}))
-    return root
 
 
 def score_json(capsys, *args):
@@ -50,7 +45,7 @@ def test_survivors_need_a_reason(tmp_path, capsys, monkeypatch):
     rc, r = score_json(capsys)
     assert rc == 1 and r["survivors"] == [{"name": "gpt2core.ops.x_gelu__mutmut_3", "reason": None}]
     (tmp_path / "mutmut-equivalents.txt").write_text("# triage\ngpt2core.ops.x_gelu__mutmut_3: 0.5*x vs x*0.5, same float\n")
-    rc, r = score_json(capsys)
+    rc, r = score_json(capsys, "--stamp")
     assert rc == 0 and r["score"] == 0.99 and r["survivors"][0]["reason"] == "0.5*x vs x*0.5, same float"
     rc, r = score_json(capsys, "--min", "0.995")
     assert rc == 1
@@ -69,3 +64,49 @@ def test_disagreeing_shards_are_an_error(tmp_path):
     s1, s2 = write_run(tmp_path / "s1", {"a": 1}), write_run(tmp_path / "s2", {"a": 0})
     with pytest.raises(MutationResultsError, match="shards disagree on a"):
         merge([read_run(s1), read_run(s2)])
+
+
+GELU_3 = "gpt2core.ops.x_gelu__mutmut_3"
+
+
+def test_a_reason_counts_only_for_the_code_it_was_written_for(tmp_path, capsys, monkeypatch):
+    """mutmut numbers a function's mutants again when its source changes: the triaged name can then be another
+    mutation. A line needs its mutant's code stamp (--stamp adds it to unstamped lines, never replaces one); once
+    the code under that name changes, the reason no longer counts and the gate names the mutant."""
+    killed = {f"m{i}": 1 for i in range(98)}
+    not_run = "gpt2core.ops.x_gelu__mutmut_4"  # its line waits: stamped once it survived and was read against it
+    monkeypatch.chdir(write_run(tmp_path, {**killed, GELU_3: 0, not_run: None}, code={GELU_3: "x * 0.5"}))
+    equivalents = tmp_path / "mutmut-equivalents.txt"
+    equivalents.write_text(f"{GELU_3}: 0.5*x vs x*0.5, same float\n{not_run}: triaged in an earlier run\n")
+    rc, r = score_json(capsys)
+    assert rc == 1 and r["problems"] == ["1 mutant(s) not checked",
+                                         f"1 survivor(s) triaged without a code stamp in mutmut-equivalents.txt "
+                                         f"(after reading each, `gpt2core mutation-score --stamp`): {GELU_3}"]  # fmt: skip
+    rc, said = main(["mutation-score", "--json", "--min", "0.9", "--stamp"]), capsys.readouterr()
+    assert rc == 1 and json.loads(said.out)["problems"] == ["1 mutant(s) not checked"] and "stamped 1 line(s)" in said.err
+    stamp = equivalents.read_text().split()[1].rstrip(":")
+    assert len(stamp) == 13 and equivalents.read_text() == (f"{GELU_3} {stamp}: 0.5*x vs x*0.5, same float\n"
+                                                           f"{not_run}: triaged in an earlier run\n")  # fmt: skip
+    killed[not_run] = 1
+    write_run(tmp_path, {**killed, GELU_3: 0}, code={GELU_3: "x * 0.5  # a comment, and the name renumbered"})
+    assert score_json(capsys)[0] == 0  # comments and layout are not code
+    write_run(tmp_path, {**killed, GELU_3: 0}, code={GELU_3: "x + 0.5"})  # renumbered: another mutation
+    rc, r = score_json(capsys, "--stamp")
+    assert rc == 1 and equivalents.read_text().split()[1].rstrip(":") == stamp  # a stale stamp is never replaced
+    assert r["problems"][0].startswith(f"1 survivor(s) triaged for other code") and f"{GELU_3} (triaged {stamp}, now @" in r["problems"][0]
+
+
+def test_a_survivor_whose_code_is_missing_is_not_excused(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(write_run(tmp_path, {"m1": 1, GELU_3: 0}))
+    (tmp_path / "mutants" / "src" / "gpt2core" / "ops.py").unlink()
+    (tmp_path / "mutmut-equivalents.txt").write_text(f"{GELU_3} @0123456789ab: a reason\n")
+    rc, r = score_json(capsys, "--min", "0.1")
+    assert rc == 1 and f"{GELU_3} (triaged @0123456789ab, now @<code not found>)" in r["problems"][0]
+
+
+@pytest.mark.parametrize("line", ["a b: two names", "a @: an empty stamp", "a: ", "no colon"])
+def test_a_malformed_triage_line_is_an_error_naming_it(tmp_path, capsys, monkeypatch, line):
+    monkeypatch.chdir(write_run(tmp_path, {"m1": 1}))
+    (tmp_path / "mutmut-equivalents.txt").write_text(f"# ok\n{line}\n")
+    assert main(["mutation-score"]) == 2
+    assert f"mutmut-equivalents.txt:2: expected '<mutant name> [@<code stamp>]: <reason>', got {line!r}" in capsys.readouterr().err
