@@ -77,9 +77,25 @@ def mutated_function() -> str | None:
     return name.rsplit("__mutmut_", 1)[0] if "__mutmut_" in name else None
 
 
+# A mutant triaged as equivalent for exactly its present code (its line in mutmut-equivalents.txt stamped with the
+# mutant's code: gpt2core.mutation.triaged_equivalent) runs no test: every test is skipped, so mutmut records it as
+# survived, as its tests would if the reason holds, and never as killed. Each such mutant cost every test that reaches
+# its function (a minute or two on the verdict path; about 170 of them). GPT2CORE_MUTMUT_RUN_TRIAGED=1 runs them too.
+RUN_TRIAGED = "GPT2CORE_MUTMUT_RUN_TRIAGED"
+
+
 def pytest_collection_modifyitems(config, items):
     if not os.environ.get("MUTANT_UNDER_TEST"):
         return
+    if mutated_function() and not os.environ.get(RUN_TRIAGED):
+        from gpt2core.mutation import EQUIVALENTS_FILE, triaged_equivalent
+
+        reason = triaged_equivalent(os.environ["MUTANT_UNDER_TEST"], Path(".."), Path("..") / EQUIVALENTS_FILE)  # cwd: mutants/
+        if reason:
+            skip = pytest.mark.skip(reason=f"triaged as equivalent ({RUN_TRIAGED}=1 runs it): {reason}")
+            for item in items:
+                item.add_marker(skip)
+            return
     seconds = dict(module_seconds(), **{LAST: float("inf")})
     record = KILLERS / f"{mutated_function()}.txt"
     killers = record.read_text().splitlines() if mutated_function() and record.is_file() else []

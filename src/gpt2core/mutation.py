@@ -135,6 +135,17 @@ def code_stamps(run_dirs, names) -> dict[str, str]:
     return stamps
 
 
+def triaged_equivalent(name: str, run_dir, equivalents) -> str | None:
+    """The reason of `name`'s triage line when the line is stamped with the mutant's present code (its code in
+    run_dir's mutated sources), else None. tests/conftest.py runs no test for such a mutant under mutmut: it then
+    counts as survived and excused, which is what running its tests would give if the reason holds, and never as
+    killed (a wrong reason can cost a kill, never add one)."""
+    line = {n: (stamp, reason) for _, n, stamp, reason in triage_lines(equivalents)}.get(name)
+    if line is None or line[0] is None:
+        return None
+    return line[1] if code_stamps([run_dir], [name]).get(name) == line[0] else None
+
+
 def stamp_equivalents(path, run_dirs) -> list[str]:
     """Add its code stamp to every line of the equivalents file that has none and names a mutant that survived
     in run_dirs (the lines the gate reads, each read against its mutant by whoever stamps); lines of mutants not

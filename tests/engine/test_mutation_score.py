@@ -9,7 +9,7 @@ import pytest
 from support.mutmut_runs import write_run
 
 from gpt2core.cli import main
-from gpt2core.mutation import MutationResultsError, merge, read_run
+from gpt2core.mutation import MutationResultsError, merge, read_run, triaged_equivalent
 
 
 def score_json(capsys, *args):
@@ -110,3 +110,17 @@ def test_a_malformed_triage_line_is_an_error_naming_it(tmp_path, capsys, monkeyp
     (tmp_path / "mutmut-equivalents.txt").write_text(f"# ok\n{line}\n")
     assert main(["mutation-score"]) == 2
     assert f"mutmut-equivalents.txt:2: expected '<mutant name> [@<code stamp>]: <reason>', got {line!r}" in capsys.readouterr().err
+
+
+def test_a_mutant_is_triaged_only_while_its_line_is_stamped_with_its_code(tmp_path):
+    """What tests/conftest.py reads to run no test for a mutant under mutmut: the reason, only while the line's
+    stamp is the mutant's present code (a line without a stamp, another mutation under the name, no line: None)."""
+    equivalents = tmp_path / "mutmut-equivalents.txt"
+    write_run(tmp_path, {GELU_3: 0}, code={GELU_3: "x * 0.5"})
+    equivalents.write_text(f"{GELU_3}: same float\n")
+    assert triaged_equivalent(GELU_3, tmp_path, equivalents) is None
+    main(["mutation-score", "--stamp", "--merge", str(tmp_path), "--equivalents", str(equivalents)])
+    assert triaged_equivalent(GELU_3, tmp_path, equivalents) == "same float"
+    assert triaged_equivalent("gpt2core.ops.x_gelu__mutmut_4", tmp_path, equivalents) is None
+    write_run(tmp_path, {GELU_3: 0}, code={GELU_3: "x + 0.5"})
+    assert triaged_equivalent(GELU_3, tmp_path, equivalents) is None
