@@ -413,3 +413,60 @@ def test_the_cpu_is_named_by_cpuinfo_whole_else_by_the_platform(tmp_path, monkey
     assert reference_cache.cpu_name(tmp_path / "none") == "arm"
     monkeypatch.setattr(platform, "processor", lambda: "")
     assert reference_cache.cpu_name(tmp_path / "none") == "unknown"
+
+
+def test_a_verify_run_that_cannot_fit_is_refused_as_this_verify_run_before_anything_loads(tiny_dir, monkeypatch):
+    from gpt2core.verification import memory, verify
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 1)
+    monkeypatch.setattr(verify, "reset_peak_rss", lambda: pytest.fail("went on past the memory check"))
+    with pytest.raises(memory.MemoryNeeded, match=r"^this verify run needs about \d+\.\d GB of memory \("):
+        verify.verify_model(tiny_dir)
+
+
+class Required(Exception):
+    """transformers was required (the fake require_transformers)."""
+
+
+class Reached(Exception):
+    """The run went on past the check without requiring transformers (the fake reset_peak_rss)."""
+
+
+def raising(error):
+    """A stand-in that raises `error` when called."""
+
+    def stand_in(*args, **kwargs):
+        raise error
+
+    return stand_in
+
+
+@pytest.mark.parametrize(("cached", "cache", "required"), [
+    ({"float32": True, "float64": True}, True, False),  # every set in the cache: transformers is never imported
+    ({"float32": True, "float64": False}, True, True),  # one set to capture
+    ({"float32": False, "float64": False}, True, True),
+    ({"float32": True, "float64": True}, False, True),  # --no-cache captures whatever the cache holds
+])  # fmt: skip
+def test_transformers_is_required_exactly_when_a_reference_set_is_to_be_captured(tiny_dir, monkeypatch, cached, cache,
+                                                                                  required):  # fmt: skip
+    """verify asks for transformers (a clear error where it is not installed) before it reads its memory baseline,
+    only when it will capture: not on a cache hit in every dtype, nor with --references (test below)."""
+    from gpt2core.verification import hf, verify
+
+    monkeypatch.setattr(hf, "require_transformers", raising(Required()))
+    monkeypatch.setattr(verify, "reset_peak_rss", raising(Reached()))
+    monkeypatch.setattr(verify, "is_cached", lambda root, model_dir, dtype, cases: cached[np.dtype(dtype).name])
+    with pytest.raises(Required if required else Reached):
+        verify.verify_model(tiny_dir, cache=cache)
+
+
+def test_transformers_is_not_required_to_verify_against_given_references(tiny_dir, tmp_path_factory, monkeypatch):
+    from support.references import reference_set
+
+    from gpt2core.verification import hf, verify
+
+    refs = reference_set(tiny_dir, np.float64, tmp_path_factory)
+    monkeypatch.setattr(hf, "require_transformers", lambda: pytest.fail("transformers required with --references"))
+    monkeypatch.setattr(verify, "reset_peak_rss", raising(Reached()))
+    with pytest.raises(Reached):
+        verify.verify_model(tiny_dir, dtypes=["float64"], reference_dirs=[refs.root])
