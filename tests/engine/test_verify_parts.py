@@ -444,6 +444,7 @@ def raising(error):
 @pytest.mark.parametrize(("cached", "cache", "required"), [
     ({"float32": True, "float64": True}, True, False),  # every set in the cache: transformers is never imported
     ({"float32": True, "float64": False}, True, True),  # one set to capture
+    ({"float32": False, "float64": True}, True, True),
     ({"float32": False, "float64": False}, True, True),
     ({"float32": True, "float64": True}, False, True),  # --no-cache captures whatever the cache holds
 ])  # fmt: skip
