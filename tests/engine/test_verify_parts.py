@@ -6,6 +6,7 @@ rule's edge (a figure exactly at its budget passes, a NaN fails) where a run can
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -471,3 +472,27 @@ def test_transformers_is_not_required_to_verify_against_given_references(tiny_di
     monkeypatch.setattr(verify, "reset_peak_rss", raising(Reached()))
     with pytest.raises(Reached):
         verify.verify_model(tiny_dir, dtypes=["float64"], reference_dirs=[refs.root])
+
+
+def test_verify_captures_a_miss_into_the_cache_naming_its_command_then_trims_the_cache(tiny_dir, tmp_path, monkeypatch):
+    """verify's own cache (capped, unlike the test suites'): a set it captures records the command that made it, and
+    the cache is then trimmed to its cap, least recently used first, the new set kept."""
+    from gpt2core.verification import verify
+
+    monkeypatch.setattr(reference_cache, "running_a_mutant", lambda: False)  # this test runs under mutmut too
+    monkeypatch.setattr(verify, "cache_root", lambda: tmp_path / "cache")
+    monkeypatch.setenv("GPT2CORE_REFERENCE_CACHE_GB", "0")
+    older = cached_set(tmp_path / "cache", "older", 10, used=1)
+    report = verify.verify_model(tiny_dir, dtypes=["float64"], prompts=["Hello."], command="gpt2core verify --model tiny")
+    made = Path(report["runs"][0]["references"])
+    assert made.parent == tmp_path / "cache" / "references" and not older.exists()
+    assert json.loads((made / "manifest.json").read_text())["command"] == "gpt2core verify --model tiny"
+
+
+def test_under_a_mutant_verify_captures_a_miss_privately_and_leaves_the_cache_alone(tiny_dir, tmp_path, monkeypatch):
+    from gpt2core.verification import verify
+
+    monkeypatch.setattr(reference_cache, "running_a_mutant", lambda: True)
+    monkeypatch.setattr(verify, "cache_root", lambda: tmp_path / "cache")
+    report = verify.verify_model(tiny_dir, dtypes=["float64"], prompts=["Hello."])
+    assert report["runs"][0]["verdict"] == "PASS" and not (tmp_path / "cache").exists()
