@@ -496,3 +496,13 @@ def test_under_a_mutant_verify_captures_a_miss_privately_and_leaves_the_cache_al
     monkeypatch.setattr(verify, "cache_root", lambda: tmp_path / "cache")
     report = verify.verify_model(tiny_dir, dtypes=["float64"], prompts=["Hello."])
     assert report["runs"][0]["verdict"] == "PASS" and not (tmp_path / "cache").exists()
+
+
+def test_without_the_cache_verify_captures_each_dtype_into_a_temporary_set(tiny_dir, tmp_path, monkeypatch):
+    """--no-cache: each dtype's set (float64 here: not write_references' default) captured for this run only."""
+    from gpt2core.verification import verify
+
+    monkeypatch.setattr(verify, "cache_root", lambda: tmp_path / "cache")
+    report = verify.verify_model(tiny_dir, dtypes=["float64"], prompts=["Hello."], cache=False)
+    assert [(r["dtype"], r["verdict"], r["references"]) for r in report["runs"]] == [("float64", "PASS", "(temporary, built by this run)")]
+    assert not (tmp_path / "cache").exists()
