@@ -506,3 +506,33 @@ def test_without_the_cache_verify_captures_each_dtype_into_a_temporary_set(tiny_
     report = verify.verify_model(tiny_dir, dtypes=["float64"], prompts=["Hello."], cache=False)
     assert [(r["dtype"], r["verdict"], r["references"]) for r in report["runs"]] == [("float64", "PASS", "(temporary, built by this run)")]
     assert not (tmp_path / "cache").exists()
+
+
+def test_verify_measures_a_precision_class_budgets_on_the_model_and_records_its_command(tiny_dir, tmp_path, monkeypatch):
+    """A subject in a class whose budgets the set does not hold yet (bfloat16: a float32 set is written with only
+    float32's): verify measures them on the model, stores them beside the set, naming the command."""
+    from gpt2core.verification import verify
+    from gpt2core.verification.numpy_subject import numpy_subject
+    from gpt2core.verification.precision import budgets
+
+    def in_bfloat16_class(model_dir, dtype):
+        subject = numpy_subject(model_dir, dtype)
+        subject.precision = "bfloat16"  # judged against bfloat16's budgets: float32 arithmetic is well inside them
+        return subject
+
+    monkeypatch.setattr(reference_cache, "running_a_mutant", lambda: False)  # this test runs under mutmut too
+    monkeypatch.setattr(verify, "cache_root", lambda: tmp_path / "cache")
+    report = verify.verify_model(tiny_dir, factory=in_bfloat16_class, dtypes=["float32"], prompts=["Hello."], command="the command")
+    root = Path(report["runs"][0]["references"])
+    assert report["verdict"] == "PASS" and json.loads(budgets.path_of(root, "bfloat16").read_text())["command"] == "the command"
+
+
+def test_given_references_of_a_dtype_not_asked_for_are_passed_over_not_the_end(tiny_dir, tmp_path_factory):
+    """--references float32 float64 with --dtype float64: the float32 set is passed over and the float64 one runs."""
+    from support.references import reference_set
+
+    from gpt2core.verification.verify import verify_model
+
+    sets = [reference_set(tiny_dir, dtype, tmp_path_factory).root for dtype in (np.float32, np.float64)]
+    report = verify_model(tiny_dir, dtypes=["float64"], reference_dirs=sets)
+    assert [(r["dtype"], r["references"]) for r in report["runs"]] == [("float64", str(sets[1]))]
