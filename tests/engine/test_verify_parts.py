@@ -6,6 +6,7 @@ rule's edge (a figure exactly at its budget passes, a NaN fails) where a run can
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -505,7 +506,7 @@ def test_without_the_cache_verify_captures_each_dtype_into_a_temporary_set(tiny_
     monkeypatch.setattr(verify, "cache_root", lambda: tmp_path / "cache")
     report = verify.verify_model(tiny_dir, dtypes=["float64"], prompts=["Hello."], cache=False)
     assert [(r["dtype"], r["verdict"], r["references"]) for r in report["runs"]] == [("float64", "PASS", "(temporary, built by this run)")]
-    assert not (tmp_path / "cache").exists()
+    assert not (tmp_path / "cache").exists() and report["memory"]["own_engine"] is True  # the default factory: gpt2core's engine
 
 
 def test_verify_measures_a_precision_class_budgets_on_the_model_and_records_its_command(tiny_dir, tmp_path, monkeypatch):
@@ -525,6 +526,7 @@ def test_verify_measures_a_precision_class_budgets_on_the_model_and_records_its_
     report = verify.verify_model(tiny_dir, factory=in_bfloat16_class, dtypes=["float32"], prompts=["Hello."], command="the command")
     root = Path(report["runs"][0]["references"])
     assert report["verdict"] == "PASS" and json.loads(budgets.path_of(root, "bfloat16").read_text())["command"] == "the command"
+    assert report["memory"]["own_engine"] is False  # another factory: the memory bound is gpt2core's engine's only
 
 
 def test_given_references_of_a_dtype_not_asked_for_are_passed_over_not_the_end(tiny_dir, tmp_path_factory):
@@ -536,3 +538,13 @@ def test_given_references_of_a_dtype_not_asked_for_are_passed_over_not_the_end(t
     sets = [reference_set(tiny_dir, dtype, tmp_path_factory).root for dtype in (np.float32, np.float64)]
     report = verify_model(tiny_dir, dtypes=["float64"], reference_dirs=sets)
     assert [(r["dtype"], r["references"]) for r in report["runs"]] == [("float64", str(sets[1]))]
+
+
+def test_given_references_of_no_dtype_asked_for_are_an_error_naming_them_and_the_dtypes(tiny_dir, tmp_path_factory):
+    from support.references import reference_set
+
+    from gpt2core.verification.verify import verify_model
+
+    root = reference_set(tiny_dir, np.float64, tmp_path_factory).root
+    with pytest.raises(ValueError, match=re.escape(f"no reference set in {[str(root)]} has dtype float32 or float16") + "$"):
+        verify_model(tiny_dir, dtypes=["float32", "float16"], reference_dirs=[root])
