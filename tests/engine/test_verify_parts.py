@@ -506,7 +506,12 @@ def test_without_the_cache_verify_captures_each_dtype_into_a_temporary_set(tiny_
     monkeypatch.setattr(verify, "cache_root", lambda: tmp_path / "cache")
     report = verify.verify_model(tiny_dir, dtypes=["float64"], prompts=["Hello."], cache=False)
     assert [(r["dtype"], r["verdict"], r["references"]) for r in report["runs"]] == [("float64", "PASS", "(temporary, built by this run)")]
-    assert not (tmp_path / "cache").exists() and report["memory"]["own_engine"] is True  # the default factory: gpt2core's engine
+    assert not (tmp_path / "cache").exists()
+    memory = report["memory"]  # its figures agree with each other; the bound applies to gpt2core's engine from 1 GiB of weights
+    assert memory["peak_over_baseline_bytes"] == memory["peak_rss_bytes"] - memory["baseline_rss_bytes"] >= 0
+    assert memory["within_bound"] is (memory["peak_over_baseline_bytes"] <= memory["bound_bytes"])
+    assert memory["own_engine"] is True and memory["bound_applies"] is False  # the default factory, the tiny shape
+    assert type(memory["children_peak_rss_bytes"]) is int and memory["children_peak_rss_bytes"] >= 0
 
 
 def test_verify_measures_a_precision_class_budgets_on_the_model_and_records_its_command(tiny_dir, tmp_path, monkeypatch):
