@@ -553,3 +553,28 @@ def test_given_references_of_no_dtype_asked_for_are_an_error_naming_them_and_the
     root = reference_set(tiny_dir, np.float64, tmp_path_factory).root
     with pytest.raises(ValueError, match=re.escape(f"no reference set in {[str(root)]} has dtype float32 or float16") + "$"):
         verify_model(tiny_dir, dtypes=["float32", "float16"], reference_dirs=[root])
+
+
+def test_the_memory_bound_holds_at_its_edges(tiny_dir, tmp_path_factory, monkeypatch):
+    """The run's growth over its baseline exactly at the bound is within it, whatever the baseline; the bound applies
+    to gpt2core's engine from exactly BOUND_FROM_BYTES of weights. The plan and the process's readings are set here
+    (a large baseline, a peak of baseline + bound); the report's top-level peak is the memory's."""
+    from support.references import reference_set
+
+    from gpt2core.verification import verify
+
+    refs = reference_set(tiny_dir, np.float64, tmp_path_factory)
+    real_plan, baseline, plans = verify.run_memory, 10**12, []
+
+    def plan_at_the_edge(*args):
+        plans.append(dict(real_plan(*args), weights_bytes=verify.BOUND_FROM_BYTES))
+        return plans[-1]
+
+    monkeypatch.setattr(verify, "run_memory", plan_at_the_edge)
+    monkeypatch.setattr(verify, "check_fits", lambda plan, what: None)  # the plan's weights are not the machine's
+    monkeypatch.setattr(verify, "current_rss_bytes", lambda: baseline)
+    monkeypatch.setattr(verify, "peak_rss_bytes", lambda: baseline + plans[-1]["bound_bytes"])
+    report = verify.verify_model(tiny_dir, dtypes=["float64"], reference_dirs=[refs.root])
+    memory = report["memory"]
+    assert memory["peak_over_baseline_bytes"] == memory["bound_bytes"] and memory["within_bound"] is True
+    assert memory["bound_applies"] is True and report["peak_rss_bytes"] == memory["peak_rss_bytes"] == baseline + memory["bound_bytes"]
