@@ -346,3 +346,17 @@ def test_per_case_distribution_summaries_combine_weighted_by_positions():
     assert summary_of_summaries(cases[1:]) == {"positions": 6, "kl_mean": 2.0, "kl_max": 2.5, "top1_agreement": 1.0}
     empty = summary_of_summaries(cases[1:2])
     assert empty["positions"] == 0 and all(np.isnan(empty[k]) for k in ("kl_mean", "kl_max", "top1_agreement")) and len(empty) == 4
+
+
+def test_budgets_are_measured_once_per_set_and_class_unless_forced(tiny_dir, tiny_refs, tmp_path):
+    """ensure_budgets keeps what is stored (the first command's document) until asked to measure again (--force)."""
+    import shutil
+
+    from gpt2core.verification.reference_set import load_references
+
+    refs = load_references(shutil.copytree(tiny_refs.root, tmp_path / "set"), tiny_dir)
+    budgets.path_of(refs.root, "bfloat16").unlink(missing_ok=True)  # the shared set may hold them from another test
+    assert ensure_budgets(refs, tiny_dir, "bfloat16", command="first")["command"] == "first"
+    assert ensure_budgets(refs, tiny_dir, "bfloat16", command="second")["command"] == "first"  # stored: not measured again
+    assert ensure_budgets(refs, tiny_dir, "bfloat16", command="third", force=True)["command"] == "third"
+    assert budgets.read(refs.root, "bfloat16", budgets.file_sha256(refs.root / "manifest.json"))["command"] == "third"
