@@ -101,6 +101,7 @@ BAD_ARGUMENTS = {
     ("mutation-score", "--equivalents"): [(["--equivalents", "MISSING"], "argument --equivalents: MISSING: no such file")],
     ("mutation-score", "--merge"): [(["--merge", "EMPTY", "MISSING"], "argument --merge: MISSING: no such directory")],
     ("mutation-score", "--json"): [(["--json=1"], "argument --json: ignored explicit argument")],
+    ("mutation-score", "--stamp"): [(["--stamp=1"], "argument --stamp: ignored explicit argument")],
     ("audit", "--model"): [(["--model", "MISSING"], "argument --model: model directory not found")],
     ("audit", "--fault-model"): [(["--fault-model", "EMPTY"], "argument --fault-model: EMPTY has no config.json")],
     ("audit", "--out"): [(["--out", "MISSING/report.html"], "argument --out: MISSING/report.html: directory"),
