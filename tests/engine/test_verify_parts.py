@@ -338,7 +338,23 @@ def test_under_a_mutant_a_miss_is_captured_privately_and_a_hit_is_checked_agains
         reference_cache.cached_references(cache, stress, dtype, cases, lambda: private, command="pytest", capped=False)
 
 
-def test_a_set_in_the_cache_for_other_weights_is_rebuilt_never_used(tiny_dir, stress_dir, tmp_path, monkeypatch):
+@pytest.fixture
+def outside_mutmut(monkeypatch):
+    """This process counts as no mutmut mutant's: reference_cache's ordinary branch (under mutmut every test runs in a
+    mutant's process, which captures privately and never writes the cache)."""
+    monkeypatch.setattr(reference_cache, "running_a_mutant", lambda: False)
+
+
+@pytest.fixture
+def verify_cache(tmp_path, monkeypatch):
+    """verify's reference cache: a directory of this test's, not the user's."""
+    from gpt2core.verification import verify
+
+    monkeypatch.setattr(verify, "cache_root", lambda: tmp_path / "cache")
+    return tmp_path / "cache"
+
+
+def test_a_set_in_the_cache_for_other_weights_is_rebuilt_never_used(tiny_dir, stress_dir, tmp_path, outside_mutmut):
     """Outside mutmut, a set found in the cache is read with load_references' checks: one made for other weights (a
     copy put there by mistake) is removed and captured again from the right weights, never returned as it is."""
     import shutil
@@ -346,7 +362,6 @@ def test_a_set_in_the_cache_for_other_weights_is_rebuilt_never_used(tiny_dir, st
     from gpt2core.verification.cases import cases_for
     from gpt2core.verification.model_dir import read_model_dir
 
-    monkeypatch.setattr(reference_cache, "running_a_mutant", lambda: False)  # this test runs under mutmut too
     tiny, stress, cache = read_model_dir(tiny_dir), read_model_dir(stress_dir), tmp_path / "cache"
     cases = cases_for(tiny, ["Hello."], False)
     theirs = reference_cache.cached_references(cache, tiny, "float64", cases, lambda: None, command="pytest", capped=False)
@@ -358,14 +373,14 @@ def test_a_set_in_the_cache_for_other_weights_is_rebuilt_never_used(tiny_dir, st
     assert made_for != json.loads((theirs.root / "manifest.json").read_text())["model"]["weights_sha256"]
 
 
-def test_a_miss_is_captured_into_the_cache_in_its_dtype_by_its_command_and_kept_by_the_cap(tiny_dir, tmp_path, monkeypatch):
+def test_a_miss_is_captured_into_the_cache_in_its_dtype_by_its_command_and_kept_by_the_cap(tiny_dir, tmp_path, monkeypatch,
+                                                                                          outside_mutmut):
     """Outside mutmut, a miss is captured into the cache at cached_path, in the asked dtype (float32: not the default),
     its manifest naming the command that made it; with `capped`, the trim that follows never removes the set just
     made, even when the cap (0 here) is below it."""
     from gpt2core.verification.cases import cases_for
     from gpt2core.verification.model_dir import read_model_dir
 
-    monkeypatch.setattr(reference_cache, "running_a_mutant", lambda: False)  # this test runs under mutmut too
     monkeypatch.setenv("GPT2CORE_REFERENCE_CACHE_GB", "0")
     md, cache = read_model_dir(tiny_dir), tmp_path / "cache"
     cases = cases_for(md, ["Hello."], False)
@@ -376,12 +391,12 @@ def test_a_miss_is_captured_into_the_cache_in_its_dtype_by_its_command_and_kept_
     assert not older.exists() and [e["path"] for e in reference_cache.entries(cache)] == [str(refs.root)]
 
 
-def test_a_set_another_process_built_while_this_one_waited_is_read_not_captured_again(tiny_dir, tmp_path, monkeypatch):
+def test_a_set_another_process_built_while_this_one_waited_is_read_not_captured_again(tiny_dir, tmp_path, monkeypatch,
+                                                                                     outside_mutmut):
     """Two processes missing the same set: the second takes the lock after the first built it, and reads it."""
     from gpt2core.verification.cases import cases_for
     from gpt2core.verification.model_dir import read_model_dir
 
-    monkeypatch.setattr(reference_cache, "running_a_mutant", lambda: False)  # this test runs under mutmut too
     md, cache = read_model_dir(tiny_dir), tmp_path / "cache"
     cases = cases_for(md, ["Hello."], False)
     real_build_once, real_write = reference_cache.build_once, reference_cache.write_references
@@ -475,38 +490,35 @@ def test_transformers_is_not_required_to_verify_against_given_references(tiny_di
         verify.verify_model(tiny_dir, dtypes=["float64"], reference_dirs=[refs.root])
 
 
-def test_verify_captures_a_miss_into_the_cache_naming_its_command_then_trims_the_cache(tiny_dir, tmp_path, monkeypatch):
+def test_verify_captures_a_miss_into_the_cache_naming_its_command_then_trims_the_cache(tiny_dir, verify_cache, monkeypatch,
+                                                                                       outside_mutmut):
     """verify's own cache (capped, unlike the test suites'): a set it captures records the command that made it, and
     the cache is then trimmed to its cap, least recently used first, the new set kept."""
     from gpt2core.verification import verify
 
-    monkeypatch.setattr(reference_cache, "running_a_mutant", lambda: False)  # this test runs under mutmut too
-    monkeypatch.setattr(verify, "cache_root", lambda: tmp_path / "cache")
     monkeypatch.setenv("GPT2CORE_REFERENCE_CACHE_GB", "0")
-    older = cached_set(tmp_path / "cache", "older", 10, used=1)
+    older = cached_set(verify_cache, "older", 10, used=1)
     report = verify.verify_model(tiny_dir, dtypes=["float64"], prompts=["Hello."], command="gpt2core verify --model tiny")
     made = Path(report["runs"][0]["references"])
-    assert made.parent == tmp_path / "cache" / "references" and not older.exists()
+    assert made.parent == verify_cache / "references" and not older.exists()
     assert json.loads((made / "manifest.json").read_text())["command"] == "gpt2core verify --model tiny"
 
 
-def test_under_a_mutant_verify_captures_a_miss_privately_and_leaves_the_cache_alone(tiny_dir, tmp_path, monkeypatch):
+def test_under_a_mutant_verify_captures_a_miss_privately_and_leaves_the_cache_alone(tiny_dir, verify_cache, monkeypatch):
     from gpt2core.verification import verify
 
     monkeypatch.setattr(reference_cache, "running_a_mutant", lambda: True)
-    monkeypatch.setattr(verify, "cache_root", lambda: tmp_path / "cache")
     report = verify.verify_model(tiny_dir, dtypes=["float64"], prompts=["Hello."])
-    assert report["runs"][0]["verdict"] == "PASS" and not (tmp_path / "cache").exists()
+    assert report["runs"][0]["verdict"] == "PASS" and not verify_cache.exists()
 
 
-def test_without_the_cache_verify_captures_each_dtype_into_a_temporary_set(tiny_dir, tmp_path, monkeypatch):
+def test_without_the_cache_verify_captures_each_dtype_into_a_temporary_set(tiny_dir, verify_cache):
     """--no-cache: each dtype's set (float64 here: not write_references' default) captured for this run only."""
     from gpt2core.verification import verify
 
-    monkeypatch.setattr(verify, "cache_root", lambda: tmp_path / "cache")
     report = verify.verify_model(tiny_dir, dtypes=["float64"], prompts=["Hello."], cache=False)
     assert [(r["dtype"], r["verdict"], r["references"]) for r in report["runs"]] == [("float64", "PASS", "(temporary, built by this run)")]
-    assert not (tmp_path / "cache").exists()
+    assert not verify_cache.exists()
     memory = report["memory"]  # its figures agree with each other; the bound applies to gpt2core's engine from 1 GiB of weights
     assert memory["peak_over_baseline_bytes"] == memory["peak_rss_bytes"] - memory["baseline_rss_bytes"] >= 0
     assert memory["within_bound"] is (memory["peak_over_baseline_bytes"] <= memory["bound_bytes"])
@@ -514,7 +526,7 @@ def test_without_the_cache_verify_captures_each_dtype_into_a_temporary_set(tiny_
     assert type(memory["children_peak_rss_bytes"]) is int and memory["children_peak_rss_bytes"] >= 0
 
 
-def test_verify_measures_a_precision_class_budgets_on_the_model_and_records_its_command(tiny_dir, tmp_path, monkeypatch):
+def test_verify_measures_a_precision_class_budgets_on_the_model_and_records_its_command(tiny_dir, verify_cache, outside_mutmut):
     """A subject in a class whose budgets the set does not hold yet (bfloat16: a float32 set is written with only
     float32's): verify measures them on the model, stores them beside the set, naming the command."""
     from gpt2core.verification import verify
@@ -526,8 +538,6 @@ def test_verify_measures_a_precision_class_budgets_on_the_model_and_records_its_
         subject.precision = "bfloat16"  # judged against bfloat16's budgets: float32 arithmetic is well inside them
         return subject
 
-    monkeypatch.setattr(reference_cache, "running_a_mutant", lambda: False)  # this test runs under mutmut too
-    monkeypatch.setattr(verify, "cache_root", lambda: tmp_path / "cache")
     report = verify.verify_model(tiny_dir, factory=in_bfloat16_class, dtypes=["float32"], prompts=["Hello."], command="the command")
     root = Path(report["runs"][0]["references"])
     assert report["verdict"] == "PASS" and json.loads(budgets.path_of(root, "bfloat16").read_text())["command"] == "the command"
