@@ -322,3 +322,20 @@ def test_a_top_k_set_undecided_in_whole_leaves_the_tokens_below_it_decided():
     raw = np.array([[5.0, 5.0 + atol / 2, 1.0, 0.0]], dtype=np.float32)
     got = undecided_tokens(raw, SamplingSettings(1.0, 1, 0.9, 0, 1), atol)
     assert got.tolist() == [[True, True, False, False]], got
+
+
+@pytest.mark.parametrize("shift", [0.0, 400.0], ids=["scores-near-0", "scores-near-400"])
+@pytest.mark.parametrize("probs", [(1, 1, 2), (1, 2, 7), (1, 3, 4)], ids=["cum-at-the-cut", "cum-off-it", "cum-at-it-untied"])
+def test_top_p_first_kept_score_is_transformers_smallest_kept(probs, shift):
+    """top_p_undecided's cut against transformers' TopPLogitsWarper on the same float64 scores (top_p 0.5):
+    removed where the ascending cumulative probability is <= 1 - top_p (0.25, 0.5 exactly for the first), and
+    scores of a low temperature (400 = 20 / 0.05) must not overflow the probabilities."""
+    import torch
+    from transformers.generation.logits_process import TopPLogitsWarper
+
+    from gpt2core.verification.sampling import top_p_undecided
+
+    s = (np.log(np.array(probs, dtype=np.float64)) + shift)[None]
+    kept = TopPLogitsWarper(top_p=0.5)(None, torch.tensor(s)).numpy()
+    _, first_kept = top_p_undecided(s, SamplingSettings(1.0, 0, 0.5, 0, 1), 0.0)
+    assert first_kept.tolist() == [kept[np.isfinite(kept)].min()], (s, kept, first_kept)
