@@ -339,3 +339,20 @@ def test_top_p_first_kept_score_is_transformers_smallest_kept(probs, shift):
     kept = TopPLogitsWarper(top_p=0.5)(None, torch.tensor(s)).numpy()
     _, first_kept = top_p_undecided(s, SamplingSettings(1.0, 0, 0.5, 0, 1), 0.0)
     assert first_kept.tolist() == [kept[np.isfinite(kept)].min()], (s, kept, first_kept)
+
+
+def test_sampled_result_judges_at_the_engine_dtype_and_no_budget_unless_given():
+    """verify's sampled row: scores 1e-5 (relative) off transformers' pass a float32 engine (its tolerance 2e-5)
+    and fail a float64 one (2.4e-7); without a logits budget an absolute 0.05 off fails, with one of 0.2 (0.1 on scores at temperature 2) passes."""
+    from gpt2core.verification.verify import sampled_result
+
+    raw = {step_name("sample.logits", i): RAW[i : i + 1] for i in range(2)}
+    ref = {step_name("sample.scores", i): scores(RAW[i : i + 1], TOP3) for i in range(2)}
+    case = Case(TOP3, raw | ref)
+    near = {k: np.where(np.isneginf(v), v, v * np.float32(1 + 1e-5)).astype(np.float32) for k, v in ref.items()}
+    assert sampled_result(Subject(near), case, F32)["ok"]
+    assert not sampled_result(Subject(near), case, F64)["ok"]
+    off = {k: np.where(np.isneginf(v), v, v + np.float32(0.05)).astype(np.float32) for k, v in ref.items()}
+    row = sampled_result(Subject(off), case, F32)
+    assert not row["ok"] and row["case"] == "c" and row["settings"] == TOP3.as_dict(), row
+    assert sampled_result(Subject(off), case, F32, 0.2)["ok"]  # 0.1 on scores at temperature 2
