@@ -355,4 +355,5 @@ def test_sampled_result_judges_at_the_engine_dtype_and_no_budget_unless_given():
     off = {k: np.where(np.isneginf(v), v, v + np.float32(0.05)).astype(np.float32) for k, v in ref.items()}
     row = sampled_result(Subject(off), case, F32)
     assert not row["ok"] and row["case"] == "c" and row["settings"] == TOP3.as_dict(), row
+    assert [s["message"].split(": ")[:2] for s in row["steps"]] == [[s["name"], "EXCEEDS TOLERANCE"] for s in row["steps"]], row
     assert sampled_result(Subject(off), case, F32, 0.2)["ok"]  # 0.1 on scores at temperature 2
