@@ -357,3 +357,14 @@ def test_sampled_result_judges_at_the_engine_dtype_and_no_budget_unless_given():
     assert not row["ok"] and row["case"] == "c" and row["settings"] == TOP3.as_dict(), row
     assert [s["message"].split(": ")[:2] for s in row["steps"]] == [[s["name"], "EXCEEDS TOLERANCE"] for s in row["steps"]], row
     assert sampled_result(Subject(off), case, F32, 0.2)["ok"]  # 0.1 on scores at temperature 2
+
+
+def test_compare_sampled_has_no_logits_budget_unless_given():
+    """Scores 0.05 off transformers' fail at the class tolerance alone, and pass a logits budget of 0.2
+    (0.1 on scores at temperature 2)."""
+    raw = {step_name("sample.logits", i): RAW[i : i + 1] for i in range(2)}
+    ref = {step_name("sample.scores", i): scores(RAW[i : i + 1], TOP3) for i in range(2)}
+    off = {k: np.where(np.isneginf(v), v, v + np.float32(0.05)).astype(np.float32) for k, v in ref.items()}
+    case = Case(TOP3, raw | ref)
+    assert [c.ok for c in compare_sampled(Subject(off), case, F32)] == [False, False]
+    assert [c.ok for c in compare_sampled(Subject(off), case, F32, 0.2)] == [True, True]
