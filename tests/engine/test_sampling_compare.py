@@ -368,3 +368,21 @@ def test_compare_sampled_has_no_logits_budget_unless_given():
     case = Case(TOP3, raw | ref)
     assert [c.ok for c in compare_sampled(Subject(off), case, F32)] == [False, False]
     assert [c.ok for c in compare_sampled(Subject(off), case, F32, 0.2)] == [True, True]
+
+
+def test_a_step_file_that_cannot_be_read_fails_that_step_only():
+    """An engine verified through files: step 0's file is broken (DumpError on reading), step 1 still compared."""
+    from gpt2core.verification.errors import DumpError
+
+    raw = {step_name("sample.logits", i): RAW[i : i + 1] for i in range(2)}
+    ref = {step_name("sample.scores", i): scores(RAW[i : i + 1], TOP3) for i in range(2)}
+
+    class BrokenFirst(dict):
+        def __getitem__(self, name):
+            if name.endswith("step=0"):
+                raise DumpError(f"{name}.npy: not a .npy file")
+            return super().__getitem__(name)
+
+    out = compare_sampled(Subject(BrokenFirst(ref)), Case(TOP3, raw | ref), F64)
+    assert [(c.name, c.ok, c.problem) for c in out] == [
+        ("sample.scores@step=0", False, "sample.scores@step=0.npy: not a .npy file"), ("sample.scores@step=1", True, None)]
