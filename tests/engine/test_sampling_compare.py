@@ -361,13 +361,15 @@ def test_sampled_result_judges_at_the_engine_dtype_and_no_budget_unless_given():
 
 def test_compare_sampled_has_no_logits_budget_unless_given():
     """Scores 0.05 off transformers' fail at the class tolerance alone, and pass a logits budget of 0.2
-    (0.1 on scores at temperature 2)."""
+    (0.1 on scores at temperature 2: the budget is divided by the temperature, so 0.15 off fails it)."""
     raw = {step_name("sample.logits", i): RAW[i : i + 1] for i in range(2)}
     ref = {step_name("sample.scores", i): scores(RAW[i : i + 1], TOP3) for i in range(2)}
     off = {k: np.where(np.isneginf(v), v, v + np.float32(0.05)).astype(np.float32) for k, v in ref.items()}
     case = Case(TOP3, raw | ref)
     assert [c.ok for c in compare_sampled(Subject(off), case, F32)] == [False, False]
     assert [c.ok for c in compare_sampled(Subject(off), case, F32, 0.2)] == [True, True]
+    further = {k: np.where(np.isneginf(v), v, v + np.float32(0.15)).astype(np.float32) for k, v in ref.items()}
+    assert [c.ok for c in compare_sampled(Subject(further), case, F32, 0.2)] == [False, False]  # 0.15 > 0.2 / 2
 
 
 def test_a_step_file_that_cannot_be_read_fails_that_step_only():
