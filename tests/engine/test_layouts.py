@@ -413,3 +413,17 @@ def test_scaled_scores_scale_the_real_entries_and_leave_the_masked_as_written(dt
     without = scaled_scores(scores, 4, "-inf")
     np.testing.assert_array_equal(without, np.array([[1.0, -1.5e9, -0.5e9, -0.25e9, -np.inf, np.nan, low]], dtype=dtype))
     assert with_threshold.dtype == without.dtype == dtype
+
+
+def test_generated_ids_are_laid_out_left_padded_and_anything_else_is_left_to_the_shape_check():
+    """ids_to_left_padded: a right-padded engine's rows (prompt then new tokens) land at the end of the case's
+    width, -1 at padding; ids left-padded already, of another batch size or not 2-D come back as they are, for
+    the comparison's shape check to name."""
+    from gpt2core.verification.batch_layout import ids_to_left_padded
+
+    tokens = np.array([[True, True, True], [False, True, True]])
+    right = np.array([[5, 6, 7, 8], [6, 7, 8, 0]])  # row 1: prompt 6 7, new 8, then padding
+    assert ids_to_left_padded(right, tokens, "right-padded").tolist() == [[5, 6, 7, 8], [-1, 6, 7, 8]]
+    for ids, layout in [(right, "left-padded"), (right[:1], "right-padded"), (right.T, "right-padded"),
+                        (right[0], "right-padded"), (right[0, :2], "right-padded")]:  # fmt: skip
+        assert ids_to_left_padded(ids, tokens, layout) is ids, (ids.shape, layout)
