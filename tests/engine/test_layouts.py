@@ -427,3 +427,4 @@ def test_generated_ids_are_laid_out_left_padded_and_anything_else_is_left_to_the
     for ids, layout in [(right, "left-padded"), (right[:1], "right-padded"), (right.T, "right-padded"),
                         (right[0], "right-padded"), (right[0, :2], "right-padded")]:  # fmt: skip
         assert ids_to_left_padded(ids, tokens, layout) is ids, (ids.shape, layout)
+    assert ids_to_left_padded(np.zeros((0, 4), int), np.zeros((0, 3), bool), "right-padded").shape == (0, 7)  # no rows
