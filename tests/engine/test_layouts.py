@@ -422,8 +422,9 @@ def test_generated_ids_are_laid_out_left_padded_and_anything_else_is_left_to_the
     from gpt2core.verification.batch_layout import ids_to_left_padded
 
     tokens = np.array([[True, True, True], [False, True, True]])
-    right = np.array([[5, 6, 7, 8], [6, 7, 8, 0]])  # row 1: prompt 6 7, new 8, then padding
-    assert ids_to_left_padded(right, tokens, "right-padded").tolist() == [[5, 6, 7, 8], [-1, 6, 7, 8]]
+    right = np.array([[5, 6, 7, 8], [6, 7, 8, 0]], dtype=np.int32)  # row 1: prompt 6 7, new 8, then padding
+    out = ids_to_left_padded(right, tokens, "right-padded")
+    assert out.tolist() == [[5, 6, 7, 8], [-1, 6, 7, 8]] and out.dtype == np.int32, out  # the engine's dtype kept
     for ids, layout in [(right, "left-padded"), (right[:1], "right-padded"), (right.T, "right-padded"),
                         (right[0], "right-padded"), (right[0, :2], "right-padded")]:  # fmt: skip
         assert ids_to_left_padded(ids, tokens, layout) is ids, (ids.shape, layout)
