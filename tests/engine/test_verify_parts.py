@@ -588,3 +588,42 @@ def test_the_memory_bound_holds_at_its_edges(tiny_dir, tmp_path_factory, monkeyp
     memory = report["memory"]
     assert memory["peak_over_baseline_bytes"] == memory["bound_bytes"] and memory["within_bound"] is True
     assert memory["bound_applies"] is True and report["peak_rss_bytes"] == memory["peak_rss_bytes"] == baseline + memory["bound_bytes"]
+
+
+def greedy_case(expected: list[list[int]], mask: list[list[int]] | None):
+    """A case of 3 prompt positions (mask: its attention mask) whose reference greedy ids are `expected`."""
+    ids = np.array(expected, np.int64)[:, :3]
+    return SimpleNamespace(name="g", input_ids=ids, attention_mask=None if mask is None else np.array(mask),
+                           greedy=(len(expected[0]) - 3, np.array(expected, np.int64)))  # fmt: skip
+
+
+def greedy_subject(ids, layout: str | None = None):
+    generate = ids if callable(ids) else (lambda case, n: ids)
+    return SimpleNamespace(generate=generate, **({} if layout is None else {"batch_layout": layout}))
+
+
+def test_compare_greedy_rows_for_every_outcome():
+    """compare_greedy's row for each outcome, whole: equal (padding not compared, a right-padded engine's rows
+    laid out first), the first differing token, ids of another shape, and a step file that cannot be read."""
+    from gpt2core.verification.errors import DumpError
+    from gpt2core.verification.verify import compare_greedy
+
+    expected = [[7, 8, 9, 1, 2], [0, 8, 9, 3, 4]]  # row 1: one padding position, then 8 9 and two new tokens
+    case = greedy_case(expected, [[1, 1, 1], [0, 1, 1]])
+    padding_differs = [[7, 8, 9, 1, 2], [5, 8, 9, 3, 4]]
+    assert compare_greedy(greedy_subject(np.array(padding_differs)), case) == {"case": "g", "ok": True, "message": "2 tokens equal"}
+    right = [[7, 8, 9, 1, 2], [8, 9, 3, 4, 0]]
+    assert compare_greedy(greedy_subject(np.array(right), "right-padded"), case)["ok"]
+    new_differs = [[7, 8, 9, 1, 2], [0, 8, 9, 3, 6]]
+    assert compare_greedy(greedy_subject(np.array(new_differs)), case) == {
+        "case": "g", "ok": False, "message": "row 1 position 4: token 6, transformers' 4"}
+    assert compare_greedy(greedy_subject(np.array(expected)[:, :4]), case) == {
+        "case": "g", "ok": False, "message": "ids of shape [2, 4], transformers' [2, 5]"}
+
+    def unreadable(case, n):
+        raise DumpError("greedy.npy: not a .npy file")
+
+    assert compare_greedy(greedy_subject(unreadable), case) == {"case": "g", "ok": False, "message": "greedy.npy: not a .npy file"}
+    unmasked = greedy_case(expected, None)  # without a mask every prompt position is a token
+    assert compare_greedy(greedy_subject(np.array(padding_differs)), unmasked) == {
+        "case": "g", "ok": False, "message": "row 1 position 0: token 5, transformers' 0"}
