@@ -388,3 +388,14 @@ def test_a_step_file_that_cannot_be_read_fails_that_step_only():
     out = compare_sampled(Subject(BrokenFirst(ref)), Case(TOP3, raw | ref), F64)
     assert [(c.name, c.ok, c.problem) for c in out] == [
         ("sample.scores@step=0", False, "sample.scores@step=0.npy: not a .npy file"), ("sample.scores@step=1", True, None)]
+
+
+def test_each_row_of_a_batch_has_its_own_top_k_sets():
+    """Two rows, top-k 3, top-p 0.9, atol 0.1 (2 atol = 0.2). Row 0: the 3rd and 4th largest (2.0, 1.95) are
+    tied within 0.2, so both are undecided; 2.25 lies beyond 0.2 above the 3rd, in both possible sets, and
+    top-p keeps it in both: decided. Row 1: all four largest lie within 0.2 of the 3rd: no smaller set exists
+    (top-p runs on the largest twice), and -1.0, which top-k cuts for certain, stays decided, whatever row 0's
+    sets are."""
+    raw = np.array([[3.0, 2.25, 2.0, 1.95, -1.0], [2.05, 2.0, 1.95, 1.9, -1.0]], dtype=np.float32)
+    got = undecided_tokens(raw, SamplingSettings(1.0, 3, 0.9, 0, 1), 0.1)
+    assert got.tolist() == [[False, False, True, True, False], [True, True, True, True, False]], got
