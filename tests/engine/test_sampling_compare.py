@@ -399,3 +399,26 @@ def test_each_row_of_a_batch_has_its_own_top_k_sets():
     raw = np.array([[3.0, 2.25, 2.0, 1.95, -1.0], [2.05, 2.0, 1.95, 1.9, -1.0]], dtype=np.float32)
     got = undecided_tokens(raw, SamplingSettings(1.0, 3, 0.9, 0, 1), 0.1)
     assert got.tolist() == [[False, False, True, True, False], [True, True, True, True, False]], got
+
+
+def test_a_token_top_k_cuts_for_certain_is_decided_even_just_below_top_ps_cut():
+    """top-k 1 with the two largest (0.25) tied; atol 0.25 (2 atol = 0.5). -0.3 lies 0.55 below the k-th: cut by
+    top-k for certain, though within 0.5 of top-p's first kept score (0.0, in the set top-k may keep). An engine
+    that keeps it fails; 0.0, within 0.5 of the k-th, is undecided."""
+    raw = np.array([[0.0, 0.25, -0.3, 0.25]], dtype=np.float32)
+    s = SamplingSettings(1.0, 1, 0.95, 0, 1)
+    assert undecided_tokens(raw, s, 0.25).tolist() == [[True, True, False, True]]
+    ref = scores(raw, s)
+    kept = np.where(np.arange(4) == 2, raw / np.float32(s.temperature), ref).astype(np.float32)
+    c = compare_scores("s", kept, ref, raw, s, F32, at_least=0.25)
+    assert not c.ok and "first row 0 token 2" in c.problem, c.message()
+
+
+def test_a_token_exactly_two_atol_above_the_kth_is_out_of_top_ks_smallest_set():
+    """"Within 2 atol" is closed everywhere. top-k 5, atol 0.25: the 5th and 6th largest (-0.5, -1.0) are tied
+    within 0.5, and the two 0.0 tokens lie exactly 0.5 above the 5th: undecided, so top-k's smallest possible
+    set is {2.0, 1.25}. There top-p 0.8's threshold (0.2) lies within its band of 1.25's cumulative 0.32
+    (2e-6 + 2 x 0.25 x 0.32 = 0.16): 1.25 is undecided too. Only 2.0 is decided."""
+    raw = np.array([[-1.0, 2.0, -0.5, 0.0, 0.0, 1.25]], dtype=np.float32)
+    got = undecided_tokens(raw, SamplingSettings(1.0, 5, 0.8, 0, 1), 0.25)
+    assert got.tolist() == [[True, False, True, True, True, True]], got

@@ -69,7 +69,8 @@ def undecided_tokens(raw: np.ndarray, settings: SamplingSettings, atol: float) -
     2 atol, the tokens within 2 atol of either; a cumulative probability within SAMPLE_CUMULATIVE_TOL + 2 atol of
     1 - top_p, or a score tied (within 2 atol) with such a token: which of tied tokens is filtered depends on the
     sort (torch's is not stable). Where top-k's set is itself undecided, top-p runs on its largest and its
-    smallest possible set, and every token between the two cuts is undecided too."""
+    smallest possible set, and every token between the two cuts that top-k may keep is undecided too
+    (a token top-k cuts for certain stays decided, however close to top-p's cut)."""
     scores = raw.astype(np.float64) / settings.temperature
     undecided = np.zeros(scores.shape, dtype=bool)
     V = scores.shape[-1]
@@ -90,7 +91,8 @@ def undecided_tokens(raw: np.ndarray, settings: SamplingSettings, atol: float) -
             undecided |= near_cut
             cuts.append(first_kept)
         lo, hi = np.minimum.reduce(cuts), np.maximum.reduce(cuts)  # each set keeps its scores >= its cut
-        undecided |= (scores >= lo[:, None] - 2 * atol) & (scores < hi[:, None])  # kept by one set, cut by the other
+        between = (scores >= lo[:, None] - 2 * atol) & (scores < hi[:, None])  # kept by one set, cut by the other
+        undecided |= between & np.isfinite(candidates[0])  # of the tokens top-k may keep (the others it cuts for certain)
     return undecided
 
 
