@@ -627,3 +627,32 @@ def test_compare_greedy_rows_for_every_outcome():
     unmasked = greedy_case(expected, None)  # without a mask every prompt position is a token
     assert compare_greedy(greedy_subject(np.array(padding_differs)), unmasked) == {
         "case": "g", "ok": False, "message": "row 1 position 0: token 5, transformers' 0"}
+
+
+class Decoder:
+    """A subject whose cached decoding returns the reference's logits at each position (a correct engine), after
+    an unrelated request that yields nothing; records the split each request was given."""
+
+    def __init__(self, logits: np.ndarray):
+        self.logits, self.requests = logits, []
+
+    def decode(self, case, split):
+        self.requests.append((case.name, split))
+        if case.name.endswith("-unrelated"):
+            return iter(())
+        return ({"logits": self.logits[:, t : t + 1]} for t in range(split, self.logits.shape[1]))
+
+
+def test_compare_cached_decodes_from_the_split_it_is_given_else_half_way():
+    from gpt2core.verification.verify import compare_cached
+
+    logits = np.random.default_rng(0).standard_normal((1, 4, 5))
+    case = SimpleNamespace(name="c", input_ids=np.zeros((1, 4), np.int64), attention_mask=None, position_ids=None,
+                           array=lambda name: logits)  # fmt: skip
+    given = Decoder(logits)
+    out = compare_cached(given, case, ["logits"], 5, split=3)
+    assert [(c.name, c.ok) for c in out] == [("logits@t=3,b=0", True)] and given.requests == [("c-unrelated", 4), ("c", 3)]
+    default = Decoder(logits)
+    out = compare_cached(default, case, ["logits"], 5)
+    assert [(c.name, c.ok) for c in out] == [("logits@t=2,b=0", True), ("logits@t=3,b=0", True)], out
+    assert default.requests == [("c-unrelated", 4), ("c", 2)]
