@@ -633,14 +633,15 @@ class Decoder:
     """A subject whose cached decoding returns the reference's logits at each position (a correct engine), after
     an unrelated request that yields nothing; records the split each request was given."""
 
-    def __init__(self, logits: np.ndarray):
-        self.logits, self.requests = logits, []
+    def __init__(self, logits: np.ndarray, extra: int = 0):
+        self.logits, self.extra, self.requests = logits, extra, []
 
     def decode(self, case, split):
         self.requests.append((case.name, split))
         if case.name.endswith("-unrelated"):
             return iter(())
-        return ({"logits": self.logits[:, t : t + 1]} for t in range(split, self.logits.shape[1]))
+        end = self.logits.shape[1] + self.extra  # extra: steps past the case's positions, repeating the last
+        return ({"logits": self.logits[:, min(t, end - self.extra - 1) :][:, :1]} for t in range(split, end))
 
 
 def test_compare_cached_decodes_from_the_split_it_is_given_else_half_way():
@@ -656,3 +657,15 @@ def test_compare_cached_decodes_from_the_split_it_is_given_else_half_way():
     out = compare_cached(default, case, ["logits"], 5)
     assert [(c.name, c.ok) for c in out] == [("logits@t=2,b=0", True), ("logits@t=3,b=0", True)], out
     assert default.requests == [("c-unrelated", 4), ("c", 2)]
+
+
+def test_compare_cached_fails_a_step_past_the_cases_positions_by_its_own_name():
+    from gpt2core.verification.verify import compare_cached
+
+    logits = np.random.default_rng(0).standard_normal((1, 4, 5))
+    case = SimpleNamespace(name="c", input_ids=np.zeros((1, 4), np.int64), attention_mask=None, position_ids=None,
+                           array=lambda name: logits)  # fmt: skip
+    out = compare_cached(Decoder(logits, extra=2), case, ["logits"], 5, split=3)
+    assert [(c.name, c.ok) for c in out] == [("logits@t=3,b=0", True), ("logits@t=4", False)], out
+    assert out[1].problem == ("a decoding step past the case's 4 positions (decode yielded more than the 1 steps of "
+                              "positions 3 .. 3)"), out[1].problem  # fmt: skip
