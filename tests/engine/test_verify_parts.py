@@ -669,3 +669,27 @@ def test_compare_cached_fails_a_step_past_the_cases_positions_by_its_own_name():
     assert [(c.name, c.ok) for c in out] == [("logits@t=3,b=0", True), ("logits@t=4", False)], out
     assert out[1].problem == ("a decoding step past the case's 4 positions (decode yielded more than the 1 steps of "
                               "positions 3 .. 3)"), out[1].problem  # fmt: skip
+
+
+def test_compare_cached_names_a_checkpoint_not_returned_and_one_that_cannot_be_read():
+    from gpt2core.verification.errors import DumpError
+    from gpt2core.verification.verify import compare_cached
+
+    logits = np.random.default_rng(0).standard_normal((1, 4, 5))
+    case = SimpleNamespace(name="c", input_ids=np.zeros((1, 4), np.int64), attention_mask=None, position_ids=None,
+                           array=lambda name: logits)  # fmt: skip
+
+    class Record(dict):
+        def __getitem__(self, name):
+            if name == "ln_f":
+                raise DumpError("step/ln_f.npy: not a .npy file")
+            return super().__getitem__(name)
+
+    class Partial(Decoder):
+        def decode(self, case, split):
+            return (Record(rec, ln_f=None) for rec in super().decode(case, split))
+
+    out = compare_cached(Partial(logits), case, ["h0.ln_1", "ln_f", "logits"], 5, split=3)
+    assert [(c.name, c.ok, c.problem) for c in out] == [
+        ("h0.ln_1@t=3,b=0", False, "not returned by the subject"),
+        ("ln_f@t=3,b=0", False, "step/ln_f.npy: not a .npy file"), ("logits@t=3,b=0", True, None)], out
