@@ -693,3 +693,47 @@ def test_compare_cached_names_a_checkpoint_not_returned_and_one_that_cannot_be_r
     assert [(c.name, c.ok, c.problem) for c in out] == [
         ("h0.ln_1@t=3,b=0", False, "not returned by the subject"),
         ("ln_f@t=3,b=0", False, "step/ln_f.npy: not a .npy file"), ("logits@t=3,b=0", True, None)], out
+
+
+class KeysDecoder:
+    """A subject whose cached decoding returns checkpoint 'h0.k' as its cache holds it: [B, H, t + 1, D] at step
+    t, from the reference (`spoil`: a function of (keys, t) applied first)."""
+
+    def __init__(self, keys: np.ndarray, spoil=lambda keys, t: keys):
+        self.keys, self.spoil = keys, spoil
+
+    def decode(self, case, split):
+        if case.name.endswith("-unrelated"):
+            return iter(())
+        return ({"h0.k": self.spoil(self.keys[:, :, : t + 1].copy(), t)} for t in range(split, self.keys.shape[2]))
+
+
+def test_compare_cached_compares_a_steps_keys_at_token_positions_only():
+    """Row 1 of a left-padded case has padding at position 0: a cache holding anything there passes; one key
+    position short is named; a token key that differs fails."""
+    from gpt2core.verification.verify import compare_cached
+
+    keys = np.random.default_rng(0).standard_normal((2, 2, 4, 5))  # [B, H, T, D]
+    case = SimpleNamespace(name="c", input_ids=np.zeros((2, 4), np.int64), attention_mask=np.array([[1, 1, 1, 1], [0, 1, 1, 1]]),
+                           position_ids=None, array=lambda name: keys)  # fmt: skip
+
+    def padding_spoiled(k, t):
+        k[1, :, 0] = 1e3
+        return k
+
+    out = compare_cached(KeysDecoder(keys, padding_spoiled), case, ["h0.k"], 5, split=2)
+    assert [(c.name, c.ok) for c in out] == [(f"h0.k@t={t},b={b}", True) for t in (2, 3) for b in (0, 1)], out
+    out = compare_cached(KeysDecoder(keys, lambda k, t: k[:, :, :t]), case, ["h0.k", "h0.v"], 5, split=3)
+    assert [(c.name, c.problem) for c in out] == [(name, problem) for b in (0, 1) for name, problem in [
+        (f"h0.k@t=3,b={b}", "3 key position(s): a decoding step's k is its cache's, positions 0 .. 3 (4)"),
+        (f"h0.v@t=3,b={b}", "not returned by the subject")]], out  # fmt: skip
+    unmasked = SimpleNamespace(**dict(vars(case), attention_mask=None))
+    out = compare_cached(KeysDecoder(keys), unmasked, ["h0.k"], 5, split=3)
+    assert [(c.name, c.ok) for c in out] == [("h0.k@t=3,b=0", True), ("h0.k@t=3,b=1", True)], out
+
+    def token_spoiled(k, t):
+        k[1, :, 1] += 1e-3
+        return k
+
+    out = compare_cached(KeysDecoder(keys, token_spoiled), case, ["h0.k"], 5, split=3)
+    assert [(c.name, c.ok) for c in out] == [("h0.k@t=3,b=0", True), ("h0.k@t=3,b=1", False)], out
