@@ -737,3 +737,48 @@ def test_compare_cached_compares_a_steps_keys_at_token_positions_only():
 
     out = compare_cached(KeysDecoder(keys, token_spoiled), case, ["h0.k"], 5, split=3)
     assert [(c.name, c.ok) for c in out] == [("h0.k@t=3,b=0", True), ("h0.k@t=3,b=1", False)], out
+
+
+class StepsDecoder:
+    """A subject whose cached decoding returns, at step t, each of `arrays` [B, H, T, T] at query t over keys
+    0 .. t (with `spoil(part)` applied), in masked-score convention `masked_scores`."""
+
+    def __init__(self, arrays: dict, spoil=lambda part: part, masked_scores: str = "min"):
+        self.arrays, self.spoil, self.masked_scores = arrays, spoil, masked_scores
+
+    def decode(self, case, split):
+        if case.name.endswith("-unrelated"):
+            return iter(())
+        T = case.input_ids.shape[1]
+        return ({n: self.spoil(a[:, :, t : t + 1, : t + 1].copy()) for n, a in self.arrays.items()} for t in range(split, T))
+
+
+def test_compare_cached_leaves_a_steps_padding_keys_out_of_scores_and_probabilities():
+    """Row 1 of a left-padded case has padding at key 0: whatever a step's scores and probabilities hold there
+    passes, in the "min" convention and the "-inf" one; a k that is not an array is a failure, not a crash."""
+    from gpt2core.verification.verify import compare_cached
+
+    rng = np.random.default_rng(0)
+    mask = np.array([[1, 1, 1, 1], [0, 1, 1, 1]])
+    minimum = np.finfo(np.float64).min
+    scores = rng.standard_normal((2, 1, 4, 4))
+    scores[:, :, np.triu_indices(4, 1)[0], np.triu_indices(4, 1)[1]] = minimum  # causal
+    scores[1, :, :, 0] = minimum  # the padding key
+    probs = rng.random((2, 1, 4, 4))
+    refs = {"h0.attn_scores": scores, "h0.attn_probs": probs}
+    case = SimpleNamespace(name="c", input_ids=np.zeros((2, 4), np.int64), attention_mask=mask, position_ids=None,
+                           array=lambda name: refs[name])  # fmt: skip
+    names = list(refs)
+    for fill, convention in [(123.0, "min"), (-np.inf, "-inf")]:
+
+        def padding_filled(part, fill=fill):
+            part[1, :, :, 0] = fill
+            return part
+
+        out = compare_cached(StepsDecoder(refs, padding_filled, convention), case, names, 5, split=2)
+        assert all(c.ok for c in out) and len(out) == 2 * 2 * 2, [c.message() for c in out if not c.ok]
+    not_arrays = SimpleNamespace(decode=lambda case, split: iter(() if case.name.endswith("-unrelated") else [{"h0.k": [[1.0]]}]))
+    one_row = SimpleNamespace(name="r", input_ids=np.zeros((1, 2), np.int64), attention_mask=None, position_ids=None,
+                              array=lambda name: np.zeros((1, 1, 2, 3)))  # fmt: skip
+    (out,) = compare_cached(not_arrays, one_row, ["h0.k"], 5, split=1)
+    assert not out.ok and out.problem == "expected a NumPy array, got list", out.message()
