@@ -769,7 +769,7 @@ def test_compare_cached_leaves_a_steps_padding_keys_out_of_scores_and_probabilit
     case = SimpleNamespace(name="c", input_ids=np.zeros((2, 4), np.int64), attention_mask=mask, position_ids=None,
                            array=lambda name: refs[name])  # fmt: skip
     names = list(refs)
-    for fill, convention in [(123.0, "min"), (-np.inf, "-inf")]:
+    for fill, convention in [(123.0, "min"), (-np.inf, "-inf"), (123.0, "-inf")]:  # padding need not follow the convention
 
         def padding_filled(part, fill=fill):
             part[1, :, :, 0] = fill
