@@ -130,9 +130,20 @@ class Subject:
         return self.answer
 
 
-def test_compare_sampled_compares_every_recorded_step():
+def two_steps() -> tuple[dict, dict]:
+    """RAW's two rows as two recorded steps under TOP3: the raw logits and transformers' processed scores."""
     raw = {step_name("sample.logits", i): RAW[i : i + 1] for i in range(2)}
     ref = {step_name("sample.scores", i): scores(RAW[i : i + 1], TOP3) for i in range(2)}
+    return raw, ref
+
+
+def shifted(ref: dict, by: float, scale: float = 1.0) -> dict:
+    """Each step's kept scores times `scale` plus `by` (float32); filtered ones stay -inf."""
+    return {k: np.where(np.isneginf(v), v, v * np.float32(scale) + np.float32(by)).astype(np.float32) for k, v in ref.items()}
+
+
+def test_compare_sampled_compares_every_recorded_step():
+    raw, ref = two_steps()
     case = Case(TOP3, raw | ref)
     subject = Subject(dict(ref))
     out = compare_sampled(subject, case, F64)
@@ -346,13 +357,12 @@ def test_sampled_result_judges_at_the_engine_dtype_and_no_budget_unless_given():
     and fail a float64 one (2.4e-7); without a logits budget an absolute 0.05 off fails, with one of 0.2 (0.1 on scores at temperature 2) passes."""
     from gpt2core.verification.verify import sampled_result
 
-    raw = {step_name("sample.logits", i): RAW[i : i + 1] for i in range(2)}
-    ref = {step_name("sample.scores", i): scores(RAW[i : i + 1], TOP3) for i in range(2)}
+    raw, ref = two_steps()
     case = Case(TOP3, raw | ref)
-    near = {k: np.where(np.isneginf(v), v, v * np.float32(1 + 1e-5)).astype(np.float32) for k, v in ref.items()}
+    near = shifted(ref, 0.0, 1 + 1e-5)
     assert sampled_result(Subject(near), case, F32)["ok"]
     assert not sampled_result(Subject(near), case, F64)["ok"]
-    off = {k: np.where(np.isneginf(v), v, v + np.float32(0.05)).astype(np.float32) for k, v in ref.items()}
+    off = shifted(ref, 0.05)
     row = sampled_result(Subject(off), case, F32)
     assert not row["ok"] and row["case"] == "c" and row["settings"] == TOP3.as_dict(), row
     assert [s["message"].split(": ")[:2] for s in row["steps"]] == [[s["name"], "EXCEEDS TOLERANCE"] for s in row["steps"]], row
@@ -362,13 +372,12 @@ def test_sampled_result_judges_at_the_engine_dtype_and_no_budget_unless_given():
 def test_compare_sampled_has_no_logits_budget_unless_given():
     """Scores 0.05 off transformers' fail at the class tolerance alone, and pass a logits budget of 0.2
     (0.1 on scores at temperature 2: the budget is divided by the temperature, so 0.15 off fails it)."""
-    raw = {step_name("sample.logits", i): RAW[i : i + 1] for i in range(2)}
-    ref = {step_name("sample.scores", i): scores(RAW[i : i + 1], TOP3) for i in range(2)}
-    off = {k: np.where(np.isneginf(v), v, v + np.float32(0.05)).astype(np.float32) for k, v in ref.items()}
+    raw, ref = two_steps()
+    off = shifted(ref, 0.05)
     case = Case(TOP3, raw | ref)
     assert [c.ok for c in compare_sampled(Subject(off), case, F32)] == [False, False]
     assert [c.ok for c in compare_sampled(Subject(off), case, F32, 0.2)] == [True, True]
-    further = {k: np.where(np.isneginf(v), v, v + np.float32(0.15)).astype(np.float32) for k, v in ref.items()}
+    further = shifted(ref, 0.15)
     assert [c.ok for c in compare_sampled(Subject(further), case, F32, 0.2)] == [False, False]  # 0.15 > 0.2 / 2
 
 
@@ -376,8 +385,7 @@ def test_a_step_file_that_cannot_be_read_fails_that_step_only():
     """An engine verified through files: step 0's file is broken (DumpError on reading), step 1 still compared."""
     from gpt2core.verification.errors import DumpError
 
-    raw = {step_name("sample.logits", i): RAW[i : i + 1] for i in range(2)}
-    ref = {step_name("sample.scores", i): scores(RAW[i : i + 1], TOP3) for i in range(2)}
+    raw, ref = two_steps()
 
     class BrokenFirst(dict):
         def __getitem__(self, name):

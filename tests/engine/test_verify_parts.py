@@ -644,12 +644,18 @@ class Decoder:
         return ({"logits": self.logits[:, min(t, end - self.extra - 1) :][:, :1]} for t in range(split, end))
 
 
-def test_compare_cached_decodes_from_the_split_it_is_given_else_half_way():
-    from gpt2core.verification.verify import compare_cached
-
+def logits_case():
+    """Reference logits [1, 4, 5] and a one-row case of 4 positions, no mask, whose every checkpoint reads them."""
     logits = np.random.default_rng(0).standard_normal((1, 4, 5))
     case = SimpleNamespace(name="c", input_ids=np.zeros((1, 4), np.int64), attention_mask=None, position_ids=None,
                            array=lambda name: logits)  # fmt: skip
+    return logits, case
+
+
+def test_compare_cached_decodes_from_the_split_it_is_given_else_half_way():
+    from gpt2core.verification.verify import compare_cached
+
+    logits, case = logits_case()
     given = Decoder(logits)
     out = compare_cached(given, case, ["logits"], 5, split=3)
     assert [(c.name, c.ok) for c in out] == [("logits@t=3,b=0", True)] and given.requests == [("c-unrelated", 4), ("c", 3)]
@@ -662,9 +668,7 @@ def test_compare_cached_decodes_from_the_split_it_is_given_else_half_way():
 def test_compare_cached_fails_a_step_past_the_cases_positions_by_its_own_name():
     from gpt2core.verification.verify import compare_cached
 
-    logits = np.random.default_rng(0).standard_normal((1, 4, 5))
-    case = SimpleNamespace(name="c", input_ids=np.zeros((1, 4), np.int64), attention_mask=None, position_ids=None,
-                           array=lambda name: logits)  # fmt: skip
+    logits, case = logits_case()
     out = compare_cached(Decoder(logits, extra=2), case, ["logits"], 5, split=3)
     assert [(c.name, c.ok) for c in out] == [("logits@t=3,b=0", True), ("logits@t=4", False)], out
     assert out[1].problem == ("a decoding step past the case's 4 positions (decode yielded more than the 1 steps of "
@@ -675,9 +679,7 @@ def test_compare_cached_names_a_checkpoint_not_returned_and_one_that_cannot_be_r
     from gpt2core.verification.errors import DumpError
     from gpt2core.verification.verify import compare_cached
 
-    logits = np.random.default_rng(0).standard_normal((1, 4, 5))
-    case = SimpleNamespace(name="c", input_ids=np.zeros((1, 4), np.int64), attention_mask=None, position_ids=None,
-                           array=lambda name: logits)  # fmt: skip
+    logits, case = logits_case()
 
     class Record(dict):
         def __getitem__(self, name):
