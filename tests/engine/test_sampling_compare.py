@@ -409,6 +409,16 @@ def test_each_row_of_a_batch_has_its_own_top_k_sets():
     assert got.tolist() == [[False, False, True, True, False], [True, True, True, True, False]], got
 
 
+def test_a_top_k_set_undecided_in_whole_runs_top_p_on_no_empty_set():
+    """The batch above, with NumPy's warnings as errors: row 1 has no smaller top-k set, and top-p on an empty
+    (all -inf) set would compute -inf - -inf (NaN, 'invalid value'); a user running with -W error must not
+    see the comparison crash. Row 0's smaller set must not stand in for row 1's."""
+    raw = np.array([[3.0, 2.25, 2.0, 1.95, -1.0], [2.05, 2.0, 1.95, 1.9, -1.0]], dtype=np.float32)
+    with np.errstate(all="raise"):
+        got = undecided_tokens(raw, SamplingSettings(1.0, 3, 0.9, 0, 1), 0.1)
+    assert got.tolist() == [[False, False, True, True, False], [True, True, True, True, False]], got
+
+
 def test_a_token_top_k_cuts_for_certain_is_decided_even_just_below_top_ps_cut():
     """top-k 1 with the two largest (0.25) tied; atol 0.25 (2 atol = 0.5). -0.3 lies 0.55 below the k-th: cut by
     top-k for certain, though within 0.5 of top-p's first kept score (0.0, in the set top-k may keep). An engine
