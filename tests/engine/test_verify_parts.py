@@ -675,6 +675,17 @@ def test_compare_cached_fails_a_step_past_the_cases_positions_by_its_own_name():
                               "positions 3 .. 3)"), out[1].problem  # fmt: skip
 
 
+def test_compare_cached_fails_the_first_step_left_out_by_its_position():
+    """Two steps of three (positions 1 .. 3 after a split at 1): the steps given are compared, and the first
+    position not decoded fails, naming how many steps came and how many the positions need."""
+    from gpt2core.verification.verify import compare_cached
+
+    logits, case = logits_case()
+    out = compare_cached(Decoder(logits, extra=-1), case, ["logits"], 5, split=1)
+    assert [(c.name, c.ok) for c in out] == [("logits@t=1,b=0", True), ("logits@t=2,b=0", True), ("logits@t=3", False)], out
+    assert out[2].problem == "decode yielded 2 step(s); positions 1 .. 3 need 3", out[2].problem
+
+
 def test_compare_cached_names_a_checkpoint_not_returned_and_one_that_cannot_be_read():
     from gpt2core.verification.errors import DumpError
     from gpt2core.verification.verify import compare_cached
