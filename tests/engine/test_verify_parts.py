@@ -686,6 +686,25 @@ def test_compare_cached_fails_the_first_step_left_out_by_its_position():
     assert out[2].problem == "decode yielded 2 step(s); positions 1 .. 3 need 3", out[2].problem
 
 
+def test_compare_isolated_goes_on_past_a_stage_file_that_cannot_be_read():
+    """A broken stage file fails its own checkpoint, by the file's problem; the stages after it are still compared."""
+    from types import SimpleNamespace
+
+    from gpt2core.verification.errors import DumpError
+    from gpt2core.verification.verify import compare_isolated
+
+    logits, case = logits_case()
+
+    def stage(name, case, ref):
+        if name == "ln_f":
+            raise DumpError("stage/ln_f.npy: not a .npy file")
+        return ref(name).copy()
+
+    out = compare_isolated(SimpleNamespace(stage=stage), case, ["ln_f", "logits"])
+    assert [(c.name, c.ok, c.problem) for c in out] == [("ln_f", False, "stage/ln_f.npy: not a .npy file"),
+                                                       ("logits", True, None)], out  # fmt: skip
+
+
 def test_compare_cached_names_a_checkpoint_not_returned_and_one_that_cannot_be_read():
     from gpt2core.verification.errors import DumpError
     from gpt2core.verification.verify import compare_cached
