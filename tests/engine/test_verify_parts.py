@@ -109,6 +109,18 @@ def test_a_budget_only_ever_raises_a_tolerance_and_none_leaves_it_as_the_class_s
     assert not plain.ok and budgeted.ok and budgeted.atol == 1e-2
 
 
+def test_a_budget_raises_an_isolated_stages_tolerance_too():
+    """compare_isolated holds each stage to its measured budget as compare_chained does: the same 1e-3 error
+    fails without one and passes with 1e-2."""
+    from gpt2core.verification.verify import compare_isolated
+
+    ref = np.ones((1, 2, 4))
+    subject = SimpleNamespace(stage=lambda name, case, read: read(name) + 1e-3)
+    (plain,) = compare_isolated(subject, Case(ref), ["ln_f"])
+    (budgeted,) = compare_isolated(subject, Case(ref), ["ln_f"], budget=lambda name: {"ln_f": 1e-2}[name])
+    assert not plain.ok and budgeted.ok and budgeted.atol == 1e-2
+
+
 MIN = np.finfo(np.float64).min
 
 
