@@ -121,6 +121,20 @@ def test_a_budget_raises_an_isolated_stages_tolerance_too():
     assert not plain.ok and budgeted.ok and budgeted.atol == 1e-2
 
 
+@pytest.mark.parametrize("mode", ["chained", "isolated"])
+def test_compare_case_passes_the_budget_on_to_either_mode(mode):
+    """compare_case with a measured budget: the 1e-3 error above passes in either mode; an unknown mode is refused."""
+    from gpt2core.verification.verify import compare_case
+
+    ref = np.ones((1, 2, 4))
+    subject = SimpleNamespace(checkpoints=lambda case: {"ln_f": ref + 1e-3}, stage=lambda name, case, read: read(name) + 1e-3)
+    (plain,) = compare_case(subject, Case(ref), mode, ["ln_f"])
+    (budgeted,) = compare_case(subject, Case(ref), mode, ["ln_f"], budget=lambda name: {"ln_f": 1e-2}[name])
+    assert not plain.ok and budgeted.ok and budgeted.atol == 1e-2
+    with pytest.raises(ValueError, match="^mode must be 'chained' or 'isolated', got 'cached'$"):
+        compare_case(subject, Case(ref), "cached", ["ln_f"])
+
+
 MIN = np.finfo(np.float64).min
 
 
