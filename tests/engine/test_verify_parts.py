@@ -731,6 +731,29 @@ def test_compare_isolated_goes_on_past_a_stage_file_that_cannot_be_read():
                                                        ("logits", True, None)], out  # fmt: skip
 
 
+def test_compare_chained_goes_on_past_a_checkpoint_not_returned_and_one_that_cannot_be_read():
+    """Each checkpoint the subject leaves out or cannot give fails by its own name and problem; those after it are
+    still compared."""
+    from types import SimpleNamespace
+
+    from gpt2core.verification.errors import DumpError
+    from gpt2core.verification.verify import compare_chained
+
+    logits, case = logits_case()
+
+    class Record(dict):
+        def __getitem__(self, name):
+            if name == "ln_f":
+                raise DumpError("ln_f.npy: not a .npy file")
+            return super().__getitem__(name)
+
+    record = Record({"ln_f": None, "logits": logits.copy()})
+    out = compare_chained(SimpleNamespace(checkpoints=lambda case: record), case, ["h0.ln_1", "ln_f", "logits"])
+    assert [(c.name, c.ok, c.problem) for c in out] == [("h0.ln_1", False, "not returned by the subject"),
+                                                       ("ln_f", False, "ln_f.npy: not a .npy file"),
+                                                       ("logits", True, None)], out  # fmt: skip
+
+
 def test_compare_cached_names_a_checkpoint_not_returned_and_one_that_cannot_be_read():
     from gpt2core.verification.errors import DumpError
     from gpt2core.verification.verify import compare_cached
