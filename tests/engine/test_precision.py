@@ -21,7 +21,7 @@ from gpt2core.verification.precision import distribution
 from gpt2core.verification.precision import budgets
 from gpt2core.verification.precision.budgets import budgets_for, ensure_budgets
 from gpt2core.verification.precision.deviations import Deviation, parse_deviations
-from gpt2core.verification.tolerances import BUDGET_FACTOR
+from gpt2core.verification.tolerances import BUDGET_FACTOR, KL_FACTOR, KL_FLOOR
 from gpt2core.verification.verify import verify_references
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -346,6 +346,22 @@ def test_per_case_distribution_summaries_combine_weighted_by_positions():
     assert summary_of_summaries(cases[1:]) == {"positions": 6, "kl_mean": 2.0, "kl_max": 2.5, "top1_agreement": 1.0}
     empty = summary_of_summaries(cases[1:2])
     assert empty["positions"] == 0 and all(np.isnan(empty[k]) for k in ("kl_mean", "kl_max", "top1_agreement")) and len(empty) == 4
+
+
+@pytest.mark.parametrize(("kl_mean", "kl_max", "held_mean", "held_max"), [
+    (1e-3, 4e-3, KL_FACTOR * 1e-3, KL_FACTOR * 4e-3),  # KL_FACTOR times the honest figures
+    (0.0, 1e-14, KL_FLOOR, KL_FLOOR),  # never below the floor
+])  # fmt: skip
+def test_the_distribution_budgets_are_kl_factor_times_the_honest_kl_and_at_least_the_floor(kl_mean, kl_max, held_mean, held_max):
+    """Budgets.distribution over the stored per-case figures: max(KL_FLOOR, KL_FACTOR * the honest KL mean), and the
+    same of the KL max, with the honest figures beside them; none uncalibrated."""
+    from gpt2core.verification.precision.classes import precision_class
+
+    honest = {"positions": 4, "kl_mean": kl_mean, "kl_max": kl_max, "top1_agreement": 1.0}
+    doc = {"cases": {"hello": {"checkpoints": {}, "distribution": honest}}}
+    held = budgets.Budgets(precision_class("float16"), np.float32, doc).distribution()
+    assert held == {"kl_mean": held_mean, "kl_max": held_max, "honest": honest}, held
+    assert budgets.Budgets(precision_class("float16"), np.float32, None).distribution() is None
 
 
 def test_budgets_are_measured_once_per_set_and_class_unless_forced(tiny_dir, tiny_refs, tmp_path):
