@@ -863,3 +863,26 @@ def test_compare_cached_leaves_a_steps_padding_keys_out_of_scores_and_probabilit
                               array=lambda name: np.zeros((1, 1, 2, 3)))  # fmt: skip
     (out,) = compare_cached(not_arrays, one_row, ["h0.k"], 5, split=1)
     assert not out.ok and out.problem == "expected a NumPy array, got list", out.message()
+
+
+def test_distribution_logits_are_the_subjects_in_the_cases_layout_or_none_when_they_cannot_be_read():
+    """The logits the distribution metrics read: a right-padded engine's rows laid out as the case's (left-padded);
+    None for logits of another shape or an integer dtype, not an array, with a NaN at a token, or that do not fit
+    the declared layout; NaN at padding is no obstacle (padding is not model output)."""
+    from gpt2core.verification.verify import distribution_logits
+
+    mask = np.array([[0, 1, 1], [1, 1, 1]])
+    case = SimpleNamespace(input_ids=np.zeros((2, 3), np.int64), attention_mask=mask)
+    ref = np.random.default_rng(0).standard_normal((2, 3, 4))
+    right = np.stack([np.concatenate([ref[0, 1:], np.full((1, 4), 9.0)]), ref[1]])  # row 0's tokens first
+    got = distribution_logits(SimpleNamespace(batch_layout="right-padded"), right, ref, case)
+    assert got.shape == ref.shape and np.array_equal(got[mask == 1], ref[mask == 1]), got
+    left = SimpleNamespace()
+    padding_nan = ref.copy()
+    padding_nan[0, 0] = np.nan
+    assert distribution_logits(left, padding_nan, ref, case) is padding_nan
+    token_nan = ref.copy()
+    token_nan[1, 2, 3] = np.nan
+    for unreadable in (ref[:, :2], ref.astype(np.int64), ref.tolist(), token_nan):
+        assert distribution_logits(left, unreadable, ref, case) is None
+    assert distribution_logits(SimpleNamespace(batch_layout="right-padded"), ref[0], ref, case) is None  # 2 axes, not 3
