@@ -283,3 +283,15 @@ def test_a_measured_budget_raises_the_tolerance_and_a_waiver_accepts_only_within
     p = compare("h3.out", got[..., :2], ref, CHECKPOINT_TOL)
     p.waiver, p.waiver_tol = "known", 0.5
     assert not p.ok and not p.waived  # a problem is never waived
+
+
+def test_the_report_dict_names_a_waiver_only_where_it_waived_the_comparison():
+    """A deviation covering a checkpoint within its own budget waives nothing: its reason is not reported; beyond the
+    budget and within the deviation's tolerance, the comparison passes waived and says why."""
+    from dataclasses import replace
+
+    ref = np.array([[[2.0, -4.0, 1.0]]])
+    within = replace(compare("h3.out", ref + 1e-13, ref, CHECKPOINT_TOL), waiver="float16 KV cache", waiver_tol=1e-2)
+    assert within.ok and not within.waived and within.as_dict()["waiver"] is None
+    beyond = replace(compare("h3.out", ref + 1e-3, ref, CHECKPOINT_TOL), waiver="float16 KV cache", waiver_tol=1e-2)
+    assert beyond.ok and beyond.waived and (beyond.as_dict()["waived"], beyond.as_dict()["waiver"]) == (True, "float16 KV cache")
