@@ -31,7 +31,7 @@ def check(e: dict) -> None:
     for f in e["failures"]:
         assert any(r.startswith(f"{f['name']} ({f['mode']}, case {f['case']}): ") and f["message"] in r for r in v.failed), (f, v.failed)
     assert ("next-token distribution: KL mean over its budget" in v.failed) == (e["distribution_ok"] is False)
-    assert any("compared on no case" in r for r in v.failed) == (not e["logits_compared"])
+    assert ("the logits were compared on no case: nothing was verified" in v.failed) == (not e["logits_compared"])
     assert len(v.failed) == len(e["failures"]) + (e["distribution_ok"] is False) + (not e["logits_compared"])
     missing = [n for n in e["checkpoints"] if n not in e["provided"]]
     not_run = [m for m, s in e["modes"].items() if not s["ran"]]
@@ -137,3 +137,11 @@ def test_the_cases_and_checkpoints_drawn_are_the_ones_named():
     e = dict(clean_run(), provided=[], cases_not_run={c: "why" for c in VERDICT_CASES}, require="all")
     v = judge(**e)
     assert v.verdict == "INCOMPLETE" and len(v.reasons) == len(VERDICT_CHECKPOINTS) + len(VERDICT_CASES)
+
+
+def test_a_distribution_out_of_budget_is_a_named_failure_even_without_its_why():
+    """judge called without distribution_why still names the failure in words, never an empty reason."""
+    e = clean_run()
+    del e["distribution_why"]
+    v = judge(**dict(e, distribution_ok=False))
+    assert v.verdict == "FAIL" and v.failed == ("next-token distribution: over its budget",), v

@@ -51,7 +51,7 @@ def judge(
     failures: Sequence[Mapping],
     logits_compared: bool,
     distribution_ok: bool | None = None,
-    distribution_why: str = "",
+    distribution_why: str = "over its budget",
     waived: Sequence[str] = (),
     files_not_read: Sequence[str] = (),
 ) -> Verdict:
