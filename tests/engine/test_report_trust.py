@@ -271,3 +271,12 @@ def test_verify_model_runs_the_prompts_it_is_given_and_sizes_memory_for_the_dtyp
     config = GPT2Config.from_json_file(tiny_dir / "config.json")
     assert [r["dtype"] for r in report["runs"]] == ["float32"]
     assert report["memory"]["weights_bytes"] == weights_bytes(config, np.float32)
+
+
+def test_a_case_the_subject_cannot_run_first_leaves_the_cases_after_it_run(tiny64):
+    """The first case refused: it is listed as not run with its reason, and every case after it still runs."""
+    model, refs = tiny64
+    run = verify_references(Broken(model, {}, cannot_run=(refs.cases[0].name,)), refs)
+    assert run["cases_not_run"] == {refs.cases[0].name: "the test says so"}, run["cases_not_run"]
+    assert run["cases_run"] == [c.name for c in refs.cases[1:]] and run["verdict"] == "PASS", (run["cases_run"], run["reasons"])
+    assert {r["case"] for row in run["checkpoints"] for r in row["results"]} == set(run["cases_run"])
