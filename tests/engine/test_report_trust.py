@@ -280,3 +280,40 @@ def test_a_case_the_subject_cannot_run_first_leaves_the_cases_after_it_run(tiny6
     assert run["cases_not_run"] == {refs.cases[0].name: "the test says so"}, run["cases_not_run"]
     assert run["cases_run"] == [c.name for c in refs.cases[1:]] and run["verdict"] == "PASS", (run["cases_run"], run["reasons"])
     assert {r["case"] for row in run["checkpoints"] for r in row["results"]} == set(run["cases_run"])
+
+
+class Off:
+    """gpt2core's engine decoding with its logits off by 1e-9 relative: beyond float64's fixed 1e-12, within 1e-6."""
+
+    capabilities = frozenset({"decode"})
+    name = "off"
+
+    def __init__(self, model):
+        self.inner = NumpySubject(model)
+
+    def checkpoints(self, case):
+        return self.inner.checkpoints(case)
+
+    def decode(self, case, split):
+        for rec in self.inner.decode(case, split):
+            yield {**rec, "logits": rec["logits"] * (1 + 1e-9)}
+
+
+def test_cached_decoding_is_held_to_the_subjects_precision_class_floor(tiny64, monkeypatch):
+    """The relative floor cached decoding is compared with is the subject's class's (budgets.tol), not the fixed float64
+    tolerance: with a class floor of 1e-6 the decoding error of 1e-9 passes; with the fixed 1e-12 it fails."""
+    from gpt2core.verification import verify
+
+    model, refs = tiny64
+    fixed = verify_references(Off(model), refs)
+    assert fixed["verdict"] == "FAIL" and fixed["first_divergence"]["mode"] == "cached", fixed["first_divergence"]
+    real = verify.budgets_of
+
+    def looser(subject, refs):
+        b = real(subject, refs)
+        b.tol = {refs.dtype: 1e-6}
+        return b
+
+    monkeypatch.setattr(verify, "budgets_of", looser)
+    loose = verify_references(Off(model), refs)
+    assert loose["verdict"] == "PASS" and loose["modes"]["cached"]["ok"] is True, loose["reasons"]
