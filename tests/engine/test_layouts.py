@@ -20,6 +20,7 @@ from gpt2core.verification.dumps import FORMAT, DumpMap, DumpSubject
 from gpt2core.verification.errors import DumpError
 from gpt2core.verification.numpy_subject import NumpySubject
 from gpt2core.verification.subject import LAYER_CHECKPOINTS, axes_of
+from gpt2core.verification.tolerances import KL_FLOOR
 from gpt2core.verification.verify import verify_references
 
 GARBAGE = (np.nan, 1e30)
@@ -351,6 +352,9 @@ def test_a_right_padded_python_subject_passes_with_its_generation(tiny_dir, setu
     refs, model, _ = setup
     result = verify_references(RightPadded(model), refs)
     assert result["verdict"] == "PASS", result["first_divergence"]
+    # the next-token distribution is read from its logits laid out as the case's: every token position counts
+    d = result["distribution"]
+    assert d["positions"] == sum(int(token_mask(c).sum()) for c in refs.cases) and d["kl_max"] < KL_FLOOR, d
     assert result["modes"]["generate"]["ok"] and len(result["generate"]) == sum(c.greedy is not None for c in refs.cases) >= 4
     spoiled = verify_references(RightPadded(model, spoil=True), refs)
     bad = [g for g in spoiled["generate"] if not g["ok"]]
