@@ -327,3 +327,36 @@ def test_each_mode_is_held_to_the_subjects_class_floor_and_budgets(tiny64, monke
     monkeypatch.setattr(verify, "budgets_of", looser)
     loose = verify_references(Off(model, mode), refs)
     assert loose["verdict"] == "PASS" and loose["modes"][mode]["ok"] is True, loose["reasons"]
+
+
+class BothGenerationsOff:
+    """gpt2core's engine with every checkpoint right and both its greedy continuation and its sampled scores
+    spoiled (the last generated token moved; every kept score raised by 1e-3)."""
+
+    capabilities = frozenset({"generate", "sample"})
+    name = "both-generations-off"
+
+    def __init__(self, model):
+        self.inner = NumpySubject(model)
+
+    def checkpoints(self, case):
+        return self.inner.checkpoints(case)
+
+    def generate(self, case, n):
+        ids = self.inner.generate(case, n).copy()
+        ids[:, -1] = (ids[:, -1] + 1) % 50
+        return ids
+
+    def sample_scores(self, case, settings, path_ids):
+        return {k: np.where(np.isfinite(s), s + 1e-3, s) for k, s in self.inner.sample_scores(case, settings, path_ids).items()}
+
+
+def test_with_both_generations_failing_the_first_divergence_is_sampled_generation_then_greedy(tiny64):
+    """Sampled generation ranks before greedy generation (its scores come from the step's logits; a greedy
+    continuation is the end of the line), and each case's first is the same order."""
+    model, refs = tiny64
+    run = verify_references(BothGenerationsOff(model), refs)
+    both = [c.name for c in refs.cases if c.greedy is not None and c.sampling is not None]
+    assert run["verdict"] == "FAIL" and both, run["reasons"]
+    assert (run["first_divergence"]["mode"], run["first_divergence"]["case"]) == ("sampled", both[0]), run["first_divergence"]
+    assert all(run["first_per_case"][c]["mode"] == "sampled" for c in both), run["first_per_case"]
