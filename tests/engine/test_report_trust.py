@@ -360,3 +360,27 @@ def test_with_both_generations_failing_the_first_divergence_is_sampled_generatio
     assert run["verdict"] == "FAIL" and both, run["reasons"]
     assert (run["first_divergence"]["mode"], run["first_divergence"]["case"]) == ("sampled", both[0]), run["first_divergence"]
     assert all(run["first_per_case"][c]["mode"] == "sampled" for c in both), run["first_per_case"]
+
+
+def test_a_float32_engines_sampled_scores_are_held_to_float32s_floor(tiny_dir, tmp_path_factory, monkeypatch):
+    """gpt2core's engine in float32 against float32 references, its measured budgets taken away so the floor alone
+    decides: its sampled scores differ from transformers' by float32 rounding, which float32's tolerance allows
+    (float64's would not)."""
+    from support.references import reference_set
+
+    from gpt2core.verification import verify
+
+    real = verify.budgets_of
+
+    def floor_only(subject, refs):
+        b = real(subject, refs)
+        b.atol = lambda case, name: 0.0
+        return b
+
+    monkeypatch.setattr(verify, "budgets_of", floor_only)
+    refs = reference_set(tiny_dir, np.float32, tmp_path_factory)
+    subject = NumpySubject(engine_model(tiny_dir, np.float32))
+    subject.capabilities = frozenset({"sample"})
+    run = verify_references(subject, refs)
+    assert run["modes"]["sampled"]["ok"] is True, run["reasons"]
+    assert max(s["max_abs"] for r in run["sampled"] for s in r["steps"]) > 0  # rounding there is, and it passes
