@@ -391,3 +391,16 @@ def test_a_float32_engines_sampled_scores_are_held_to_float32s_floor(tiny_dir, t
     run = verify_references(subject, refs)
     assert run["modes"]["sampled"]["ok"] is True, run["reasons"]
     assert max(s["max_abs"] for r in run["sampled"] for s in r["steps"]) > 0  # rounding there is, and it passes
+
+
+def test_a_failing_modes_junit_case_carries_its_worst_rows_message(tiny64, tmp_path):
+    """Cached decoding off at the logits: the checkpoint row's cached result carries its message (the comparison's,
+    naming the step), and JUnit's 'mode cached' case fails with that message."""
+    model, refs = tiny64
+    run = verify_references(Off(model, "cached"), refs)
+    (row,) = [r for r in run["checkpoints"] if r["name"] == "logits"]
+    message = row["cached"]["message"]
+    assert not row["cached"]["ok"] and message.startswith("logits@t=") and ": EXCEEDS TOLERANCE: " in message, message
+    cases, failures, _ = junit_of(run, tmp_path)
+    (mode,) = [c for c in failures if c.name == "mode cached"]
+    assert mode.result[0].message == message, (mode.result[0].message, message)
