@@ -365,7 +365,8 @@ def test_with_both_generations_failing_the_first_divergence_is_sampled_generatio
     run = verify_references(BothGenerationsOff(model), refs)
     both = [c.name for c in refs.cases if c.greedy is not None and c.sampling is not None]
     assert run["verdict"] == "FAIL" and both, run["reasons"]
-    assert (run["first_divergence"]["mode"], run["first_divergence"]["case"]) == ("sampled", both[0]), run["first_divergence"]
+    fd = run["first_divergence"]
+    assert (fd["mode"], fd["case"], fd["name"]) == ("sampled", both[0], "sampled generation"), fd
     assert all(run["first_per_case"][c]["mode"] == "sampled" for c in both), run["first_per_case"]
 
 
