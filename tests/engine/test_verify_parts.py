@@ -714,8 +714,6 @@ def test_compare_cached_fails_the_first_step_left_out_by_its_position():
 
 def test_compare_isolated_goes_on_past_a_stage_file_that_cannot_be_read():
     """A broken stage file fails its own checkpoint, by the file's problem; the stages after it are still compared."""
-    from types import SimpleNamespace
-
     from gpt2core.verification.errors import DumpError
     from gpt2core.verification.verify import compare_isolated
 
@@ -734,8 +732,6 @@ def test_compare_isolated_goes_on_past_a_stage_file_that_cannot_be_read():
 def test_compare_chained_goes_on_past_a_checkpoint_not_returned_and_one_that_cannot_be_read():
     """Each checkpoint the subject leaves out or cannot give fails by its own name and problem; those after it are
     still compared."""
-    from types import SimpleNamespace
-
     from gpt2core.verification.errors import DumpError
     from gpt2core.verification.verify import compare_chained
 
