@@ -15,6 +15,7 @@ import pytest
 
 from gpt2core.verification import reference_cache
 from gpt2core.verification.compare import _problem, compare
+from gpt2core.verification.errors import DumpError
 from gpt2core.verification.verify import distribution_report, earliest, first_divergence, worst
 
 
@@ -631,7 +632,6 @@ def greedy_subject(ids, layout: str | None = None):
 def test_compare_greedy_rows_for_every_outcome():
     """compare_greedy's row for each outcome, whole: equal (padding not compared, a right-padded engine's rows
     laid out first), the first differing token, ids of another shape, and a step file that cannot be read."""
-    from gpt2core.verification.errors import DumpError
     from gpt2core.verification.verify import compare_greedy
 
     expected = [[7, 8, 9, 1, 2], [0, 8, 9, 3, 4]]  # row 1: one padding position, then 8 9 and two new tokens
@@ -714,7 +714,6 @@ def test_compare_cached_fails_the_first_step_left_out_by_its_position():
 
 def test_compare_isolated_goes_on_past_a_stage_file_that_cannot_be_read():
     """A broken stage file fails its own checkpoint, by the file's problem; the stages after it are still compared."""
-    from gpt2core.verification.errors import DumpError
     from gpt2core.verification.verify import compare_isolated
 
     logits, case = logits_case()
@@ -729,21 +728,27 @@ def test_compare_isolated_goes_on_past_a_stage_file_that_cannot_be_read():
                                                        ("logits", True, None)], out  # fmt: skip
 
 
+class UnreadableLnF(dict):
+    """A subject's record whose file for 'ln_f' cannot be read: reading it raises DumpError naming `path`."""
+
+    def __init__(self, path: str, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.path = path
+
+    def __getitem__(self, name):
+        if name == "ln_f":
+            raise DumpError(f"{self.path}: not a .npy file")
+        return super().__getitem__(name)
+
+
 def test_compare_chained_goes_on_past_a_checkpoint_not_returned_and_one_that_cannot_be_read():
     """Each checkpoint the subject leaves out or cannot give fails by its own name and problem; those after it are
     still compared."""
-    from gpt2core.verification.errors import DumpError
     from gpt2core.verification.verify import compare_chained
 
     logits, case = logits_case()
 
-    class Record(dict):
-        def __getitem__(self, name):
-            if name == "ln_f":
-                raise DumpError("ln_f.npy: not a .npy file")
-            return super().__getitem__(name)
-
-    record = Record({"ln_f": None, "logits": logits.copy()})
+    record = UnreadableLnF("ln_f.npy", ln_f=None, logits=logits.copy())
     out = compare_chained(SimpleNamespace(checkpoints=lambda case: record), case, ["h0.ln_1", "ln_f", "logits"])
     assert [(c.name, c.ok, c.problem) for c in out] == [("h0.ln_1", False, "not returned by the subject"),
                                                        ("ln_f", False, "ln_f.npy: not a .npy file"),
@@ -751,20 +756,13 @@ def test_compare_chained_goes_on_past_a_checkpoint_not_returned_and_one_that_can
 
 
 def test_compare_cached_names_a_checkpoint_not_returned_and_one_that_cannot_be_read():
-    from gpt2core.verification.errors import DumpError
     from gpt2core.verification.verify import compare_cached
 
     logits, case = logits_case()
 
-    class Record(dict):
-        def __getitem__(self, name):
-            if name == "ln_f":
-                raise DumpError("step/ln_f.npy: not a .npy file")
-            return super().__getitem__(name)
-
     class Partial(Decoder):
         def decode(self, case, split):
-            return (Record(rec, ln_f=None) for rec in super().decode(case, split))
+            return (UnreadableLnF("step/ln_f.npy", rec, ln_f=None) for rec in super().decode(case, split))
 
     out = compare_cached(Partial(logits), case, ["h0.ln_1", "ln_f", "logits"], 5, split=3)
     assert [(c.name, c.ok, c.problem) for c in out] == [
