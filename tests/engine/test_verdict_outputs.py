@@ -74,6 +74,8 @@ def test_every_output_says_the_verdict(factory, require, verdict, reason, tiny_d
     said = run["reasons"] + run["left_out"]
     assert reason is None and not said or any(reason in r for r in said), said
     assert (verdict == "FAIL") == bool(run["reasons"]) == (not run["ok"]) or verdict == "INCOMPLETE" and run["reasons"]
+    for mode, m in run["modes"].items():  # a mode that ran has a verdict and no excuse; one that did not, the reverse
+        assert isinstance(m["ran"], bool) and (m["ok"] is None) == (m["why"] is not None) == (not m["ran"]), (mode, m)
     # the text report: the headline, the reasons, the closing line
     text = format_verify(report).splitlines()
     assert text[0].startswith(f"float64: {verdict} - subject ") and text[-1].startswith(f"verify: {verdict} - ")
