@@ -163,6 +163,20 @@ def test_a_mode_offered_with_nothing_to_run_is_not_run_never_passed(tiny_dir, tm
                                    "mode sampled not run (no case it ran records sampled generation)"]  # fmt: skip
 
 
+def test_a_subject_that_refuses_every_case_ran_no_mode(tiny_dir, tmp_path_factory):
+    """Every mode offered, no case run: each mode is NOT RUN with its reason, none has a verdict."""
+    from support.references import reference_set
+    from support.verdict_subjects import refusing_every_case
+
+    from gpt2core.verification.verify import verify_references
+
+    run = verify_references(refusing_every_case(tiny_dir, "float64"), reference_set(tiny_dir, np.float64, tmp_path_factory))
+    assert run["verdict"] == "FAIL" and run["cases_run"] == [], run["reasons"]
+    why = {"generate": "no case it ran records a greedy continuation", "sampled": "no case it ran records sampled generation"}
+    assert run["modes"] == {mode: {"ran": False, "ok": None, "why": why.get(mode, "no case was run")} for mode in run["modes"]}
+    assert set(run["modes"]) == {"chained", "isolated", "cached", "generate", "sampled"}
+
+
 def test_an_audit_whose_fault_catalogue_ran_nothing_is_incomplete(tiny_dir, tmp_path, monkeypatch):
     """0 of 0 faults caught is no evidence that the suites catch a broken engine: the audit says INCOMPLETE."""
     _, report, _, _ = verify(tiny_dir, tmp_path, "passing", "all")
