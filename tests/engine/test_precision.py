@@ -12,6 +12,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -251,6 +252,37 @@ def test_a_declared_deviation_is_waived_in_text_json_and_junit_and_never_complet
     assert "<failure" in path.read_text()
     subject.deviations = [{"checkpoints": "embeddings", "tolerance": 1e-6, "reason": "too tight"}]
     assert verify_references(subject, tiny_refs)["verdict"] == "FAIL"  # beyond the declared tolerance: a failure
+
+
+@pytest.mark.parametrize("held", ["unmeetable", "generous", "none"])
+def test_a_waiver_of_the_logits_covers_their_distribution_only_where_it_fails(held, tiny_dir, tiny_refs, monkeypatch):
+    """The logits off by 1e-2 on one case, declared within 0.5: their next-token distribution, out of its budget, is
+    WAIVED with the logits' reason and the run passes; within its budget, or not judged, it is left as it is."""
+    import gpt2core.verification.verify as verify_module
+    from support.verdict_subjects import Altered
+
+    from gpt2core.verification.numpy_subject import numpy_subject
+
+    inner = numpy_subject(tiny_dir, "float32")
+
+    def checkpoints(case):
+        out = dict(inner.checkpoints(case))
+        if case.name == "hello":
+            out["logits"] = out["logits"] + 1e-2  # a constant shift: the distribution itself is unchanged
+        return out
+
+    subject = Altered(inner, checkpoints=checkpoints, deviations=[{"checkpoints": "logits", "tolerance": 0.5, "reason": "shifted logits"}])
+    budget = {"unmeetable": {"kl_mean": -1.0, "kl_max": -1.0}, "generous": {"kl_mean": 1.0, "kl_max": 1.0}, "none": None}[held]
+    real = verify_module.distribution_report
+    monkeypatch.setattr(verify_module, "distribution_report", lambda metrics, b: real(metrics, SimpleNamespace(distribution=lambda: budget)))
+    run = verify_references(subject, tiny_refs)
+    assert [(w["name"], w["case"], w["reason"]) for w in run["waived"]] == [("logits", "hello", "shifted logits")], run["waived"]
+    assert run["verdict"] == "PASS", run["reasons"]
+    d = run["distribution"]
+    if held == "unmeetable":
+        assert (d["ok"], d["waived"], d["divergence"]) == (True, "shifted logits", None), d
+    else:
+        assert d["ok"] is {"generous": True, "none": None}[held] and "waived" not in d and d["divergence"] is None, d
 
 
 def test_deviations_are_checked_and_cover_what_they_say():
