@@ -96,6 +96,22 @@ def test_the_largest_difference_is_named_with_its_case(tiny64):
     assert row["chained"]["case"] == "sentence" and row["chained"]["margin"] == run["worst_margin"]
 
 
+def test_a_checkpoint_passes_only_if_every_mode_passed_it_and_is_waived_only_if_it_passes(tiny_dir, tiny64):
+    """The run's counts: the logits off in the cached mode only are compared and not passed; a checkpoint
+    declared off within its deviation is passed and counted WAIVED, the others passed and not waived."""
+    from support.verdict_subjects import spoiled_step, waived
+
+    _, refs = tiny64
+    counts = ("checkpoints_total", "checkpoints_compared", "checkpoints_passed", "checkpoints_waived")
+    step = verify_references(spoiled_step(tiny_dir, "float64"), refs)
+    n = step["checkpoints_total"]
+    logits = next(r for r in step["checkpoints"] if r["name"] == "logits")
+    assert logits["chained"]["ok"] and not logits["cached"]["ok"] and not logits["ok"]
+    assert tuple(step[k] for k in counts) == (n, n, n - 1, 0), step["reasons"]
+    run = verify_references(waived(tiny_dir, "float64"), refs)
+    assert run["verdict"] == "PASS" and tuple(run[k] for k in counts) == (n, n, n, 1), run["reasons"]
+
+
 def test_under_require_all_what_is_missing_fails_in_junit(tiny64, tmp_path):
     """A logits-only subject: one skipped testcase per kind not provided, not one per checkpoint and case; under
     --require all each is a failure, so a CI reading JUnit alone sees INCOMPLETE as red."""
