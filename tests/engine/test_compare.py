@@ -217,6 +217,18 @@ def test_entries_the_model_does_not_define_are_not_compared_at_all():
     assert (c.compared, c.excluded) == (2 * 3 * 16 - 3 * 7, 3 * 7)  # row 1: query 0 (4 keys) and key 0 (3 more)
 
 
+def test_undefined_entries_whose_difference_would_signal_are_compared_under_errors_as_exceptions():
+    """A user running with NumPy's errors raised (np.errstate(all="raise")) gets a verdict, not a crash, whatever
+    the padding holds: inf - inf (invalid) and 1.7e308 - -1.7e308 (overflow) at entries not compared."""
+    ref, defined = padded_scores()
+    got, ref = ref.copy(), ref.copy()
+    got[1, :, 0, 0], ref[1, :, 0, 0] = np.inf, np.inf  # a padding query row
+    got[1, :, 0, 1], ref[1, :, 0, 1] = 1.7e308, -1.7e308
+    with np.errstate(all="raise"):
+        c = compare("h0.attn_scores", got, ref, CHECKPOINT_TOL, defined)
+    assert c.ok and c.max_abs == 0.0, c.message()
+
+
 def test_a_defined_entry_still_fails_in_every_way():
     ref, defined = padded_scores()
     for where, value, problem in (((1, 1, 2, 1), np.nan, "non-finite value at batch 1, head 1, query 2, key 1"),
