@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -278,6 +279,8 @@ def test_a_waiver_of_the_logits_covers_their_distribution_only_where_it_fails(he
     run = verify_references(subject, tiny_refs)
     assert [(w["name"], w["case"], w["reason"]) for w in run["waived"]] == [("logits", "hello", "shifted logits")], run["waived"]
     assert run["verdict"] == "PASS", run["reasons"]
+    assert parse_deviations(run["deviations"], "the report") == parse_deviations(subject.deviations, "the map")
+    assert run["budgets"]["calibrated"] is True and run["budgets"]["factor"] == BUDGET_FACTOR
     d = run["distribution"]
     if held == "unmeetable":
         assert (d["ok"], d["waived"], d["divergence"]) == (True, "shifted logits", None), d
@@ -325,6 +328,81 @@ def test_distribution_metrics_against_torch():
     assert len(m["nll"]) == 2 + 4  # positions whose next position holds a token
     same = distribution.summary([distribution.per_position(ref, ref, tokens, ids)])
     assert same["kl_max"] == 0 and same["top1_agreement"] == 1 and same["perplexity_ratio"] == 1
+
+
+def drawn_logits(dtype, rng):
+    """Reference and engine logits [3, 13, 40] in `dtype` (39 positions: more than one CHUNK), batch row 0 a
+    thousand above the others (a shift that must stay per position); tokens with row 1 left-padded by 2 and row 2
+    right-padded by 3; input ids [3, 13]."""
+    ref = rng.standard_normal((3, 13, 40)) * 3
+    ref[0] += 1000.0
+    got = ref + rng.standard_normal(ref.shape) * 0.1
+    tokens = np.ones((3, 13), bool)
+    tokens[1, :2] = tokens[2, -3:] = False
+    return got.astype(dtype), ref.astype(dtype), tokens, rng.integers(0, 40, (3, 13))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_every_per_position_figure_against_torch_in_float64(dtype):
+    import torch
+
+    got, ref, tokens, ids = drawn_logits(dtype, np.random.default_rng(2))
+    m = distribution.per_position(got, ref, tokens, ids)
+    lg = torch.log_softmax(torch.tensor(got[tokens], dtype=torch.float64), -1)
+    lr = torch.log_softmax(torch.tensor(ref[tokens], dtype=torch.float64), -1)
+    kl = torch.nn.functional.kl_div(lg, lr, log_target=True, reduction="none").sum(-1)
+    top, rows = lr.argmax(-1), torch.arange(len(lr))
+    expected = {"kl": kl.clamp(min=0), "top1": lg.argmax(-1) == top, "p_top": lg[rows, top].exp(), "p_top_ref": lr[rows, top].exp()}
+    follows = tokens & np.roll(tokens, -1, axis=1)  # a token whose next position holds one
+    follows[:, -1] = False
+    b, t = np.nonzero(follows)
+    scored = torch.tensor(follows[tokens])
+    expected["nll"] = -lg[scored][torch.arange(len(b)), torch.tensor(ids[b, t + 1])]
+    expected["nll_ref"] = -lr[scored][torch.arange(len(b)), torch.tensor(ids[b, t + 1])]
+    assert set(m) == set(expected) and int(tokens.sum()) == 34 and len(b) == 31
+    for k, want in expected.items():
+        assert m[k].dtype == (bool if k == "top1" else np.float64), (k, m[k].dtype)
+        np.testing.assert_allclose(m[k], want.numpy(), rtol=1e-12, atol=1e-13, err_msg=k)
+
+
+def test_the_summary_over_cases_against_its_definitions():
+    rng = np.random.default_rng(3)
+    cases = [distribution.per_position(*drawn_logits(np.float64, rng)) for _ in range(2)]
+    s = distribution.summary(cases)
+    cat = {k: np.concatenate([c[k] for c in cases]) for k in cases[0]}
+    assert s == pytest.approx({"positions": 68, "kl_mean": cat["kl"].mean(), "kl_max": cat["kl"].max(),
+                               "top1_agreement": cat["top1"].mean(), "p_top_mean": cat["p_top"].mean(),
+                               "p_top_ref_mean": cat["p_top_ref"].mean(),
+                               "perplexity_ratio": np.exp(cat["nll"].mean() - cat["nll_ref"].mean())}, rel=1e-12)  # fmt: skip
+    assert 0 < s["kl_mean"] < s["kl_max"] and 0 < s["top1_agreement"] < 1 and s["perplexity_ratio"] != 1
+
+
+def test_no_position_or_no_next_token_summarizes_as_nothing_measured():
+    """No token at all: every figure NaN, the perplexity ratio 1 (nothing to score), and no warning. One token a row: the
+    distribution is measured, no next token is scored."""
+    got, ref, _, ids = drawn_logits(np.float64, np.random.default_rng(4))
+    nothing = distribution.per_position(got, ref, np.zeros((3, 13), bool), ids)
+    assert {k: (v.shape, v.dtype) for k, v in nothing.items()} == {
+        k: ((0,), np.dtype(bool) if k == "top1" else np.dtype(np.float64)) for k in ("kl", "top1", "p_top", "p_top_ref", "nll", "nll_ref")}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "mean of empty slice": nothing measured is said, not computed
+        summaries = (distribution.summary([nothing]), distribution.summary([]))
+    for s in summaries:
+        assert s["positions"] == 0 and s["perplexity_ratio"] == 1.0, s
+        assert all(np.isnan(s[k]) for k in ("kl_mean", "kl_max", "top1_agreement", "p_top_mean", "p_top_ref_mean")), s
+    alone = np.zeros((3, 13), bool)
+    alone[:, 5] = True
+    one = distribution.per_position(got, ref, alone, ids)
+    s = distribution.summary([one])
+    assert (len(one["kl"]), len(one["nll"]), s["positions"], s["perplexity_ratio"]) == (3, 0, 3, 1.0)
+    assert s["kl_mean"] > 0 and s["p_top_mean"] > 0
+
+
+def test_per_position_refuses_logits_and_tokens_that_do_not_fit():
+    got, ref, tokens, ids = drawn_logits(np.float64, np.random.default_rng(5))
+    for args in ((got, ref[:, :-1], tokens), (got[0], ref[0], tokens[0]), (got, ref, tokens[:, :-1]), (got[..., None], ref[..., None], tokens)):
+        with pytest.raises(ValueError, match=r"expected \[B, T, V\] twice and \[B, T\]"):
+            distribution.per_position(*args, ids)
 
 
 def test_saved_arrays_are_read_on_lookup_in_their_given_order(tmp_path):

@@ -175,6 +175,9 @@ def test_a_subject_that_refuses_every_case_ran_no_mode(tiny_dir, tmp_path_factor
     why = {"generate": "no case it ran records a greedy continuation", "sampled": "no case it ran records sampled generation"}
     assert run["modes"] == {mode: {"ran": False, "ok": None, "why": why.get(mode, "no case was run")} for mode in run["modes"]}
     assert set(run["modes"]) == {"chained", "isolated", "cached", "generate", "sampled"}
+    assert run["first_divergence"] == {"case": None, "mode": "chained", "name": "logits",
+                                       "message": "logits were verified on no case (the subject ran none)"}  # fmt: skip
+    assert run["budgets"]["calibrated"] is False and run["budgets"]["factor"] is None  # float64: fixed tolerances
 
 
 def test_an_audit_whose_fault_catalogue_ran_nothing_is_incomplete(tiny_dir, tmp_path, monkeypatch):
