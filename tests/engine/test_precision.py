@@ -302,6 +302,44 @@ def test_deviations_are_checked_and_cover_what_they_say():
             parse_deviations([bad], "map")
 
 
+GOOD = {"checkpoints": "x", "tolerance": 1e-3, "reason": "r"}
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ("h0.mlp_act", "map: deviations must be a list of objects, got str"),
+    ({"checkpoints": "x"}, "map: deviations must be a list of objects, got dict"),
+    ([GOOD, 1], "map: deviations[1] must be an object with checkpoints, tolerance, reason, and_after"),
+    ([{**GOOD, "zeta": 1, "and_afer": True}], "map: deviations[0]: unknown key 'and_afer' (known: checkpoints, tolerance, reason, and_after)"),
+    ([{"tolerance": 1e-3, "reason": "r"}], "map: deviations[0]: checkpoints must be a pattern or a non-empty list of them, e.g. 'h*.mlp_act'"),
+    ([{**GOOD, "checkpoints": ""}], "map: deviations[0]: checkpoints must be"),
+    ([{**GOOD, "checkpoints": ["x", ""]}], "map: deviations[0]: checkpoints must be"),
+    ([{**GOOD, "checkpoints": ["x", 3]}], "map: deviations[0]: checkpoints must be"),
+    ([{**GOOD, "checkpoints": {"x": 1}}], "map: deviations[0]: checkpoints must be"),
+    ([{**GOOD, "tolerance": True}], "map: deviations[0]: tolerance must be a number between 0 and 1 (relative to max|ref|), got True"),
+    ([{**GOOD, "tolerance": "1e-3"}], "got '1e-3'"),
+    ([{**GOOD, "tolerance": 0}], "got 0"),
+    ([{**GOOD, "tolerance": 1}], "got 1"),
+    ([{**GOOD, "tolerance": None}], "got None"),
+    ([{**GOOD, "reason": " \t"}], "map: deviations[0]: a deviation needs its reason (a non-empty string)"),
+    ([{**GOOD, "reason": 5}], "needs its reason"),
+    ([{**GOOD, "and_after": 1}], "map: deviations[0]: and_after must be true or false"),
+    ([{**GOOD, "and_after": None}], "and_after must be true or false"),
+])  # fmt: skip
+def test_a_malformed_deviation_is_refused_naming_where_which_and_why(data, message):
+    with pytest.raises(ValueError) as e:
+        parse_deviations(data, "map")
+    assert str(e.value).startswith(message) if message.startswith("map") else message in str(e.value), str(e.value)
+
+
+def test_well_formed_deviations_parse_to_what_they_declare():
+    kept = Deviation(("ln_f",), 0.5, "given")
+    parsed = parse_deviations([{"checkpoints": "h*.mlp_act", "tolerance": 2e-3, "reason": "  a table  ", "_note": "comment"},
+                               {"checkpoints": ("a", "b"), "tolerance": 0.999, "reason": "r", "and_after": True}, kept], "map")  # fmt: skip
+    assert parsed == (Deviation(("h*.mlp_act",), 2e-3, "a table", False), Deviation(("a", "b"), 0.999, "r", True), kept)
+    assert parsed[2] is kept and all(type(d.tolerance) is float for d in parsed)
+    assert parse_deviations(None, "map") == () and parse_deviations([], "map") == () and parse_deviations((), "map") == ()
+
+
 def test_a_deviation_reads_back_from_the_report_and_covers_nothing_its_pattern_does_not_name():
     (d,) = parse_deviations([{"checkpoints": ["h*.mlp_act", "ln_f"], "tolerance": 2e-3, "reason": "table", "and_after": True}], "map")
     assert parse_deviations([d.as_dict()], "the report") == (d,)  # a report's deviations read back as a map's
