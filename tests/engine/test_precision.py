@@ -512,6 +512,23 @@ def test_the_distribution_budgets_are_kl_factor_times_the_honest_kl_and_at_least
     assert budgets.Budgets(precision_class("float16"), np.float32, None).distribution() is None
 
 
+def test_a_checkpoints_budget_is_budget_factor_times_its_honest_error_and_a_missing_one_is_named():
+    """Budgets.atol(case, name): BUDGET_FACTOR times the stored honest error (a step suffix ignored); a case or
+    checkpoint the budgets do not hold is a ReferencesError naming both and how to remake them; uncalibrated 0."""
+    from gpt2core.verification.errors import ReferencesError
+    from gpt2core.verification.precision.classes import precision_class
+
+    doc = {"cases": {"hello": {"checkpoints": {"logits": [2e-6, 5.0], "ln_f": [3e-7, 1.0]}}, "bare": {}}}
+    held = budgets.Budgets(precision_class("float16"), np.float32, doc)
+    assert held.tol == {np.dtype(np.float32): precision_class("float16").floor} and held.calibrated
+    assert held.atol("hello", "logits") == BUDGET_FACTOR * 2e-6 and held.atol("hello", "ln_f@t=3,b=1") == BUDGET_FACTOR * 3e-7
+    for case, name in (("hello", "h0.mlp_out"), ("bare", "logits"), ("other", "logits@t=2,b=0")):
+        with pytest.raises(ReferencesError) as e:
+            held.atol(case, name)
+        assert str(e.value) == f"the float16 budgets have no {name} on case {case}: recompute them with gpt2core budgets --force"
+    assert budgets.Budgets(precision_class("float16"), np.float32, None).atol("other", "anything") == 0.0
+
+
 def test_budgets_are_measured_once_per_set_and_class_unless_forced(tiny_dir, tiny_refs, tmp_path):
     """ensure_budgets keeps what is stored (the first command's document) until asked to measure again (--force)."""
     import shutil
