@@ -380,6 +380,16 @@ def drawn_logits(dtype, rng):
     return got.astype(dtype), ref.astype(dtype), tokens, rng.integers(0, 40, (3, 13))
 
 
+def test_log_softmax_over_the_last_axis_of_any_rank_in_float64():
+    import torch
+
+    x = np.random.default_rng(6).standard_normal((2, 3, 7)).astype(np.float32) * 30
+    x[1] += 1000.0  # a per-row shift: one taken over the whole array would underflow the other rows
+    got = distribution.log_softmax(x)
+    assert got.dtype == np.float64 and got.shape == x.shape
+    np.testing.assert_allclose(got, torch.log_softmax(torch.tensor(x, dtype=torch.float64), -1).numpy(), rtol=1e-13, atol=1e-13)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_every_per_position_figure_against_torch_in_float64(dtype):
     import torch
