@@ -80,7 +80,7 @@ def mutated_function() -> str | None:
 # A mutant triaged as equivalent for exactly its present code (its line in mutmut-equivalents.txt stamped with the
 # mutant's code: gpt2core.mutation.triaged_equivalent) runs no test: every test is skipped, so mutmut records it as
 # survived, as its tests would if the reason holds, and never as killed. Each such mutant cost every test that reaches
-# its function (a minute or two on the verdict path; 177 are stamped now). GPT2CORE_MUTMUT_RUN_TRIAGED=1 runs them too.
+# its function (a minute or two on the verdict path; 182 are stamped now). GPT2CORE_MUTMUT_RUN_TRIAGED=1 runs them too.
 RUN_TRIAGED = "GPT2CORE_MUTMUT_RUN_TRIAGED"
 
 
