@@ -129,6 +129,26 @@ def test_budgets_that_do_not_belong_to_the_set_are_refused(tiny_dir, tmp_path, t
         budgets_for(load_references(copy, tiny_dir), "float16")
 
 
+def test_a_class_meets_only_references_of_its_own_dtype_and_float64_is_held_to_its_floor(tiny_refs):
+    """A precision class on a reference set of another dtype is refused, naming the class, both dtypes and the
+    set; float64, uncalibrated, on float64 references gets the floor alone: no document, no absolute budget."""
+    from gpt2core.verification.errors import ReferencesError
+    from gpt2core.verification.precision.classes import precision_class
+
+    root = tiny_refs.root
+    with pytest.raises(ReferencesError) as refused:
+        budgets_for(tiny_refs, "float64")
+    assert str(refused.value) == f"precision float64 is compared with float64 references, not the float32 set in {root}"
+    float64_set = SimpleNamespace(dtype=np.dtype("float64"), root="/nowhere/float64-set", cases=[])
+    with pytest.raises(ReferencesError) as refused:
+        budgets_for(float64_set, "bfloat16")
+    assert str(refused.value) == "precision bfloat16 is compared with float32 references, not the float64 set in /nowhere/float64-set"
+    floor = budgets_for(float64_set, "float64")
+    assert not floor.calibrated and floor.doc is None and floor.distribution() is None
+    assert floor.tol == {np.dtype("float64"): precision_class("float64").floor}
+    assert floor.atol("any case", "logits") == 0.0
+
+
 GOOD_BUDGETS = {"format": budgets.FORMAT, "precision": "float16", "references_manifest_sha256": "ab" * 32,
                 "cases": {"hello": {"checkpoints": {"logits": [1e-3, 2.0]}}}}  # fmt: skip
 MALFORMED_BUDGETS = [  # (what the file holds, what the error says of it)
