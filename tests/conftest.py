@@ -13,6 +13,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # makes `support` importable from every suite
 
+from support import mutmut_killers  # noqa: E402
+
 if os.environ.get("MUTANT_UNDER_TEST"):  # forked mutmut children hang on multithreaded torch ops
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     # ...but NumPy's OpenBLAS (pthreads, fork-safe) keeps every core, as in `pytest tests`: OMP_NUM_THREADS
@@ -59,16 +61,25 @@ def module_seconds() -> dict[str, float]:
     return {path: seconds / count for path, (seconds, count) in totals.items()}
 
 
-if os.environ.get("MUTANT_UNDER_TEST"):
-    module_seconds()  # read once in mutmut's fork server (2.4 MB of JSON, ~20 ms), not again in every mutant's child
-
-
 # Before that order, the tests that killed earlier mutants of the same function, most recent first: most of a
 # function's mutants fall to the same few tests, so a killed mutant then costs about one test instead of every
 # test ordered before its killer (a deviation's `covers` mutants: 9 s each before, by test_precision's slow tests).
 # Only the order changes; a surviving mutant still runs every test that reaches it. The record lives in mutants/,
-# mutmut's working directory, one file per function, and goes with `rm -rf mutants`.
-KILLERS = Path(".mutmut-killers")
+# mutmut's working directory, one file per function, and goes with `rm -rf mutants`; after it, the killers that
+# earlier runs recorded (mutmut-killers.txt at the repository root, refreshed by tests/support/mutmut_killers.py),
+# so that a run from scratch does not find each function's killers again behind every cheaper test.
+KILLERS = Path(mutmut_killers.RECORD)
+
+
+@functools.cache
+def seeded_killers() -> dict[str, list[str]]:
+    """Function -> the killers earlier runs recorded (read once, in mutmut's fork server; cwd: mutants/)."""
+    return mutmut_killers.read_seed(Path("..") / mutmut_killers.SEED)
+
+
+if os.environ.get("MUTANT_UNDER_TEST"):  # read once in mutmut's fork server, not again in every mutant's child
+    module_seconds()  # 2.4 MB of JSON, ~20 ms
+    seeded_killers()
 
 
 def mutated_function() -> str | None:
@@ -99,7 +110,7 @@ def pytest_collection_modifyitems(config, items):
     seconds = dict(module_seconds(), **{LAST: float("inf")})
     record = KILLERS / f"{mutated_function()}.txt"
     killers = record.read_text().splitlines() if mutated_function() and record.is_file() else []
-    first = {nodeid: i for i, nodeid in enumerate(dict.fromkeys(reversed(killers)))}  # the latest killer first
+    first = mutmut_killers.priority(killers, seeded_killers().get(mutated_function(), []))
 
     def key(item):
         path, line, _ = item.location  # path relative to the root directory

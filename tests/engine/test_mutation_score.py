@@ -124,3 +124,31 @@ def test_a_mutant_is_triaged_only_while_its_line_is_stamped_with_its_code(tmp_pa
     assert triaged_equivalent("gpt2core.ops.x_gelu__mutmut_4", tmp_path, equivalents) is None
     write_run(tmp_path, {GELU_3: 0}, code={GELU_3: "x + 0.5"})
     assert triaged_equivalent(GELU_3, tmp_path, equivalents) is None
+
+
+# --- the killers a run records and the next run tries first (tests/support/mutmut_killers.py) ----------------------
+
+
+def test_a_runs_killers_refresh_the_seed_most_frequent_first_and_read_back(tmp_path, capsys):
+    """Each function the run reached keeps its PER_FUNCTION most frequent killers (ties: the earlier kill first);
+    a function it did not reach keeps its seeded lines; comments and blank lines are not killers."""
+    from support import mutmut_killers as mk
+
+    (tmp_path / mk.SEED).write_text("# a comment\n\nm.f old::a\nm.g kept::x\nm.g kept::y\n")
+    record = tmp_path / "mutants" / mk.RECORD
+    record.mkdir(parents=True)
+    (record / "m.f.txt").write_text("t::a\nt::b\nt::a\nt::c\nt::a\nt::b\nt::d\nt::e\n")
+    (record / "m.h.txt").write_text("")  # a record with no kill leaves nothing
+    assert mk.main(tmp_path) == 0
+    assert mk.read_seed(tmp_path / mk.SEED) == {"m.f": ["t::a", "t::b", "t::c", "t::d"], "m.g": ["kept::x", "kept::y"]}
+    assert "2 functions, 6 killers" in capsys.readouterr().out
+    assert mk.read_seed(tmp_path / "none.txt") == {}
+    assert mk.main(tmp_path / "no-run") == 1 and "run mutmut first" in capsys.readouterr().err
+
+
+def test_this_runs_latest_killer_goes_first_then_the_seeded_ones():
+    from support.mutmut_killers import priority
+
+    assert priority(["t::a", "t::b", "t::a", "t::c"], ["s::z", "t::b", "s::y"]) == {"t::c": 0, "t::a": 1, "t::b": 2, "s::z": 3, "s::y": 4}
+    assert priority([], ["s::z", "s::y"]) == {"s::z": 0, "s::y": 1}
+    assert priority([], []) == {}

@@ -1,0 +1,71 @@
+"""The tests that killed each function's mutants, kept between mutmut runs.
+
+During a run, `tests/conftest.py` records the test that failed for each killed mutant (mutants/.mutmut-killers/,
+one file per function) and runs those first for the function's next mutants. The record goes with `rm -rf
+mutants`; `mutmut-killers.txt` at the repository root keeps it, so that a run from scratch tries each function's
+known killers first instead of finding them again behind every cheaper test. Only the order of a mutant's tests
+depends on it: a stale line costs time, never a verdict (every test that reaches a surviving mutant still runs).
+
+    python tests/support/mutmut_killers.py   # after a run, in the repository root: refreshes mutmut-killers.txt
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+SEED = "mutmut-killers.txt"
+RECORD = ".mutmut-killers"  # in mutants/, mutmut's working directory
+PER_FUNCTION = 4  # a function's mutants fall to a few tests: its four most frequent killers are kept
+
+
+def read_seed(path: Path) -> dict[str, list[str]]:
+    """Function -> its killers, most frequent first, from a seed file ({} when there is none). Lines are
+    `function test-node-id`; `#` starts a comment."""
+    seed: dict[str, list[str]] = {}
+    if not path.is_file():
+        return seed
+    for line in path.read_text(encoding="utf-8").splitlines():
+        function, _, nodeid = line.partition(" ")
+        if function and not function.startswith("#") and nodeid:
+            seed.setdefault(function, []).append(nodeid)
+    return seed
+
+
+def read_record(directory: Path) -> dict[str, list[str]]:
+    """Function -> every test that killed one of its mutants in the run that wrote `directory`, one per kill."""
+    return {f.name.removesuffix(".txt"): f.read_text(encoding="utf-8").split() for f in sorted(directory.glob("*.txt"))}
+
+
+def refreshed(seed: dict[str, list[str]], record: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The seed with each function the run recorded replaced by its PER_FUNCTION most frequent killers
+    (ties: the earlier first); functions the run did not reach keep their lines."""
+    fresh = {function: [nodeid for nodeid, _ in Counter(kills).most_common(PER_FUNCTION)] for function, kills in record.items() if kills}
+    return dict(sorted({**seed, **fresh}.items()))
+
+
+def priority(kills: list[str], seeded: list[str]) -> dict[str, int]:
+    """Test node id -> its rank among a function's known killers, first tried first: this run's kills, the latest
+    first (`kills` in the order they happened), then the seeded ones in their order."""
+    return {nodeid: rank for rank, nodeid in enumerate(dict.fromkeys([*reversed(kills), *seeded]))}
+
+
+def write_seed(path: Path, seed: dict[str, list[str]]) -> None:
+    header = "# mutmut: the tests that killed each function's mutants, tried first (tests/support/mutmut_killers.py)\n"
+    path.write_text(header + "".join(f"{function} {nodeid}\n" for function, nodeids in seed.items() for nodeid in nodeids), encoding="utf-8")
+
+
+def main(root: Path = Path(".")) -> int:
+    record = root / "mutants" / RECORD
+    if not record.is_dir():
+        print(f"no {record}: run mutmut first", file=sys.stderr)
+        return 1
+    seed = refreshed(read_seed(root / SEED), read_record(record))
+    write_seed(root / SEED, seed)
+    print(f"{root / SEED}: {len(seed)} functions, {sum(map(len, seed.values()))} killers")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
