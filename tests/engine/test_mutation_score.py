@@ -137,10 +137,10 @@ def test_a_runs_killers_refresh_the_seed_most_frequent_first_and_read_back(tmp_p
     (tmp_path / mk.SEED).write_text("# a comment\n\nm.f old::a\nm.g kept::x\nm.g kept::y\n")
     record = tmp_path / "mutants" / mk.RECORD
     record.mkdir(parents=True)
-    (record / "m.f.txt").write_text("t::a\nt::b\nt::a\nt::c\nt::a\nt::b\nt::d\nt::e\n")
+    (record / "m.f.txt").write_text("t::a\nt::b[x y]\nt::a\nt::c\nt::a\nt::b[x y]\nt::d\nt::e\n")  # ids with spaces
     (record / "m.h.txt").write_text("")  # a record with no kill leaves nothing
     assert mk.main(tmp_path) == 0
-    assert mk.read_seed(tmp_path / mk.SEED) == {"m.f": ["t::a", "t::b", "t::c", "t::d"], "m.g": ["kept::x", "kept::y"]}
+    assert mk.read_seed(tmp_path / mk.SEED) == {"m.f": ["t::a", "t::b[x y]", "t::c", "t::d"], "m.g": ["kept::x", "kept::y"]}
     assert "2 functions, 6 killers" in capsys.readouterr().out
     assert mk.read_seed(tmp_path / "none.txt") == {}
     assert mk.main(tmp_path / "no-run") == 1 and "run mutmut first" in capsys.readouterr().err

@@ -35,7 +35,7 @@ def read_seed(path: Path) -> dict[str, list[str]]:
 
 def read_record(directory: Path) -> dict[str, list[str]]:
     """Function -> every test that killed one of its mutants in the run that wrote `directory`, one per kill."""
-    return {f.name.removesuffix(".txt"): f.read_text(encoding="utf-8").split() for f in sorted(directory.glob("*.txt"))}
+    return {f.name.removesuffix(".txt"): f.read_text(encoding="utf-8").splitlines() for f in sorted(directory.glob("*.txt"))}
 
 
 def refreshed(seed: dict[str, list[str]], record: dict[str, list[str]]) -> dict[str, list[str]]:
