@@ -385,6 +385,17 @@ def test_the_distribution_line_says_its_figures_and_the_budgets_they_are_held_to
     assert format_distribution({**DISTRIBUTION, **changes}) == line
 
 
+def test_a_waived_comparisons_line_says_waived_its_figures_and_the_reason():
+    """Never a plain PASS: the checkpoint, case and mode, the difference within the declared tolerance, the margin
+    against its own budget and the engine's reason, each figure as written."""
+    from gpt2core.report import format_waived
+
+    waived = {"name": "h1.attn_probs", "case": "hello", "mode": "cached", "max_rel": 0.0123456, "declared": 0.05,
+              "margin": 12.3456, "tolerance": 0.000125, "reason": "fused attention kernel"}  # fmt: skip
+    assert format_waived(waived) == ("WAIVED h1.attn_probs (case hello, cached): max rel diff 1.235e-02 within the declared "
+                                     "5.000e-02, margin 12.3 against its budget 1.250e-04: fused attention kernel")  # fmt: skip
+
+
 def junit_cases(report: dict, tmp_path, group: str = "checkpoint") -> dict:
     """write_junit's file read back: {(suite name, classname, test name): (result kind or None, its message)}."""
     from junitparser import JUnitXml
