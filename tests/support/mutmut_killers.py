@@ -17,7 +17,11 @@ from pathlib import Path
 
 SEED = "mutmut-killers.txt"
 RECORD = ".mutmut-killers"  # in mutants/, mutmut's working directory
-PER_FUNCTION = 4  # a function's mutants fall to a few tests: its four most frequent killers are kept
+# Every distinct killer of a function is kept, most frequent first. Measured on the run of 2026-12-04 (7,214 kills
+# over 220 functions): 897 kills (12%) fell to a test outside their function's four most frequent killers, and such a
+# mutant runs every cheaper test of the selection before its killer (up to 245 s on verify_references); all 761
+# (function, killer) pairs cost 215 lines more than four per function, and a listed test that does not kill a
+# mutant costs its own seconds, not the selection's.
 
 
 def read_seed(path: Path) -> dict[str, list[str]]:
@@ -39,9 +43,9 @@ def read_record(directory: Path) -> dict[str, list[str]]:
 
 
 def refreshed(seed: dict[str, list[str]], record: dict[str, list[str]]) -> dict[str, list[str]]:
-    """The seed with each function the run recorded replaced by its PER_FUNCTION most frequent killers
-    (ties: the earlier first); functions the run did not reach keep their lines."""
-    fresh = {function: [nodeid for nodeid, _ in Counter(kills).most_common(PER_FUNCTION)] for function, kills in record.items() if kills}
+    """The seed with each function the run recorded replaced by all of its killers, most frequent first (ties: the
+    earlier first); functions the run did not reach keep their lines."""
+    fresh = {function: [nodeid for nodeid, _ in Counter(kills).most_common()] for function, kills in record.items() if kills}
     return dict(sorted({**seed, **fresh}.items()))
 
 
