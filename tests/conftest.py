@@ -38,27 +38,26 @@ def pytest_configure(config):
     config._gpt2core_fault = inject_from_environment()
 
 
-# Under mutmut, test modules cheapest first: by the mean seconds per test that mutmut's stats run measured
-# (mutants/mutmut-stats.json, "duration_by_test"; 0.002 s for bad input up to seconds for a verify through files).
-# mutmut passes a mutant's tests in set order and stops at the first failure (-x), so a killed mutant then costs
-# its cheapest failing module's tests up to the killer, and keeping each module's tests together sets its fixtures
-# up once. A module new since the stats run (no figure) goes last, as does the fault catalogue, whatever it measured.
+# Under mutmut, a mutant's tests in the order support/mutmut_killers.run_order gives (known killers first, then
+# the tests that took under 0.05 s, then module by module, cheapest module first), from the seconds mutmut's stats
+# run measured for each test (mutants/mutmut-stats.json, "duration_by_test"). mutmut passes a mutant's tests in set
+# order and stops at the first failure (-x), so a killed mutant costs the tests ordered before its killer.
 LAST = "tests/negative/test_fault_catalogue.py"
 
 
 @functools.cache
-def module_seconds() -> dict[str, float]:
-    """Test module path -> mean seconds per test in mutmut's stats run ({} outside mutants/ or before stats)."""
+def stats_seconds() -> dict[str, float]:
+    """Test node id -> seconds in mutmut's stats run ({} outside mutants/ or before stats)."""
     try:
-        durations = json.loads(Path("mutmut-stats.json").read_text())["duration_by_test"]
+        return dict(json.loads(Path("mutmut-stats.json").read_text())["duration_by_test"])
     except (OSError, ValueError, KeyError, TypeError):
         return {}
-    totals: dict[str, list] = {}
-    for nodeid, seconds in durations.items():
-        total = totals.setdefault(nodeid.split("::")[0], [0.0, 0])
-        total[0] += seconds
-        total[1] += 1
-    return {path: seconds / count for path, (seconds, count) in totals.items()}
+
+
+@functools.cache
+def module_seconds() -> dict[str, float]:
+    """Test module path -> mean seconds per test in mutmut's stats run."""
+    return mutmut_killers.module_means(stats_seconds())
 
 
 # Before that order, the tests that killed earlier mutants of the same function, most recent first: most of a
@@ -107,16 +106,11 @@ def pytest_collection_modifyitems(config, items):
             for item in items:
                 item.add_marker(skip)
             return
-    seconds = dict(module_seconds(), **{LAST: float("inf")})
     record = KILLERS / f"{mutated_function()}.txt"
     killers = record.read_text().splitlines() if mutated_function() and record.is_file() else []
     first = mutmut_killers.priority(killers, seeded_killers().get(mutated_function(), []))
-
-    def key(item):
-        path, line, _ = item.location  # path relative to the root directory
-        return first.get(item.nodeid, len(first)), seconds.get(path, float("inf")), path, line or 0
-
-    items.sort(key=key)  # stable: parametrized cases keep their order
+    order = mutmut_killers.run_order([(item.nodeid, *item.location[:2]) for item in items], first, stats_seconds(), module_seconds(), LAST)
+    items.sort(key=lambda item: order[item.nodeid])
 
 
 def record_killer(report) -> None:

@@ -152,3 +152,96 @@ def test_this_runs_latest_killer_goes_first_then_the_seeded_ones():
     assert priority(["t::a", "t::b", "t::a", "t::c"], ["s::z", "t::b", "s::y"]) == {"t::c": 0, "t::a": 1, "t::b": 2, "s::z": 3, "s::y": 4}
     assert priority([], ["s::z", "s::y"]) == {"s::z": 0, "s::y": 1}
     assert priority([], []) == {}
+
+
+
+def test_known_killers_then_cheap_tests_then_modules_cheapest_first():
+    """A mutant's tests under mutmut: its function's known killers in their rank, then every test under
+    CHEAP_SECONDS (ahead of a cheaper module's slow tests), then module by module; tests with no figure, modules
+    with none and the module named last go to the end; ties keep the order they came in."""
+    from support.mutmut_killers import CHEAP_SECONDS, module_means, run_order
+
+    seconds = {"a.py::slow": 4.0, "a.py::unit": CHEAP_SECONDS / 10, "a.py::unit2": CHEAP_SECONDS / 10,
+               "b.py::mid": 0.5, "b.py::edge": CHEAP_SECONDS, "c.py::fault": 0.0, "b.py::killer": 3.0}  # fmt: skip
+    assert module_means(seconds)["a.py"] == (4.0 + CHEAP_SECONDS / 5) / 3
+    tests = [("c.py::fault", "c.py", 1), ("a.py::slow", "a.py", 1), ("b.py::mid", "b.py", 1), ("b.py::edge", "b.py", 2),
+             ("a.py::unit2", "a.py", 3), ("a.py::unit", "a.py", 3), ("d.py::new", "d.py", 1), ("b.py::killer", "b.py", 3)]  # fmt: skip
+    order = run_order(tests, {"b.py::killer": 0}, seconds, module_means(seconds), last="c.py")
+    assert sorted(order, key=order.get) == ["b.py::killer", "a.py::unit2", "a.py::unit", "b.py::mid", "b.py::edge",
+                                            "a.py::slow", "d.py::new", "c.py::fault"]  # fmt: skip
+
+# --- a mutant's code read from its own lines (gpt2core.mutation.function_node) --------------------------------------
+
+MUTATED_MODULE = '''\
+import functools
+
+
+def x_f__mutmut_1(
+    a,
+    b,
+) -> int:
+    c = a + b
+# a comment at column 0 inside the function
+    return c
+
+
+def x_p__mutmut_1(a):
+    return (a +
+a)  # a line at column 0 inside brackets
+
+
+class Box:
+    def xǁBoxǁget__mutmut_1(self):
+        """A docstring whose lines keep their indentation.
+        second line"""
+        return 1
+
+    def xǁBoxǁput__mutmut_1(self):
+        """A docstring with a line at column 0:
+done"""
+        return 2
+
+
+@functools.cache
+def x_g__mutmut_1():
+    return 3
+
+
+def x_h__mutmut_1(x):
+    return x \\
++ 1
+
+
+async def x_k__mutmut_1():
+    return 4
+
+
+def x_twice__mutmut_1():
+    return 5
+
+
+def x_twice__mutmut_1():
+    return 6
+'''
+
+
+def test_a_functions_own_lines_give_the_stamp_of_the_whole_modules_parse(tmp_path):
+    """The fast path (the function's lines parsed alone) gives the stamp the whole module's parse gives; where
+    the lines cannot be cut out alone (a decorator, a line at column 0 inside a string, brackets or after a
+    continued line, the name defined twice) it gives no node and code_stamps parses the whole module."""
+    import ast
+
+    from gpt2core.mutation import code_stamps, function_node, function_stamp
+
+    whole = {node.name: function_stamp(node) for node in ast.walk(ast.parse(MUTATED_MODULE)) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    alone = {"x_f__mutmut_1", "xǁBoxǁget__mutmut_1", "x_k__mutmut_1"}
+    assert {name for name in whole if function_node(MUTATED_MODULE, name) is not None} == alone
+    for name in alone:
+        assert function_stamp(function_node(MUTATED_MODULE, name)) == whole[name], name
+    source = tmp_path / "mutants" / "src" / "m.py"
+    source.parent.mkdir(parents=True)
+    source.write_text(MUTATED_MODULE, encoding="utf-8")
+    stamps = code_stamps([tmp_path], [f"m.{name}" for name in whole])
+    assert stamps == {f"m.{name}": stamp for name, stamp in whole.items()}  # x_twice: the later def, as ast.walk has it
+    edited = MUTATED_MODULE.replace("    return c\n", "    return -c\n")
+    assert function_stamp(function_node(edited, "x_f__mutmut_1")) != whole["x_f__mutmut_1"]  # the line after the comment counts

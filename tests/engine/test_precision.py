@@ -125,8 +125,32 @@ def test_budgets_that_do_not_belong_to_the_set_are_refused(tiny_dir, tmp_path, t
     with pytest.raises(ReferencesError, match="belongs to another reference set"):
         budgets_for(load_references(copy, tiny_dir), "float32")
     shutil.rmtree(copy / "budgets")
-    with pytest.raises(ReferencesError, match="gpt2core budgets --references"):
+    with pytest.raises(ReferencesError) as refused:
         budgets_for(load_references(copy, tiny_dir), "float16")
+    assert str(refused.value) == (f"{copy} holds no float16 budgets ({copy / 'budgets' / 'float16.json'}); compute them with: "
+                                  f"gpt2core budgets --references {copy} --precision float16")  # fmt: skip
+
+
+def test_budgets_that_leave_out_a_case_of_the_set_are_refused_naming_the_file_and_the_cases(tiny_dir, tmp_path, tiny_refs):
+    """A budgets file of this set (its manifest's sha256) that holds no entry for some of the set's cases (edited,
+    or written by hand) is refused: a case without budgets is never held to the floor alone."""
+    import shutil
+
+    from gpt2core.verification.errors import ReferencesError
+    from gpt2core.verification.reference_set import load_references
+
+    copy = tmp_path / "set"
+    shutil.copytree(tiny_refs.root, copy)
+    path = copy / "budgets" / "float32.json"
+    doc = json.loads(path.read_text())
+    names = sorted(doc["cases"])
+    assert len(names) >= 2, names
+    for name in names[:2]:
+        del doc["cases"][name]
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ReferencesError) as refused:
+        budgets_for(load_references(copy, tiny_dir), "float32")
+    assert str(refused.value) == f"{path} has no budgets for cases {names[:2]}"
 
 
 def test_a_class_meets_only_references_of_its_own_dtype_and_float64_is_held_to_its_floor(tiny_refs):
@@ -353,10 +377,10 @@ def test_a_malformed_deviation_is_refused_naming_where_which_and_why(data, messa
 
 def test_well_formed_deviations_parse_to_what_they_declare():
     kept = Deviation(("ln_f",), 0.5, "given")
-    parsed = parse_deviations([{"checkpoints": "h*.mlp_act", "tolerance": 2e-3, "reason": "  a table  ", "_note": "comment"},
-                               {"checkpoints": ("a", "b"), "tolerance": 0.999, "reason": "r", "and_after": True}, kept], "map")  # fmt: skip
-    assert parsed == (Deviation(("h*.mlp_act",), 2e-3, "a table", False), Deviation(("a", "b"), 0.999, "r", True), kept)
-    assert parsed[2] is kept and all(type(d.tolerance) is float for d in parsed)
+    parsed = parse_deviations([{"checkpoints": "h*.mlp_act", "tolerance": 2e-3, "reason": "  a table  ", "_note": "comment"}, kept,
+                               {"checkpoints": ("a", "b"), "tolerance": 0.999, "reason": "r", "and_after": True}], "map")  # fmt: skip
+    assert parsed == (Deviation(("h*.mlp_act",), 2e-3, "a table", False), kept, Deviation(("a", "b"), 0.999, "r", True))
+    assert parsed[1] is kept and all(type(d.tolerance) is float for d in parsed)  # a Deviation given is kept, and those after it
     assert parse_deviations(None, "map") == () and parse_deviations([], "map") == () and parse_deviations((), "map") == ()
 
 
