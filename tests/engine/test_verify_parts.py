@@ -103,10 +103,10 @@ def test_a_reference_that_does_not_fit_the_case_is_named_so_in_a_layout_of_the_s
         compared = compare_defined(subject, "ln_f", got, ref, tokens, {np.dtype("float64"): 1e-9}, 0.0)
         assert not compared.ok and "shape [1, 4, 8] != reference shape [1, 5, 8]" in compared.problem, compared.problem
         compared = compare_defined(subject, "ln_f", ref.copy(), ref, tokens, {np.dtype("float64"): 1e-9}, 0.0)
-        assert not compared.ok and compared.problem == misfit, compared.problem  # an answer equal to it is no pass
+        assert not compared.ok and compared.problem == misfit and compared.name == "ln_f", compared  # an answer equal to it is no pass
     for layout in ("right-padded", "packed"):
         compared = compare_defined(SimpleNamespace(batch_layout=layout), "ln_f", got, ref, tokens, {np.dtype("float64"): 1e-9}, 0.0)
-        assert not compared.ok and compared.problem == misfit, compared.problem
+        assert not compared.ok and compared.problem == misfit and compared.name == "ln_f", compared
 
 class Case:
     """A one-row case of 2 tokens whose reference holds `ref` for every checkpoint asked."""
