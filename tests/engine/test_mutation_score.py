@@ -154,7 +154,6 @@ def test_this_runs_latest_killer_goes_first_then_the_seeded_ones():
     assert priority([], []) == {}
 
 
-
 def test_known_killers_then_cheap_tests_then_modules_cheapest_first():
     """A mutant's tests under mutmut: its function's known killers in their rank, then every test under
     CHEAP_SECONDS (ahead of a cheaper module's slow tests), then module by module; tests with no figure, modules
@@ -169,6 +168,7 @@ def test_known_killers_then_cheap_tests_then_modules_cheapest_first():
     order = run_order(tests, {"b.py::killer": 0}, seconds, module_means(seconds), last="c.py")
     assert sorted(order, key=order.get) == ["b.py::killer", "a.py::unit2", "a.py::unit", "b.py::mid", "b.py::edge",
                                             "a.py::slow", "d.py::new", "c.py::fault"]  # fmt: skip
+
 
 # --- a mutant's code read from its own lines (gpt2core.mutation.function_node) --------------------------------------
 

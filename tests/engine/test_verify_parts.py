@@ -88,7 +88,6 @@ def test_a_left_padded_subjects_answer_is_compared_as_given():
     assert in_case_layout(SimpleNamespace(batch_layout="right-padded"), "ln_f", not_an_array, tokens) is not_an_array
 
 
-
 def test_a_reference_that_does_not_fit_the_case_is_named_so_in_a_layout_of_the_subjects_own():
     """A reference whose shape does not fit the case's tokens (a set broken by hand): for a left-padded subject
     (by default, or saying so) with an answer of another shape the shapes are compared first and their
@@ -98,15 +97,17 @@ def test_a_reference_that_does_not_fit_the_case_is_named_so_in_a_layout_of_the_s
 
     tokens = np.ones((1, 4), dtype=bool)
     got, ref = np.zeros((1, 4, 8)), np.zeros((1, 5, 8))
+    tol = {np.dtype("float64"): 1e-9}
     misfit = "the reference's shape [1, 5, 8] does not fit the case's [1, 4] tokens"
     for subject in (SimpleNamespace(), SimpleNamespace(batch_layout="left-padded")):
-        compared = compare_defined(subject, "ln_f", got, ref, tokens, {np.dtype("float64"): 1e-9}, 0.0)
+        compared = compare_defined(subject, "ln_f", got, ref, tokens, tol, 0.0)
         assert not compared.ok and "shape [1, 4, 8] != reference shape [1, 5, 8]" in compared.problem, compared.problem
-        compared = compare_defined(subject, "ln_f", ref.copy(), ref, tokens, {np.dtype("float64"): 1e-9}, 0.0)
+        compared = compare_defined(subject, "ln_f", ref.copy(), ref, tokens, tol, 0.0)
         assert not compared.ok and compared.problem == misfit and compared.name == "ln_f", compared  # an answer equal to it is no pass
     for layout in ("right-padded", "packed"):
-        compared = compare_defined(SimpleNamespace(batch_layout=layout), "ln_f", got, ref, tokens, {np.dtype("float64"): 1e-9}, 0.0)
+        compared = compare_defined(SimpleNamespace(batch_layout=layout), "ln_f", got, ref, tokens, tol, 0.0)
         assert not compared.ok and compared.problem == misfit and compared.name == "ln_f", compared
+
 
 class Case:
     """A one-row case of 2 tokens whose reference holds `ref` for every checkpoint asked."""
