@@ -113,7 +113,8 @@ def function_node(source: str, name: str) -> ast.FunctionDef | ast.AsyncFunction
     not found or found twice, decorated, or its lines cut inside a string, brackets or a continued line (the cut
     then does not parse). A mutant's triage check under mutmut reads one function of a mutated module of up to
     140,000 lines (verify.py): parsing the whole module took 13-17 s a mutant under mutmut, these lines 25 ms."""
-    starts = [line_start(source, at) for at in occurrences(source, f"def {name}(") if source[line_start(source, at):at].strip() in ("", "async")]
+    found = ((line_start(source, at), at) for at in occurrences(source, f"def {name}("))
+    starts = [begin for begin, at in found if source[begin:at].strip() in ("", "async")]
     if len(starts) != 1:
         return None
     lines = source_lines(source, starts[0])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -34,6 +35,12 @@ def tiny_refs(tiny_dir, tmp_path_factory):
     from support.references import reference_set
 
     return reference_set(tiny_dir, np.float32, tmp_path_factory)
+
+
+@pytest.fixture
+def set_copy(tiny_refs, tmp_path) -> Path:
+    """A copy of the tiny float32 reference set that a test may edit (the module's own set stays as captured)."""
+    return Path(shutil.copytree(tiny_refs.root, tmp_path / "set"))
 
 
 def transformers_subject(model_dir, precision, fault=None):
@@ -111,37 +118,29 @@ def test_budgets_reproduce_and_are_recomputed_by_one_command(tiny_dir, tiny_refs
     assert "reproduced" in capsys.readouterr().out
 
 
-def test_budgets_that_do_not_belong_to_the_set_are_refused(tiny_dir, tmp_path, tiny_refs):
-    import shutil
-
+def test_budgets_that_do_not_belong_to_the_set_are_refused(tiny_dir, set_copy):
     from gpt2core.verification.errors import ReferencesError
     from gpt2core.verification.reference_set import load_references
 
-    copy = tmp_path / "set"
-    shutil.copytree(tiny_refs.root, copy)
-    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest = json.loads((set_copy / "manifest.json").read_text())
     manifest["command"] = "edited"
-    (copy / "manifest.json").write_text(json.dumps(manifest))
+    (set_copy / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ReferencesError, match="belongs to another reference set"):
-        budgets_for(load_references(copy, tiny_dir), "float32")
-    shutil.rmtree(copy / "budgets")
+        budgets_for(load_references(set_copy, tiny_dir), "float32")
+    shutil.rmtree(set_copy / "budgets")
     with pytest.raises(ReferencesError) as refused:
-        budgets_for(load_references(copy, tiny_dir), "float16")
-    assert str(refused.value) == (f"{copy} holds no float16 budgets ({copy / 'budgets' / 'float16.json'}); compute them with: "
-                                  f"gpt2core budgets --references {copy} --precision float16")  # fmt: skip
+        budgets_for(load_references(set_copy, tiny_dir), "float16")
+    assert str(refused.value) == (f"{set_copy} holds no float16 budgets ({set_copy / 'budgets' / 'float16.json'}); compute them with: "
+                                  f"gpt2core budgets --references {set_copy} --precision float16")  # fmt: skip
 
 
-def test_budgets_that_leave_out_a_case_of_the_set_are_refused_naming_the_file_and_the_cases(tiny_dir, tmp_path, tiny_refs):
+def test_budgets_that_leave_out_a_case_of_the_set_are_refused_naming_the_file_and_the_cases(tiny_dir, set_copy):
     """A budgets file of this set (its manifest's sha256) that holds no entry for some of the set's cases (edited,
     or written by hand) is refused: a case without budgets is never held to the floor alone."""
-    import shutil
-
     from gpt2core.verification.errors import ReferencesError
     from gpt2core.verification.reference_set import load_references
 
-    copy = tmp_path / "set"
-    shutil.copytree(tiny_refs.root, copy)
-    path = copy / "budgets" / "float32.json"
+    path = set_copy / "budgets" / "float32.json"
     doc = json.loads(path.read_text())
     names = sorted(doc["cases"])
     assert len(names) >= 2, names
@@ -149,7 +148,7 @@ def test_budgets_that_leave_out_a_case_of_the_set_are_refused_naming_the_file_an
         del doc["cases"][name]
     path.write_text(json.dumps(doc))
     with pytest.raises(ReferencesError) as refused:
-        budgets_for(load_references(copy, tiny_dir), "float32")
+        budgets_for(load_references(set_copy, tiny_dir), "float32")
     assert str(refused.value) == f"{path} has no budgets for cases {names[:2]}"
 
 
@@ -583,13 +582,11 @@ def test_a_checkpoints_budget_is_budget_factor_times_its_honest_error_and_a_miss
     assert budgets.Budgets(precision_class("float16"), np.float32, None).atol("other", "anything") == 0.0
 
 
-def test_budgets_are_measured_once_per_set_and_class_unless_forced(tiny_dir, tiny_refs, tmp_path):
+def test_budgets_are_measured_once_per_set_and_class_unless_forced(tiny_dir, set_copy):
     """ensure_budgets keeps what is stored (the first command's document) until asked to measure again (--force)."""
-    import shutil
-
     from gpt2core.verification.reference_set import load_references
 
-    refs = load_references(shutil.copytree(tiny_refs.root, tmp_path / "set"), tiny_dir)
+    refs = load_references(set_copy, tiny_dir)
     budgets.path_of(refs.root, "bfloat16").unlink(missing_ok=True)  # the shared set may hold them from another test
     assert ensure_budgets(refs, tiny_dir, "bfloat16", command="first")["command"] == "first"
     assert ensure_budgets(refs, tiny_dir, "bfloat16", command="second")["command"] == "first"  # stored: not measured again
