@@ -109,6 +109,22 @@ def test_a_reference_that_does_not_fit_the_case_is_named_so_in_a_layout_of_the_s
         assert not compared.ok and compared.problem == misfit and compared.name == "ln_f", compared
 
 
+def test_an_answer_too_short_for_its_declared_layout_is_failed_naming_the_checkpoint_and_the_row():
+    """A right-padded or packed subject's checkpoint whose position axis cannot hold a row of the case fails as
+    that checkpoint, with the layout's own problem (which axis, which row, how many entries it needs)."""
+    from gpt2core.verification.verify import compare_defined
+
+    tokens = np.array([[1, 1, 1, 1], [0, 0, 1, 1]], dtype=bool)
+    ref = np.zeros((2, 4, 8))
+    tol = {np.dtype("float64"): 1e-9}
+    for layout, got, needs in (("right-padded", np.zeros((2, 3, 8)), "row 0 of the case (right-padded) needs 4"),
+                               ("packed", np.zeros((5, 8)), "row 1 of the case (packed) needs 6")):  # fmt: skip
+        compared = compare_defined(SimpleNamespace(batch_layout=layout), "ln_f", got, ref, tokens, tol, 0.0)
+        entries = got.shape[-2]
+        assert not compared.ok and compared.name == "ln_f", compared
+        assert compared.problem == f"ln_f ({layout}): its position axis has {entries} entries; {needs}", compared.problem
+
+
 class Case:
     """A one-row case of 2 tokens whose reference holds `ref` for every checkpoint asked."""
 
