@@ -199,6 +199,19 @@ def test_masked_scores_are_read_in_the_declared_convention(convention, engine_ma
     assert other[0] is got and other[1] is None
 
 
+def test_a_subject_that_declares_no_convention_masks_with_transformers_value():
+    """A subject without `masked_scores` is held to transformers' mask value (the dtype's minimum): its -1e9 at a
+    masked score fails the comparison, and passes only where it declares a convention that allows it."""
+    from gpt2core.verification.verify import compare_defined
+
+    ref = np.array([[[[0.5, MIN], [0.25, 0.75]]]])
+    got = np.array([[[[0.5, -1e9], [0.25, 0.75]]]])
+    tokens, tol = np.ones((1, 2), dtype=bool), {np.dtype("float64"): 1e-9}
+    undeclared = compare_defined(SimpleNamespace(), "h0.attn_scores", got, ref, tokens, tol)
+    assert not undeclared.ok and undeclared.name == "h0.attn_scores", undeclared
+    assert compare_defined(SimpleNamespace(masked_scores={"at_or_below": -1e9}), "h0.attn_scores", got, ref, tokens, tol).ok
+
+
 def test_a_mask_value_where_the_reference_has_none_is_left_for_the_comparison():
     """-inf at an entry transformers does not mask, or masked entries outside `defined`: not replaced."""
     from gpt2core.verification.verify import masked_convention
