@@ -152,6 +152,24 @@ def test_budgets_that_leave_out_a_case_of_the_set_are_refused_naming_the_file_an
     assert str(refused.value) == f"{path} has no budgets for cases {names[:2]}"
 
 
+def test_a_class_is_found_by_the_name_its_engine_gives_the_type():
+    """llama.cpp's tensor types (gguf-py's GGMLQuantizationType, lower-cased as its converter's --outtype takes
+    them) and CTranslate2's compute type name the classes as their users type them."""
+    import ctranslate2
+    from support.llama_cpp import llama_cpp_dir
+
+    from gpt2core.verification.precision.classes import precision_class
+
+    sys.path.insert(0, str(llama_cpp_dir() / "gguf-py"))
+    import gguf
+
+    for qtype in ("F16", "Q8_0", "Q4_0"):
+        engine_name = gguf.GGMLQuantizationType[qtype].name.lower()
+        assert precision_class(engine_name) is precision_class(f"gguf-{engine_name}"), engine_name
+    assert "int8_float32" in ctranslate2.get_supported_compute_types("cpu")
+    assert precision_class("int8_float32") is precision_class("int8")
+
+
 def test_a_class_meets_only_references_of_its_own_dtype_and_float64_is_held_to_its_floor(tiny_refs):
     """A precision class on a reference set of another dtype is refused, naming the class, both dtypes and the
     set; float64, uncalibrated, on float64 references gets the floor alone: no document, no absolute budget."""

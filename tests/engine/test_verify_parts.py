@@ -199,6 +199,22 @@ def test_masked_scores_are_read_in_the_declared_convention(convention, engine_ma
     assert other[0] is got and other[1] is None
 
 
+@pytest.mark.parametrize("convention", ["-inf", "not computed", {"at_or_below": -1e9}])
+def test_scores_of_another_shape_or_no_array_are_left_to_the_shape_comparison_in_every_convention(convention):
+    """Scores [1, 1, 1, 2] against a reference [1, 1, 2, 2] (they would broadcast) and scores that are no array are
+    returned as given: the comparison then names the shapes, never a mask value, and never compares a broadcast."""
+    from gpt2core.verification.verify import compare_defined, masked_convention
+
+    ref = np.array([[[[0.5, MIN], [0.25, 0.75]]]])
+    got = np.array([[[[0.5, -np.inf]]]])
+    for answer in (got, [[0.5, -np.inf]]):
+        out, said = masked_convention("h0.attn_scores", answer, ref, convention)
+        assert out is answer and said is None, (out, said)
+    compared = compare_defined(SimpleNamespace(masked_scores=convention), "h0.attn_scores", got, ref, np.ones((1, 2), dtype=bool),
+                               {np.dtype("float64"): 1e-9})  # fmt: skip
+    assert not compared.ok and "shape [1, 1, 1, 2] != reference shape [1, 1, 2, 2]" in compared.problem, compared.problem
+
+
 def test_a_subject_that_declares_no_convention_masks_with_transformers_value():
     """A subject without `masked_scores` is held to transformers' mask value (the dtype's minimum): its -1e9 at a
     masked score fails the comparison, and passes only where it declares a convention that allows it."""
