@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from gpt2core.verification.compare import compare
 from gpt2core.verification.tolerances import CHECKPOINT_TOL
@@ -250,8 +251,6 @@ def test_a_defined_entry_still_fails_in_every_way():
 
 
 def test_nothing_defined_compares_nothing_and_a_wrong_mask_is_refused():
-    import pytest
-
     ref, defined = padded_scores()
     c = compare("h0.attn_scores", np.full_like(ref, np.nan), ref, CHECKPOINT_TOL, np.zeros_like(defined))
     assert c.ok and (c.compared, c.excluded, c.max_abs, c.worst) == (0, ref.size, 0.0, {})
@@ -273,6 +272,34 @@ def test_defined_entries_follow_every_token_axis():
     probs = defined_entries("h0.attn_probs", tokens, (1, 1, 3, 3))
     assert probs[0, 0].tolist() == [[False] * 3, [False, True, True], [False, True, True]]
     assert defined_entries("logits", tokens, (1, 3, 4)).sum() == 8
+
+
+@pytest.mark.parametrize(("name", "tokens", "shape", "message"), [
+    ("h0.ln_1", [[False, True, True]], (1, 3), "h0.ln_1: shape [1, 3] does not have the axes ('batch', 'position', 'channel')"),
+    ("h0.ln_1", [[True, True]], (1, 3, 2), "h0.ln_1: a token mask [1, 2] does not fit its position axis in shape [1, 3, 2]"),
+    ("h0.k", [[False, True, True]], (1, 1, 4, 2), "h0.k: a token mask [1, 3] does not fit its key axis in shape [1, 1, 4, 2]"),
+    ("h0.attn_probs", [[True, True]], (2, 1, 2, 2), "h0.attn_probs: a token mask [1, 2] does not fit its query axis in shape [2, 1, 2, 2]"),
+])  # fmt: skip
+def test_defined_entries_refuse_a_shape_or_a_token_mask_that_does_not_fit_naming_both(name, tokens, shape, message):
+    """The honest error of a budget reads defined_entries' refusal as it is: it names the checkpoint, the shape and
+    the axis the tokens [B, T] do not fit."""
+    from gpt2core.verification.batch_layout import defined_entries
+
+    with pytest.raises(ValueError) as refused:
+        defined_entries(name, np.array(tokens), shape)
+    assert str(refused.value) == message
+
+
+def test_the_budget_relative_to_the_reference_is_the_tolerance_over_the_largest_compared_value():
+    """budget_rel (the error-growth chart reads it against max_rel) is atol / max|ref| over the compared entries
+    only, as max_rel is max_abs / max|ref|: an entry the model does not define is no part of either scale."""
+    ref = np.array([[[2.0, -4.0, 1.0]]])
+    got = ref + np.array([[[1e-9, 0.0, 0.0]]])
+    whole = compare("h3.out", got, ref, CHECKPOINT_TOL, at_least=2e-9)
+    assert (whole.scale, whole.budget_rel, whole.max_rel) == (4.0, whole.atol / 4.0, whole.max_abs / 4.0), whole
+    defined = np.array([[[True, False, True]]])
+    part = compare("h3.out", got, ref, CHECKPOINT_TOL, defined, at_least=2e-9)
+    assert (part.scale, part.budget_rel, part.max_rel) == (2.0, part.atol / 2.0, part.max_abs / 2.0), part
 
 
 def test_a_measured_budget_raises_the_tolerance_and_a_waiver_accepts_only_within_its_own():

@@ -47,7 +47,7 @@ def defined_entries(name: str, tokens: np.ndarray, shape: tuple[int, ...]) -> np
         if axis not in TOKEN_AXES:
             continue
         if tokens.shape != (shape[batch], shape[i]):
-            raise ValueError(f"{name}: a token mask {list(tokens.shape)} for axes {axis} of shape {list(shape)}")
+            raise ValueError(f"{name}: a token mask {list(tokens.shape)} does not fit its {axis} axis in shape {list(shape)}")
         view = [1] * len(shape)
         view[batch], view[i] = shape[batch], shape[i]
         defined &= tokens.reshape(view)
