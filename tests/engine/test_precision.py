@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import sys
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -75,13 +74,11 @@ def test_block_quantization_matches_llama_cpps_own_quantizer(qtype):
     """q8_0 / q4_0 as gguf-py (llama.cpp's converter) quantizes and dequantizes, exactly, on blocks with
     outliers, zeros and both signs."""
     import torch
-    from support.llama_cpp import llama_cpp_dir
+    from support.llama_cpp import gguf_py
 
     from gpt2core.verification.precision.honest import q4_0, q8_0
 
-    sys.path.insert(0, str(llama_cpp_dir() / "gguf-py"))
-    import gguf
-
+    gguf = gguf_py()
     rng = np.random.default_rng(0)
     x = (rng.standard_normal((6, 128)) * 0.02).astype(np.float32)
     x[1, 5] = 0.9
@@ -156,13 +153,11 @@ def test_a_class_is_found_by_the_name_its_engine_gives_the_type():
     """llama.cpp's tensor types (gguf-py's GGMLQuantizationType, lower-cased as its converter's --outtype takes
     them) and CTranslate2's compute type name the classes as their users type them."""
     import ctranslate2
-    from support.llama_cpp import llama_cpp_dir
+    from support.llama_cpp import gguf_py
 
     from gpt2core.verification.precision.classes import precision_class
 
-    sys.path.insert(0, str(llama_cpp_dir() / "gguf-py"))
-    import gguf
-
+    gguf = gguf_py()
     for qtype in ("F16", "Q8_0", "Q4_0"):
         engine_name = gguf.GGMLQuantizationType[qtype].name.lower()
         assert precision_class(engine_name) is precision_class(f"gguf-{engine_name}"), engine_name

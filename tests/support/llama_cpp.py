@@ -32,11 +32,16 @@ def llama_cpp_dir() -> Path:
                       lambda p: (p / "convert_hf_to_gguf.py").is_file(), convert.fetch_converter)  # fmt: skip
 
 
-def gguf_reader(path: Path):
-    """gguf-py's GGUFReader (the converter's own copy) over a GGUF file."""
+def gguf_py():
+    """The gguf package of llama.cpp's converter (its own copy, gguf-py/ beside convert_hf_to_gguf.py)."""
     directory = str(llama_cpp_dir() / "gguf-py")
     if directory not in sys.path:
         sys.path.insert(0, directory)
     import gguf
 
-    return gguf.GGUFReader(str(path))
+    return gguf
+
+
+def gguf_reader(path: Path):
+    """gguf-py's GGUFReader (the converter's own copy) over a GGUF file."""
+    return gguf_py().GGUFReader(str(path))
