@@ -34,7 +34,7 @@ def main() -> int:
         if not args.model:
             subprocess.run([*gpt2core, "init-model", model, "--shape", args.shape], check=True, env=env, capture_output=True)
         binary = Path(tmp) / "gpt2"
-        subprocess.run(["cc", "-std=c99", "-O2", "-o", str(binary), str(ENGINE / "gpt2.c"), "-lm"], check=True)
+        subprocess.run(["cc", "-std=c99", "-O3", "-o", str(binary), str(ENGINE / "gpt2.c"), "-lm"], check=True)
         command = [*gpt2core, "verify", "--model", model, "--map", str(ENGINE / "map.json"),
                    "--subject-cmd", f"{binary} {{model}} {{references}} {{dumps}}"]  # fmt: skip
         times = []

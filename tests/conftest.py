@@ -15,6 +15,26 @@ sys.path.insert(0, str(Path(__file__).parent))  # makes `support` importable fro
 
 from support import mutmut_killers  # noqa: E402
 
+
+def share_cores_among_workers() -> None:
+    """Under pytest-xdist (`pytest -n 2 tests`), each worker's NumPy BLAS, torch and the processes it starts get
+    its share of the cores, not all of them: two workers with two OpenBLAS and two torch threads each on 2 cores
+    spin on each other (`pytest -n 2 tests/parity`: 239 s with every library on every core, 197 s with one thread
+    per worker; docs/performance.md). A variable the user set is kept."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers < 2:
+        return
+    threads = str(max(1, len(os.sched_getaffinity(0)) // workers))
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # torch reads them when imported
+        os.environ.setdefault(variable, threads)
+    from threadpoolctl import threadpool_limits
+
+    # NumPy's OpenBLAS was loaded (by this package's pytest plugin) before this file: limit it where it runs
+    threadpool_limits(limits=int(os.environ["OPENBLAS_NUM_THREADS"]), user_api="blas")
+
+
+share_cores_among_workers()
+
 if os.environ.get("MUTANT_UNDER_TEST"):  # forked mutmut children hang on multithreaded torch ops
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     # ...but NumPy's OpenBLAS (pthreads, fork-safe) keeps every core, as in `pytest tests`: OMP_NUM_THREADS

@@ -287,7 +287,7 @@ static void write_npy_as(const char *dir, const char *name, const char *descr, c
     int len = snprintf(header, sizeof header, "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }", descr, shape);
     int total = 10 + len + 1;
     int pad = (64 - total % 64) % 64;
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path) die("path too long in", dir);
     FILE *f = fopen(path, "wb");
     if (!f) die("cannot write", path);
     uint16_t hlen = (uint16_t)(len + pad + 1);

@@ -17,6 +17,7 @@ import pytest
 from support.inprocess import run_pytest
 from support.models import CACHE
 from support.references import reference_set
+from threadpoolctl import threadpool_limits
 
 from gpt2core import checkpoint_names
 from gpt2core.verification.faults import FAULTS, run_fault, sensitivity
@@ -24,7 +25,7 @@ from gpt2core.verification.cases import default_cases
 from gpt2core.verification.model_dir import read_model_dir
 from gpt2core.verification.numpy_subject import NumpySubject
 from gpt2core.verification.sampling import SCORES, compare_sampled
-from gpt2core.verification.verify import compare_cached, compare_case
+from gpt2core.verification.verify import budgets_of, compare_cached, compare_case
 from gpt2core.verification.stress import SHAPE, stress_model_dir
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -73,9 +74,15 @@ def test_the_clean_engine_passes_on_the_stress_model(stress):
                    for c in compare_sampled(NumpySubject(stress["models"][dtype]), case, dtype)]  # fmt: skip
         assert len(sampled) == 8 and all(c.ok for c in sampled), [c.message() for c in sampled if not c.ok]
     subject32, refs32 = NumpySubject(stress["models"]["float32"]), stress["refs"]["float32"]
-    for case in refs32.cases:  # the sensitivity scan's float32 baseline
-        bad = [c.message() for c in compare_case(subject32, case, "chained", names) if not c.ok]
-        assert not bad, f"float32 {case.name}: " + "\n".join(bad[:5])
+    budgets = budgets_of(subject32, refs32)  # what verify holds a float32 engine to: measured on transformers
+    assert budgets.calibrated
+    # The sensitivity scan's float32 baseline, with NumPy's BLAS on one thread, as under `pytest -n 2` on 2 cores:
+    # summed in that order, the sharpest head's probabilities were 1.1x the fixed float32 tolerance on an AMD EPYC.
+    with threadpool_limits(limits=1, user_api="blas"):
+        for case in refs32.cases:
+            comps = compare_case(subject32, case, "chained", names, budgets.tol, lambda n, c=case.name: budgets.atol(c, n))
+            bad = [c.message() for c in comps if not c.ok]
+            assert not bad, f"float32 {case.name}: " + "\n".join(bad[:5])
 
 
 @pytest.mark.parametrize("name", list(FAULTS))
