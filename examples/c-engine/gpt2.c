@@ -122,7 +122,12 @@ static weight *tensor(const Safetensors *st, const char *name, long expected) {
 }
 
 typedef struct { weight *ln1_g, *ln1_b, *attn_w, *attn_b, *proj_w, *proj_b, *ln2_g, *ln2_b, *fc_w, *fc_b, *mproj_w, *mproj_b; } Block;
-typedef struct { Config cfg; weight *wte, *wpe, *lnf_g, *lnf_b; Block *blocks; } Model;
+typedef struct {
+    Config cfg;
+    weight *wte, *wpe, *lnf_g, *lnf_b;
+    weight *wte_t;  /* wte transposed, [C, V]: lm_head reads it a row at a time, a loop the compiler vectorizes */
+    Block *blocks;
+} Model;
 
 static Model load_model(const char *dir) {
     Model m;
@@ -151,6 +156,9 @@ static Model load_model(const char *dir) {
     st.header = header;
     long C = c->C, F = c->F;
     m.wte = tensor(&st, "wte.weight", (long)c->V * C);
+    m.wte_t = xmalloc(sizeof(weight) * (size_t)c->V * (size_t)C);
+    for (long v = 0; v < c->V; v++)
+        for (long i = 0; i < C; i++) m.wte_t[i * c->V + v] = m.wte[v * C + i];
     m.wpe = tensor(&st, "wpe.weight", (long)c->P * C);
     m.lnf_g = tensor(&st, "ln_f.weight", C);
     m.lnf_b = tensor(&st, "ln_f.bias", C);
@@ -397,14 +405,17 @@ static void embed(real *x, const Model *m, long id, long p, const char *name) {
     for (long i = 0; i < c->C; i++) x[i] = (real)((double)m->wte[id * c->C + i] + m->wpe[p * c->C + i]);
 }
 
+/* logits[v] = the sum over i = 0 .. C - 1, in that order, of lnf[i] wte[v, i]: every v's sum advanced one i at a
+ * time over a row of wte_t (acc: V sums), not one v's whole sum at a time (a chain of dependent additions). */
 static void lm_head(real *logits, const Model *m, const real *lnf, double *acc) {
     const Config *c = &m->cfg;
-    for (long i = 0; i < c->C; i++) acc[i] = lnf[i];  /* converted once, not once per token of the vocabulary */
-    for (long v = 0; v < c->V; v++) {
-        double o = 0;
-        for (long i = 0; i < c->C; i++) o += acc[i] * m->wte[v * c->C + i];
-        logits[v] = (real)o;
+    for (long v = 0; v < c->V; v++) acc[v] = 0;
+    for (long i = 0; i < c->C; i++) {
+        double x = lnf[i];
+        const weight *row = m->wte_t + i * c->V;
+        for (long v = 0; v < c->V; v++) acc[v] += x * row[v];
     }
+    for (long v = 0; v < c->V; v++) logits[v] = (real)acc[v];
 }
 
 typedef struct {  /* every checkpoint of one case, [B, ...] */
