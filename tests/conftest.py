@@ -177,8 +177,11 @@ SCRATCH_MIN_FREE = 8 << 30  # bytes of /dev/shm that must be free: one 124M run'
 
 
 def scratch_in_memory(config) -> None:
+    """For this session: TMPDIR and tempfile.tempdir point at a new directory in /dev/shm, removed and both restored
+    when the session ends (mutmut runs several sessions in one process). Not under mutmut (MUTANT_UNDER_TEST set,
+    even empty: its clean run), whose measured timings are the disk's."""
     shm = Path("/dev/shm")
-    if os.environ.get("TMPDIR") or os.environ.get("MUTANT_UNDER_TEST") or not shm.is_dir() or not os.access(shm, os.W_OK):
+    if "TMPDIR" in os.environ or "MUTANT_UNDER_TEST" in os.environ or not shm.is_dir() or not os.access(shm, os.W_OK):
         return
     free = os.statvfs(shm)
     if free.f_bavail * free.f_frsize < SCRATCH_MIN_FREE:
@@ -189,9 +192,15 @@ def scratch_in_memory(config) -> None:
     factory = getattr(config, "_tmp_path_factory", None)
     if factory is not None:
         factory.getbasetemp()  # made now, on disk, before gettempdir() points at memory
-    scratch = tempfile.mkdtemp(prefix="gpt2core-tests-", dir=shm)
+    scratch, before = tempfile.mkdtemp(prefix="gpt2core-tests-", dir=shm), tempfile.tempdir
     os.environ["TMPDIR"] = tempfile.tempdir = scratch  # this process's and its commands' temporary files
-    config.add_cleanup(lambda: shutil.rmtree(scratch, ignore_errors=True))
+
+    def restore():
+        shutil.rmtree(scratch, ignore_errors=True)
+        os.environ.pop("TMPDIR", None)
+        tempfile.tempdir = before
+
+    config.add_cleanup(restore)
 
 
 def pytest_sessionstart(session):
