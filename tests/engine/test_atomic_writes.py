@@ -17,7 +17,10 @@ from gpt2core.verification import atomic
 
 # `gpt2core references` as its console script runs it, except that after its first case is written it says so
 # (a marker file) and waits: the test interrupts it there, inside the write, at a point the test controls
-# (interrupting at a moment the test only guessed raced with the writer on a loaded machine)
+# (interrupting at a moment the test only guessed raced with the writer on a loaded machine). It waits in short
+# naps, not one long sleep: CPython's time.sleep looks for a pending signal only when its system call is
+# interrupted, so a SIGINT that arrives after the last check and before the call starts is seen when the sleep
+# ends (CI once waited 60 s for a 600 s sleep)
 PAUSED_REFERENCES = """
 import signal, sys, time
 from pathlib import Path
@@ -28,7 +31,9 @@ real = reference_set.write_case
 def write_case_then_wait(*args, **kwargs):
     entry = real(*args, **kwargs)
     marker.write_text("one case written")
-    time.sleep(600)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:  # short naps: a Ctrl-C landing just before a nap begins waits out that nap
+        time.sleep(0.05)
     return entry
 reference_set.write_case = write_case_then_wait
 from gpt2core.cli import main
