@@ -124,31 +124,37 @@ def compare(name: str, got, ref: np.ndarray, tol: dict, defined: np.ndarray | No
         return _problem(name, got, f"dtype {got.dtype} != reference dtype {ref.dtype}")
     if ref.dtype not in tol:
         return _problem(name, got, f"no tolerance for dtype {ref.dtype}")
-    if defined is None:
-        defined = np.ones(ref.shape, bool)
-    elif defined.shape != ref.shape or defined.dtype != bool:
+    if defined is not None and (defined.shape != ref.shape or defined.dtype != bool):
         raise ValueError(f"{name}: the defined entries are {defined.dtype} {list(defined.shape)}, not bool {list(ref.shape)}")
     axes = axes_of(name)
     if len(axes) != ref.ndim:
         axes = tuple(f"axis{i}" for i in range(ref.ndim))
-    if not np.all(np.isfinite(ref), where=defined):
-        return _problem(name, got, f"the reference has non-finite values, first at {_index(defined & ~np.isfinite(ref), axes)}")
-    masked = (ref == np.finfo(ref.dtype).min) & defined
-    if (got[masked] != ref[masked]).any():
+    everywhere = True if defined is None else defined  # `where=` of the checks: the defined entries
+    if not np.all(np.isfinite(ref), where=everywhere):
+        return _problem(name, got, f"the reference has non-finite values, first at {_index(everywhere & ~np.isfinite(ref), axes)}")
+    masked = ref == np.finfo(ref.dtype).min
+    if defined is not None:
+        masked &= defined
+    any_masked = bool(masked.any())  # most checkpoints hold none, and skip the check below
+    if any_masked and np.logical_and(got != ref, masked).any():  # no gathered copies of the masked entries
         at = _index(masked & (got != ref), axes)
         return _problem(name, got, f"a masked entry is not the mask value {float(np.finfo(ref.dtype).min)!r} at {at}")
-    if not np.all(np.isfinite(got), where=defined):
-        return _problem(name, got, f"non-finite value at {_index(defined & ~np.isfinite(got), axes)}")
+    if not np.all(np.isfinite(got), where=everywhere):
+        return _problem(name, got, f"non-finite value at {_index(everywhere & ~np.isfinite(got), axes)}")
     # one float64 temporary the size of the checkpoint, not five (the logits of a 128-token case of the 355M
     # shape are 51 MB in float64): the subtraction casts as it goes, abs and the masking work in place
     with np.errstate(invalid="ignore", over="ignore"):  # whatever padding positions hold is never read
         diff = np.subtract(got, ref, dtype=np.float64)
-    np.abs(diff, out=diff)
-    diff[masked | ~defined] = 0.0
-    ref_max = float(np.max(np.abs(ref), where=defined & ~masked, initial=0.0))
+    np.abs(diff, out=diff)  # 0 at the masked entries already: got equals ref there (checked above)
+    if defined is not None:
+        diff[~defined] = 0.0
+    scaled = ~masked if defined is None else defined & ~masked  # the entries that set the scale
+    # max |ref| over them (0 over none) from their largest and smallest values: no |ref| copy
+    ref_max = max(float(np.max(ref, where=scaled, initial=-np.inf)), -float(np.min(ref, where=scaled, initial=np.inf)), 0.0)
     scale = max(ref_max, getattr(tol, "floor", 0.0))  # a FlooredTolerance holds small checkpoints to an absolute one
     atol = max(tol[ref.dtype] * (scale if scale > 0 else 1.0), at_least)
-    counts = {"compared": int(defined.sum()), "excluded": int(defined.size - defined.sum())}
+    compared = ref.size if defined is None else int(defined.sum())
+    counts = {"compared": compared, "excluded": ref.size - compared}
     if not counts["compared"]:
         return Comparison(name, list(ref.shape), str(ref.dtype), 0.0, 0.0, atol, {}, **counts)
     flat = int(np.argmax(diff))
