@@ -164,6 +164,15 @@ def test_tolerance_scale_is_max_unmasked_ref_with_one_for_an_all_zero_or_empty_r
     assert c.ok and (c.name, c.shape, c.dtype, c.max_abs, c.max_rel, c.atol, c.worst) == ("h0.out", [1, 0, 3], "float64", 0.0, 0.0, tol, {})
 
 
+def test_a_checkpoint_whose_compared_entries_are_all_masked_has_scale_zero():
+    """No unmasked entry sets the scale: it is 0 (the tolerance relative to 1), never the mask value or -inf."""
+    ref = np.full((1, 1, 2, 2), MIN)
+    c = compare("h0.attn_scores", ref.copy(), ref, CHECKPOINT_TOL)
+    assert c.ok and c.compared == 4 and c.atol == CHECKPOINT_TOL[np.dtype(F64)], c.message()
+    assert (c.scale, c.max_abs, c.max_rel) == (0.0, 0.0, 0.0) and np.copysign(1.0, c.max_rel) == 1.0
+    assert c.budget_rel == c.atol
+
+
 def test_the_largest_difference_is_the_largest_in_magnitude_whatever_its_sign():
     ref = np.zeros((1, 3, 4))
     got = ref.copy()
