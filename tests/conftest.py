@@ -158,7 +158,9 @@ def pytest_runtest_logreport(report):
         seconds_and_tests[1] += report.when == "call"
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own, which removes its base temporary directory when every test passed
 def pytest_sessionfinish(session):
+    keep_failed_tmp_paths_on_disk(session.config)
     path = os.environ.get("GPT2CORE_DURATIONS_FILE")
     if path and MODULE_SECONDS and not hasattr(session.config, "workerinput"):  # the controller (or a run without xdist)
         import json
@@ -167,13 +169,17 @@ def pytest_sessionfinish(session):
         Path(path).write_text(json.dumps({m: {"seconds": round(s, 2), "tests": n} for m, (s, n) in rows}, indent=1))
 
 
-# Scratch in memory: the reference sets and dumps that verify, the conformance suite's examples and the commands
-# under test write to temporary directories and delete hold thousands of small files (a C engine run on the tiny
-# model: 2,638 dumps), and on an ext4 disk mounted with `discard` every unlink waits on the block device (0.14 ms
-# each; deleting its examples' files took 8 of the 11.7 s of 20 differential examples of the C engine). Those
-# directories go to a tmpfs (/dev/shm) when it has room, so they never reach the disk; pytest's own tmp_path stays
-# on disk, since pytest keeps it after the run (2.5-5 GB a session). TMPDIR set by the user is kept.
+# Scratch in memory: the reference sets and dumps that verify, the conformance suite's examples, the commands under
+# test and the tests themselves (tmp_path) write to temporary directories hold thousands of small files (a C engine run
+# on the tiny model: 2,638 dumps), and on an ext4 disk mounted with `discard` every write and unlink waits on the block
+# device (that run: 4.3 s on disk, 1.8 s in memory; deleting its examples' files took 8 of the 11.7 s of 20
+# differential examples of the C engine). Those directories, pytest's base temporary directory among them, go to a
+# tmpfs (/dev/shm) when it has room, so they never reach the disk. pytest removes a passing test's tmp_path when it
+# ends (setup.cfg: tmp_path_retention_policy = failed) and its base directory when every test passed; when a test
+# failed, that directory (the failed tests' tmp_path and the module-wide ones) is moved to the disk, where pytest
+# would have kept it, and the session says where. TMPDIR set by the user is kept.
 SCRATCH_MIN_FREE = 8 << 30  # bytes of /dev/shm that must be free: one 124M run's references and dumps are ~1.2 GB
+SCRATCH = pytest.StashKey[tuple]()  # (the scratch directory, the temporary directory it replaced)
 
 
 def scratch_in_memory(config) -> None:
@@ -189,11 +195,10 @@ def scratch_in_memory(config) -> None:
     import shutil
     import tempfile
 
-    factory = getattr(config, "_tmp_path_factory", None)
-    if factory is not None:
-        factory.getbasetemp()  # made now, on disk, before gettempdir() points at memory
-    scratch, before = tempfile.mkdtemp(prefix="gpt2core-tests-", dir=shm), tempfile.tempdir
-    os.environ["TMPDIR"] = tempfile.tempdir = scratch  # this process's and its commands' temporary files
+    disk, before = tempfile.gettempdir(), tempfile.tempdir
+    scratch = tempfile.mkdtemp(prefix="gpt2core-tests-", dir=shm)
+    os.environ["TMPDIR"] = tempfile.tempdir = scratch  # this process's, its commands' and pytest's temporary files
+    config.stash[SCRATCH] = (Path(scratch), disk)
 
     def restore():
         shutil.rmtree(scratch, ignore_errors=True)
@@ -203,6 +208,28 @@ def scratch_in_memory(config) -> None:
     config.add_cleanup(restore)
 
 
+def keep_failed_tmp_paths_on_disk(config) -> None:
+    """pytest's base temporary directory, when it is still in the scratch at the end (a test failed), moved to the
+    disk's temporary directory before the scratch is removed. pytest-xdist's workers' directories lie inside the
+    controller's, which moves them."""
+    scratch, disk = config.stash.get(SCRATCH, (None, None))
+    if scratch is None or hasattr(config, "workerinput"):
+        return
+    base = config._tmp_path_factory.getbasetemp()
+    if not (base.is_dir() and base.is_relative_to(scratch)):
+        return
+    import shutil
+    import tempfile
+
+    kept = Path(tempfile.mkdtemp(prefix="gpt2core-failed-tmp-path-", dir=disk)) / base.name
+    shutil.move(base, kept)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write("\n")  # after the progress line, which ends without one
+        reporter.write_line(f"gpt2core: the failed tests' tmp_path moved out of memory: {base} -> {kept}")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's, which makes the base temporary directory for its workers
 def pytest_sessionstart(session):
     scratch_in_memory(session.config)
 
