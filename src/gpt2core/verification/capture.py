@@ -116,11 +116,13 @@ def capture(model_dir, case, dtype, model=None) -> dict[str, np.ndarray]:
 
 
 def tensor_to_numpy(tensor) -> np.ndarray:
-    """A detached copy; bfloat16 (which NumPy lacks) as float32, exactly."""
+    """The tensor as a C-contiguous array; bfloat16 (which NumPy lacks) as float32, exactly. It shares the tensor's
+    memory where it can (a finished forward pass's outputs: nothing writes to them again), which keeps the tensor
+    alive: a copy of a 1024-position case's checkpoints (4.2 GB in float64) took 2.6 s."""
     import torch
 
     tensor = tensor.detach()
-    return (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy().copy()
+    return np.ascontiguousarray((tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy())
 
 
 def capture_greedy(model_dir, case, dtype, max_new_tokens: int) -> np.ndarray:
