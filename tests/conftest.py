@@ -215,8 +215,8 @@ def keep_failed_tmp_paths_on_disk(config) -> None:
     scratch, disk = config.stash.get(SCRATCH, (None, None))
     if scratch is None or hasattr(config, "workerinput"):
         return
-    base = config._tmp_path_factory.getbasetemp()
-    if not (base.is_dir() and base.is_relative_to(scratch)):
+    base = config._tmp_path_factory._basetemp  # None when no test made one (getbasetemp() would make it now)
+    if base is None or not (base.is_dir() and base.is_relative_to(scratch)):
         return
     import shutil
     import tempfile

@@ -21,10 +21,10 @@ class Outcome:
             (self.failed if report.when == "call" else self.errors).append(report)
 
 
-def run_pytest(args: list[str]) -> tuple[int, Outcome]:
-    """pytest.main(args) in this process: its exit status and its reports."""
+def run_pytest(args: list[str], plugins: list = ()) -> tuple[int, Outcome]:
+    """pytest.main(args) in this process, with `plugins` besides: its exit status and its reports."""
     outcome = Outcome()
-    return pytest.main(args, plugins=[outcome]), outcome
+    return pytest.main(args, plugins=[outcome, *plugins]), outcome
 
 
 def run_command(args: list[str]) -> tuple[int, str]:
