@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import gc
-import json
 import os
 import sys
 from pathlib import Path
@@ -67,46 +65,22 @@ def pytest_configure(config):
 LAST = "tests/negative/test_fault_catalogue.py"
 
 
-@functools.cache
-def stats_seconds() -> dict[str, float]:
-    """Test node id -> seconds in mutmut's stats run ({} outside mutants/ or before stats)."""
-    try:
-        return dict(json.loads(Path("mutmut-stats.json").read_text())["duration_by_test"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-
-
-@functools.cache
-def module_seconds() -> dict[str, float]:
-    """Test module path -> mean seconds per test in mutmut's stats run."""
-    return mutmut_killers.module_means(stats_seconds())
-
-
-# Before that order, the tests that killed earlier mutants of the same function, most recent first: most of a
-# function's mutants fall to the same few tests, so a killed mutant then costs about one test instead of every
-# test ordered before its killer (a deviation's `covers` mutants: 9 s each before, by test_precision's slow tests).
-# Only the order changes; a surviving mutant still runs every test that reaches it. The record lives in mutants/,
-# mutmut's working directory, one file per function, and goes with `rm -rf mutants`; after it, the killers that
-# earlier runs recorded (mutmut-killers.txt at the repository root, refreshed by tests/support/mutmut_killers.py),
-# so that a run from scratch does not find each function's killers again behind every cheaper test.
+# Before that order, the tests that killed this very mutant in an earlier run, then those that killed the function's
+# other mutants, most recent first: most of a function's mutants fall to the same few tests, so a killed mutant then
+# costs about one test instead of every test ordered before its killer (a deviation's `covers` mutants: 9 s each
+# before, by test_precision's slow tests). Only the order changes; a surviving mutant still runs every test that
+# reaches it. The record lives in mutants/, mutmut's working directory, one file per function, and goes with `rm -rf
+# mutants`; after it, the killers that earlier runs recorded (mutmut-killers.txt at the repository root, refreshed by
+# tests/support/mutmut_killers.py), so that a run from scratch does not find each killer again behind every cheaper
+# test. The stats and the seed are read by tests/support/mutmut_killers, which stays imported across mutmut's
+# sessions (this file is imported afresh in each), so mutmut's main process reads them once for every child.
 KILLERS = Path(mutmut_killers.RECORD)
+SEED = Path("..") / mutmut_killers.SEED  # cwd: mutants/
 
-
-@functools.cache
-def seeded_killers() -> dict[str, list[str]]:
-    """Function -> the killers earlier runs recorded (read once, in mutmut's fork server; cwd: mutants/)."""
-    return mutmut_killers.read_seed(Path("..") / mutmut_killers.SEED)
-
-
-if os.environ.get("MUTANT_UNDER_TEST"):  # read once in mutmut's fork server, not again in every mutant's child
-    module_seconds()  # 2.4 MB of JSON, ~20 ms
-    seeded_killers()
-
-
-def mutated_function() -> str | None:
-    """The function whose mutant this process runs ('gpt2core.engine.ops.x_gelu'), or None outside a mutant."""
-    name = os.environ.get("MUTANT_UNDER_TEST", "")
-    return name.rsplit("__mutmut_", 1)[0] if "__mutmut_" in name else None
+if os.environ.get("MUTANT_UNDER_TEST"):  # read in mutmut's main process (its forced-fail run), before any child forks
+    mutmut_killers.module_seconds()
+    mutmut_killers.seeded(SEED)
+    import gpt2core.mutation  # noqa: F401  (the triage check below: 12 ms a child when imported there)
 
 
 # A mutant triaged as equivalent for exactly its present code (its line in mutmut-equivalents.txt stamped with the
@@ -119,7 +93,8 @@ RUN_TRIAGED = "GPT2CORE_MUTMUT_RUN_TRIAGED"
 def pytest_collection_modifyitems(config, items):
     if not os.environ.get("MUTANT_UNDER_TEST"):
         return
-    if mutated_function() and not os.environ.get(RUN_TRIAGED):
+    function, number = mutmut_killers.mutant_of(os.environ["MUTANT_UNDER_TEST"])
+    if function and not os.environ.get(RUN_TRIAGED):
         from gpt2core.mutation import EQUIVALENTS_FILE, triaged_equivalent
 
         reason = triaged_equivalent(os.environ["MUTANT_UNDER_TEST"], Path(".."), Path("..") / EQUIVALENTS_FILE)  # cwd: mutants/
@@ -128,20 +103,20 @@ def pytest_collection_modifyitems(config, items):
             for item in items:
                 item.add_marker(skip)
             return
-    record = KILLERS / f"{mutated_function()}.txt"
-    killers = record.read_text().splitlines() if mutated_function() and record.is_file() else []
-    first = mutmut_killers.priority(killers, seeded_killers().get(mutated_function(), []))
-    order = mutmut_killers.run_order([(item.nodeid, *item.location[:2]) for item in items], first, stats_seconds(), module_seconds(), LAST)
+    kills = mutmut_killers.read_kills(KILLERS / f"{function}.txt") if function else []
+    first = mutmut_killers.priority(kills, mutmut_killers.seeded(SEED).get(function, {}), number)
+    tests = [(item.nodeid, *item.location[:2]) for item in items]
+    order = mutmut_killers.run_order(tests, first, mutmut_killers.stats_seconds(), mutmut_killers.module_seconds(), LAST)
     items.sort(key=lambda item: order[item.nodeid])
 
 
 def record_killer(report) -> None:
     """Under a mutant, the test that failed (killed it), for the next mutants of the same function."""
-    function = mutated_function()
+    function, number = mutmut_killers.mutant_of(os.environ.get("MUTANT_UNDER_TEST", ""))
     if function and report.failed:
         KILLERS.mkdir(exist_ok=True)
         with open(KILLERS / f"{function}.txt", "a") as f:  # one short append per killed mutant: concurrent children do not interleave
-            f.write(report.nodeid + "\n")
+            f.write(mutmut_killers.record_line(number, report.nodeid))
 
 
 # Where the suite's time goes (docs/performance.md): with GPT2CORE_DURATIONS_FILE set, the seconds of every test

@@ -129,29 +129,73 @@ def test_a_mutant_is_triaged_only_while_its_line_is_stamped_with_its_code(tmp_pa
 # --- the killers a run records and the next run tries first (tests/support/mutmut_killers.py) ----------------------
 
 
-def test_a_runs_killers_refresh_the_seed_most_frequent_first_and_read_back(tmp_path, capsys):
-    """Each function the run reached keeps every killer, most frequent first (ties: the earlier kill first);
-    a function it did not reach keeps its seeded lines; comments and blank lines are not killers."""
+def test_a_runs_killers_refresh_the_seed_most_frequent_first_with_the_mutants_each_killed_and_read_back(tmp_path, capsys):
+    """Each function the run reached keeps every killer, most frequent first (ties: the earlier kill first), with
+    the numbers of the mutants it killed; a function it did not reach keeps its seeded lines (with or without
+    numbers); a record line from before numbers counts as a kill of no known mutant; comments and blank lines are
+    not killers; node ids with spaces survive the round trip."""
     from support import mutmut_killers as mk
 
-    (tmp_path / mk.SEED).write_text("# a comment\n\nm.f old::a\nm.g kept::x\nm.g kept::y\n")
+    (tmp_path / mk.SEED).write_text("# a comment\n\nm.f old::a\t1\nm.g kept::x\t3,12\nm.g kept::y\n")
     record = tmp_path / "mutants" / mk.RECORD
     record.mkdir(parents=True)
-    (record / "m.f.txt").write_text("t::a\nt::b[x y]\nt::a\nt::c\nt::a\nt::b[x y]\nt::d\nt::e\n")  # ids with spaces
+    kills = [(1, "t::a"), (12, "t::b[x y]"), (3, "t::a"), (4, "t::c"), (5, "t::a"), (6, "t::b[x y]"), (7, "t::d")]
+    (record / "m.f.txt").write_text("".join(mk.record_line(n, nodeid) for n, nodeid in kills) + "t::e\n")
     (record / "m.h.txt").write_text("")  # a record with no kill leaves nothing
+    assert mk.read_kills(record / "m.f.txt") == [*kills, (None, "t::e")]
     assert mk.main(tmp_path) == 0
-    assert mk.read_seed(tmp_path / mk.SEED) == {"m.f": ["t::a", "t::b[x y]", "t::c", "t::d", "t::e"], "m.g": ["kept::x", "kept::y"]}
-    assert "2 functions, 7 killers" in capsys.readouterr().out
-    assert mk.read_seed(tmp_path / "none.txt") == {}
+    assert mk.read_seed(tmp_path / mk.SEED) == {
+        "m.f": {"t::a": [1, 3, 5], "t::b[x y]": [6, 12], "t::c": [4], "t::d": [7], "t::e": []},
+        "m.g": {"kept::x": [3, 12], "kept::y": []},
+    }
+    assert "2 functions, 7 killers, 9 mutants' own killers" in capsys.readouterr().out
+    assert mk.read_seed(tmp_path / "none.txt") == {} and mk.read_kills(tmp_path / "none.txt") == []
     assert mk.main(tmp_path / "no-run") == 1 and "run mutmut first" in capsys.readouterr().err
 
 
-def test_this_runs_latest_killer_goes_first_then_the_seeded_ones():
+def test_mutmut_names_a_mutant_by_its_function_and_number():
+    from support.mutmut_killers import mutant_of
+
+    assert mutant_of("gpt2core.engine.ops.x_gelu__mutmut_3") == ("gpt2core.engine.ops.x_gelu", 3)
+    assert mutant_of("gpt2core.engine.cache.xǁKVCacheǁappend__mutmut_17") == ("gpt2core.engine.cache.xǁKVCacheǁappend", 17)
+    for name in ("stats", "fail", "", "m.x_f__mutmut_", "__mutmut_3", "m.x_f__mutmut_3a"):
+        assert mutant_of(name) == (None, None), name
+
+
+def test_a_mutants_own_killers_go_first_then_this_runs_latest_then_the_seeded_ones():
     from support.mutmut_killers import priority
 
-    assert priority(["t::a", "t::b", "t::a", "t::c"], ["s::z", "t::b", "s::y"]) == {"t::c": 0, "t::a": 1, "t::b": 2, "s::z": 3, "s::y": 4}
-    assert priority([], ["s::z", "s::y"]) == {"s::z": 0, "s::y": 1}
-    assert priority([], []) == {}
+    kills = [(1, "t::a"), (2, "t::b"), (3, "t::a"), (4, "t::c"), (None, "t::old")]
+    seeded = {"s::z": [9], "t::b": [7], "s::y": [7, 8]}
+    assert priority(kills, seeded, 5) == {"t::old": 0, "t::c": 1, "t::a": 2, "t::b": 3, "s::z": 4, "s::y": 5}
+    assert priority(kills, seeded, 7) == {"t::b": 0, "s::y": 1, "t::old": 2, "t::c": 3, "t::a": 4, "s::z": 5}
+    assert priority(kills, seeded, 3) == {"t::a": 0, "t::old": 1, "t::c": 2, "t::b": 3, "s::z": 4, "s::y": 5}
+    assert priority(kills, seeded, None) == priority(kills, seeded, 5)
+    assert priority([], {"s::z": [], "s::y": [1]}, 1) == {"s::y": 0, "s::z": 1}
+    assert priority([], {}, 1) == {}
+
+
+def test_the_stats_and_the_seed_are_read_once_per_version_of_their_file(tmp_path):
+    """mutmut forks every mutant's session from its main process: the module keeps what it read, and a file that
+    changes (mutmut writes its stats after the first reads) is read again."""
+    import os
+
+    from support import mutmut_killers as mk
+
+    stats = tmp_path / mk.STATS
+    assert mk.stats_seconds(stats) == {} and mk.module_seconds(stats) == {}
+    stats.write_text(json.dumps({"duration_by_test": {"a.py::t": 1.0, "a.py::u": 3.0}}))
+    assert mk.stats_seconds(stats) == {"a.py::t": 1.0, "a.py::u": 3.0} and mk.module_seconds(stats) == {"a.py": 2.0}
+    assert mk.stats_seconds(stats) is mk.stats_seconds(stats)  # read once
+    stats.write_text("not json")
+    os.utime(stats, ns=(0, 1))
+    assert mk.stats_seconds(stats) == {}
+    seed = tmp_path / mk.SEED
+    seed.write_text("m.f t::a\t1\n")
+    assert mk.seeded(seed) == {"m.f": {"t::a": [1]}} and mk.seeded(seed) is mk.seeded(seed)
+    seed.write_text("m.f t::b\t2,3\n")
+    os.utime(seed, ns=(0, 2))
+    assert mk.seeded(seed) == {"m.f": {"t::b": [2, 3]}}
 
 
 def test_known_killers_then_cheap_tests_then_modules_cheapest_first():

@@ -1,58 +1,151 @@
-"""The tests that killed each function's mutants, kept between mutmut runs.
+"""The tests that killed each mutant, kept between mutmut runs, and the order a mutant's tests run in.
 
 During a run, `tests/conftest.py` records the test that failed for each killed mutant (mutants/.mutmut-killers/,
-one file per function) and runs those first for the function's next mutants. The record goes with `rm -rf
-mutants`; `mutmut-killers.txt` at the repository root keeps it, so that a run from scratch tries each function's
-known killers first instead of finding them again behind every cheaper test. Only the order of a mutant's tests
-depends on it: a stale line costs time, never a verdict (every test that reaches a surviving mutant still runs).
+one file per function, a line `number test-node-id` per kill) and runs, for each mutant, first the tests that killed
+that very mutant before, then those that killed the function's other mutants. The record goes with `rm -rf mutants`;
+`mutmut-killers.txt` at the repository root keeps it, so that a run from scratch tries each mutant's own killer
+first instead of finding it again behind every cheaper test. Only the order of a mutant's tests depends on it: a
+stale line (a function whose code changed renumbers its mutants) costs time, never a verdict (every test that reaches
+a surviving mutant still runs).
 
     python tests/support/mutmut_killers.py   # after a run, in the repository root: refreshes mutmut-killers.txt
+
+The seed file's lines are `function test-node-id`, then a tab and the numbers of the function's mutants that test
+killed (`gpt2core.engine.ops.x_gelu tests/property/test_ops.py::test_gelu_matches_torch<TAB>1,2,5`); pytest escapes
+a tab in a node id, so the tab is unambiguous. `#` starts a comment.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import sys
 from collections import Counter
 from pathlib import Path
 
 SEED = "mutmut-killers.txt"
 RECORD = ".mutmut-killers"  # in mutants/, mutmut's working directory
+STATS = "mutmut-stats.json"  # mutmut's, in mutants/
 # Every distinct killer of a function is kept, most frequent first. Measured on the run of 2026-12-04 (7,214 kills
 # over 220 functions): 897 kills (12%) fell to a test outside their function's four most frequent killers, and such a
 # mutant runs every cheaper test of the selection before its killer (up to 245 s on verify_references); all 761
 # (function, killer) pairs cost 215 lines more than four per function, and a listed test that does not kill a
 # mutant costs its own seconds, not the selection's.
+# Each killer also keeps the numbers of the mutants it killed. Measured on the mutants/ of 2026-12-05: 117 of
+# verify_references' 693 mutants took over 10 s (11,882 of its 13,755 child-seconds, up to 1,399 s) running the
+# function's other killers and cheaper tests before their own; a mutant whose own killer runs first costs one test.
+
+Seed = dict[str, dict[str, list[int]]]  # function -> killer node id (most frequent first) -> numbers of its kills
+Kill = tuple[int | None, str]  # (the mutant's number, or None in a record written before numbers; the killer's node id)
 
 
-def read_seed(path: Path) -> dict[str, list[str]]:
-    """Function -> its killers, most frequent first, from a seed file ({} when there is none). Lines are
-    `function test-node-id`; `#` starts a comment."""
-    seed: dict[str, list[str]] = {}
+def mutant_of(name: str) -> tuple[str | None, int | None]:
+    """mutmut's MUTANT_UNDER_TEST ('gpt2core.engine.ops.x_gelu__mutmut_3') -> (function, number); (None, None)
+    for anything else ('stats', 'fail', '')."""
+    function, sep, number = name.rpartition("__mutmut_")
+    return (function, int(number)) if sep and function and number.isdigit() else (None, None)
+
+
+def read_seed(path: Path) -> Seed:
+    """The seed file's killers ({} when there is none); lines without numbers (older files) have none."""
+    seed: Seed = {}
     if not path.is_file():
         return seed
     for line in path.read_text(encoding="utf-8").splitlines():
-        function, _, nodeid = line.partition(" ")
+        function, _, rest = line.partition(" ")
+        nodeid, _, numbers = rest.partition("\t")
         if function and not function.startswith("#") and nodeid:
-            seed.setdefault(function, []).append(nodeid)
+            seed.setdefault(function, {})[nodeid] = [int(n) for n in numbers.split(",") if n.isdigit()]
     return seed
 
 
-def read_record(directory: Path) -> dict[str, list[str]]:
-    """Function -> every test that killed one of its mutants in the run that wrote `directory`, one per kill."""
-    return {f.name.removesuffix(".txt"): f.read_text(encoding="utf-8").splitlines() for f in sorted(directory.glob("*.txt"))}
+def read_kills(path: Path) -> list[Kill]:
+    """One function's record, in the order of its kills ([] when there is none)."""
+    if not path.is_file():
+        return []
+    kills: list[Kill] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        number, _, nodeid = line.partition(" ")
+        kills.append((int(number), nodeid) if number.isdigit() and nodeid else (None, line))
+    return kills
 
 
-def refreshed(seed: dict[str, list[str]], record: dict[str, list[str]]) -> dict[str, list[str]]:
+def record_line(number: int, nodeid: str) -> str:
+    return f"{number} {nodeid}\n"
+
+
+def read_record(directory: Path) -> dict[str, list[Kill]]:
+    """Function -> every kill the run that wrote `directory` recorded."""
+    return {f.name.removesuffix(".txt"): read_kills(f) for f in sorted(directory.glob("*.txt"))}
+
+
+def refreshed(seed: Seed, record: dict[str, list[Kill]]) -> Seed:
     """The seed with each function the run recorded replaced by all of its killers, most frequent first (ties: the
-    earlier first); functions the run did not reach keep their lines."""
-    fresh = {function: [nodeid for nodeid, _ in Counter(kills).most_common()] for function, kills in record.items() if kills}
+    earlier first), each with the numbers of the mutants it killed; functions the run did not reach keep their lines."""
+    fresh: Seed = {}
+    for function, kills in record.items():
+        if kills:
+            numbers: dict[str, set[int]] = {}
+            for number, nodeid in kills:
+                numbers.setdefault(nodeid, set()).update([] if number is None else [number])
+            fresh[function] = {nodeid: sorted(numbers[nodeid]) for nodeid, _ in Counter(killer for _, killer in kills).most_common()}
     return dict(sorted({**seed, **fresh}.items()))
 
 
-def priority(kills: list[str], seeded: list[str]) -> dict[str, int]:
-    """Test node id -> its rank among a function's known killers, first tried first: this run's kills, the latest
-    first (`kills` in the order they happened), then the seeded ones in their order."""
-    return {nodeid: rank for rank, nodeid in enumerate(dict.fromkeys([*reversed(kills), *seeded]))}
+def priority(kills: list[Kill], seeded: dict[str, list[int]], number: int | None) -> dict[str, int]:
+    """Test node id -> its rank among a mutant's known killers, first tried first: the tests that killed this very
+    mutant (this run's record, then the seed's), then this run's kills of the function, the latest first (`kills` in
+    the order they happened), then the function's seeded killers in their order."""
+    own = [nodeid for n, nodeid in reversed(kills) if number is not None and n == number]
+    own += [nodeid for nodeid, numbers in seeded.items() if number in numbers]
+    return {nodeid: rank for rank, nodeid in enumerate(dict.fromkeys([*own, *(nodeid for _, nodeid in reversed(kills)), *seeded]))}
+
+
+# mutmut runs each mutant in a pytest session of its own, forked from its main process, and pytest imports
+# tests/conftest.py afresh in every session; this module is imported once and stays, so what it caches here is read
+# once, in mutmut's main process, and shared by every child forked after (the stats file: 2.7 MB of JSON, 17 ms a
+# child). Each cache is keyed by the file's size and modification time: mutmut writes its stats after the first reads.
+
+
+def _stamp(path: Path) -> tuple[str, int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return str(path.resolve()), stat.st_mtime_ns, stat.st_size
+
+
+@functools.cache
+def _stats_seconds(stamp: tuple[str, int, int] | None) -> dict[str, float]:
+    try:
+        return dict(json.loads(Path(stamp[0]).read_text())["duration_by_test"]) if stamp else {}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def stats_seconds(path: Path = Path(STATS)) -> dict[str, float]:
+    """Test node id -> seconds in mutmut's stats run ({} where there is no stats file or it is unreadable)."""
+    return _stats_seconds(_stamp(path))
+
+
+@functools.cache
+def _module_seconds(stamp: tuple[str, int, int] | None) -> dict[str, float]:
+    return module_means(_stats_seconds(stamp))
+
+
+def module_seconds(path: Path = Path(STATS)) -> dict[str, float]:
+    """Test module path -> mean seconds per test in mutmut's stats run."""
+    return _module_seconds(_stamp(path))
+
+
+@functools.cache
+def _seeded(stamp: tuple[str, int, int] | None) -> Seed:
+    return read_seed(Path(stamp[0])) if stamp else {}
+
+
+def seeded(path: Path) -> Seed:
+    """read_seed(path), read once per version of the file."""
+    return _seeded(_stamp(path))
 
 
 # After a function's known killers, the tests that took under CHEAP_SECONDS in mutmut's stats run, then the rest;
@@ -89,9 +182,11 @@ def run_order(tests: list[tuple[str, str, int | None]], first: dict[str, int], t
     return {tests[index][0]: place for place, index in enumerate(sorted(range(len(tests)), key=key))}
 
 
-def write_seed(path: Path, seed: dict[str, list[str]]) -> None:
-    header = "# mutmut: the tests that killed each function's mutants, tried first (tests/support/mutmut_killers.py)\n"
-    path.write_text(header + "".join(f"{function} {nodeid}\n" for function, nodeids in seed.items() for nodeid in nodeids), encoding="utf-8")
+def write_seed(path: Path, seed: Seed) -> None:
+    header = "# mutmut: the tests that killed each mutant, tried first (tests/support/mutmut_killers.py)\n"
+    lines = (f"{function} {nodeid}" + ("\t" + ",".join(map(str, numbers)) if numbers else "") + "\n"
+             for function, killers in seed.items() for nodeid, numbers in killers.items())
+    path.write_text(header + "".join(lines), encoding="utf-8")
 
 
 def main(root: Path = Path(".")) -> int:
@@ -101,7 +196,8 @@ def main(root: Path = Path(".")) -> int:
         return 1
     seed = refreshed(read_seed(root / SEED), read_record(record))
     write_seed(root / SEED, seed)
-    print(f"{root / SEED}: {len(seed)} functions, {sum(map(len, seed.values()))} killers")
+    mutants = sum(len(numbers) for killers in seed.values() for numbers in killers.values())
+    print(f"{root / SEED}: {len(seed)} functions, {sum(map(len, seed.values()))} killers, {mutants} mutants' own killers")
     return 0
 
 
