@@ -131,12 +131,14 @@ def test_a_mutant_is_triaged_only_while_its_line_is_stamped_with_its_code(tmp_pa
 
 def test_a_runs_killers_refresh_the_seed_most_frequent_first_with_the_mutants_each_killed_and_read_back(tmp_path, capsys):
     """Each function the run reached keeps every killer, most frequent first (ties: the earlier kill first), with
-    the numbers of the mutants it killed; a function it did not reach keeps its seeded lines (with or without
-    numbers); a record line from before numbers counts as a kill of no known mutant; comments and blank lines are
-    not killers; node ids with spaces survive the round trip."""
+    the numbers of the mutants it killed, then the seeded killers of its mutants the run killed none of (a run cut
+    short), with those numbers only; a function it did not reach keeps its seeded lines (with or without numbers);
+    a record line from before numbers counts as a kill of no known mutant; comments and blank lines are not killers;
+    node ids with spaces survive the round trip."""
     from support import mutmut_killers as mk
 
-    (tmp_path / mk.SEED).write_text("# a comment\n\nm.f old::a\t1\nm.g kept::x\t3,12\nm.g kept::y\n")
+    seed = "# a comment\n\nm.f old::a\t1\nm.f t::c\t4,41\nm.f old::z\t40\nm.f old::none\nm.g kept::x\t3,12\nm.g kept::y\n"
+    (tmp_path / mk.SEED).write_text(seed)
     record = tmp_path / "mutants" / mk.RECORD
     record.mkdir(parents=True)
     kills = [(1, "t::a"), (12, "t::b[x y]"), (3, "t::a"), (4, "t::c"), (5, "t::a"), (6, "t::b[x y]"), (7, "t::d")]
@@ -145,10 +147,10 @@ def test_a_runs_killers_refresh_the_seed_most_frequent_first_with_the_mutants_ea
     assert mk.read_kills(record / "m.f.txt") == [*kills, (None, "t::e")]
     assert mk.main(tmp_path) == 0
     assert mk.read_seed(tmp_path / mk.SEED) == {
-        "m.f": {"t::a": [1, 3, 5], "t::b[x y]": [6, 12], "t::c": [4], "t::d": [7], "t::e": []},
+        "m.f": {"t::a": [1, 3, 5], "t::b[x y]": [6, 12], "t::c": [4, 41], "t::d": [7], "t::e": [], "old::z": [40]},
         "m.g": {"kept::x": [3, 12], "kept::y": []},
     }
-    assert "2 functions, 7 killers, 9 mutants' own killers" in capsys.readouterr().out
+    assert "2 functions, 8 killers, 11 mutants' own killers" in capsys.readouterr().out
     assert mk.read_seed(tmp_path / "none.txt") == {} and mk.read_kills(tmp_path / "none.txt") == []
     assert mk.main(tmp_path / "no-run") == 1 and "run mutmut first" in capsys.readouterr().err
 

@@ -81,14 +81,23 @@ def read_record(directory: Path) -> dict[str, list[Kill]]:
 
 def refreshed(seed: Seed, record: dict[str, list[Kill]]) -> Seed:
     """The seed with each function the run recorded replaced by all of its killers, most frequent first (ties: the
-    earlier first), each with the numbers of the mutants it killed; functions the run did not reach keep their lines."""
+    earlier first), each with the numbers of the mutants it killed; then the seeded killers of that function's mutants
+    the run killed none of (a run cut short, or by name), with those numbers only. Functions the run did not reach
+    keep their lines."""
     fresh: Seed = {}
     for function, kills in record.items():
-        if kills:
-            numbers: dict[str, set[int]] = {}
-            for number, nodeid in kills:
-                numbers.setdefault(nodeid, set()).update([] if number is None else [number])
-            fresh[function] = {nodeid: sorted(numbers[nodeid]) for nodeid, _ in Counter(killer for _, killer in kills).most_common()}
+        if not kills:
+            continue
+        numbers: dict[str, set[int]] = {}
+        for number, nodeid in kills:
+            numbers.setdefault(nodeid, set()).update([] if number is None else [number])
+        reached = {number for number, _ in kills}
+        for nodeid, seeded in seed.get(function, {}).items():
+            unreached = {number for number in seeded if number not in reached}
+            if unreached:
+                numbers.setdefault(nodeid, set()).update(unreached)
+        order = [nodeid for nodeid, _ in Counter(killer for _, killer in kills).most_common()]
+        fresh[function] = {nodeid: sorted(numbers[nodeid]) for nodeid in dict.fromkeys([*order, *numbers])}
     return dict(sorted({**seed, **fresh}.items()))
 
 
