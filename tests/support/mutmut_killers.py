@@ -116,45 +116,40 @@ def priority(kills: list[Kill], seeded: dict[str, list[int]], number: int | None
 # child). Each cache is keyed by the file's size and modification time: mutmut writes its stats after the first reads.
 
 
-def _stamp(path: Path) -> tuple[str, int, int] | None:
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return str(path.resolve()), stat.st_mtime_ns, stat.st_size
+def read_once_per_version(read):
+    """`read(path)` made to read each version of a file (its size and modification time) once and keep what it
+    read; {} where there is no file."""
+
+    @functools.cache
+    def cached(stamp: tuple[str, int, int] | None):
+        return read(Path(stamp[0])) if stamp else {}
+
+    def once(path: Path):
+        try:
+            stat = path.stat()
+        except OSError:
+            return cached(None)
+        return cached((str(path.resolve()), stat.st_mtime_ns, stat.st_size))
+
+    return functools.wraps(read)(once)
 
 
-@functools.cache
-def _stats_seconds(stamp: tuple[str, int, int] | None) -> dict[str, float]:
+@read_once_per_version
+def stats_seconds(path: Path) -> dict[str, float]:
+    """Test node id -> seconds in mutmut's stats run ({} where the stats file is unreadable)."""
     try:
-        return dict(json.loads(Path(stamp[0]).read_text())["duration_by_test"]) if stamp else {}
+        return dict(json.loads(path.read_text())["duration_by_test"])
     except (OSError, ValueError, KeyError, TypeError):
         return {}
 
 
-def stats_seconds(path: Path = Path(STATS)) -> dict[str, float]:
-    """Test node id -> seconds in mutmut's stats run ({} where there is no stats file or it is unreadable)."""
-    return _stats_seconds(_stamp(path))
-
-
-@functools.cache
-def _module_seconds(stamp: tuple[str, int, int] | None) -> dict[str, float]:
-    return module_means(_stats_seconds(stamp))
-
-
-def module_seconds(path: Path = Path(STATS)) -> dict[str, float]:
+@read_once_per_version
+def module_seconds(path: Path) -> dict[str, float]:
     """Test module path -> mean seconds per test in mutmut's stats run."""
-    return _module_seconds(_stamp(path))
+    return module_means(stats_seconds(path))
 
 
-@functools.cache
-def _seeded(stamp: tuple[str, int, int] | None) -> Seed:
-    return read_seed(Path(stamp[0])) if stamp else {}
-
-
-def seeded(path: Path) -> Seed:
-    """read_seed(path), read once per version of the file."""
-    return _seeded(_stamp(path))
+seeded = read_once_per_version(read_seed)
 
 
 # After a function's known killers, the tests that took under CHEAP_SECONDS in mutmut's stats run, then the rest;
