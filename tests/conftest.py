@@ -98,6 +98,12 @@ RUN_TRIAGED = "GPT2CORE_MUTMUT_RUN_TRIAGED"
 
 
 def pytest_collection_modifyitems(config, items):
+    if os.environ.get("MUTANT_UNDER_TEST") == "" and mutmut_killers.passed_in_stats:  # mutmut's clean run
+        skip = pytest.mark.skip(reason="passed in this mutmut process's stats pass, on the same code")
+        for item in items:
+            if item.nodeid in mutmut_killers.passed_in_stats:
+                item.add_marker(skip)
+        return
     if not os.environ.get("MUTANT_UNDER_TEST"):
         return
     function, number = mutmut_killers.mutant_of(os.environ["MUTANT_UNDER_TEST"])
@@ -134,6 +140,8 @@ MODULE_SECONDS: dict[str, list] = {}
 
 def pytest_runtest_logreport(report):
     record_killer(report)
+    if os.environ.get("MUTANT_UNDER_TEST") == "stats" and report.when == "call" and report.passed:
+        mutmut_killers.passed_in_stats.add(report.nodeid)
     if os.environ.get("GPT2CORE_DURATIONS_FILE"):
         seconds_and_tests = MODULE_SECONDS.setdefault(report.nodeid.split("::")[0], [0.0, 0])
         seconds_and_tests[0] += report.duration

@@ -152,6 +152,15 @@ def module_seconds(path: Path) -> dict[str, float]:
 seeded = read_once_per_version(read_seed)
 
 
+# A run from scratch runs the whole selection twice before the first mutant: the stats pass (MUTANT_UNDER_TEST=stats,
+# every mutated function's original code, traced), then the clean run (MUTANT_UNDER_TEST empty, the same original
+# code, untraced), both in mutmut's main process, one after the other. The tests the stats pass saw pass are kept
+# here, and the clean run that follows in the same process skips them (tests/conftest.py): it would run the same tests
+# on the same code again (3-4 minutes on 2 cores). A clean run after stats read from mutants/ (a later `mutmut run`)
+# finds this empty and runs every test.
+passed_in_stats: set[str] = set()
+
+
 # After a function's known killers, the tests that took under CHEAP_SECONDS in mutmut's stats run, then the rest;
 # within each, module by module, cheapest module first (mean seconds per test), so that each module's fixtures are
 # set up once. Measured on the run of 2026-12-04: a module's mean hides its one-function tests behind its slow ones
