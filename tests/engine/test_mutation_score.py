@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -180,7 +181,6 @@ def test_a_mutants_own_killers_go_first_then_this_runs_latest_then_the_seeded_on
 def test_the_stats_and_the_seed_are_read_once_per_version_of_their_file(tmp_path):
     """mutmut forks every mutant's session from its main process: the module keeps what it read, and a file that
     changes (mutmut writes its stats after the first reads) is read again."""
-    import os
 
     from support import mutmut_killers as mk
 
@@ -291,3 +291,51 @@ def test_a_functions_own_lines_give_the_stamp_of_the_whole_modules_parse(tmp_pat
     assert stamps == {f"m.{name}": stamp for name, stamp in whole.items()}  # x_twice: the later def, as ast.walk has it
     edited = MUTATED_MODULE.replace("    return c\n", "    return -c\n")
     assert function_stamp(function_node(edited, "x_f__mutmut_1")) != whole["x_f__mutmut_1"]  # the line after the comment counts
+
+
+CLEAN_RUN_AFTER_STATS = """
+import json, os, sys
+import pytest
+
+first, second = sys.argv[1:3]
+quiet = ["-q", "-p", "no:cacheprovider"]
+os.environ["MUTANT_UNDER_TEST"] = "stats"  # mutmut's stats pass, then its clean run, in one process
+assert pytest.main([*quiet, first]) == 0
+
+
+class Seen:
+    skipped, ran = {}, []
+
+    def pytest_runtest_logreport(self, report):
+        if report.skipped:
+            Seen.skipped[report.nodeid] = report.longrepr[2]
+        elif report.when == "call":
+            Seen.ran.append(report.nodeid)
+
+
+os.environ["MUTANT_UNDER_TEST"] = ""
+exit_code = pytest.main([*quiet, first, second], plugins=[Seen()])
+print(json.dumps({"exit": int(exit_code), "skipped": Seen.skipped, "ran": Seen.ran}))
+"""
+
+
+def test_mutmuts_clean_run_skips_only_the_tests_its_stats_pass_saw_pass(tmp_path):
+    """mutmut's clean run follows its stats pass in the same process, on the same code: tests/conftest.py skips there
+    exactly the tests that the stats pass saw pass; one the stats pass did not run runs."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    first = "tests/engine/test_loading.py::test_scaled_atol_scales_by_max_abs_with_a_floor_of_one"
+    second = "tests/engine/test_mutation_score.py::test_all_killed_passes"
+    script = tmp_path / "clean_run_after_stats.py"
+    script.write_text(CLEAN_RUN_AFTER_STATS)
+    env = {k: v for k, v in os.environ.items() if k not in ("MUTANT_UNDER_TEST", "PYTEST_XDIST_WORKER")}
+    done = subprocess.run([sys.executable, str(script), first, second], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["exit"] == 0, seen
+    assert seen["skipped"] == {first: "Skipped: passed in this mutmut process's stats pass, on the same code"}, seen
+    assert seen["ran"] == [second], seen
