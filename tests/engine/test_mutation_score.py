@@ -339,3 +339,60 @@ def test_mutmuts_clean_run_skips_only_the_tests_its_stats_pass_saw_pass(tmp_path
     assert seen["exit"] == 0, seen
     assert seen["skipped"] == {first: "Skipped: passed in this mutmut process's stats pass, on the same code"}, seen
     assert seen["ran"] == [second], seen
+
+
+def test_a_mutants_session_names_the_test_functions_it_collects():
+    from support.mutmut_killers import wanted_functions
+
+    assert wanted_functions(["tests/a.py::test_f[x-1]", "tests/a.py::test_f[x-2]", "tests/b.py::test_g"]) == {
+        ("tests/a.py", "test_f"), ("tests/b.py", "test_g")}
+    assert wanted_functions(["tests/a.py::test_f[a::b]"]) == {("tests/a.py", "test_f")}  # "::" inside an id
+    assert wanted_functions([]) == frozenset()
+    for whole in (["tests/"], ["tests/a.py"], ["tests/a.py::test_f", "tests/b.py"], ["tests/a.py::"],
+                  ["tests/a.py::TestC::test_m"]):
+        assert wanted_functions(whole) is None, whole
+
+
+COLLECTED_UNDER_A_MUTANT = """
+import json, os, sys
+import pytest
+
+os.environ["MUTANT_UNDER_TEST"] = sys.argv[1]
+
+
+class Seen:
+    generated = set()  # the test functions whose items pytest made (pytest asks for each one's parametrization)
+
+    def pytest_generate_tests(self, metafunc):
+        Seen.generated.add(metafunc.definition.nodeid.split("[")[0])
+
+
+exit_code = pytest.main(["-q", "-p", "no:cacheprovider", "--co", *sys.argv[2:]], plugins=[Seen()])
+print(json.dumps({"exit": int(exit_code), "generated": sorted(Seen.generated)}))
+"""
+
+
+@pytest.mark.parametrize("mutant, collects_all", [("gpt2core.no_function__mutmut_1", False), ("stats", True)])
+def test_under_a_mutant_only_the_named_test_functions_are_collected(tmp_path, mutant, collects_all):
+    """Under a mutant, a module's test functions that no node id names are not collected (tests/conftest.py); the
+    stats pass, which names a whole module here, collects every test of it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    module = "tests/engine/test_mutation_score.py"
+    named = f"{module}::test_timeouts_are_not_kills_and_fail_the_gate"
+    script = tmp_path / "collect.py"
+    script.write_text(COLLECTED_UNDER_A_MUTANT)
+    env = {k: v for k, v in os.environ.items() if k not in ("MUTANT_UNDER_TEST", "PYTEST_XDIST_WORKER")}
+    args = [named, f"{module}::test_all_killed_passes"] if not collects_all else [module]
+    done = subprocess.run([sys.executable, str(script), mutant, *args], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["exit"] == 0, seen
+    if collects_all:
+        assert named in seen["generated"] and len(seen["generated"]) > 15, seen
+    else:
+        assert seen["generated"] == sorted(args), seen

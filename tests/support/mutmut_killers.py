@@ -195,6 +195,19 @@ def run_order(tests: list[tuple[str, str, int | None]], first: dict[str, int], t
     return {tests[index][0]: place for place, index in enumerate(sorted(range(len(tests)), key=key))}
 
 
+def wanted_functions(args: list[str]) -> frozenset | None:
+    """{(module, function)} named by node ids ('tests/a.py::test_f[x-1]' -> ('tests/a.py', 'test_f')); None when any
+    argument is not a test function's node id (a module, a directory, an option), which asks for whole modules."""
+    wanted = set()
+    for arg in args:
+        module, sep, rest = arg.partition("::")
+        function = rest.split("[", 1)[0]
+        if not sep or not function or "::" in function:
+            return None
+        wanted.add((module, function))
+    return frozenset(wanted)
+
+
 def write_seed(path: Path, seed: Seed) -> None:
     header = "# mutmut: the tests that killed each mutant, tried first (tests/support/mutmut_killers.py)\n"
     lines = (f"{function} {nodeid}" + ("\t" + ",".join(map(str, numbers)) if numbers else "") + "\n"
