@@ -197,7 +197,10 @@ def run_order(tests: list[tuple[str, str, int | None]], first: dict[str, int], t
 
 def wanted_functions(args: list[str]) -> frozenset | None:
     """{(module, function)} named by node ids ('tests/a.py::test_f[x-1]' -> ('tests/a.py', 'test_f')); None when any
-    argument is not a test function's node id (a module, a directory, an option), which asks for whole modules."""
+    argument is not a test function's node id (a module, a directory), which asks for whole modules, or when there is
+    none (pytest then collects its testpaths)."""
+    if not args:
+        return None
     wanted = set()
     for arg in args:
         module, sep, rest = arg.partition("::")
