@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -293,6 +296,18 @@ def test_a_functions_own_lines_give_the_stamp_of_the_whole_modules_parse(tmp_pat
     assert function_stamp(function_node(edited, "x_f__mutmut_1")) != whole["x_f__mutmut_1"]  # the line after the comment counts
 
 
+def run_pytest_script(tmp_path, source: str, *args: str) -> dict:
+    """`source` run as a script in a fresh interpreter at the repository root (where tests/conftest.py is the
+    rootdir's), without this session's mutmut or xdist variables; what its last line prints, read as JSON."""
+    script = tmp_path / "script.py"
+    script.write_text(source)
+    env = {k: v for k, v in os.environ.items() if k not in ("MUTANT_UNDER_TEST", "PYTEST_XDIST_WORKER")}
+    done = subprocess.run([sys.executable, str(script), *args], cwd=Path(__file__).resolve().parents[2], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 CLEAN_RUN_AFTER_STATS = """
 import json, os, sys
 import pytest
@@ -322,20 +337,9 @@ print(json.dumps({"exit": int(exit_code), "skipped": Seen.skipped, "ran": Seen.r
 def test_mutmuts_clean_run_skips_only_the_tests_its_stats_pass_saw_pass(tmp_path):
     """mutmut's clean run follows its stats pass in the same process, on the same code: tests/conftest.py skips there
     exactly the tests that the stats pass saw pass; one the stats pass did not run runs."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
     first = "tests/engine/test_loading.py::test_scaled_atol_scales_by_max_abs_with_a_floor_of_one"
     second = "tests/engine/test_mutation_score.py::test_all_killed_passes"
-    script = tmp_path / "clean_run_after_stats.py"
-    script.write_text(CLEAN_RUN_AFTER_STATS)
-    env = {k: v for k, v in os.environ.items() if k not in ("MUTANT_UNDER_TEST", "PYTEST_XDIST_WORKER")}
-    done = subprocess.run([sys.executable, str(script), first, second], cwd=root, env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen = run_pytest_script(tmp_path, CLEAN_RUN_AFTER_STATS, first, second)
     assert seen["exit"] == 0, seen
     assert seen["skipped"] == {first: "Skipped: passed in this mutmut process's stats pass, on the same code"}, seen
     assert seen["ran"] == [second], seen
@@ -375,21 +379,10 @@ print(json.dumps({"exit": int(exit_code), "generated": sorted(Seen.generated)}))
 def test_under_a_mutant_only_the_named_test_functions_are_collected(tmp_path, mutant, collects_all):
     """Under a mutant, a module's test functions that no node id names are not collected (tests/conftest.py); the
     stats pass, which names a whole module here, collects every test of it."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
     module = "tests/engine/test_mutation_score.py"
     named = f"{module}::test_timeouts_are_not_kills_and_fail_the_gate"
-    script = tmp_path / "collect.py"
-    script.write_text(COLLECTED_UNDER_A_MUTANT)
-    env = {k: v for k, v in os.environ.items() if k not in ("MUTANT_UNDER_TEST", "PYTEST_XDIST_WORKER")}
     args = [named, f"{module}::test_all_killed_passes"] if not collects_all else [module]
-    done = subprocess.run([sys.executable, str(script), mutant, *args], cwd=root, env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen = run_pytest_script(tmp_path, COLLECTED_UNDER_A_MUTANT, mutant, *args)
     assert seen["exit"] == 0, seen
     if collects_all:
         assert named in seen["generated"] and len(seen["generated"]) > 15, seen
