@@ -19,12 +19,16 @@ import os
 import platform
 import statistics
 import time
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from .engine.ops import QUERY_BLOCK, query_blocks
 from .verification.memory import current_rss_bytes, peak_rss_bytes
 from .verification.reference_cache import cpu_name
+
+if TYPE_CHECKING:
+    from .engine.config import GPT2Config
 
 PROMPT_LEN = 8  # the short prompt before greedy decoding
 PREFILL_LENGTHS = (128, 512)
@@ -67,7 +71,7 @@ def prompt_ids(vocab_size: int, length: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, vocab_size, size=(1, length), dtype=np.int64)
 
 
-def prefill_matmuls(config, T: int, block: int = QUERY_BLOCK) -> list[tuple[tuple[int, ...], tuple[int, ...], str]]:
+def prefill_matmuls(config, T: int, block: int = QUERY_BLOCK) -> list[tuple[tuple[int, ...], tuple[int, ...], Literal["C", "F"]]]:
     """The matrix products of one prefill of T tokens (last position's logits), as (a.shape, b.shape, b's order).
 
     Attention's products are those of `ops.attention`: each block of queries against the keys up to its last.
@@ -119,7 +123,7 @@ def weight_pass(n_bytes: int, dtype, width: int):
     return lambda: a @ x
 
 
-def bench_gpt2core(model_dir, dtype, new_tokens: int, repeats: int) -> dict:
+def bench_gpt2core(model_dir, dtype, new_tokens: int, repeats: int) -> tuple[dict, GPT2Config, np.ndarray]:
     from .engine.loading import load
 
     start = time.perf_counter()
@@ -153,7 +157,7 @@ def bench_gpt2core(model_dir, dtype, new_tokens: int, repeats: int) -> dict:
     return out, model.config, tokens["ids"]
 
 
-def bench_transformers(model_dir, dtype, new_tokens: int, repeats: int, threads: int) -> dict:
+def bench_transformers(model_dir, dtype, new_tokens: int, repeats: int, threads: int) -> tuple[dict, np.ndarray, str, str]:
     import torch
 
     before = torch.get_num_threads()
@@ -164,7 +168,7 @@ def bench_transformers(model_dir, dtype, new_tokens: int, repeats: int, threads:
         torch.set_num_threads(before)  # the process's torch is left as it was found
 
 
-def _bench_transformers(model_dir, dtype, new_tokens: int, repeats: int) -> dict:
+def _bench_transformers(model_dir, dtype, new_tokens: int, repeats: int) -> tuple[dict, np.ndarray, str, str]:
     import torch
     import transformers
 

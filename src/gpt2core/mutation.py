@@ -4,7 +4,9 @@ mutmut keeps one `mutants/<source path>.meta` JSON file per mutated module, whos
 each mutant's name to the exit code of the tests run against it (null: never checked). This module reads
 them from one or more run directories (shards of one run, split by mutant-name globs), merges them, and
 scores them strictly:
-  - killed = the tests failed (exit code 1, or 3 for a pytest internal error, as mutmut counts it);
+  - killed = the tests failed (exit code 1, or 3 for a pytest internal error, as mutmut counts it), or the type
+    checker rejected the mutant before any test ran (37, mutmut's "caught by type check": setup.cfg's
+    type_check_command, the same `ty check` that tests/engine/test_types.py holds the unmutated code to);
   - a timeout is NOT a kill (mutmut's own summary counts it as one), a suspicious or never-checked mutant
     is not a kill either, and any of them fails the gate;
   - every survivor needs a one-line reason in the equivalents file (`<mutant name> @<code stamp>: <why no
@@ -27,6 +29,7 @@ from .errors import GPT2CoreError
 
 EQUIVALENTS_FILE = "mutmut-equivalents.txt"
 KILLED_CODES = {1, 3}
+TYPE_CHECKED_CODES = {37}  # killed too, and counted apart: the type checker, not a test, caught them
 SURVIVED_CODES = {0}
 TIMEOUT_CODES = {36, 24, -24, 152, 255}
 
@@ -38,7 +41,7 @@ class MutationResultsError(GPT2CoreError, ValueError):
 def status_of(exit_code) -> str:
     if exit_code is None:
         return "not checked"
-    if exit_code in KILLED_CODES:
+    if exit_code in KILLED_CODES or exit_code in TYPE_CHECKED_CODES:
         return "killed"
     if exit_code in SURVIVED_CODES:
         return "survived"
@@ -252,12 +255,13 @@ class Score:
     score: float
     survivors: list[dict] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    type_checked: int = 0  # of the killed, those the type checker caught (exit code 37)
 
     def passes(self, minimum: float) -> bool:
         return not self.problems and self.score >= minimum
 
     def as_dict(self, minimum: float) -> dict:
-        return {"killed": self.counts["killed"], "survived": self.counts["survived"],
+        return {"killed": self.counts["killed"], "killed_by_type_check": self.type_checked, "survived": self.counts["survived"],
                 "timeout": self.counts["timeout"], "not_checked": self.counts["not checked"],
                 "other": self.counts["other"], "total": self.total, "score": self.score, "minimum": minimum,
                 "passes": self.passes(minimum), "survivors": self.survivors, "problems": self.problems}  # fmt: skip
@@ -268,7 +272,7 @@ def score(results: dict[str, int | None], equivalents: dict[str, str], stamps: d
     """Counts, the score (killed / all) and the gate's problems. With `code` (the survivors' code stamps,
     code_stamps) and `stamps` (read_stamps), a survivor's reason counts only where its line's stamp is its code's."""
     counts = {s: 0 for s in ("killed", "survived", "timeout", "not checked", "other")}
-    survivors = []
+    survivors: list[dict] = []
     for name in sorted(results):
         status = status_of(results[name])
         counts[status] += 1
@@ -296,7 +300,8 @@ def score(results: dict[str, int | None], equivalents: dict[str, str], stamps: d
         if changed:
             problems.append(f"{len(changed)} survivor(s) triaged for other code (mutmut renumbered or the function "
                             f"changed: re-triage with `mutmut show NAME`): {', '.join(changed)}")  # fmt: skip
-    return Score(counts, total, counts["killed"] / total if total else 0.0, survivors, problems)
+    type_checked = sum(code in TYPE_CHECKED_CODES for code in results.values())
+    return Score(counts, total, counts["killed"] / total if total else 0.0, survivors, problems, type_checked)
 
 
 def score_runs(run_dirs, equivalents) -> Score:

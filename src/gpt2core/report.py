@@ -297,7 +297,8 @@ def format_faults(report: dict) -> str:
 def format_mutation_score(report: dict) -> str:
     """The score line, each survivor with its triage reason, and every problem that fails the gate."""
     lines = [
-        f"mutation score {report['score']:.2%} ({report['killed']} killed of {report['total']}; "
+        f"mutation score {report['score']:.2%} ({report['killed']} killed of {report['total']}, "
+        f"{report['killed_by_type_check']} of them by the type checker; "
         f"{report['survived']} survived, {report['timeout']} timed out, {report['not_checked']} not checked, "
         f"{report['other']} other); minimum {report['minimum']:.0%}: {'PASS' if report['passes'] else 'FAIL'}"
     ]
@@ -404,7 +405,8 @@ def _mutation_section(mutation: dict) -> str:
     rows = [[escape(s["name"]), escape(s["reason"] or "NO REASON GIVEN")] for s in mutation["survivors"]]
     return "".join([
         f"<h2>Mutation testing: {mutation['score']:.2%} {_verdict(mutation['passes'])}</h2>",
-        f"<p>{mutation['killed']} killed of {mutation['total']}; {mutation['survived']} survived, {mutation['timeout']} "
+        f"<p>{mutation['killed']} killed of {mutation['total']}, {mutation['killed_by_type_check']} of them by the type "
+        f"checker; {mutation['survived']} survived, {mutation['timeout']} "
         f"timed out, {mutation['not_checked']} not checked, {mutation['other']} other; minimum {mutation['minimum']:.0%}. "
         "A timeout is not a kill.</p>",
         "".join(f'<p class="fail">{escape(p)}</p>' for p in mutation["problems"]),

@@ -27,6 +27,15 @@ def test_all_killed_passes(tmp_path, capsys, monkeypatch):
     assert rc == 0 and r["score"] == 1.0 and r["killed"] == r["total"] == 20
 
 
+def test_mutants_the_type_checker_caught_are_kills_counted_apart(tmp_path, capsys, monkeypatch):
+    """mutmut's 37 ("caught by type check": setup.cfg's type_check_command rejected the mutant, as
+    tests/engine/test_types.py rejects any such code) is a kill, and the report says how many were."""
+    monkeypatch.chdir(write_run(tmp_path, {"a": 1, "b": 37, "c": 37, "d": 0}))
+    rc, r = score_json(capsys, "--min", "0.7")
+    assert (r["killed"], r["killed_by_type_check"], r["survived"], r["other"], r["score"]) == (3, 2, 1, 0, 0.75)
+    assert rc == 1 and r["problems"] == ["1 survivor(s) without a reason in mutmut-equivalents.txt"]
+
+
 def test_timeouts_are_not_kills_and_fail_the_gate(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(write_run(tmp_path, {**{f"m{i}": 1 for i in range(99)}, "slow": 36}))
     rc, r = score_json(capsys, "--min", "0.5")

@@ -192,7 +192,8 @@ def test_the_fault_section_of_the_audit_page_is_the_catalogues_report():
     assert sens == [["dtype", "wte", "c_attn"], ["float64", "1e-09", "-"], ["float32", "1e-04", "1e-03"]]
 
 
-RESULTS = {"m.x_f__mutmut_1": 1, "m.x_f__mutmut_2": 1, "m.x_f__mutmut_3": 0, "m.x_f__mutmut_4": 0, "m.x_f__mutmut_5": 36, "m.x_f__mutmut_6": None}
+RESULTS = {"m.x_f__mutmut_1": 1, "m.x_f__mutmut_2": 1, "m.x_f__mutmut_3": 0, "m.x_f__mutmut_4": 0, "m.x_f__mutmut_5": 36, "m.x_f__mutmut_6": None,
+           "m.x_f__mutmut_7": 37}  # 37: caught by the type checker
 
 
 def test_an_audit_with_no_survivor_and_no_command_shows_neither():
@@ -222,19 +223,22 @@ def test_a_passing_score_says_pass():
 def test_the_mutation_score_text_and_section_are_the_scores_report(triaged):
     report = score(RESULTS, triaged).as_dict(0.3)
     head, *rest = format_mutation_score(report).splitlines()
-    figures = re.fullmatch(r"mutation score ([\d.]+)% \((\d+) killed of (\d+); (\d+) survived, (\d+) timed out, (\d+) not checked, "
-                           r"(\d+) other\); minimum (\d+)%: (PASS|FAIL)", head)  # fmt: skip
+    figures = re.fullmatch(r"mutation score ([\d.]+)% \((\d+) killed of (\d+), (\d+) of them by the type checker; (\d+) survived, "
+                           r"(\d+) timed out, (\d+) not checked, (\d+) other\); minimum (\d+)%: (PASS|FAIL)", head)  # fmt: skip
     assert figures, head
-    assert [float(figures[1]), *map(int, figures.groups()[1:7])] == [round(100 * report["score"], 2), report["killed"], report["total"],
-                                                                     report["survived"], report["timeout"], report["not_checked"], report["other"]]  # fmt: skip
-    assert int(figures[8]) == 30 and figures[9] == ("PASS" if report["passes"] else "FAIL")
+    assert [float(figures[1]), *map(int, figures.groups()[1:8])] == [round(100 * report["score"], 2), report["killed"], report["total"],
+                                                                     report["killed_by_type_check"], report["survived"], report["timeout"],
+                                                                     report["not_checked"], report["other"]]  # fmt: skip
+    assert (report["killed"], report["killed_by_type_check"]) == (3, 1)
+    assert int(figures[9]) == 30 and figures[10] == ("PASS" if report["passes"] else "FAIL")
     survivors = [f"  survived {s['name']}: {s['reason'] or 'NO REASON GIVEN'}" for s in report["survivors"]]
     assert rest == survivors + [f"  problem: {p}" for p in report["problems"]] and len(report["survivors"]) == 2
     assert ("NO REASON GIVEN" in rest[1]) == (len(triaged) == 1) and report["problems"]  # the not-checked mutant at least
     page = Page(audit_html(audit_report(FAULTS, report)))
     assert page.stray == [], page.stray
     assert f"Mutation testing: {report['score']:.2%} {'PASS' if report['passes'] else 'FAIL'}" in page.headings
-    assert (f"{report['killed']} killed of {report['total']}; {report['survived']} survived, {report['timeout']} timed out, "
+    assert (f"{report['killed']} killed of {report['total']}, {report['killed_by_type_check']} of them by the type checker; "
+            f"{report['survived']} survived, {report['timeout']} timed out, "
             f"{report['not_checked']} not checked, {report['other']} other; minimum 30%. A timeout is not a kill.") in page.paragraphs  # fmt: skip
     assert all(p in page.paragraphs for p in report["problems"])
     table = next(t for t in page.tables if t[0][0] == "surviving mutant")

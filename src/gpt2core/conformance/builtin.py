@@ -47,6 +47,8 @@ def builtin_model_dir(name: str, cache: Path, user_model: str | None = None) -> 
     if name == "stress":
         return stress_model_dir(cache)
     if name == "user":
+        if user_model is None:
+            raise ReferencesError("the built-in model 'user' needs --gpt2core-model DIR (a Hugging Face GPT-2 directory)")
         path = Path(user_model)
         if not (path / "config.json").is_file():
             raise ReferencesError(f"--gpt2core-model {path}: no config.json there (give a Hugging Face GPT-2 directory)")

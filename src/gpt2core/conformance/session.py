@@ -72,10 +72,11 @@ class ConformanceSession:
         an example writes a model and runs the engine on it."""
         from hypothesis import HealthCheck, settings
 
-        checks = set(settings.default.suppress_health_check) | {HealthCheck.too_slow, HealthCheck.data_too_large}
+        current = settings()  # the profile loaded now
+        checks = set(current.suppress_health_check) | {HealthCheck.too_slow, HealthCheck.data_too_large}
         examples = self.option("examples")
-        extra = {"max_examples": int(examples)} if examples else {}
-        return settings(settings.default, deadline=None, suppress_health_check=sorted(checks, key=lambda c: c.name), **extra)
+        return settings(current, deadline=None, suppress_health_check=sorted(checks, key=lambda c: c.name),
+                        max_examples=int(examples) if examples else current.max_examples)  # fmt: skip
 
     @property
     def cache(self) -> Path:
@@ -94,7 +95,7 @@ class ConformanceSession:
         """(model, dtype, case names, checkpoint names) for every reference set the parity tests run on."""
         target = self.target
         if target.kind == "dumps":
-            manifest = json.loads((target.references / MANIFEST).read_text()) if (target.references / MANIFEST).is_file() else None
+            manifest = json.loads((target.reference_dir / MANIFEST).read_text()) if (target.reference_dir / MANIFEST).is_file() else None
             if manifest is None:
                 raise UsageProblem(f"--gpt2core-references {target.references}: no {MANIFEST} there")
             names = checkpoint_names(manifest["model"]["config"]["n_layer"])
@@ -115,14 +116,14 @@ class ConformanceSession:
 
     def model_dir(self, model: str) -> Path:
         if model == "references":
-            return Path(json.loads((self.target.references / MANIFEST).read_text())["model"]["path"])
+            return Path(json.loads((self.target.reference_dir / MANIFEST).read_text())["model"]["path"])
         return builtin_model_dir(model, self.cache, self.option("model"))
 
     def references(self, model: str, dtype: str):
         key = (model, dtype)
         if key not in self._refs:
             if model == "references":
-                self._refs[key] = load_references(self.target.references, self.model_dir(model))
+                self._refs[key] = load_references(self.target.reference_dir, self.model_dir(model))
             else:
                 md = read_model_dir(self.model_dir(model))
                 cases = default_cases(md.config, md.tokenizer)

@@ -39,6 +39,13 @@ class Target:
     references: Path | None = None  # dumps: the reference set they were written for
 
     @property
+    def reference_dir(self) -> Path:
+        """The reference set a dumps target's files were written for (resolve gives every dumps target one)."""
+        if self.references is None:
+            raise SubjectError(f"a {self.kind} target has no reference set of its own")
+        return self.references
+
+    @property
     def runs_new_inputs(self) -> bool:
         """False for dumps: an engine that already ran can be compared on its reference set only."""
         return self.kind != "dumps"
@@ -91,6 +98,8 @@ def resolve(subject: str | None, subject_cmd: str | None, dumps: str | None, map
         return Target("command", subject_cmd, (dtype,),
                       lambda md, dt, work: CommandSubject(subject_cmd, work / "dumps", dump_map, md.config, timeout, md.path),
                       ["--subject-cmd", subject_cmd, "--map", str(Path(map_file).resolve())])  # fmt: skip
+    if dumps is None:  # chosen holds exactly one of the three options, and it is not a subject
+        raise SubjectError("give one of --gpt2core-subject, --gpt2core-subject-cmd and --gpt2core-dumps")
     if not references:
         raise SubjectError("--gpt2core-dumps needs --gpt2core-references REFS (the reference set the dumps were written for)")
     dumps_dir = Path(dumps)

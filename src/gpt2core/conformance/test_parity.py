@@ -25,7 +25,7 @@ def test_checkpoint(gpt2core_session, gpt2core_parity_point):
         skip_for(f"checkpoint {name.split('.')[-1]} (not provided)")
     (c,) = found
     first = first_divergence(result["comparisons"])
-    assert c.ok, f"{model} {dtype} {mode} case {case_name}: {c.message()}\n  the case's first diverging checkpoint: {first.message()}"
+    assert c.ok, f"{model} {dtype} {mode} case {case_name}: {c.message()}\n  the case's first diverging checkpoint: {(first or c).message()}"
 
 
 @pytest.mark.parity

@@ -13,6 +13,11 @@ class KVCache:
     keys, values: [n_layer, B, H, capacity, D]; mask: [B, capacity] attention mask of the cached positions.
     """
 
+    keys: np.ndarray
+    values: np.ndarray
+    mask: np.ndarray
+    length: int
+
     def __init__(self, n_layer: int, batch_size: int, n_head: int, head_dim: int, capacity: int, dtype):
         shape = (n_layer, batch_size, n_head, capacity, head_dim)
         self.keys = np.zeros(shape, dtype=dtype)

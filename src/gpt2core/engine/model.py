@@ -70,8 +70,8 @@ def mha(x, p: BlockParams, n_head, allowed, cache, layer, rec, name):
     q, k, v = qkv_heads(x, p, n_head)
     if cache is not None:
         k, v = cache.append(layer, k, v)
-    attn = None if rec is None else {}
-    heads = ops.merge_heads(ops.attention(q, k, v, allowed, record=attn))
+    attn: dict[str, np.ndarray] = {}  # filled only when recording
+    heads = ops.merge_heads(ops.attention(q, k, v, allowed, record=None if rec is None else attn))
     out = attention_projection(heads, p)
     if rec is not None:
         rec.update({name + ".q": q, name + ".k": k, name + ".v": v, name + ".attn_scores": attn["scores"],
@@ -148,6 +148,10 @@ def positions_from_mask(mask: np.ndarray, n_new: int) -> np.ndarray:
 
 class GPT2:
     """A GPT-2 language model. `model(input_ids, attention_mask)` -> logits [B, T, V]."""
+
+    config: GPT2Config
+    params: GPT2Params
+    path: Path | None
 
     def __init__(self, config: GPT2Config, params: GPT2Params, tokenizer=None, path: Path | None = None):
         self.config = config

@@ -18,6 +18,10 @@ END_OF_TEXT = "<|endoftext|>"
 class GPT2Tokenizer:
     """encode(text) -> list[int]; decode(ids) -> str. `<|endoftext|>` is a special token."""
 
+    _tok: Tokenizer
+    vocab_size: int
+    eos_token_id: int | None
+
     def __init__(self, vocab_file: str | Path, merges_file: str | Path):
         vocab_file, merges_file = Path(vocab_file), Path(merges_file)
         for f in (vocab_file, merges_file):

@@ -9,6 +9,7 @@ import json
 import math
 import re
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from safetensors import safe_open
@@ -180,7 +181,7 @@ def params_from_tensors(
     return GPT2Params(wte=wte, wpe=get("wpe.weight"), blocks=blocks, ln_f=ln("ln_f"), lm_head=lm_head)
 
 
-def weight_order(name: str) -> str:
+def weight_order(name: str) -> Literal["C", "F"]:
     """Memory layout of a weight in gpt2core: "F" (column-major) for the blocks' Conv1D matrices, else "C"."""
     return "F" if CONV1D_WEIGHT.match(name) else "C"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,7 +31,7 @@ def check_new_or_empty_dir(path: Path) -> None:
 
 
 @contextmanager
-def atomic_directory(out_dir) -> Iterator[Path]:
+def atomic_directory(out_dir) -> Generator[Path]:
     """Yield a temporary directory beside `out_dir` to fill; renamed to `out_dir` (absent or empty) when the
     block ends, removed when it raises (Ctrl-C included)."""
     out_dir = Path(out_dir)
@@ -48,7 +48,7 @@ def atomic_directory(out_dir) -> Iterator[Path]:
 
 
 @contextmanager
-def atomic_path(path) -> Iterator[Path]:
+def atomic_path(path) -> Generator[Path]:
     """Yield a temporary file name beside `path` to write; renamed to `path` when the block ends, removed when
     it raises."""
     path = Path(path)

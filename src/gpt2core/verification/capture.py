@@ -85,7 +85,7 @@ def capture(model_dir, case, dtype, model=None) -> dict[str, np.ndarray]:
             rec[name + ".attn_scores"] = x
             return softmax(x, *args, **kw)
 
-        functional.softmax = recording_softmax
+        functional.softmax = recording_softmax  # ty: ignore[invalid-assignment] (records, then calls torch's own)
         try:
             out, weights = eager(module, query, key, value, attention_mask, **kwargs)
         finally:
@@ -95,7 +95,7 @@ def capture(model_dir, case, dtype, model=None) -> dict[str, np.ndarray]:
 
     if model.config._attn_implementation != "eager":
         raise ReferencesError(f"transformers chose {model.config._attn_implementation!r} attention, not eager")
-    modeling_gpt2.eager_attention_forward = recording_attention
+    modeling_gpt2.eager_attention_forward = recording_attention  # ty: ignore[invalid-assignment] (wraps transformers' own)
     try:
         with torch.no_grad():
             ids, kwargs = _inputs(case)

@@ -92,13 +92,14 @@ import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .batch_layout import ids_to_left_padded, to_left_padded, token_mask
 from .errors import DumpError
-from .precision.classes import precision_class
-from .precision.deviations import parse_deviations
+from .precision.classes import PrecisionClass, precision_class
+from .precision.deviations import Deviation, parse_deviations
 from .mode_inputs import Unrelated
 from .sampling import SCORES, step_name
 from .subject import BATCH_LAYOUTS, CAPABILITIES, LAYER_CHECKPOINTS, MODEL_CHECKPOINTS, MODES, kind_of, masked_scores_problem
@@ -156,6 +157,19 @@ def is_int(value) -> bool:
 
 class DumpMap:
     """A parsed, checked map file (see the module docstring)."""
+
+    engine: str
+    dtype: Any  # a precision's name; anything else is refused by precision_class
+    precision: PrecisionClass
+    deviations: tuple[Deviation, ...]
+    batch_layout: str
+    runs_batch: bool
+    runs_padding: bool
+    single_row_without_batch: bool
+    masked_scores: Any  # "min", or a number (masked_scores_problem checks it)
+    specs: dict[str, dict]
+    modes: tuple[str, ...]
+    decode_specs: dict[str, dict]
 
     def __init__(self, data, source: str = "map"):
         if not isinstance(data, dict):
@@ -388,6 +402,16 @@ class DumpSubject:
     """The subject protocol over a directory of dumps and its map: the chained pass per case, and every mode
     the map declares (see the module docstring's "Modes through files")."""
 
+    root: Path
+    map: DumpMap
+    name: str
+    masked_scores: Any
+    precision: str
+    deviations: tuple[Deviation, ...]
+    provides: frozenset[str]
+    capabilities: frozenset[str]
+    notes: list[str]
+
     def __init__(self, dumps_dir, dump_map: DumpMap, config):
         self.root, self.map, self.config = Path(dumps_dir), dump_map, config
         self.name = dump_map.engine
@@ -486,7 +510,7 @@ class DumpSubject:
         if B == 1 and self.map.single_row_without_batch and "b" in letters_of(spec["layout"]):
             spec["layout"] = " ".join(re.sub(r"\bb\b", " ", spec["layout"]).split())
         if "l" in letters_of(spec["layout"]):  # the k-th provided layer, at k + layer_offset
-            index = self.map.layers_of(template, self.config.n_layer).index(layer) + spec["layer_offset"]
+            index = self.map.layers_of(template, self.config.n_layer).index(layer) + spec["layer_offset"]  # ty: ignore[invalid-argument-type] (a per-layer template: layer is set)
             spec["select"] = {"l": index, **spec["select"]}
         out = to_canonical(array, spec, kind, case, self.map.batch_layout, self.config, str(path), keys)
         if spec["unscaled"]:

@@ -49,7 +49,7 @@ def factory(precision: str):
             raise SubjectError(f"transformers at {precision} is compared with float32 references, not {np.dtype(dtype).name}")
         return TransformersSubject(model_dir, precision)
 
-    make.dtypes = ("float32",)
+    make.dtypes = ("float32",)  # ty: ignore[missing-attribute] (read by verify: the dtypes a factory takes)
     return make
 
 

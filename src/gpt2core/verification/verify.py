@@ -356,7 +356,7 @@ def verify_references(subject, refs, require: str = "offered") -> dict:
                 row[mode] = dict(c.as_dict(), case=case_name, message=c.message())
             else:
                 row[mode] = None
-        row["ok"] = all(row[mode]["ok"] for mode in per_name[n] if row[mode] is not None)
+        row["ok"] = all(row[mode]["ok"] for mode in per_name[n] if row[mode] is not None)  # ty: ignore[not-subscriptable, invalid-argument-type] (a row's mode entries are dicts or None)
         rows.append(row)
     modes = {}
     for mode, ran in offered.items():
@@ -369,7 +369,7 @@ def verify_references(subject, refs, require: str = "offered") -> dict:
                            "why": None if results else f"no case it ran records {what}"}  # fmt: skip
         else:
             ran_rows = [r[mode] for r in rows if r[mode] is not None]
-            modes[mode] = {"ran": bool(ran_rows), "ok": all(c["ok"] for c in ran_rows) if ran_rows else None,
+            modes[mode] = {"ran": bool(ran_rows), "ok": all(c["ok"] for c in ran_rows) if ran_rows else None,  # ty: ignore[not-subscriptable, invalid-argument-type] (a row's mode entries are dicts or None)
                            "why": None if ran_rows else "no case was run"}  # fmt: skip
     chained_all = [(case_name, c) for n in names for case_name, c in per_name[n]["chained"]]
     cases_run = [c.name for c in refs.cases if c.name not in not_run]
@@ -406,8 +406,8 @@ def verify_references(subject, refs, require: str = "offered") -> dict:
         "checkpoints_provided": len(provided),
         "checkpoints_total": len(names),
         "checkpoints_compared": len(compared),
-        "checkpoints_passed": sum(r["chained"]["ok"] and r["ok"] for r in compared),
-        "checkpoints_waived": sum(r["waived"] is not None and r["ok"] for r in compared),
+        "checkpoints_passed": sum(r["chained"]["ok"] and r["ok"] for r in compared),  # ty: ignore[not-subscriptable, invalid-argument-type, no-matching-overload] (a row's mode entries are dicts or None)
+        "checkpoints_waived": sum(r["waived"] is not None and r["ok"] for r in compared),  # ty: ignore[no-matching-overload] (a row's mode entries are dicts or None)
         "not_provided": [n for n in names if n not in provided],
         "require": require,
         "modes": modes,
@@ -515,7 +515,7 @@ def verify_model(model_dir, factory=None, dtypes=("float32", "float64"), referen
         if not reference_dirs and cache:
             ref_sets = []
             for dt in dtypes:
-                ref_sets.append(cached_references(cache_root(), model_dir, dt, cases, lambda: tmp, command=command, capped=True))
+                ref_sets.append(cached_references(cache_root(), model_dir, dt, cases, lambda: tmp, command=command, capped=True))  # ty: ignore[invalid-argument-type] (None: write_references records the argv)
                 release_hf_models()  # before the next dtype's model, and before any engine (a no-op on a hit)
         elif not reference_dirs:
             for dt in dtypes:
@@ -534,7 +534,7 @@ def verify_model(model_dir, factory=None, dtypes=("float32", "float64"), referen
             run["references"] = str(refs.root) if reference_dirs or cache else "(temporary, built by this run)"
             runs.append(run)
     if not runs:
-        raise ValueError(f"no reference set in {[str(d) for d in reference_dirs]} has dtype {' or '.join(dtypes)}")
+        raise ValueError(f"no reference set in {[str(d) for d in reference_dirs]} has dtype {' or '.join(dtypes)}")  # ty: ignore[not-iterable] (no run only when reference_dirs were given or dtypes is empty)
     # the kernel's two counters (VmHWM, the resident size) may disagree by a few hundred KB of per-thread slack:
     # on a run that grew nothing the peak came out 0.1-0.2 MB below the baseline; the run held at least that
     peak = max(peak_rss_bytes(), baseline)

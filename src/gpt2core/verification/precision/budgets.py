@@ -73,7 +73,7 @@ class SavedArrays(Mapping):
     """The checkpoints `names` of a case saved as <directory>/<case>/<name>.npy (a reference set's layout), each
     read when it is looked up and not kept: beside the float64 pass, one checkpoint is held at a time."""
 
-    def __init__(self, directory: Path, case, names):
+    def __init__(self, directory: str | Path, case, names):
         self.root, self.names = Path(directory) / case.name, list(names)
 
     def __getitem__(self, name: str) -> np.ndarray:

@@ -133,7 +133,7 @@ def float16_attention(model, precision: str):
         return torch.matmul(round_f16(probs), value).transpose(1, 2), probs
 
     hooks = [b.attn.c_attn.register_forward_hook(lambda m, a, out: round_f16(out)) for b in model.transformer.h]
-    modeling_gpt2.eager_attention_forward = attention
+    modeling_gpt2.eager_attention_forward = attention  # ty: ignore[invalid-assignment] (transformers' own, rounded)
     try:
         yield
     finally:
