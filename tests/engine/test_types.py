@@ -21,3 +21,16 @@ def test_the_package_has_no_type_error():
     done = subprocess.run([str(TY), "check", "--python", sys.prefix, "--output-format", "concise", "--no-progress", str(SRC)],
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0 and "All checks passed!" in done.stdout, done.stdout + done.stderr
+
+
+def test_mutmut_type_checks_the_mutated_package_with_the_same_ty():
+    """setup.cfg's type_check_command is this test's check (ty, gitlab output for mutmut's parser) over the same
+    package, so a mutant counts as caught only for an error this test would fail on."""
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read(SRC.parents[1] / "setup.cfg")
+    command = [line for line in cfg.get("mutmut", "type_check_command").splitlines() if line]
+    assert command[:2] == ["ty", "check"] and command[-1] == "src/gpt2core" == SRC.relative_to(SRC.parents[1]).as_posix()
+    assert command[command.index("--output-format") + 1] == "gitlab"
+    assert not [arg for arg in command if arg.startswith(("--ignore", "--warn", "--config", "--exclude"))], command
