@@ -70,12 +70,12 @@ def mha(x, p: BlockParams, n_head, allowed, cache, layer, rec, name):
     q, k, v = qkv_heads(x, p, n_head)
     if cache is not None:
         k, v = cache.append(layer, k, v)
-    attn: dict[str, np.ndarray] = {}  # filled only when recording
-    heads = ops.merge_heads(ops.attention(q, k, v, allowed, record=None if rec is None else attn))
+    attn = None if rec is None else {}
+    heads = ops.merge_heads(ops.attention(q, k, v, allowed, record=attn))
     out = attention_projection(heads, p)
     if rec is not None:
-        rec.update({name + ".q": q, name + ".k": k, name + ".v": v, name + ".attn_scores": attn["scores"],
-                    name + ".attn_probs": attn["probs"], name + ".attn_heads": heads, name + ".attn_out": out})  # fmt: skip
+        rec.update({name + ".q": q, name + ".k": k, name + ".v": v, name + ".attn_scores": attn["scores"],  # ty: ignore[not-subscriptable] (attn is a dict when rec is)
+                    name + ".attn_probs": attn["probs"], name + ".attn_heads": heads, name + ".attn_out": out})  # fmt: skip  # ty: ignore[not-subscriptable]
     return out
 
 

@@ -154,13 +154,13 @@ def compare(name: str, got, ref: np.ndarray, tol: dict, defined: np.ndarray | No
     scale = max(ref_max, getattr(tol, "floor", 0.0))  # a FlooredTolerance holds small checkpoints to an absolute one
     atol = max(tol[ref.dtype] * (scale if scale > 0 else 1.0), at_least)
     compared = ref.size if defined is None else int(defined.sum())
-    excluded = ref.size - compared
-    if not compared:
-        return Comparison(name, list(ref.shape), str(ref.dtype), 0.0, 0.0, atol, {}, compared=compared, excluded=excluded)
+    counts = {"compared": compared, "excluded": ref.size - compared}
+    if not counts["compared"]:
+        return Comparison(name, list(ref.shape), str(ref.dtype), 0.0, 0.0, atol, {}, **counts)  # ty: ignore[invalid-argument-type] (counts: the two int fields)
     flat = int(np.argmax(diff))
     idx = np.unravel_index(flat, diff.shape)
     max_abs = float(diff[idx])
     return Comparison(
         name, list(ref.shape), str(ref.dtype), max_abs, max_abs / ref_max if ref_max else max_abs, atol,
-        dict(zip(axes, (int(i) for i in idx))), float(got[idx]), float(ref[idx]), compared=compared, excluded=excluded, scale=ref_max,
+        dict(zip(axes, (int(i) for i in idx))), float(got[idx]), float(ref[idx]), **counts, scale=ref_max,  # ty: ignore[invalid-argument-type] (as above)
     )  # fmt: skip
