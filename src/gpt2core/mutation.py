@@ -5,8 +5,8 @@ each mutant's name to the exit code of the tests run against it (null: never che
 them from one or more run directories (shards of one run, split by mutant-name globs), merges them, and
 scores them strictly:
   - killed = the tests failed (exit code 1, or 3 for a pytest internal error, as mutmut counts it), or the type
-    checker rejected the mutant before any test ran (37, mutmut's "caught by type check": setup.cfg's
-    type_check_command, the same `ty check` that tests/engine/test_types.py holds the unmutated code to);
+    checker rejected the mutant before any test ran (37, mutmut's "caught by type check", when setup.cfg gives a
+    type_check_command: the `ty check` that tests/engine/test_types.py holds the unmutated code to);
   - a timeout is NOT a kill (mutmut's own summary counts it as one), a suspicious or never-checked mutant
     is not a kill either, and any of them fails the gate;
   - every survivor needs a one-line reason in the equivalents file (`<mutant name> @<code stamp>: <why no

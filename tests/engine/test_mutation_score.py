@@ -28,7 +28,7 @@ def test_all_killed_passes(tmp_path, capsys, monkeypatch):
 
 
 def test_mutants_the_type_checker_caught_are_kills_counted_apart(tmp_path, capsys, monkeypatch):
-    """mutmut's 37 ("caught by type check": setup.cfg's type_check_command rejected the mutant, as
+    """mutmut's 37 ("caught by type check": a type_check_command rejected the mutant, as
     tests/engine/test_types.py rejects any such code) is a kill, and the report says how many were."""
     monkeypatch.chdir(write_run(tmp_path, {"a": 1, "b": 37, "c": 37, "d": 0}))
     rc, r = score_json(capsys, "--min", "0.7")

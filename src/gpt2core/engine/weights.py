@@ -9,7 +9,6 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from safetensors import safe_open
@@ -150,7 +149,7 @@ def params_from_tensors(
             raise CheckpointError(f"{source}: tensor {name!r} contains {n_bad} NaN or Inf value(s)")
 
     def get(name: str) -> np.ndarray:
-        return np.asarray(tensors[name], dtype=dtype, order=weight_order(name))
+        return np.asarray(tensors[name], dtype=dtype, order=weight_order(name))  # ty: ignore[no-matching-overload] ("C" or "F")
 
     def ln(prefix: str) -> LayerNormParams:
         return LayerNormParams(get(f"{prefix}.weight"), get(f"{prefix}.bias"))
@@ -181,7 +180,7 @@ def params_from_tensors(
     return GPT2Params(wte=wte, wpe=get("wpe.weight"), blocks=blocks, ln_f=ln("ln_f"), lm_head=lm_head)
 
 
-def weight_order(name: str) -> Literal["C", "F"]:
+def weight_order(name: str) -> str:
     """Memory layout of a weight in gpt2core: "F" (column-major) for the blocks' Conv1D matrices, else "C"."""
     return "F" if CONV1D_WEIGHT.match(name) else "C"
 
@@ -224,7 +223,7 @@ def weight_arena(shapes: dict[str, tuple[int, ...]], dtype: np.dtype) -> dict[st
     buffer = np.empty(end + HUGE_PAGE, dtype=np.uint8)  # a huge page of slack to align the start
     start = -buffer.ctypes.data % HUGE_PAGE
     return {
-        name: buffer[start + offsets[name] : start + offsets[name] + sizes[name]]
+        name: buffer[start + offsets[name] : start + offsets[name] + sizes[name]]  # ty: ignore[no-matching-overload] ("C" or "F")
         .view(dtype)
         .reshape(shape, order=weight_order(name))
         for name, shape in shapes.items()
