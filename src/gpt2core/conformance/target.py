@@ -99,7 +99,7 @@ def resolve(subject: str | None, subject_cmd: str | None, dumps: str | None, map
                       lambda md, dt, work: CommandSubject(subject_cmd, work / "dumps", dump_map, md.config, timeout, md.path),
                       ["--subject-cmd", subject_cmd, "--map", str(Path(map_file).resolve())])  # fmt: skip
     if dumps is None:  # chosen holds exactly one of the three options, and it is not a subject
-        raise SubjectError("give one of --gpt2core-subject, --gpt2core-subject-cmd and --gpt2core-dumps")
+        raise SubjectError("give one of --gpt2core-subject, --gpt2core-subject-cmd or --gpt2core-dumps")
     if not references:
         raise SubjectError("--gpt2core-dumps needs --gpt2core-references REFS (the reference set the dumps were written for)")
     dumps_dir = Path(dumps)
