@@ -239,8 +239,7 @@ def cmd_budgets(args) -> int:
                 raise ValueError(f"precision {cls.name} has no measured budgets: {cls.description}")
             if args.check:  # the stored ones (a ReferencesError naming the command when there are none), recomputed
                 stored = budgets.budgets_for(refs, cls.name).doc
-                if stored is None:  # budgets_for raises for a calibrated class without stored budgets; never None here
-                    raise ValueError(f"precision {cls.name}: no stored budgets in {ref_dir}")
+                assert stored is not None  # budgets_for raises (naming the command) for a calibrated class without them
                 change = budgets.largest_change(stored["cases"], budgets.measure(md, refs.cases, cls.name))
                 same = change <= BUDGET_REPRODUCE_RTOL
                 ok &= same
@@ -249,8 +248,7 @@ def cmd_budgets(args) -> int:
                         f"honest error {change:.3e} (allowed {BUDGET_REPRODUCE_RTOL:.0e})")  # fmt: skip
             else:
                 doc = budgets.ensure_budgets(refs, md, cls.name, command=shell_command(args), force=args.force)
-                if doc is None:  # only an uncalibrated class has none, and those were refused above
-                    raise ValueError(f"precision {cls.name} has no measured budgets: {cls.description}")
+                assert doc is not None  # None only for an uncalibrated class, refused above
                 out.append({"references": str(ref_dir), "precision": cls.name, "path": str(budgets.path_of(refs.root, cls.name)),
                             "kinds": budgets.by_kind(doc)})  # fmt: skip
                 text = format_budget_table(out[-1])

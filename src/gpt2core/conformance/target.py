@@ -98,8 +98,7 @@ def resolve(subject: str | None, subject_cmd: str | None, dumps: str | None, map
         return Target("command", subject_cmd, (dtype,),
                       lambda md, dt, work: CommandSubject(subject_cmd, work / "dumps", dump_map, md.config, timeout, md.path),
                       ["--subject-cmd", subject_cmd, "--map", str(Path(map_file).resolve())])  # fmt: skip
-    if dumps is None:  # chosen holds exactly one of the three options, and it is not a subject
-        raise SubjectError("give one of --gpt2core-subject, --gpt2core-subject-cmd or --gpt2core-dumps")
+    assert dumps is not None  # chosen holds exactly one of the three options, and it is neither subject option
     if not references:
         raise SubjectError("--gpt2core-dumps needs --gpt2core-references REFS (the reference set the dumps were written for)")
     dumps_dir = Path(dumps)

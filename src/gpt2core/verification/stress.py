@@ -15,27 +15,27 @@ References for it still come from transformers' forward pass (gpt2core.verificat
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from .atomic import build_once
 from .hf import save_transformers_model
 from .model_dir import gpt2core_home
 
-SHAPE: dict[str, int] = dict(n_embd=64, n_layer=2, n_head=4, n_positions=64)
+SHAPE: dict[str, Any] = dict(n_embd=64, n_layer=2, n_head=4, n_positions=64)
 QK_SCALE = 8.0  # every head: scores ~ 64x transformers' init (std ~2) at SHAPE's width (see build_stress_model)
 SHARP_HEAD_QK_SCALE = 80.0  # head 0: scores of several hundred, one-hot attention (softmax overflow without max)
 OUTLIER_CHANNELS = (3, 17, 40)
 OUTLIER_SCALE = 200.0  # at SHAPE's width (see build_stress_model)
 
 
-def build_stress_model(out_dir, seed: int = 0, shape: dict[str, int] | None = None) -> Path:
+def build_stress_model(out_dir, seed: int = 0, shape: dict[str, Any] | None = None) -> Path:
     """Write the stress model (config.json, model.safetensors, vocab.json, merges.txt) to out_dir; `shape`:
     n_embd, n_layer, n_head and n_positions (default SHAPE; n_embd > max(OUTLIER_CHANNELS))."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(seed)
-    s = SHAPE if shape is None else shape
-    model = GPT2LMHeadModel(GPT2Config(n_embd=s["n_embd"], n_layer=s["n_layer"], n_head=s["n_head"], n_positions=s["n_positions"]))
+    model = GPT2LMHeadModel(GPT2Config(**(SHAPE if shape is None else shape)))
     sharpen(model, seed, OUTLIER_CHANNELS)
     return save_transformers_model(model, out_dir)
 
