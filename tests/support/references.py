@@ -54,3 +54,26 @@ def comparisons(model, refs, mode: str) -> dict[str, list]:
         subject = NumpySubject(model)
         _comparisons[key] = {case.name: compare_case(subject, case, mode, refs.checkpoint_names) for case in refs.cases}
     return _comparisons[key]
+
+
+# The verdict subjects' case names (support.verdict_subjects spoils "hello" and refuses "padded_batch") on prompts of
+# 1 to 6 tokens: 20 positions, where the default cases have 211 (128 of them random tokens, 60 a padded batch). A run
+# of gpt2core's engine over every mode on the tiny model takes about 0.1 s on them, 0.5 s on the default set, so the
+# tests of what verify makes of a run's comparisons (tests/engine/test_verify_summary.py) and of how a dump is read
+# (test_dump_read.py) cost a mutmut mutant a fraction as much. "sentence" leaves 3 positions to decode one at a time,
+# so a cache that skips a step is seen; "hello" is one row of more than one token.
+SHORT_PROMPTS = {
+    "one_token": ["Hello"],
+    "hello": ["Hello."],
+    "sentence": ["The quick brown fox jumps"],
+    "padded_batch": ["Hello.", "Attention is all you need"],
+}
+
+
+def short_reference_set(model_dir: Path, dtype, tmp_path_factory):
+    """The reference set of the short cases (SHORT_PROMPTS) for (model_dir, dtype), loaded with checks."""
+    from gpt2core.verification.cases import text_case
+
+    tokenizer = read_model_dir(Path(model_dir)).tokenizer
+    cases = [text_case(name, tokenizer, prompts) for name, prompts in SHORT_PROMPTS.items()]
+    return reference_set(model_dir, dtype, tmp_path_factory, cases)
