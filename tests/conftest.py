@@ -83,9 +83,13 @@ LAST = "tests/negative/test_fault_catalogue.py"
 # tests/support/mutmut_killers.py), so that a run from scratch does not find each killer again behind every cheaper
 # test. The stats and the seed are read by tests/support/mutmut_killers, which stays imported across mutmut's
 # sessions (this file is imported afresh in each), so mutmut's main process reads them once for every child.
-KILLERS = Path(mutmut_killers.RECORD)
-SEED = Path("..") / mutmut_killers.SEED  # cwd: mutants/
-STATS = Path(mutmut_killers.STATS)
+# Absolute (cwd: mutants/ when this file is imported): a killer that changes directory (monkeypatch.chdir, as
+# test_hub.py and test_command_contract.py do) would otherwise record its kill in its own tmp_path, where the next
+# run never finds it: 70 killed mutants of the run of 2026-12-05 (`resolve_model_dir`, `import_factory`,
+# `checkpoint_names`) had no recorded killer and cost 0.7-12 s each running the cheaper tests before theirs.
+KILLERS = Path(mutmut_killers.RECORD).resolve()
+SEED = (Path("..") / mutmut_killers.SEED).resolve()
+STATS = Path(mutmut_killers.STATS).resolve()
 
 if os.environ.get("MUTANT_UNDER_TEST"):  # read in mutmut's main process (its forced-fail run), before any child forks
     mutmut_killers.module_seconds(STATS)

@@ -272,7 +272,7 @@ def test_verify_model_as_the_readme_calls_it_uses_its_documented_defaults(tiny_d
 def test_verify_model_runs_the_prompts_it_is_given_and_sizes_memory_for_the_dtypes_it_runs(tiny_dir, tmp_path_factory):
     """prompts= make the cases (one per prompt; full_length adds one of every position); with reference sets given,
     the memory plan is for the dtypes those sets hold among the ones asked (float32 weights here, not float64's)."""
-    from support.references import reference_set
+    from support.references import short_reference_set
 
     from gpt2core.engine.config import GPT2Config
     from gpt2core.verification.memory import weights_bytes
@@ -282,7 +282,7 @@ def test_verify_model_runs_the_prompts_it_is_given_and_sizes_memory_for_the_dtyp
     assert [r["cases"] for r in report["runs"]] == [["prompt0"]]
     report = verify_model(tiny_dir, dtypes=["float64"], prompts=["Hello there"], full_length=True)  # n_positions 128
     assert [r["cases"] for r in report["runs"]] == [["prompt0", "full_128"]]
-    refs = reference_set(tiny_dir, np.float32, tmp_path_factory)
+    refs = short_reference_set(tiny_dir, np.float32, tmp_path_factory)  # any set: the short cases cost least
     report = verify_model(tiny_dir, dtypes=("float32", "float64"), reference_dirs=[refs.root])
     config = GPT2Config.from_json_file(tiny_dir / "config.json")
     assert [r["dtype"] for r in report["runs"]] == ["float32"]

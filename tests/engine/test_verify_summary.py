@@ -12,17 +12,20 @@ command-level tests of the same rules cost 0.5-4 s (docs/mutation.md).
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from gpt2core.verification.atomic import atomic_write_text
 from gpt2core.verification.batch_layout import token_mask
 from gpt2core.verification.precision import distribution
 from gpt2core.verification.precision.deviations import parse_deviations, waiver_for
 from gpt2core.verification.subject import MODES, modes_of
 from gpt2core.verification.tolerances import BUDGET_FACTOR
-from gpt2core.verification.verify import (budgets_of, compare_cached, compare_case, compare_greedy, distribution_report,
-                                          sampled_result, verify_references)
+from gpt2core.verification.verify import (budgets_of, compare_cached, compare_case, compare_greedy, sampled_result,
+                                          verify_references)
 
 def greedy_off(model_dir, dtype):
     """The last generated token moved on the spoiled case: greedy generation fails, sampled generation passes."""
@@ -260,6 +263,28 @@ def expected_summary(subject, refs, require: str, made: dict) -> dict:
     }  # fmt: skip
 
 
+# Under mutmut, a mutant of verify_references cannot change the ledger or the summary derived from it: neither calls
+# verify_references. So under such a mutant the expected summary is read from the copy that mutmut's unmutated runs
+# (its stats pass, MUTANT_UNDER_TEST=stats, and its clean run, "") wrote in its working directory, as
+# support.verdict_subjects.verify_report does for the report's mutants: the ledger is half of a scenario's cost. Any
+# other mutant (one of the comparisons the ledger uses), and every run outside mutmut, derives it afresh.
+UNMUTATED_SUMMARIES = Path(".unmutated-verify-summaries")
+REUSED_UNDER = "gpt2core.verification.verify.x_verify_references__mutmut_"
+
+
+def expected_for(subject, refs, require: str, scenario: str) -> dict:
+    """expected_summary's dict as JSON gives it back (so the fresh and the stored copies compare alike)."""
+    mutant = os.environ.get("MUTANT_UNDER_TEST")
+    copy = UNMUTATED_SUMMARIES / f"{scenario}.json"
+    if mutant is not None and mutant.startswith(REUSED_UNDER) and copy.is_file():
+        return json.loads(copy.read_text())
+    text = as_json(expected_summary(subject, refs, require, ledger(subject, refs)))
+    if mutant in ("stats", ""):
+        UNMUTATED_SUMMARIES.mkdir(exist_ok=True)
+        atomic_write_text(copy, text)  # a reader sees the whole summary or none
+    return json.loads(text)
+
+
 @pytest.mark.parametrize(("factory", "require"), list(SCENARIOS), ids=[f"{f}-{r}" for f, r in SCENARIOS])
 def test_every_field_of_a_run_follows_from_its_comparisons(tiny_dir, short_refs, factory, require):
     import support.verdict_subjects as subjects
@@ -269,7 +294,7 @@ def test_every_field_of_a_run_follows_from_its_comparisons(tiny_dir, short_refs,
     # "offered" is verify_references' default: left to it
     run = verify_references(subject, short_refs) if require == "offered" else verify_references(subject, short_refs, require=require)
     assert run["verdict"] == SCENARIOS[factory, require], run["reasons"]
-    expected = expected_summary(subject, short_refs, require, ledger(subject, short_refs))
+    expected = expected_for(subject, short_refs, require, f"{factory}-{require}")
     assert sorted(run) == sorted(expected), set(run) ^ set(expected)
     for key in expected:  # field by field, so a failure names the field and prints both
         assert as_json(run[key]) == as_json(expected[key]), (key, run[key], expected[key])
