@@ -35,12 +35,20 @@ share_cores_among_workers()
 
 if os.environ.get("MUTANT_UNDER_TEST"):  # forked mutmut children hang on multithreaded torch ops
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    # ...but NumPy's OpenBLAS (pthreads, fork-safe) keeps every core, as in `pytest tests`: OMP_NUM_THREADS
-    # alone would put it on one thread too, and float32 sums in another order moved the stress model's sharpest
-    # attention probabilities to margin 1.1 of the fixed float32 tolerance on an AMD EPYC host (2 threads: below 1).
-    # That baseline is now held to the measured float32 budgets, which pass on one thread (test_fault_catalogue);
-    # mutmut's measured timings are this setting's, so it stays until a run measures the other.
+    # ...but NumPy's OpenBLAS (pthreads, fork-safe) keeps every core in mutmut's stats pass and clean run (each one
+    # process, mutmut's main one), as in `pytest tests`: OMP_NUM_THREADS alone would put it on one thread too.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(len(os.sched_getaffinity(0))))
+    # A mutant's session (MUTANT_UNDER_TEST names one) gets one OpenBLAS thread: mutmut runs a child per core, and two
+    # children of two spinning OpenBLAS threads each on 2 cores wait on each other. verify_references' 693 mutants,
+    # the same clone one run after the other (2026-12-05): 446 child-seconds with every core each, 313 with one
+    # (median 0.66 -> 0.50 s), the same verdicts. Float32 sums in another order once moved the stress model's
+    # sharpest attention probabilities to margin 1.1 of a fixed float32 tolerance; that baseline is now held to the
+    # measured float32 budgets, which pass on one thread (test_fault_catalogue). OpenBLAS is loaded already (this
+    # package's pytest plugin imports NumPy first), so the variable alone would not reach it.
+    if mutmut_killers.mutant_of(os.environ["MUTANT_UNDER_TEST"])[0]:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1, user_api="blas")
     # Imported here, in mutmut's fork server, instead of in each child whose property test fails: hypothesis'
     # pytest plugin imports it (and libcst, 0.6 s) to write a patch for the failing example.
     import hypothesis.extra._patching  # noqa: F401
