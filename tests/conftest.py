@@ -55,6 +55,12 @@ if os.environ.get("MUTANT_UNDER_TEST"):  # forked mutmut children hang on multit
     # Imported here, in mutmut's fork server, instead of in each child whose property test fails: hypothesis'
     # pytest plugin imports it (and libcst, 0.6 s) to write a patch for the failing example.
     import hypothesis.extra._patching  # noqa: F401
+
+    # No network here, and a mutant that hands transformers a model name instead of a directory (budgets.measure's
+    # `honest_model(None, ...)`) made it retry the hub for 25 s before failing: 23 s of one core at the end of a
+    # run from scratch (2026-12-05). Offline, it fails in the same way at once. Set before transformers (and
+    # huggingface_hub, which reads it when imported) is imported, for the stats pass and every child.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import transformers.models.gpt2.modeling_gpt2  # noqa: F401  (tests import it lazily: 1.5 s per child)
 
 
