@@ -35,20 +35,21 @@ share_cores_among_workers()
 
 if os.environ.get("MUTANT_UNDER_TEST"):  # forked mutmut children hang on multithreaded torch ops
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    # ...but NumPy's OpenBLAS (pthreads, fork-safe) keeps every core in mutmut's stats pass and clean run (each one
-    # process, mutmut's main one), as in `pytest tests`: OMP_NUM_THREADS alone would put it on one thread too.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(len(os.sched_getaffinity(0))))
-    # Mutants' sessions get one OpenBLAS thread each: mutmut runs a child per core, and two children of two spinning
-    # OpenBLAS threads each on 2 cores wait on each other. verify_references' 693 mutants, the same clone one run
-    # after the other (2026-12-05): 446 child-seconds with every core each, 313 with one (median 0.66 -> 0.50 s), the
-    # same verdicts. Set once, in mutmut's main process at its forced-fail run (MUTANT_UNDER_TEST "fail": after the
-    # stats pass and the clean run, before the first child is forked; the children inherit it): set in each child,
-    # it cost 36 ms a session (a 0.045 s session took 0.081 s), 70 ms under two children, more than it saved. Float32
-    # sums in another order once moved the stress model's sharpest attention probabilities to margin 1.1 of a fixed
-    # float32 tolerance; that baseline is now held to the measured float32 budgets, which pass on one thread
-    # (test_fault_catalogue). OpenBLAS is loaded already (this package's pytest plugin imports NumPy first), so the
-    # variable alone would not reach it.
-    if os.environ["MUTANT_UNDER_TEST"] == "fail":
+    # ...but NumPy's OpenBLAS (pthreads, fork-safe) is not limited by that variable: it is loaded already (this
+    # package's pytest plugin imports NumPy first). It gets one thread, set in mutmut's main process (MUTANT_UNDER_TEST
+    # "stats", "" or "fail": its stats pass, clean run and forced-fail run), which every child forked after inherits:
+    # - mutmut runs a child per core, and two children of two spinning OpenBLAS threads each on 2 cores wait on each
+    #   other: verify_references' 693 mutants, the same clone one run after the other (2026-12-05), 446
+    #   child-seconds with every core each, 313 with one (median 0.66 -> 0.50 s), the same verdicts;
+    # - set in each child instead, it cost 36 ms a session (a 0.045 s session took 0.081 s), more than it saved;
+    # - the stats pass must sum in the same order as the children: test_verify_summary.py compares a mutant's run
+    #   bitwise with the summary the stats pass stored, and with two threads there and one in the children the last
+    #   bits differed, a kill of every mutant that test reached (checked: 43 of verify_references' mutants that only
+    #   other tests kill were "killed" by it).
+    # Float32 sums in another order once moved the stress model's sharpest attention probabilities to margin 1.1 of a
+    # fixed float32 tolerance; that baseline is now held to the measured float32 budgets, which pass on one thread.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", str(len(os.sched_getaffinity(0))))  # the processes tests start
+    if not mutmut_killers.mutant_of(os.environ["MUTANT_UNDER_TEST"])[0]:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(limits=1, user_api="blas")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from support.models import engine_model
+from support.models import engine_checkpoints, engine_model
 
 from gpt2core.verification.dumps import FORMAT, DumpMap, DumpSubject
 from gpt2core.verification.errors import DumpError
@@ -24,11 +24,7 @@ def setup(tiny_dir, tmp_path_factory):
     from gpt2core.verification.model_dir import read_model_dir
 
     refs = short_reference_set(tiny_dir, np.float64, tmp_path_factory)
-    model = engine_model(tiny_dir, np.float64)
-    recs = {}
-    for case in refs.cases:
-        recs[case.name] = {}
-        model.forward(case.input_ids, case.attention_mask, checkpoints=recs[case.name])
+    recs = engine_checkpoints(engine_model(tiny_dir, np.float64), refs.cases)
     return {c.name: c for c in refs.cases}, recs, read_model_dir(tiny_dir).config
 
 
@@ -88,9 +84,9 @@ def test_a_one_row_case_written_without_its_batch_axis(setup, tmp_path):
     cases, recs, config = setup
     for name in CASES:
         (tmp_path / name).mkdir()
-        for kind in ("attn_probs", "embeddings"):
-            array = recs[name]["h0.attn_probs" if kind == "attn_probs" else kind]
-            np.save(tmp_path / name / f"{kind}0.npy", array[0] if array.shape[0] == 1 else array)
+        for file, checkpoint in (("attn_probs0.npy", "h0.attn_probs"), ("embeddings0.npy", "embeddings")):
+            array = recs[name][checkpoint]
+            np.save(tmp_path / name / file, array[0] if array.shape[0] == 1 else array)
     dumps = subject(tmp_path, config, {"h{i}.attn_probs": {"file": "{case}/attn_probs{i}.npy", "layers": [0]},
                                        "embeddings": {"file": "{case}/embeddings0.npy", "layout": "b t c"}},
                     single_row_without_batch=True)  # fmt: skip

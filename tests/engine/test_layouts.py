@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from support.layouts import RightPadded, engine_layout
-from support.models import engine_model
+from support.models import engine_checkpoints, engine_model
 
 from gpt2core.verification.batch_layout import token_mask
 from gpt2core.verification.dumps import FORMAT, DumpMap, DumpSubject
@@ -32,12 +32,7 @@ def setup(tiny_dir, tmp_path_factory):
 
     refs = reference_set(tiny_dir, np.float64, tmp_path_factory)
     model = engine_model(tiny_dir, np.float64)
-    recs = {}
-    for case in refs.cases:
-        rec = {}
-        model.forward(case.input_ids, case.attention_mask, checkpoints=rec)
-        recs[case.name] = rec
-    return refs, model, recs
+    return refs, model, engine_checkpoints(model, refs.cases)
 
 
 def write_case_dumps(recs, refs, out, layout="left-padded", window=0, garbage=np.nan, transform=None):

@@ -24,40 +24,44 @@ from gpt2core.verification.precision import distribution
 from gpt2core.verification.precision.deviations import parse_deviations, waiver_for
 from gpt2core.verification.subject import MODES, modes_of
 from gpt2core.verification.tolerances import BUDGET_FACTOR
-from gpt2core.verification.verify import (budgets_of, compare_cached, compare_case, compare_greedy, sampled_result,
-                                          verify_references)
+from gpt2core.verification.verify import (MODE_NEEDS, budgets_of, compare_cached, compare_chained, compare_case,
+                                          compare_greedy, sampled_result, verify_references)
 
-def greedy_off(model_dir, dtype):
-    """The last generated token moved on the spoiled case: greedy generation fails, sampled generation passes."""
-    from support.verdict_subjects import SPOILED_CASE, Altered, passing
-
-    inner = passing(model_dir, dtype)
+def last_token_moved(inner, on=lambda case: True):
+    """`inner`'s generate with the last generated token of every row moved, on the cases `on` selects."""
 
     def generate(case, n):
         ids = np.array(inner.generate(case, n))
-        if case.name == SPOILED_CASE:
+        if on(case):
             ids[:, -1] = (ids[:, -1] + 1) % 50
         return ids
 
-    return Altered(inner, generate=generate)
+    return generate
+
+
+def greedy_off(model_dir, dtype):
+    """The last generated token moved on the spoiled case: greedy generation fails, sampled generation passes."""
+    from support.verdict_subjects import SPOILED_CASE, Altered
+
+    from gpt2core.verification.numpy_subject import numpy_subject
+
+    inner = numpy_subject(model_dir, dtype)
+    return Altered(inner, generate=last_token_moved(inner, lambda case: case.name == SPOILED_CASE))
 
 
 def generations_off(model_dir, dtype):
     """Both generations off on every case that records them (every kept sampled score raised by 1e-3): sampled
     generation ranks before greedy generation."""
-    subject = greedy_off(model_dir, dtype)
-    inner = subject.inner
+    from support.verdict_subjects import Altered
 
-    def generate(case, n):
-        ids = np.array(inner.generate(case, n))
-        ids[:, -1] = (ids[:, -1] + 1) % 50
-        return ids
+    from gpt2core.verification.numpy_subject import numpy_subject
+
+    inner = numpy_subject(model_dir, dtype)
 
     def sample_scores(case, settings, path_ids):
         return {k: np.where(np.isfinite(s), s + 1e-3, s) for k, s in inner.sample_scores(case, settings, path_ids).items()}
 
-    subject.generate, subject.sample_scores = generate, sample_scores
-    return subject
+    return Altered(inner, generate=last_token_moved(inner), sample_scores=sample_scores)
 
 
 def waived_and_after(model_dir, dtype):
@@ -138,18 +142,20 @@ def ledger(subject, refs) -> dict:
             if not offered[mode]:
                 continue
             budget = lambda name, c=case.name: budgets.atol(c, name)  # noqa: E731
+            kept = {"logits": None}  # the chained pass's logits and their reference, for the distribution
             if mode == "cached":
                 found = compare_cached(subject, case, provided, refs.config["vocab_size"], tol=budgets.tol, budget=budget)
+            elif mode == "chained":
+                found = compare_chained(subject, case, provided, budgets.tol, budget, kept)
             else:
                 found = compare_case(subject, case, mode, provided, budgets.tol, budget)
             for c in found:
                 waiver = waiver_for(deviations, c.name, names)
                 if waiver is not None:
                     c.waiver, c.waiver_tol = waiver.reason, waiver.tolerance
-                by_case[(c.name.split("@")[0], mode, case.name)] = by_case.get((c.name.split("@")[0], mode, case.name), []) + [c]
-            if mode == "chained" and "logits" in provided:
-                metrics.append(distribution.per_position(subject.checkpoints(case)["logits"], case.array("logits"),
-                                                         token_mask(case), case.input_ids))  # fmt: skip
+                by_case.setdefault((c.name.split("@")[0], mode, case.name), []).append(c)
+            if kept["logits"] is not None:
+                metrics.append(distribution.per_position(*kept["logits"], token_mask(case), case.input_ids))
         if offered["generate"] and case.greedy is not None:
             greedy.append(compare_greedy(subject, case))
         if offered["sampled"] and case.sampling is not None:
@@ -177,18 +183,14 @@ def expected_summary(subject, refs, require: str, made: dict) -> dict:
                "waived": next((c.waiver for name, _, _, c in rows if name == n and c.waived), None)}  # fmt: skip
         for mode in ("chained", "isolated", "cached"):
             mine = [(case, c) for name, m, case, c in rows if name == n and m == mode]
-            worst = None
-            for case, c in mine:  # the first of the largest margins
-                if worst is None or c.margin > worst[1].margin:
-                    worst = (case, c)
+            worst = max(mine, key=lambda pair: pair[1].margin, default=None)  # the first of the largest margins
             row[mode] = None if worst is None else dict(worst[1].as_dict(), case=worst[0], message=worst[1].message())
         row["ok"] = all(c.ok for name, _, _, c in rows if name == n)
         per_row.append(row)
     modes = {}
     for mode in MODES:
         if not made["offered"][mode]:
-            need = {"isolated": "stages", "cached": "decode", "generate": "generate", "sampled": "sample"}[mode]
-            modes[mode] = {"ran": False, "ok": None, "why": f"the subject does not offer {need!r}"}
+            modes[mode] = {"ran": False, "ok": None, "why": f"the subject does not offer {MODE_NEEDS[mode]!r}"}
             continue
         if mode in ("generate", "sampled"):
             results = made[mode]
@@ -225,20 +227,16 @@ def expected_summary(subject, refs, require: str, made: dict) -> dict:
     files_not_read = list(getattr(subject, "files_not_read", list)())
     left_out += [f"file not read: {f}" for f in files_not_read]
     failed = [f"{f['name']} ({f['mode']}, case {f['case']}): {f['message'].removeprefix(f['name'] + ': ')}" for f in failures]
-    if not chained or not any(n == "logits" for n, mode, _, _ in rows if mode == "chained"):
+    logits_verified = any(n == "logits" for n, mode, _, _ in rows if mode == "chained")
+    if not logits_verified:
         failed.append("the logits were compared on no case: nothing was verified")
     verdict = "FAIL" if failed else "INCOMPLETE" if require == "all" and left_out else "PASS"
     first_per_case = {}
     for f in failures:
         first_per_case.setdefault(f["case"], f)
-    largest = worst_margin = None
-    for case, c in chained:
-        if largest is None or c.max_abs > largest[1].max_abs:
-            largest = (case, c)
-        if worst_margin is None or c.margin > worst_margin[1].margin:
-            worst_margin = (case, c)
+    largest = max(chained, key=lambda pair: pair[1].max_abs, default=None)
+    worst_margin = max(chained, key=lambda pair: pair[1].margin, default=None)
     compared = [r for r in per_row if r["chained"] is not None]
-    logits_verified = any(n == "logits" for n, mode, _, _ in rows if mode == "chained")
     return {
         "subject": subject.name, "dtype": "float64", "precision": budgets.cls.name,
         "budgets": {"calibrated": budgets.calibrated, "factor": BUDGET_FACTOR if budgets.calibrated else None,

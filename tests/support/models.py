@@ -58,6 +58,15 @@ def engine_model(model_dir: Path, dtype=np.float32):
     return _engine_models[key]
 
 
+def engine_checkpoints(model, cases) -> dict[str, dict[str, np.ndarray]]:
+    """Case name -> every checkpoint gpt2core's `model` records on the case's rows (its attention mask included)."""
+    recs = {}
+    for case in cases:
+        recs[case.name] = {}
+        model.forward(case.input_ids, case.attention_mask, checkpoints=recs[case.name])
+    return recs
+
+
 def engine_subject(model_dir: Path, dtype=np.float32):
     """gpt2core's engine for `model_dir` in `dtype` as a subject of the verification (one per process)."""
     from gpt2core.verification.numpy_subject import NumpySubject
