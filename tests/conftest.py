@@ -167,6 +167,17 @@ def pytest_pycollect_makeitem(collector, name, obj):
     return None
 
 
+def pytest_unconfigure(config):
+    if os.environ.get("MUTANT_UNDER_TEST") == "fail":
+        # mutmut's forced-fail run is the last session of its main process before it forks a child per mutant: the
+        # heap (~1 GiB: torch, transformers, every test module, what the stats pass cached) goes into huge pages, so
+        # that each fork copies one page-table entry per 2 MiB instead of one per 4 KiB (support/huge_pages.py: a
+        # mutant's session of one short test 84 -> 49 ms on a 2-core VM).
+        from support.huge_pages import collapse_into_huge_pages
+
+        collapse_into_huge_pages()
+
+
 def record_killer(report) -> None:
     """Under a mutant, the test that failed (killed it), for the next mutants of the same function."""
     function, number = mutmut_killers.mutant_of(os.environ.get("MUTANT_UNDER_TEST", ""))
@@ -271,6 +282,16 @@ def pytest_sessionstart(session):
 def pytest_report_header(config):
     name = config._gpt2core_fault
     return f"gpt2core: FAULT INJECTED: {name} (this run must fail)" if name else None
+
+
+@pytest.fixture
+def fresh_vocabularies(monkeypatch):
+    """No vocabulary read yet in this process (gpt2core.engine.tokenizer keeps the ones it read, by content): the test
+    reads its own files, so the reading and its checks are under test, in mutmut's children too, which would otherwise
+    inherit what the stats pass read with the unmutated code."""
+    from gpt2core.engine import tokenizer
+
+    monkeypatch.setattr(tokenizer, "_vocabularies", {})
 
 
 @pytest.fixture(scope="session")

@@ -130,7 +130,7 @@ def test_init_model_is_deterministic_per_seed(tmp_path):
     assert not np.array_equal(a["transformer.wte.weight"], c["transformer.wte.weight"])
 
 
-def test_tokenizer_matches_transformers_on_varied_text(tiny_dir):
+def test_tokenizer_matches_transformers_on_varied_text(tiny_dir, fresh_vocabularies):
     from transformers import GPT2TokenizerFast
 
     tok = GPT2TokenizerFast.from_pretrained(tiny_dir)
@@ -177,7 +177,49 @@ def test_cached_padding_is_remembered_without_a_new_mask(tiny_dir):
     assert a.shape == (2, 1, model.config.vocab_size)
 
 
-def test_tokenizer_refuses_ids_outside_the_vocabulary(tiny_dir):
+def write_vocabulary(directory, tokens, merges):
+    """A byte-level BPE vocabulary of `tokens` (ids in order) and `merges` ("a b" lines) in directory/."""
+    directory.mkdir(exist_ok=True)
+    (directory / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}))
+    (directory / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{m}\n" for m in merges))
+    return directory
+
+
+def test_a_vocabulary_is_read_once_per_content_and_again_when_either_file_changes(tmp_path, fresh_vocabularies):
+    """Two directories with the same files share one parsed BPE; changing vocab.json or merges.txt in place (same
+    path) gives the new vocabulary, not the one read before."""
+    from gpt2core.engine.tokenizer import GPT2Tokenizer, read_vocabulary
+
+    a = write_vocabulary(tmp_path / "a", ["a", "b", "ab"], ["a b"])
+    b = write_vocabulary(tmp_path / "b", ["a", "b", "ab"], ["a b"])
+    first = read_vocabulary(a / "vocab.json", a / "merges.txt")
+    assert first == ({"a": 0, "b": 1, "ab": 2}, first[1])
+    assert read_vocabulary(b / "vocab.json", b / "merges.txt")[1] is first[1]
+    assert GPT2Tokenizer.from_dir(a).encode("abab") == [2, 2]
+
+    write_vocabulary(a, ["a", "b", "ab", "<|endoftext|>"], ["a b"])  # vocab.json changed, merges.txt not
+    changed = GPT2Tokenizer.from_dir(a)
+    assert (changed.vocab_size, changed.eos_token_id) == (4, 3)
+    write_vocabulary(b, ["a", "b", "ab"], [])  # merges.txt changed, vocab.json not: nothing merges
+    assert GPT2Tokenizer.from_dir(b).encode("abab") == [0, 1, 0, 1]
+
+
+def test_a_vocabulary_that_fails_its_checks_is_read_again_once_fixed_and_few_are_kept(tmp_path, fresh_vocabularies):
+    from gpt2core.engine import tokenizer
+
+    d = write_vocabulary(tmp_path / "d", ["a", "b"], [])
+    (d / "vocab.json").write_text('{"a": -1}')
+    with pytest.raises(gpt2core.TokenizerError, match="non-negative id"):
+        tokenizer.GPT2Tokenizer.from_dir(d)
+    write_vocabulary(d, ["a", "b"], [])
+    assert tokenizer.GPT2Tokenizer.from_dir(d).encode("ba") == [1, 0]
+    for n in range(2 * tokenizer.VOCABULARIES_KEPT):
+        write_vocabulary(tmp_path / f"v{n}", ["a", "b", *[f"t{i}" for i in range(n)]], [])
+        tokenizer.GPT2Tokenizer.from_dir(tmp_path / f"v{n}")
+        assert 1 <= len(tokenizer._vocabularies) <= tokenizer.VOCABULARIES_KEPT
+
+
+def test_tokenizer_refuses_ids_outside_the_vocabulary(tiny_dir, fresh_vocabularies):
     tok = gpt2core.load(tiny_dir).tokenizer
     assert tok.decode([15496, 13]) == "Hello."
     with pytest.raises(gpt2core.TokenizerError, match=r"^decode: token id\(s\) \[50257\] outside the vocabulary \[0, 50257\)$"):
@@ -231,7 +273,7 @@ def test_config_json_written_by_gpt2core_agrees_with_transformers(tiny_dir):
     assert isinstance(transformers.GPT2Config.from_dict(ours), transformers.GPT2Config)
 
 
-def test_tokenizer_end_of_text_is_one_special_token(tiny_dir):
+def test_tokenizer_end_of_text_is_one_special_token(tiny_dir, fresh_vocabularies):
     tok = gpt2core.load(tiny_dir).tokenizer
     assert (tok.vocab_size, tok.eos_token_id) == (50257, 50256)
     assert tok.encode("a<|endoftext|>b") == [tok.encode("a")[0], 50256, tok.encode("b")[0]]

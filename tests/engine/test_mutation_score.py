@@ -397,3 +397,33 @@ def test_under_a_mutant_only_the_named_test_functions_are_collected(tmp_path, mu
         assert named in seen["generated"] and len(seen["generated"]) > 15, seen
     else:
         assert seen["generated"] == sorted(args), seen
+
+
+# --- mutmut's main process in huge pages before it forks (tests/support/huge_pages.py) -----------------------------
+
+
+def test_only_writable_anonymous_mappings_are_collapsed_trimmed_to_whole_huge_pages():
+    from support.huge_pages import HUGE_PAGE, anonymous_ranges
+
+    maps = "\n".join([
+        "55d0c0000000-55d0c0a00000 rw-p 00000000 00:00 0                          [heap]",
+        "7f0000100000-7f0000700000 rw-p 00000000 00:00 0 ",  # unnamed: trimmed to [2 MiB, 6 MiB)
+        "7f0001000000-7f0001100000 rw-p 00000000 00:00 0 ",  # 1 MiB: no whole huge page in it
+        "7f0002000000-7f0002400000 r--p 00000000 00:00 0 ",  # not writable
+        "7f0003000000-7f0003400000 rw-p 00001000 08:01 1234                       /usr/lib/libtorch_cpu.so",
+        "7ffd00000000-7ffd00400000 rw-p 00000000 00:00 0                          [stack]",
+        "garbage",
+    ])  # fmt: skip
+    assert anonymous_ranges(maps) == [(0x55D0C0000000, 0x55D0C0A00000), (0x7F0000200000, 0x7F0000600000)]
+    assert all(low % HUGE_PAGE == 0 and high % HUGE_PAGE == 0 for low, high in anonymous_ranges(maps))
+
+
+def test_collapsing_this_process_changes_no_value_it_holds():
+    """The collapse copies pages into huge ones in place: what a test held before reads the same after."""
+    import numpy as np
+    from support.huge_pages import collapse_into_huge_pages
+
+    held = np.random.default_rng(0).standard_normal(3 << 20)  # 24 MiB: whole huge pages inside it
+    before = held.copy()
+    assert collapse_into_huge_pages() >= 0
+    np.testing.assert_array_equal(held, before)

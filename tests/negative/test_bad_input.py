@@ -406,39 +406,39 @@ def test_tied_head_that_differs_from_embedding(model_copy):
 
 # --- tokenizer -----------------------------------------------------------------------------------
 
-def test_missing_tokenizer_file(model_copy):
+def test_missing_tokenizer_file(model_copy, fresh_vocabularies):
     (model_copy / "merges.txt").unlink()
     with pytest.raises(TokenizerError, match="tokenizer file not found: .*merges.txt"):
         gpt2core.load(model_copy)
 
 
-def test_malformed_vocab(model_copy):
+def test_malformed_vocab(model_copy, fresh_vocabularies):
     (model_copy / "vocab.json").write_text("[1, 2]")
     with pytest.raises(TokenizerError, match="vocab.json: expected a non-empty JSON object"):
         gpt2core.load(model_copy)
 
 
 @pytest.mark.parametrize("vocab", ["{}", '{"a": 1.5}', '{"a": -1}', '{"a": true}', '{"a": "0"}'])
-def test_vocab_ids_must_be_non_negative_integers(model_copy, vocab):
+def test_vocab_ids_must_be_non_negative_integers(model_copy, vocab, fresh_vocabularies):
     (model_copy / "vocab.json").write_text(vocab)
     message = "expected a non-empty JSON object of token -> non-negative id"
     with pytest.raises(TokenizerError, match=anchored(model_copy / "vocab.json", message)):
         gpt2core.load(model_copy)
 
 
-def test_vocab_not_json(model_copy):
+def test_vocab_not_json(model_copy, fresh_vocabularies):
     (model_copy / "vocab.json").write_bytes(b'{"a": \xff}')
     with pytest.raises(TokenizerError, match=anchored(model_copy / "vocab.json", r"not valid JSON \(.+\)")):
         gpt2core.load(model_copy)
 
 
-def test_malformed_merges(model_copy):
+def test_malformed_merges(model_copy, fresh_vocabularies):
     (model_copy / "merges.txt").write_text("#version: 0.2\nonly-one-token\n")
     with pytest.raises(TokenizerError, match=anchored(model_copy / "merges.txt", r"malformed BPE merges \(.+\)")):
         gpt2core.load(model_copy)
 
 
-def test_vocab_larger_than_the_model(model_copy):
+def test_vocab_larger_than_the_model(model_copy, fresh_vocabularies):
     vocab = json.loads((model_copy / "vocab.json").read_text(encoding="utf-8"))
     (model_copy / "vocab.json").write_text(json.dumps({**vocab, "extra": 50257}))
     with pytest.raises(CheckpointError, match=anchored(model_copy, "vocab.json has 50258 tokens, the model only 50257")):

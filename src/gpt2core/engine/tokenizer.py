@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 from pathlib import Path
@@ -13,6 +14,38 @@ from .errors import TokenizerError
 VOCAB_FILE = "vocab.json"
 MERGES_FILE = "merges.txt"
 END_OF_TEXT = "<|endoftext|>"
+
+
+# Vocabularies already read, by the sha256 of both files' bytes, so that a file changed in place is read again: `gpt2core
+# verify` reads a directory's vocabulary for its cases and again for the engine, a test suite once for every subject
+# it builds, and GPT-2's 50,257 tokens take ~70 ms to parse (JSON, then the BPE merges), ~3 ms to hash. The BPE model
+# is shared by the tokenizers built on it, which only read it; a few vocabularies are kept.
+VOCABULARIES_KEPT = 4
+_vocabularies: dict[tuple[str, str], tuple[dict[str, int], models.BPE]] = {}
+
+
+def read_vocabulary(vocab_file: Path, merges_file: Path) -> tuple[dict[str, int], models.BPE]:
+    """(token -> id, the BPE model of both files), read and checked once per content of the two files; a file that
+    cannot be read as a vocabulary raises TokenizerError (and is read again next time)."""
+    vocab_bytes = vocab_file.read_bytes()
+    key = (hashlib.sha256(vocab_bytes).hexdigest(), hashlib.sha256(merges_file.read_bytes()).hexdigest())
+    if key in _vocabularies:
+        return _vocabularies[key]
+    try:
+        vocab = json.loads(vocab_bytes)  # bytes: json detects UTF-8/16/32, whatever the locale
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise TokenizerError(f"{vocab_file}: not valid JSON ({e})") from None
+    # JSON object keys are always strings; the ids are what can be wrong
+    if not isinstance(vocab, dict) or not vocab or not all(type(v) is int and v >= 0 for v in vocab.values()):
+        raise TokenizerError(f"{vocab_file}: expected a non-empty JSON object of token -> non-negative id")
+    try:
+        bpe = models.BPE.from_file(str(vocab_file), str(merges_file))
+    except Exception as e:  # tokenizers raises a plain Exception on malformed merges (or a vocabulary it refuses)
+        raise TokenizerError(f"{merges_file}: malformed BPE merges ({e})") from None
+    if len(_vocabularies) >= VOCABULARIES_KEPT:
+        _vocabularies.clear()
+    _vocabularies[key] = vocab, bpe
+    return vocab, bpe
 
 
 class GPT2Tokenizer:
@@ -27,17 +60,7 @@ class GPT2Tokenizer:
         for f in (vocab_file, merges_file):
             if not f.is_file():
                 raise TokenizerError(f"tokenizer file not found: {f}")
-        try:
-            vocab = json.loads(vocab_file.read_bytes())  # bytes: json detects UTF-8/16/32, whatever the locale
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise TokenizerError(f"{vocab_file}: not valid JSON ({e})") from None
-        # JSON object keys are always strings; the ids are what can be wrong
-        if not isinstance(vocab, dict) or not vocab or not all(type(v) is int and v >= 0 for v in vocab.values()):
-            raise TokenizerError(f"{vocab_file}: expected a non-empty JSON object of token -> non-negative id")
-        try:
-            bpe = models.BPE.from_file(str(vocab_file), str(merges_file))
-        except Exception as e:  # tokenizers raises a plain Exception on malformed merges
-            raise TokenizerError(f"{merges_file}: malformed BPE merges ({e})") from None
+        vocab, bpe = read_vocabulary(vocab_file, merges_file)
         self._tok = Tokenizer(bpe)
         self._tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         self._tok.decoder = decoders.ByteLevel()
