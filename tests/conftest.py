@@ -148,6 +148,19 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: order[item.nodeid])
 
 
+# mutmut's stats pass on both cores (support/stats_on_two_cores.py): one pytest session in mutmut's main process,
+# forked once after collection, each process taking the next test module when it finishes one. GPT2CORE_STATS_ONE_PROCESS=1
+# runs it as mutmut does, in one.
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session):
+    if (os.environ.get("MUTANT_UNDER_TEST") != "stats" or os.environ.get("GPT2CORE_STATS_ONE_PROCESS")
+            or session.testsfailed or session.config.option.collectonly or len(os.sched_getaffinity(0)) < 2):  # fmt: skip
+        return None
+    from support.stats_on_two_cores import run_on_two_processes
+
+    return run_on_two_processes(session, mutmut_killers.passed_in_stats)
+
+
 # mutmut passes a mutant's session the node ids of every test that reaches its function, and pytest collects each
 # of their modules whole, every parametrization of every test function in them, before it keeps the ones asked for:
 # a `verify_references` mutant's 135 tests lie in 10 modules, collected in 0.28 s of its 2.4 s. Under a mutant, a test

@@ -427,3 +427,89 @@ def test_collapsing_this_process_changes_no_value_it_holds():
     before = held.copy()
     assert collapse_into_huge_pages() >= 0
     np.testing.assert_array_equal(held, before)
+
+
+# --- mutmut's stats pass on two processes (tests/support/stats_on_two_cores.py) -----------------------------------
+
+STATS_PASS = """
+import json, os, sys, time
+import pytest
+from mutmut.state import state
+
+os.environ["MUTANT_UNDER_TEST"] = "stats"
+os.environ["STATS_PASS_PID"] = str(os.getpid())
+
+
+class Recorder:  # as mutmut's stats plugin: what each test reached, its call's seconds
+    def pytest_runtest_logstart(self, nodeid, location):
+        state().duration_by_test[nodeid] = 0
+
+    def pytest_runtest_teardown(self, item, nextitem):
+        state().tests_by_mangled_function_name["reached_by_all"].add(item.nodeid)
+        state().tests_by_mangled_function_name[f"pid{os.getpid()}"].add(item.nodeid)
+        state().function_dependencies["reached_by_all"].add(item.nodeid)
+
+    def pytest_runtest_makereport(self, item, call):
+        if call.when == "call":
+            state().duration_by_test[item.nodeid] += 1.0
+
+
+exit_code = pytest.main(["-q", "-x", "-p", "no:cacheprovider", *sys.argv[1:]], plugins=[Recorder()])
+from support import mutmut_killers  # the conftest's module (its directory is on sys.path once pytest loaded it)
+
+by = state().tests_by_mangled_function_name
+print(json.dumps({"exit": int(exit_code), "reached": sorted(by["reached_by_all"]),
+                  "processes": sorted(len(v) for k, v in by.items() if k.startswith("pid")),
+                  "callers": sorted(state().function_dependencies["reached_by_all"]),
+                  "durations": state().duration_by_test, "passed": sorted(mutmut_killers.passed_in_stats)}))
+"""
+
+
+def write_test_modules(directory, failing_in_the_fork: bool = False):
+    """tests/ of three modules of two 0.2 s tests each under directory (beside a copy of this suite's conftest and
+    support); with failing_in_the_fork, every test fails in any process but the stats pass's first. Their node ids."""
+    import shutil
+
+    tests = directory / "tests"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "support", tests / "support")
+    shutil.copy(Path(__file__).resolve().parents[1] / "conftest.py", tests / "conftest.py")
+    check = "\n    assert os.getpid() == int(os.environ['STATS_PASS_PID']), 'the failure the fork reports'" if failing_in_the_fork else ""
+    ids = []
+    for module in ("test_a", "test_b", "test_c"):
+        body = "".join(f"def test_{n}():\n    time.sleep(0.2){check}\n\n\n" for n in ("one", "two"))
+        (tests / f"{module}.py").write_text("import os\nimport time\n\n\n" + body)
+        ids += [f"tests/{module}.py::test_one", f"tests/{module}.py::test_two"]
+    return ids
+
+
+def run_stats_pass(tmp_path, failing_in_the_fork=False):
+    ids = write_test_modules(tmp_path, failing_in_the_fork)
+    script = tmp_path / "stats.py"
+    script.write_text(STATS_PASS)
+    env = {k: v for k, v in os.environ.items() if k not in ("MUTANT_UNDER_TEST", "PYTEST_XDIST_WORKER")}
+    done = subprocess.run([sys.executable, str(script), "tests"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return ids, json.loads(done.stdout.strip().splitlines()[-1]), done.stdout
+
+
+TWO_CORES = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one core: the stats pass stays in one process")
+
+
+@TWO_CORES
+def test_the_stats_pass_on_two_processes_records_what_one_process_would(tmp_path):
+    """Every test recorded once, as mutmut's plugin and the conftest record it in one process; both processes ran
+    tests, each a whole module at a time."""
+    ids, seen, _ = run_stats_pass(tmp_path)
+    assert seen["exit"] == 0, seen
+    assert seen["reached"] == seen["callers"] == seen["passed"] == sorted(ids), seen
+    assert seen["durations"] == {i: 1.0 for i in ids}, seen
+    assert len(seen["processes"]) == 2 and sum(seen["processes"]) == 6 and all(n % 2 == 0 for n in seen["processes"]), seen
+
+
+@TWO_CORES
+def test_a_failure_in_the_stats_pass_fork_fails_the_pass_and_is_printed(tmp_path):
+    _, seen, out = run_stats_pass(tmp_path, failing_in_the_fork=True)
+    assert seen["exit"] == 1, seen
+    assert "Failed in the stats pass's second process" in out and "the failure the fork reports" in out, out[-3000:]
+    assert len(seen["passed"]) < 6, seen
