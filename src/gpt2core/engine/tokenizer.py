@@ -18,15 +18,16 @@ END_OF_TEXT = "<|endoftext|>"
 
 # Vocabularies already read, by the sha256 of both files' bytes, so that a file changed in place is read again: `gpt2core
 # verify` reads a directory's vocabulary for its cases and again for the engine, a test suite once for every subject
-# it builds, and GPT-2's 50,257 tokens take ~70 ms to parse (JSON, then the BPE merges), ~3 ms to hash. The BPE model
+# it builds, and GPT-2's 50,257 tokens take 70-150 ms to parse (JSON, then the BPE merges), ~3 ms to hash. The BPE model
 # is shared by the tokenizers built on it, which only read it; a few vocabularies are kept.
 VOCABULARIES_KEPT = 4
 _vocabularies: dict[tuple[str, str], tuple[dict[str, int], models.BPE]] = {}
 
 
 def read_vocabulary(vocab_file: Path, merges_file: Path) -> tuple[dict[str, int], models.BPE]:
-    """(token -> id, the BPE model of both files), read and checked once per content of the two files; a file that
-    cannot be read as a vocabulary raises TokenizerError (and is read again next time)."""
+    """(token -> id, the BPE model of both files), read and checked once per content of the two files and shared by
+    every caller, which only reads them; a file that cannot be read as a vocabulary raises TokenizerError (and is
+    read again next time)."""
     vocab_bytes = vocab_file.read_bytes()
     key = (hashlib.sha256(vocab_bytes).hexdigest(), hashlib.sha256(merges_file.read_bytes()).hexdigest())
     if key in _vocabularies:
