@@ -119,7 +119,9 @@ def run_on_two_processes(session, passed: set[str]) -> bool:
     class FailureKeeper:
         pytest_runtest_logreport = staticmethod(keep_failure)
 
-    out = Path(tempfile.mkstemp(prefix="gpt2core-stats-fork-", suffix=".json")[1])
+    descriptor, name = tempfile.mkstemp(prefix="gpt2core-stats-fork-", suffix=".json")
+    os.close(descriptor)
+    out = Path(name)
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
