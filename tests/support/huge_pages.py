@@ -16,9 +16,10 @@ from __future__ import annotations
 import ctypes
 import sys
 
+from gpt2core.engine.weights import HUGE_PAGE  # 2 MiB: the transparent huge page the engine's weights start on
+
 MADV_HUGEPAGE = 14  # <sys/mman.h>: back this range with huge pages from now on
 MADV_COLLAPSE = 25  # Linux >= 6.1: back it with huge pages now, copying what it holds
-HUGE_PAGE = 2 << 20
 
 
 def anonymous_ranges(maps: str) -> list[tuple[int, int]]:

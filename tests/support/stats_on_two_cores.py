@@ -107,18 +107,20 @@ def merge(fork: dict, passed: set[str]) -> None:
     passed |= set(fork["passed"])
 
 
+class FailureKeeper:
+    """A pytest plugin keeping each failed report's node id, phase and traceback."""
+
+    def __init__(self):
+        self.failures: list[str] = []
+
+    def pytest_runtest_logreport(self, report) -> None:
+        if report.failed:
+            self.failures.append(f"{report.nodeid} ({report.when}):\n{report.longreprtext}")
+
+
 def run_on_two_processes(session, passed: set[str]) -> bool:
     """pytest_runtestloop for mutmut's stats pass; `passed` is the conftest's set of tests that passed."""
     claims = Claims(module_groups(session.items))
-    failures: list[str] = []
-
-    def keep_failure(report) -> None:
-        if report.failed:
-            failures.append(f"{report.nodeid} ({report.when}):\n{report.longreprtext}")
-
-    class FailureKeeper:
-        pytest_runtest_logreport = staticmethod(keep_failure)
-
     descriptor, name = tempfile.mkstemp(prefix="gpt2core-stats-fork-", suffix=".json")
     os.close(descriptor)
     out = Path(name)
@@ -128,9 +130,10 @@ def run_on_two_processes(session, passed: set[str]) -> bool:
     if pid == 0:  # the fork: its modules, its records to `out`, and out without pytest's ending
         status = 1
         try:
-            session.config.pluginmanager.register(FailureKeeper(), "gpt2core-stats-fork-failures")
+            keeper = FailureKeeper()
+            session.config.pluginmanager.register(keeper, "gpt2core-stats-fork-failures")
             run_claimed(session, claims)
-            out.write_text(json.dumps(recorded(passed, failures)))
+            out.write_text(json.dumps(recorded(passed, keeper.failures)))
             status = 0
         finally:
             sys.stdout.flush()
