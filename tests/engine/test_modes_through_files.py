@@ -12,10 +12,10 @@ import shutil
 import numpy as np
 import pytest
 from support.dump_engine import DumpingSubject, every_mode_map
+from support.engine_memo import numpy_subject
 
 from gpt2core.verification.dumps import DumpMap, DumpSubject
 from gpt2core.verification.model_dir import read_model_dir
-from gpt2core.verification.numpy_subject import numpy_subject
 from gpt2core.verification.verify import verify_references
 
 

@@ -318,7 +318,7 @@ def test_a_waiver_of_the_logits_covers_their_distribution_only_where_it_fails(he
     import gpt2core.verification.verify as verify_module
     from support.verdict_subjects import Altered
 
-    from gpt2core.verification.numpy_subject import numpy_subject
+    from support.engine_memo import numpy_subject
 
     inner = numpy_subject(tiny_dir, "float32")
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from support.engine_memo import keep_arrays
 from support.models import CACHE
 
 from gpt2core.verification.reference_cache import cached_references, content_key
@@ -42,8 +43,8 @@ def reference_set(model_dir: Path, dtype, tmp_path_factory, cases=None):
         return _default_sets[key]
     key = (model_dir, np.dtype(dtype).name, content_key(model_dir, dtype, cases))
     if key not in _sets:  # content_key once more inside cached_references: only on the first use of a set
-        _sets[key] = cached_references(CACHE, model_dir, dtype, cases, lambda: tmp_path_factory.mktemp("references"),
-                                         command="pytest", capped=False)
+        _sets[key] = keep_arrays(cached_references(CACHE, model_dir, dtype, cases, lambda: tmp_path_factory.mktemp("references"),
+                                                   command="pytest", capped=False))  # fmt: skip
     return _sets[key]
 
 

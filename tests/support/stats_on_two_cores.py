@@ -5,8 +5,9 @@ reaches and how long its call took) as one pytest session in its main process, b
 of them waits. Here that session's loop forks once after collection, and the two processes take the test modules in
 turn, each claiming the next unclaimed module when it finishes one (a module's tests stay in one process, so its
 fixtures are built once). The fork then sends back what mutmut's stats plugin recorded in it (mutmut's state:
-tests by mutated function, durations, callers) and what tests/conftest.py kept (the tests that passed), and the main
-process merges them before mutmut writes its stats. A failure in either process fails the session (with -x, both
+tests by mutated function, durations, callers), what tests/conftest.py kept (the tests that passed) and what
+support/engine_memo.py kept (the engine's answers and the reference arrays its tests read, for the mutants' sessions
+mutmut forks from the main process), and the main process merges them before mutmut writes its stats. A failure in either process fails the session (with -x, both
 stop), and the fork's failures are printed by the main process.
 
 What mutmut records stays what one process records, but for one thing: mutmut credits the functions a fixture
@@ -27,6 +28,8 @@ import sys
 import tempfile
 from itertools import groupby
 from pathlib import Path
+
+from support import engine_memo
 
 
 def module_groups(items: list) -> list[list]:
@@ -124,6 +127,7 @@ def run_on_two_processes(session, passed: set[str]) -> bool:
     descriptor, name = tempfile.mkstemp(prefix="gpt2core-stats-fork-", suffix=".json")
     os.close(descriptor)
     out = Path(name)
+    kept = out.with_suffix(".npz")  # what support.engine_memo kept in the fork
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
@@ -133,6 +137,7 @@ def run_on_two_processes(session, passed: set[str]) -> bool:
             keeper = FailureKeeper()
             session.config.pluginmanager.register(keeper, "gpt2core-stats-fork-failures")
             run_claimed(session, claims)
+            engine_memo.export(kept)
             out.write_text(json.dumps(recorded(passed, keeper.failures)))
             status = 0
         finally:
@@ -146,8 +151,10 @@ def run_on_two_processes(session, passed: set[str]) -> bool:
         if os.waitstatus_to_exitcode(wait_status) != 0:
             raise RuntimeError(f"the stats pass's second process ended with {os.waitstatus_to_exitcode(wait_status)}")
         fork = json.loads(out.read_text())
+        engine_memo.absorb(kept)
     finally:
         out.unlink(missing_ok=True)
+        kept.unlink(missing_ok=True)
     merge(fork, passed)
     if fork["failures"]:
         session.testsfailed += len(fork["failures"])

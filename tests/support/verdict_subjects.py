@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from gpt2core.verification.atomic import atomic_write_text
-from gpt2core.verification.numpy_subject import numpy_subject
+from support.engine_memo import numpy_subject
 
 SPOILED = "h1.mlp_out"  # the checkpoint a spoiled subject gets wrong, on case SPOILED_CASE
 SPOILED_CASE = "hello"
