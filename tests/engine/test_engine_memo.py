@@ -13,6 +13,7 @@ import pytest
 from support import engine_memo
 from support.references import short_reference_set
 
+from gpt2core.verification.model_dir import read_model_dir
 from gpt2core.verification.numpy_subject import NumpySubject
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -122,6 +123,7 @@ def test_a_mutant_outside_the_engine_is_handed_copies_of_what_the_unmutated_run_
     fresh.setenv("MUTANT_UNDER_TEST", VERIFY_MUTANT)
     served = engine_memo.numpy_subject(tiny_dir, "float64")
     assert served.subject is stored.subject  # the model loaded once
+    assert engine_memo.numpy_subject(read_model_dir(tiny_dir), np.float64).subject is stored.subject  # as verify_model calls it
     fresh.setattr(stored.subject, "checkpoints", None)  # the engine is not asked again: every answer is kept
     fresh.setattr(stored.subject, "decode", None)
     fresh.setattr(stored.subject, "generate", None)

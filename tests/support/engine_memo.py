@@ -113,8 +113,9 @@ def numpy_subject(model_dir, dtype):
 
 
 def model_key(model_dir, dtype) -> tuple:
-    """The model directory (resolved), each file's name, size and modification time, and the dtype."""
-    root = Path(model_dir).resolve()
+    """The model directory (resolved; a path or a read ModelDir, as a factory is given), each file's name, size and
+    modification time, and the dtype."""
+    root = Path(getattr(model_dir, "path", model_dir)).resolve()
     files = tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in root.iterdir() if p.is_file()))
     return (str(root), files, np.dtype(dtype).str)
 
