@@ -622,9 +622,9 @@ def test_without_the_cache_verify_captures_each_dtype_into_a_temporary_set(tiny_
 def test_verify_measures_a_precision_class_budgets_on_the_model_and_records_its_command(tiny_dir, verify_cache, outside_mutmut):
     """A subject in a class whose budgets the set does not hold yet (bfloat16: a float32 set is written with only
     float32's): verify measures them on the model, stores them beside the set, naming the command."""
-    from gpt2core.verification import verify
     from support.engine_memo import numpy_subject
 
+    from gpt2core.verification import verify
     from gpt2core.verification.precision import budgets
 
     def in_bfloat16_class(model_dir, dtype):

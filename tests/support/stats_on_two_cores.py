@@ -7,8 +7,8 @@ turn, each claiming the next unclaimed module when it finishes one (a module's t
 fixtures are built once). The fork then sends back what mutmut's stats plugin recorded in it (mutmut's state:
 tests by mutated function, durations, callers), what tests/conftest.py kept (the tests that passed) and what
 support/engine_memo.py kept (the engine's answers and the reference arrays its tests read, for the mutants' sessions
-mutmut forks from the main process), and the main process merges them before mutmut writes its stats. A failure in either process fails the session (with -x, both
-stop), and the fork's failures are printed by the main process.
+mutmut forks from the main process), and the main process merges them before mutmut writes its stats. A failure in
+either process fails the session (with -x, both stop), and the fork's failures are printed by the main process.
 
 What mutmut records stays what one process records, but for one thing: mutmut credits the functions a fixture
 reaches while it is being set up to the test that asked for it first, in the process that built it. A session-scoped
