@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import configparser
 import fnmatch
+import shutil
 import sys
 from pathlib import Path
 
@@ -13,8 +14,10 @@ import pytest
 from support import engine_memo
 from support.references import short_reference_set
 
+from gpt2core.verification.errors import ReferencesError
 from gpt2core.verification.model_dir import read_model_dir
 from gpt2core.verification.numpy_subject import NumpySubject
+from gpt2core.verification.reference_set import load_references
 
 ROOT = Path(__file__).resolve().parents[2]
 VERIFY_MUTANT = "gpt2core.verification.verify.x_verify_references__mutmut_1"
@@ -97,9 +100,12 @@ def test_the_mutated_code_the_engines_answers_run_is_what_engine_code_names(tiny
         answers(engine_memo.engine_subject(tiny_dir, "float64"), case, settings, path)
     finally:
         sys.setprofile(None)
-    assert ("gpt2core.engine.model", "forward") in ran and ("gpt2core.verification.sampling", "step_name") in ran, sorted(ran)
-    outside = sorted(f"{m}.{f}" for m, f in ran if not m.startswith("gpt2core.engine.") and not f.startswith("<")
-                     and not any(f"{m}.x_{f}__mutmut_".startswith(code) for code in engine_memo.ENGINE_CODE))  # fmt: skip
+    assert ("gpt2core.engine.model", "forward") in ran, sorted(ran)
+    assert ("gpt2core.verification.sampling", "step_name") in ran, sorted(ran)
+    outside = sorted(
+        f"{m}.{f}" for m, f in ran if not m.startswith("gpt2core.engine.") and not f.startswith("<")
+        and not any(f"{m}.x_{f}__mutmut_".startswith(code) for code in engine_memo.ENGINE_CODE)
+    )  # fmt: skip
     assert outside == [], f"mutated code the engine's answers run that ENGINE_CODE does not name: {outside}"
 
 
@@ -119,11 +125,12 @@ def test_a_mutant_outside_the_engine_is_handed_copies_of_what_the_unmutated_run_
     stored = engine_memo.numpy_subject(tiny_dir, "float64")
     computed = answers(stored, case, settings, path)
     assert len(engine_memo._kept) == 4, len(engine_memo._kept)
-    assert engine_memo.numpy_subject(tiny_dir, "float64").subject is not stored.subject  # the stats pass loads afresh
+    assert engine_memo.numpy_subject(tiny_dir, "float64").subject is not stored.subject  # stats: loaded afresh
     fresh.setenv("MUTANT_UNDER_TEST", VERIFY_MUTANT)
     served = engine_memo.numpy_subject(tiny_dir, "float64")
     assert served.subject is stored.subject  # the model loaded once
-    assert engine_memo.numpy_subject(read_model_dir(tiny_dir), np.float64).subject is stored.subject  # as verify_model calls it
+    as_verify_model_calls_it = engine_memo.numpy_subject(read_model_dir(tiny_dir), np.float64)
+    assert as_verify_model_calls_it.subject is stored.subject
     fresh.setattr(stored.subject, "checkpoints", None)  # the engine is not asked again: every answer is kept
     fresh.setattr(stored.subject, "decode", None)
     fresh.setattr(stored.subject, "generate", None)
@@ -155,12 +162,8 @@ def test_a_mutant_of_the_engine_or_of_step_name_is_handed_nothing_kept(tiny_dir,
 
 
 def test_kept_reference_arrays_are_copies_read_again_when_their_file_changes(tiny_dir, tmp_path_factory, fresh):
-    from gpt2core.verification.reference_set import load_references
-
     fresh.setenv("MUTANT_UNDER_TEST", "stats")
     root = tmp_path_factory.mktemp("kept") / "set"
-    import shutil
-
     shutil.copytree(short_reference_set(tiny_dir, np.float64, tmp_path_factory).root, root)
     refs = engine_memo.keep_arrays(load_references(root, tiny_dir))
     case = refs.cases[0]
@@ -172,7 +175,7 @@ def test_kept_reference_arrays_are_copies_read_again_when_their_file_changes(tin
     kept[...] = 0
     assert np.array_equal(case.array(name), first)
     (root / case.files[name]["file"]).write_bytes(b"spoiled")  # changed: read (and checked) again
-    with pytest.raises(Exception, match="altered or truncated"):
+    with pytest.raises(ReferencesError, match="altered or truncated"):
         case.array(name)
 
 

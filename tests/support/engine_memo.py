@@ -90,9 +90,11 @@ def kept(key: tuple, compute, serving: bool):
     if serving and name in _kept:
         return copied(_kept[name])
     fresh = compute()
-    if (storing() or serving) and name not in _kept and _kept_bytes[0] + size_of(fresh) <= KEPT_BYTES:
-        _kept[name] = copied(fresh)
-        _kept_bytes[0] += size_of(fresh)
+    if (storing() or serving) and name not in _kept:
+        size = size_of(fresh)
+        if _kept_bytes[0] + size <= KEPT_BYTES:
+            _kept[name] = copied(fresh)
+            _kept_bytes[0] += size
     return fresh
 
 
@@ -188,7 +190,8 @@ class KeptArray:
             stat = path.stat()
         except OSError:
             return self.read(name)
-        return kept(("array", str(path), stat.st_size, stat.st_mtime_ns, info["sha256"]), lambda: self.read(name), mutant() is not None)
+        key = ("array", str(path), stat.st_size, stat.st_mtime_ns, info["sha256"])
+        return kept(key, lambda: self.read(name), mutant() is not None)
 
 
 # --- the stats pass's second process --------------------------------------------------------------------------------
@@ -222,7 +225,8 @@ def rebuilt(parts: list[tuple[list[str], np.ndarray]]):
 
 
 def export(path: Path) -> None:
-    """What this process kept, to `path` (.npz; no pickles)."""
+    """What this process kept, to `path` (.npz; no pickles). An empty dict or list holds no array and is not sent: the
+    process that absorbs it computes that answer again when asked."""
     arrays: dict[str, np.ndarray] = {}
     for name, value in _kept.items():
         arrays.update(flattened(value, name))
@@ -239,6 +243,7 @@ def absorb(path: Path) -> None:
             values.setdefault(name, []).append((rest, npz[key]))
     for name, parts in values.items():
         value = rebuilt(parts)
-        if name not in _kept and _kept_bytes[0] + size_of(value) <= KEPT_BYTES:
+        size = size_of(value)
+        if name not in _kept and _kept_bytes[0] + size <= KEPT_BYTES:
             _kept[name] = value
-            _kept_bytes[0] += size_of(value)
+            _kept_bytes[0] += size

@@ -44,17 +44,18 @@ def reference_set(model_dir: Path, dtype, tmp_path_factory, cases=None):
         return _default_sets[key]
     key = (model_dir, np.dtype(dtype).name, content_key(model_dir, dtype, cases))
     if key not in _sets:  # content_key once more inside cached_references: only on the first use of a set
-        _sets[key] = keep_arrays(cached_references(CACHE, model_dir, dtype, cases, lambda: tmp_path_factory.mktemp("references"),
-                                                   command="pytest", capped=False))  # fmt: skip
+        made = cached_references(CACHE, model_dir, dtype, cases, lambda: tmp_path_factory.mktemp("references"),
+                                 command="pytest", capped=False)  # fmt: skip
+        _sets[key] = keep_arrays(made)
     return _sets[key]
 
 
 def comparisons(model, refs, mode: str) -> dict[str, list]:
     """case name -> the case's comparisons in forward-pass order, for `mode` chained or isolated. Kept per process
     and per mutant under test: mutmut forks a mutant's session from the process that ran its stats pass, and a
-    mutant's session handed the unmutated run's comparisons would pass every parity test of tests/parity/test_checkpoints.py
-    whatever the mutant does (measured on a run of 2026-12-06: 35 mutated functions, the engine's forward pass and the
-    verification's masks among them, reached by 4 such tests each)."""
+    mutant's session handed the unmutated run's comparisons would pass every parity test of
+    tests/parity/test_checkpoints.py whatever the mutant does (measured on a run of 2026-12-06: 35 mutated functions,
+    the engine's forward pass and the verification's masks among them, reached by 4 such tests each)."""
     key = (str(refs.root), mode, os.environ.get("MUTANT_UNDER_TEST"))
     if key not in _comparisons:
         subject = NumpySubject(model)
