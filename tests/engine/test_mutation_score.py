@@ -212,6 +212,56 @@ def test_the_stats_and_the_seed_are_read_once_per_version_of_their_file(tmp_path
     assert mk.seeded(seed) == {"m.f": {"t::b": [2, 3]}}
 
 
+def test_the_dear_mutants_are_the_killed_ones_at_or_over_the_threshold():
+    """Only mutmut's kills (exit status 1) count: a survivor, a timeout or a mutant the type checker caught has no
+    killer to replace."""
+    from support.cheaper_killers import dear_mutants
+
+    metas = [{"exit_code_by_key": {"m.f__mutmut_1": 1, "m.f__mutmut_2": 1, "m.f__mutmut_3": 0, "m.f__mutmut_4": -24,
+                                   "m.f__mutmut_5": 37, "m.f__mutmut_6": 1},
+              "durations_by_key": {"m.f__mutmut_1": 0.5, "m.f__mutmut_2": 0.25, "m.f__mutmut_3": 9.0, "m.f__mutmut_4": 9.0,
+                                   "m.f__mutmut_5": 9.0, "m.f__mutmut_6": 0.2499}},
+             {"exit_code_by_key": {"m.g__mutmut_1": 1}, "durations_by_key": {}}, {}]
+    assert dear_mutants(metas, 0.25) == {"m.f__mutmut_1": 0.5, "m.f__mutmut_2": 0.25}
+    assert dear_mutants(metas, 10) == {}
+
+
+def test_the_candidates_are_the_other_tests_cheapest_first_within_the_mutants_time():
+    from support.cheaper_killers import candidates
+
+    seconds = {"t::killer": 0.01, "t::a": 0.3, "t::b": 0.1, "t::c": 0.1, "t::d": 0.05, "t::e": 2.0}
+    tests = ["t::a", "t::b", "t::c", "t::d", "t::e", "t::killer", "t::unknown"]
+    assert candidates(tests, seconds, "t::killer", 1.0) == ["t::d", "t::b", "t::c", "t::a"]  # 0.55 s together
+    assert candidates(tests, seconds, "t::killer", 0.25) == ["t::d", "t::b"]  # a third would reach 0.25
+    assert candidates(tests, seconds, "t::killer", 0.05) == []
+    assert candidates(["t::killer", "t::unknown"], seconds, "t::killer", 9.0) == []
+
+
+def test_a_mutants_own_killer_is_the_one_its_session_tries_first():
+    from support.cheaper_killers import own_killer
+
+    seed = {"m.f": {"s::a": [1, 2], "s::b": [2, 3]}}
+    record = [(2, "r::x"), (3, "r::y"), (2, "r::z")]
+    assert own_killer(seed, record, "m.f", 2) == "r::z"  # this run's latest kill of it
+    assert own_killer(seed, [], "m.f", 2) == "s::a"  # the seed's first
+    assert own_killer(seed, record, "m.f", 1) == "s::a"
+    assert own_killer(seed, record, "m.f", 4) is None  # no test known to kill it
+    assert own_killer({}, [], "m.g", 1) is None
+
+
+def test_an_adopted_killer_becomes_the_mutants_only_own_killer_and_the_rest_keep_their_place():
+    from support.cheaper_killers import adopted
+    from support.mutmut_killers import priority
+
+    seed = {"m.f": {"s::a": [1, 2], "s::b": [2, 3], "s::c": [2]}, "m.g": {"s::a": [2]}}
+    fresh = adopted(seed, "m.f", 2, "t::new")
+    assert fresh == {"m.f": {"s::a": [1], "s::b": [3], "s::c": [], "t::new": [2]}, "m.g": {"s::a": [2]}}
+    assert list(priority([], fresh["m.f"], 2)) == ["t::new", "s::a", "s::b", "s::c"]
+    assert seed["m.f"] == {"s::a": [1, 2], "s::b": [2, 3], "s::c": [2]}  # the given seed is left as it was
+    assert adopted(seed, "m.f", 3, "s::a")["m.f"] == {"s::a": [1, 2, 3], "s::b": [2], "s::c": [2]}
+    assert adopted({}, "m.h", 7, "t::x") == {"m.h": {"t::x": [7]}}
+
+
 def test_known_killers_then_cheap_tests_then_modules_cheapest_first():
     """A mutant's tests under mutmut: its function's known killers in their rank, then every test under
     CHEAP_SECONDS (ahead of a cheaper module's slow tests), then module by module; tests with no figure, modules
@@ -352,6 +402,20 @@ def test_mutmuts_clean_run_skips_only_the_tests_its_stats_pass_saw_pass(tmp_path
     assert seen["exit"] == 0, seen
     assert seen["skipped"] == {first: "Skipped: passed in this mutmut process's stats pass, on the same code"}, seen
     assert seen["ran"] == [second], seen
+
+
+@pytest.mark.parametrize("mutant, status", [("gpt2core.no_function__mutmut_1", 1), ("stats", 4), (None, 4)])
+def test_a_mutants_session_whose_node_ids_name_nothing_ends_as_a_kill_at_once(mutant, status):
+    """A node id that names nothing is pytest's usage error (status 4), on which mutmut raises; under a mutant
+    (tests/conftest.py) the session ends there with status 1, mutmut's kill, instead of through that exception,
+    before pytest says what it did not find."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MUTANT_UNDER_TEST", "PYTEST_XDIST_WORKER")}
+    env.update({"MUTANT_UNDER_TEST": mutant} if mutant else {})
+    node_id = "tests/engine/test_mutation_score.py::test_no_such_test"
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", node_id],
+                          cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == status, done.stdout[-2000:] + done.stderr[-2000:]
+    assert ("not found: " in done.stdout + done.stderr) == (status == 4), done.stdout[-2000:] + done.stderr[-2000:]
 
 
 def test_a_mutants_session_names_the_test_functions_it_collects():
