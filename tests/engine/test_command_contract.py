@@ -56,7 +56,8 @@ ROWS = [
     ("exit status 1", "echo 'engine: out of memory' >&2; exit 1", [], ("error", "exited with status 1: ")),
     ("killed by a signal", "kill -SEGV $$", [], ("error", "was killed by signal SIGSEGV (11)")),
     ("a child killed, as a shell reports it", "sh -c 'kill -KILL $$'", [], ("error", "status 137 (a shell's status for signal SIGKILL)")),
-    ("timeout", "sleep 4", ["--timeout", "1"], ("error", "ran past --timeout 1 s and was stopped")),  # a mutant that loses the timeout waits 4 s, not 30
+    # a mutant that loses the timeout waits 2 s, not 30 (a copy still running at 0.25 s is stopped with the same error)
+    ("timeout", "sleep 2", ["--timeout", "0.25"], ("error", "ran past --timeout 0.25 s and was stopped")),
     ("a declared file missing", "rm hello/layer1/mlp_act.npy", [], ("FAIL", "hello/layer1/mlp_act.npy is missing")),
     ("an undeclared file present", SAVE.format("np.zeros(3)", "hello/stray.npy"), [], ("left out", "file not read: hello/stray.npy")),
     ("a case the map says it cannot run", "true", [], ("left out", "case padded_batch not run (3 rows, and the map says")),

@@ -99,6 +99,29 @@ def test_a_one_row_case_written_without_its_batch_axis(setup, tmp_path):
     assert str(raised.value).startswith(f"dump file {tmp_path / 'hello' / 'embeddings0.npy'}: "), raised.value
 
 
+def test_a_one_row_cases_greedy_ids_and_sampled_scores_written_without_their_batch_axis(setup, tmp_path):
+    """single_row_without_batch holds for the per-row files of generation too: the one-row case's greedy ids
+    [T + n] and a sampled step's scores [V] are read as [1, T + n] and [1, V], the two-row case's as written."""
+    cases, _, config = setup
+    rng = np.random.default_rng(0)
+    written = {}
+    for name in CASES:
+        case = cases[name]
+        ids = np.concatenate([case.input_ids, rng.integers(0, 50, (case.input_ids.shape[0], 3))], axis=1)
+        scores = rng.standard_normal((case.input_ids.shape[0], 50))
+        (tmp_path / name).mkdir()
+        np.save(tmp_path / name / "generated_ids.npy", ids[0] if ids.shape[0] == 1 else ids)
+        np.save(tmp_path / name / "sample.scores@step=0.npy", scores[0] if scores.shape[0] == 1 else scores)
+        written[name] = ids, scores
+    dumps = subject(tmp_path, config, {}, single_row_without_batch=True)
+    for name in CASES:
+        ids, scores = written[name]
+        got = dumps.generate(cases[name], 3)
+        assert got.shape == ids.shape and np.array_equal(got, ids), (name, got.shape, ids.shape)
+        got = dumps.sampled_step(cases[name], "sample.scores@step=0")
+        assert got.shape == scores.shape and np.array_equal(got, scores), (name, got.shape, scores.shape)
+
+
 def test_unscaled_scores_are_scaled_and_half_precision_files_read_as_the_reference_dtype(setup, tmp_path):
     """Scores written before the 1/sqrt(head_dim) scale (head_dim 16: a scale of 1/4, exact) come back scaled, the
     masked ones as written; a float16 map's files come back as float32, the dtype of its references."""

@@ -274,6 +274,7 @@ def test_a_set_is_found_in_the_cache_by_its_dtype(tiny_dir, tmp_path):
     md = read_model_dir(tiny_dir)
     cases = cases_for(md, ["Hello."], False)
     path = reference_cache.cached_path(tmp_path, md, "float32", cases)
+    assert path == tmp_path / "references" / f"{md.path.name}-float32-{reference_cache.content_key(md, 'float32', cases)}"
     path.mkdir(parents=True)
     assert not reference_cache.is_cached(tmp_path, md, "float32", cases)  # no manifest yet: sets appear whole
     (path / "manifest.json").write_text("{}")
@@ -282,9 +283,15 @@ def test_a_set_is_found_in_the_cache_by_its_dtype(tiny_dir, tmp_path):
 
 
 
-def another_numpy_version(monkeypatch, reference_cache):
-    real = reference_cache.installed
-    monkeypatch.setattr(reference_cache, "installed", lambda package: "0.0" if package == "numpy" else real(package))
+def another_version_of(package: str):
+    """A change of the key's parts: `package` installed in another version."""
+
+    def change(monkeypatch, reference_cache):
+        real = reference_cache.installed
+        monkeypatch.setattr(reference_cache, "installed", lambda name: "0.0" if name == package else real(name))
+
+    change.__name__ = f"another_{package}_version"  # the test's id
+    return change
 
 
 def other_capture_code(monkeypatch, reference_cache):
@@ -304,10 +311,14 @@ def another_cpu(monkeypatch, reference_cache):
     monkeypatch.setattr(reference_cache, "cpu_name", lambda: "another CPU")
 
 
-@pytest.mark.parametrize("change", [another_numpy_version, other_capture_code, another_thread_count, another_cpu])
+VERSIONS = [another_version_of(package) for package in ("numpy", "torch", "transformers")]
+
+
+@pytest.mark.parametrize("change", [*VERSIONS, other_capture_code, another_thread_count, another_cpu])
 def test_every_part_of_a_reference_sets_key_changes_it(tiny_dir, monkeypatch, change):
-    """Beside the weights, dtype and token ids (test_report_trust): a case's name or padding, an installed
-    version, the capture code, torch's thread count and the CPU each make another key; the same inputs the same."""
+    """Beside the weights, dtype and token ids (test_report_trust): a case's name or padding, the installed version
+    of numpy, torch or transformers, the capture code, torch's thread count and the CPU each make another key; the
+    same inputs the same."""
     from gpt2core.verification import reference_cache
     from gpt2core.verification.cases import Case
 

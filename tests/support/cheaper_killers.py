@@ -9,7 +9,8 @@ run or what a verdict is: a mutant whose new killer no longer kills it runs ever
 
     python tests/support/cheaper_killers.py [--min-seconds 0.25] [--limit N]   # repository root, after `mutmut run`
 
-For each mutant the run killed in at least --min-seconds (mutants/**/*.meta), the tests that reach its function
+The seed is first refreshed from the run's record (as `python tests/support/mutmut_killers.py` does). For each
+mutant the run killed in at least --min-seconds (mutants/**/*.meta), the tests that reach its function
 (mutmut's stats) other than its killer and quicker than its session, cheapest first, as many as fit in that session's
 time, are candidates. One process runs them all once as mutmut's stats pass does; then, as mutmut's children are,
 sessions are forked from it, two at a time: the mutant's killer alone, the candidates in that order up to the first
@@ -98,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     dear = dear_mutants(metas, args.min_seconds)
     if args.mutants:
         dear = {name: seconds for name, seconds in dear.items() if name in set(args.mutants)}
-    seed = mutmut_killers.read_seed(root / mutmut_killers.SEED)
     record = mutmut_killers.read_record(root / "mutants" / mutmut_killers.RECORD)
+    # the run's own kills first (as `python tests/support/mutmut_killers.py` refreshes the seed), then what is adopted
+    seed = mutmut_killers.refreshed(mutmut_killers.read_seed(root / mutmut_killers.SEED), record)
     test_seconds = stats["duration_by_test"]
     plan = []
     for name, seconds in sorted(dear.items(), key=lambda kv: -kv[1])[: args.limit]:
