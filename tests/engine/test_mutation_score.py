@@ -217,10 +217,11 @@ def test_the_dear_mutants_are_the_killed_ones_at_or_over_the_threshold():
     killer to replace."""
     from support.cheaper_killers import dear_mutants
 
-    metas = [{"exit_code_by_key": {"m.f__mutmut_1": 1, "m.f__mutmut_2": 1, "m.f__mutmut_3": 0, "m.f__mutmut_4": -24,
-                                   "m.f__mutmut_5": 37, "m.f__mutmut_6": 1},
-              "durations_by_key": {"m.f__mutmut_1": 0.5, "m.f__mutmut_2": 0.25, "m.f__mutmut_3": 9.0, "m.f__mutmut_4": 9.0,
-                                   "m.f__mutmut_5": 9.0, "m.f__mutmut_6": 0.2499}},
+    codes = {"m.f__mutmut_1": 1, "m.f__mutmut_2": 1, "m.f__mutmut_3": 0, "m.f__mutmut_4": -24, "m.f__mutmut_5": 37,
+             "m.f__mutmut_6": 1}
+    seconds = {"m.f__mutmut_1": 0.5, "m.f__mutmut_2": 0.25, "m.f__mutmut_3": 9.0, "m.f__mutmut_4": 9.0,
+               "m.f__mutmut_5": 9.0, "m.f__mutmut_6": 0.2499}
+    metas = [{"exit_code_by_key": codes, "durations_by_key": seconds},
              {"exit_code_by_key": {"m.g__mutmut_1": 1}, "durations_by_key": {}}, {}]
     assert dear_mutants(metas, 0.25) == {"m.f__mutmut_1": 0.5, "m.f__mutmut_2": 0.25}
     assert dear_mutants(metas, 10) == {}

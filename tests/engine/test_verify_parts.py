@@ -274,7 +274,8 @@ def test_a_set_is_found_in_the_cache_by_its_dtype(tiny_dir, tmp_path):
     md = read_model_dir(tiny_dir)
     cases = cases_for(md, ["Hello."], False)
     path = reference_cache.cached_path(tmp_path, md, "float32", cases)
-    assert path == tmp_path / "references" / f"{md.path.name}-float32-{reference_cache.content_key(md, 'float32', cases)}"
+    key = reference_cache.content_key(md, "float32", cases)
+    assert path == tmp_path / "references" / f"{md.path.name}-float32-{key}"  # the model's name, the dtype, the key
     path.mkdir(parents=True)
     assert not reference_cache.is_cached(tmp_path, md, "float32", cases)  # no manifest yet: sets appear whole
     (path / "manifest.json").write_text("{}")

@@ -7,7 +7,7 @@ run's report check falls to a 0.08 s test of the JUnit file alone, which was nev
 such tests and makes them the mutants' own killers. Only the order of a mutant's tests changes, never which tests
 run or what a verdict is: a mutant whose new killer no longer kills it runs every other test, as before.
 
-    python tests/support/cheaper_killers.py [--min-seconds 0.25] [--limit N]   # repository root, after `mutmut run`
+    python tests/support/cheaper_killers.py [--min-seconds 0.15] [--limit N] [MUTANT ...]  # after `mutmut run`
 
 The seed is first refreshed from the run's record (as `python tests/support/mutmut_killers.py` does). For each
 mutant the run killed in at least --min-seconds (mutants/**/*.meta), the tests that reach its function
@@ -85,7 +85,7 @@ def adopted(seed: Seed, function: str, number: int, killer: str) -> Seed:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--min-seconds", type=float, default=0.25, help="search mutants killed in at least this long")
+    parser.add_argument("--min-seconds", type=float, default=0.15, help="search mutants killed in at least this long")
     parser.add_argument("--limit", type=int, default=None, help="search at most this many, dearest first")
     parser.add_argument("mutants", nargs="*", help="search only these (mutmut's names)")
     args = parser.parse_args(argv)
