@@ -356,12 +356,17 @@ def test_a_functions_own_lines_give_the_stamp_of_the_whole_modules_parse(tmp_pat
     assert function_stamp(function_node(edited, "x_f__mutmut_1")) != whole["x_f__mutmut_1"]  # the line after the comment counts
 
 
+def without_mutmut_variables() -> dict:
+    """This process's environment without the variables of the mutmut or xdist session running these tests."""
+    return {k: v for k, v in os.environ.items() if k not in ("MUTANT_UNDER_TEST", "PYTEST_XDIST_WORKER")}
+
+
 def run_pytest_script(tmp_path, source: str, *args: str) -> dict:
     """`source` run as a script in a fresh interpreter at the repository root (where tests/conftest.py is the
     rootdir's), without this session's mutmut or xdist variables; what its last line prints, read as JSON."""
     script = tmp_path / "script.py"
     script.write_text(source)
-    env = {k: v for k, v in os.environ.items() if k not in ("MUTANT_UNDER_TEST", "PYTEST_XDIST_WORKER")}
+    env = without_mutmut_variables()
     done = subprocess.run([sys.executable, str(script), *args], cwd=Path(__file__).resolve().parents[2], env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
@@ -410,7 +415,7 @@ def test_a_mutants_session_whose_node_ids_name_nothing_ends_as_a_kill_at_once(mu
     """A node id that names nothing is pytest's usage error (status 4), on which mutmut raises; under a mutant
     (tests/conftest.py) the session ends there with status 1, mutmut's kill, instead of through that exception,
     before pytest says what it did not find."""
-    env = {k: v for k, v in os.environ.items() if k not in ("MUTANT_UNDER_TEST", "PYTEST_XDIST_WORKER")}
+    env = without_mutmut_variables()
     env.update({"MUTANT_UNDER_TEST": mutant} if mutant else {})
     node_id = "tests/engine/test_mutation_score.py::test_no_such_test"
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", node_id],
@@ -551,7 +556,7 @@ def run_stats_pass(tmp_path, failing_in_the_fork=False):
     ids = write_test_modules(tmp_path, failing_in_the_fork)
     script = tmp_path / "stats.py"
     script.write_text(STATS_PASS)
-    env = {k: v for k, v in os.environ.items() if k not in ("MUTANT_UNDER_TEST", "PYTEST_XDIST_WORKER")}
+    env = without_mutmut_variables()
     done = subprocess.run([sys.executable, str(script), "tests"], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

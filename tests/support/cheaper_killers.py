@@ -68,10 +68,8 @@ def candidates(tests: list[str], test_seconds: dict[str, float], killer: str, se
 
 def own_killer(seed: Seed, record: list[mutmut_killers.Kill], function: str, number: int) -> str | None:
     """The test a mutant's session tries first: its latest kill in the run's record, else its seeded killer."""
-    first = mutmut_killers.priority(record, seed.get(function, {}), number)
-    own = [nodeid for kill_number, nodeid in record if kill_number == number]
-    own += [nodeid for nodeid, numbers in seed.get(function, {}).items() if number in numbers]
-    return min(own, key=first.__getitem__) if own else None
+    own = mutmut_killers.own_killers(record, seed.get(function, {}), number)
+    return own[0] if own else None
 
 
 def adopted(seed: Seed, function: str, number: int, killer: str) -> Seed:
@@ -98,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     metas = [json.loads(p.read_text()) for p in sorted((root / "mutants").rglob("*.meta"))]
     dear = dear_mutants(metas, args.min_seconds)
     if args.mutants:
-        dear = {name: seconds for name, seconds in dear.items() if name in set(args.mutants)}
+        named = set(args.mutants)
+        dear = {name: seconds for name, seconds in dear.items() if name in named}
     record = mutmut_killers.read_record(root / "mutants" / mutmut_killers.RECORD)
     # the run's own kills first (as `python tests/support/mutmut_killers.py` refreshes the seed), then what is adopted
     seed = mutmut_killers.refreshed(mutmut_killers.read_seed(root / mutmut_killers.SEED), record)

@@ -101,12 +101,18 @@ def refreshed(seed: Seed, record: dict[str, list[Kill]]) -> Seed:
     return dict(sorted({**seed, **fresh}.items()))
 
 
+def own_killers(kills: list[Kill], seeded: dict[str, list[int]], number: int | None) -> list[str]:
+    """The tests that killed this very mutant, first tried first: this run's record, the latest first, then the
+    seed's, in its order (repeats left in)."""
+    own = [nodeid for n, nodeid in reversed(kills) if number is not None and n == number]
+    return own + [nodeid for nodeid, numbers in seeded.items() if number in numbers]
+
+
 def priority(kills: list[Kill], seeded: dict[str, list[int]], number: int | None) -> dict[str, int]:
     """Test node id -> its rank among a mutant's known killers, first tried first: the tests that killed this very
-    mutant (this run's record, then the seed's), then this run's kills of the function, the latest first (`kills` in
-    the order they happened), then the function's seeded killers in their order."""
-    own = [nodeid for n, nodeid in reversed(kills) if number is not None and n == number]
-    own += [nodeid for nodeid, numbers in seeded.items() if number in numbers]
+    mutant (own_killers), then this run's kills of the function, the latest first (`kills` in the order they
+    happened), then the function's seeded killers in their order."""
+    own = own_killers(kills, seeded, number)
     return {nodeid: rank for rank, nodeid in enumerate(dict.fromkeys([*own, *(nodeid for _, nodeid in reversed(kills)), *seeded]))}
 
 
